@@ -1,0 +1,39 @@
+"""Protocol adapters: each venue's liquidation rules, vectorised over positions.
+
+Pure rules: no file or network I/O and no simulation loop (see :class:`Adapter`).
+"""
+
+from ._base import (
+    Adapter,
+    Book,
+    CircuitBreakers,
+    InvalidParameters,
+    Invariant,
+    LiquidationOutcome,
+    ParameterSchema,
+    ParamSpec,
+    Prices,
+    SnapshotError,
+)
+from .aave_v3 import AaveV3
+from .compound_v3 import CompoundV3
+from .maker import Maker
+
+ADAPTERS: dict[str, type[Adapter]] = {cls.name: cls for cls in (AaveV3, CompoundV3, Maker)}
+
+__all__ = [
+    "ADAPTERS",
+    "AaveV3",
+    "Adapter",
+    "Book",
+    "CircuitBreakers",
+    "CompoundV3",
+    "InvalidParameters",
+    "Invariant",
+    "LiquidationOutcome",
+    "Maker",
+    "ParamSpec",
+    "ParameterSchema",
+    "Prices",
+    "SnapshotError",
+]

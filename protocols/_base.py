@@ -1,0 +1,417 @@
+"""The one interface every protocol adapter implements.
+
+`protocols/` holds rules only: no file or network I/O and no simulation loop. Snapshot files are
+read by :mod:`optimizer.snapshots`, which hands plain dicts to ``Adapter.from_snapshot``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import numpy as np
+
+
+class InvalidParameters(ValueError):
+    """A candidate parameter set breaks a bound or an invariant.
+
+    The message names the parameter and the rule, e.g.
+    ``WETH.ltv_bps=8400 breaks 'ltv <= liquidation threshold' (WETH.liquidation_threshold_bps=8300)``.
+    """
+
+
+class SnapshotError(ValueError):
+    """A snapshot dict is missing a field or holds a value of the wrong kind."""
+
+
+# --------------------------------------------------------------------------------------------
+# Parameter schema
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One tunable parameter: its unit, hard bounds and current (snapshot) value.
+
+    ``lower``/``upper`` are the bounds the protocol itself accepts (contract checks) or, where the
+    contract is silent, the widest range that is economically meaningful; a search narrows them.
+    """
+
+    name: str
+    unit: str
+    lower: float
+    upper: float
+    current: float
+    description: str = ""
+    integer: bool = False
+    source: str = ""
+    as_of: str = ""
+
+    def check(self, value: float) -> None:
+        if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, bool):
+            raise InvalidParameters(f"{self.name}={value!r} is not a number")
+        if not math.isfinite(value):
+            raise InvalidParameters(f"{self.name}={value} is not finite")
+        if self.integer and float(value) != int(value):
+            raise InvalidParameters(f"{self.name}={value} must be a whole number of {self.unit}")
+        if not (self.lower <= value <= self.upper):
+            raise InvalidParameters(
+                f"{self.name}={_fmt(value)} is outside its bounds [{_fmt(self.lower)}, {_fmt(self.upper)}] {self.unit}"
+            )
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """A rule that ties several parameters together, e.g. ``ltv <= liquidation threshold``.
+
+    ``check`` receives the full parameter mapping and returns True when the rule holds.
+    """
+
+    rule: str
+    params: tuple[str, ...]
+    check: Callable[[Mapping[str, float]], bool]
+
+
+@dataclass(frozen=True)
+class ParameterSchema:
+    specs: tuple[ParamSpec, ...]
+    invariants: tuple[Invariant, ...] = ()
+
+    def __post_init__(self) -> None:
+        names = [s.name for s in self.specs]
+        if len(set(names)) != len(names):
+            dup = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(f"duplicate parameter names in schema: {dup}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.specs)
+
+    def spec(self, name: str) -> ParamSpec:
+        for s in self.specs:
+            if s.name == name:
+                return s
+        close = [n for n in self.names if n.split(".")[-1] == name.split(".")[-1]][:3]
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        raise InvalidParameters(f"unknown parameter '{name}'{hint}")
+
+    def current(self) -> dict[str, float]:
+        return {s.name: s.current for s in self.specs}
+
+    def merged(self, overrides: Mapping[str, float] | None = None) -> dict[str, float]:
+        """Current values with ``overrides`` applied; unknown names are refused."""
+        params = self.current()
+        for name, value in (overrides or {}).items():
+            self.spec(name)  # raises on unknown names
+            params[name] = float(value)
+        return params
+
+    def validate(self, params: Mapping[str, float]) -> None:
+        """Raise :class:`InvalidParameters` naming the first parameter and rule that fail."""
+        for s in self.specs:
+            if s.name not in params:
+                raise InvalidParameters(f"missing parameter '{s.name}'")
+            s.check(params[s.name])
+        for inv in self.invariants:
+            if not inv.check(params):
+                involved = ", ".join(f"{p}={_fmt(params[p])}" for p in inv.params)
+                raise InvalidParameters(f"{involved} breaks '{inv.rule}'")
+
+
+def _fmt(x: float) -> str:
+    x = float(x)
+    return str(int(x)) if x.is_integer() and abs(x) < 1e15 else f"{x:.6g}"
+
+
+# --------------------------------------------------------------------------------------------
+# Position book and liquidation outcome (arrays over positions)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Book:
+    """Positions of one protocol as dense arrays (rows = positions).
+
+    ``collateral_tokens[i, a]`` is position i's balance of ``collateral_assets[a]`` in whole tokens;
+    ``debt_tokens[i, d]`` its debt in ``debt_assets[d]``. ``category`` holds a per-position integer
+    the adapter interprets (Aave eMode id; 0 elsewhere). Arrays are never mutated in place:
+    every rule returns new arrays.
+    """
+
+    collateral_assets: tuple[str, ...]
+    debt_assets: tuple[str, ...]
+    collateral_tokens: np.ndarray
+    debt_tokens: np.ndarray
+    category: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        c = np.asarray(self.collateral_tokens, dtype=np.float64)
+        d = np.asarray(self.debt_tokens, dtype=np.float64)
+        if c.ndim != 2 or c.shape[1] != len(self.collateral_assets):
+            raise ValueError(f"collateral_tokens must have shape (n, {len(self.collateral_assets)}), got {c.shape}")
+        if d.ndim != 2 or d.shape[1] != len(self.debt_assets) or d.shape[0] != c.shape[0]:
+            raise ValueError(f"debt_tokens must have shape ({c.shape[0]}, {len(self.debt_assets)}), got {d.shape}")
+        if (c < 0).any() or (d < 0).any() or not (np.isfinite(c).all() and np.isfinite(d).all()):
+            raise ValueError("token balances must be finite and non-negative")
+        cat = np.zeros(c.shape[0], dtype=np.int64) if self.category is None else np.asarray(self.category, np.int64)
+        object.__setattr__(self, "collateral_tokens", c)
+        object.__setattr__(self, "debt_tokens", d)
+        object.__setattr__(self, "category", cat)
+
+    @property
+    def n_positions(self) -> int:
+        return self.collateral_tokens.shape[0]
+
+    def with_balances(self, collateral_tokens: np.ndarray, debt_tokens: np.ndarray) -> Book:
+        return replace(self, collateral_tokens=collateral_tokens, debt_tokens=debt_tokens)
+
+
+@dataclass(frozen=True)
+class Prices:
+    """Oracle prices in USD aligned with a book's asset tuples (shape (A,) or (n, A))."""
+
+    collateral_usd: np.ndarray
+    debt_usd: np.ndarray
+
+    @classmethod
+    def from_mapping(cls, book: Book, prices_usd: Mapping[str, float]) -> Prices:
+        missing = [a for a in (*book.collateral_assets, *book.debt_assets) if a not in prices_usd]
+        if missing:
+            raise ValueError(f"no price for {', '.join(missing)}")
+        return cls(
+            np.array([prices_usd[a] for a in book.collateral_assets], dtype=np.float64),
+            np.array([prices_usd[a] for a in book.debt_assets], dtype=np.float64),
+        )
+
+
+@dataclass(frozen=True)
+class LiquidationOutcome:
+    """What one liquidation step did to each position (USD at the oracle prices it ran with).
+
+    Accounting identity, per position, exact up to float rounding::
+
+        collateral_seized_usd = debt_repaid_usd + liquidator_bonus_usd + protocol_fee_usd
+                                + returned_to_owner_usd
+        debt removed from the account = debt_repaid_usd + bad_debt_usd
+
+    ``bad_debt_usd`` is debt written off with no collateral behind it (Aave deficit, Comet shortfall
+    paid from reserves, Maker sin left after an auction). ``keeper_incentive_usd`` is paid by the
+    protocol to the liquidator on top (Maker tip + chip); it is not part of the identity.
+    """
+
+    book: Book  # positions after the step
+    liquidated: np.ndarray  # bool (n,)
+    debt_repaid_tokens: np.ndarray  # (n, D)
+    collateral_seized_tokens: np.ndarray  # (n, C), includes the protocol's fee share
+    debt_repaid_usd: np.ndarray
+    collateral_seized_usd: np.ndarray
+    liquidator_bonus_usd: np.ndarray
+    protocol_fee_usd: np.ndarray
+    bad_debt_usd: np.ndarray
+    returned_to_owner_usd: np.ndarray
+    keeper_incentive_usd: np.ndarray
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def totals(self) -> dict[str, float]:
+        keys = (
+            "debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd", "protocol_fee_usd",
+            "bad_debt_usd", "returned_to_owner_usd", "keeper_incentive_usd",
+        )
+        return {k: float(np.sum(getattr(self, k))) for k in keys} | {"liquidations": int(self.liquidated.sum())}
+
+
+# --------------------------------------------------------------------------------------------
+# Circuit breakers (data the simulator enforces)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CircuitBreakers:
+    """Throughput limits and halts a protocol imposes on liquidations, as plain data.
+
+    The adapter states them; the simulator enforces them over time.
+
+    - ``oracle_delay_s``: protocol price lags the market by this much (Maker OSM: 3600 s).
+    - ``auction_debt_cap_usd``: per-collateral cap on debt in active auctions (Maker ``hole``).
+    - ``global_auction_debt_cap_usd``: system-wide cap (Maker ``Hole``).
+    - ``auction_reset_after_s`` / ``auction_reset_price_ratio``: Maker clip ``tail`` / ``cusp``.
+    - ``price_drop_breaker_ratio``: Maker ClipperMom trips (stopped=2) when next < ratio × current.
+    - ``liquidations_paused``: assets whose liquidations are blocked (Aave pause / Comet pause).
+    - ``grace_period_s``: Aave liquidation grace period after an unpause (≤ 4 h).
+    - ``collateral_sales_stop_reserves_usd``: Comet ``targetReserves``: buyCollateral reverts at or above it.
+    """
+
+    oracle_delay_s: float = 0.0
+    auction_debt_cap_usd: Mapping[str, float] = field(default_factory=dict)
+    global_auction_debt_cap_usd: float = math.inf
+    auction_reset_after_s: Mapping[str, float] = field(default_factory=dict)
+    auction_reset_price_ratio: Mapping[str, float] = field(default_factory=dict)
+    price_drop_breaker_ratio: Mapping[str, float] = field(default_factory=dict)
+    liquidations_paused: frozenset[str] = frozenset()
+    grace_period_s: Mapping[str, float] = field(default_factory=dict)
+    collateral_sales_stop_reserves_usd: float = math.inf
+
+
+# --------------------------------------------------------------------------------------------
+# The adapter interface
+# --------------------------------------------------------------------------------------------
+
+
+class Adapter(abc.ABC):
+    """Liquidation rules of one venue, vectorised over positions.
+
+    Lifecycle (the order in which the optimizer calls an adapter)::
+
+        adapter = AdapterCls.from_snapshot(snapshot_dict)   # current values from data/
+        schema  = adapter.schema()                          # tunables, units, bounds, invariants
+        cand    = adapter.with_params({"WETH.ltv_bps": 7900}) # new frozen adapter; validated,
+                                                            # InvalidParameters names param + rule
+        book    = adapter.make_book(...) / Book(...)        # positions as dense arrays
+        hf      = cand.health(book, prices)                 # < 1 means liquidatable
+        mask    = cand.liquidatable(book, prices)
+        out     = cand.liquidate(book, prices, mask)        # one liquidation call per position
+        cb      = cand.circuit_breakers()                   # limits the simulator enforces
+
+    Adapters are immutable: ``with_params`` returns a new object and never mutates ``self``. Rules
+    never loop over positions in Python; they take and return numpy arrays. ``health`` is
+    normalised so that every venue liquidates below 1.0, which lets the simulator treat venues
+    alike. ``liquidate`` applies exactly one liquidation *call* per flagged position (Aave
+    liquidationCall with the liquidator's best choice, Comet absorb, Maker bark+auction settlement
+    at the given price); repeated calls model repeated liquidations.
+
+    Subclasses set ``name`` (registry key), ``title`` and implement the abstract methods.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+
+    def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
+        self._snapshot = snapshot
+        schema = self._build_schema(snapshot)
+        merged = schema.merged(params)
+        schema.validate(merged)
+        self._schema = schema
+        self.params: dict[str, float] = merged
+
+    # --- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> Adapter:
+        return cls(snapshot)
+
+    def with_params(self, overrides: Mapping[str, float]) -> Adapter:
+        """A new adapter with ``overrides`` applied on top of this one's parameters."""
+        return type(self)(self._snapshot, {**self.params, **dict(overrides)})
+
+    @classmethod
+    @abc.abstractmethod
+    def _build_schema(cls, snapshot: Mapping[str, Any]) -> ParameterSchema:
+        """Read parameter specs (with current values) and invariants from the snapshot dict."""
+
+    def schema(self) -> ParameterSchema:
+        """The schema; ``ParamSpec.current`` is the snapshot value, not this candidate's."""
+        return self._schema
+
+    @property
+    def snapshot_meta(self) -> dict[str, Any]:
+        return {k: self._snapshot.get(k) for k in ("protocol", "market", "as_of") if k in self._snapshot}
+
+    @property
+    @abc.abstractmethod
+    def collateral_assets(self) -> tuple[str, ...]:
+        """Assets that may back debt, in the order books must use."""
+
+    @property
+    @abc.abstractmethod
+    def debt_assets(self) -> tuple[str, ...]:
+        """Assets that may be borrowed."""
+
+    # --- rules ---------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def health(self, book: Book, prices: Prices) -> np.ndarray:
+        """Health per position, normalised so that < 1 means liquidatable (+inf with no debt)."""
+
+    def liquidatable(self, book: Book, prices: Prices) -> np.ndarray:
+        return self.health(book, prices) < 1.0
+
+    @abc.abstractmethod
+    def borrow_capacity_usd(self, book: Book, prices: Prices) -> np.ndarray:
+        """Debt value each position may hold at most under the borrow (not liquidation) rule."""
+
+    @abc.abstractmethod
+    def liquidate(self, book: Book, prices: Prices, mask: np.ndarray | None = None) -> LiquidationOutcome:
+        """Apply one liquidation call to each position in ``mask`` that the rules allow."""
+
+    @abc.abstractmethod
+    def circuit_breakers(self) -> CircuitBreakers:
+        """Halts and throughput limits implied by the current parameters."""
+
+    def liquidation_price_drop(self, book: Book, prices: Prices, asset: str) -> np.ndarray:
+        """Fractional fall of ``asset``'s price (others fixed) that brings health to 1.
+
+        Valid for any venue whose health is proportional to the collateral value of ``asset``
+        plus a constant (true for Aave, Comet and Maker). 0 if already liquidatable, +inf if no
+        fall of this asset can liquidate the position.
+        """
+        a = book.collateral_assets.index(asset)
+        coll = np.array(prices.collateral_usd, dtype=np.float64, copy=True)
+        zero = coll.copy()
+        zero[..., a] = 0.0
+        h_now = self.health(book, prices)
+        h_zero = self.health(book, Prices(zero, prices.debt_usd))
+        # health is affine in P_a: h(P) = h0 + (h_now - h0) * P/P_now; solve h = 1.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frac_price = (1.0 - h_zero) / (h_now - h_zero)
+        drop = 1.0 - frac_price
+        drop = np.where(h_now < 1.0, 0.0, drop)
+        drop = np.where((h_zero >= 1.0) | ~np.isfinite(drop), np.inf, drop)
+        return drop
+
+
+def as_mask(book: Book, mask: np.ndarray | None) -> np.ndarray:
+    if mask is None:
+        return np.ones(book.n_positions, dtype=bool)
+    m = np.asarray(mask, dtype=bool)
+    if m.shape != (book.n_positions,):
+        raise ValueError(f"mask must have shape ({book.n_positions},), got {m.shape}")
+    return m
+
+
+def weighted_sum(tokens: np.ndarray, prices_usd: np.ndarray, weights: np.ndarray | float = 1.0) -> np.ndarray:
+    """Σ_a tokens[:, a] · price[a] · weight[a] over the asset axis."""
+    return np.sum(tokens * prices_usd * weights, axis=-1)
+
+
+def names_with_prefix(names: Iterable[str], prefix: str) -> list[str]:
+    return [n for n in names if n.startswith(prefix)]
+
+
+_KINDS: dict[str, tuple[type, ...]] = {
+    "number": (int, float),
+    "int": (int,),
+    "bool": (bool,),
+    "str": (str,),
+    "dict": (dict,),
+    "list": (list,),
+}
+
+
+def field_of(snapshot: Mapping[str, Any], path: str, kind: str = "number", *, optional: bool = False) -> Any:
+    """Read ``a.b.c`` from a snapshot dict, checking its kind; :class:`SnapshotError` names the path."""
+    node: Any = snapshot
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            if optional:
+                return None
+            raise SnapshotError(f"{path}: missing")
+        node = node[part]
+    if node is None and optional:
+        return None
+    ok = _KINDS[kind]
+    if isinstance(node, bool) and kind != "bool" or not isinstance(node, ok):
+        raise SnapshotError(f"{path}: expected {kind}, got {type(node).__name__} {node!r}"[:200])
+    if kind == "number" and not math.isfinite(node):
+        raise SnapshotError(f"{path}: must be finite, got {node!r}")
+    return node
