@@ -1,0 +1,51 @@
+"""Market microstructure for the cascade simulator: liquidity models and price impact of liquidations."""
+
+from .liquidity import (
+    AMM,
+    LINEAR,
+    MIN_PRICE_FACTOR,
+    MODEL_CODES,
+    MODEL_NAMES,
+    SQRT,
+    UNISWAP_V2_FEE,
+    Liquidity,
+    decay,
+    exponential_inverse_demand_alpha,
+    get_amount_out,
+    get_amount_out_float,
+    price_factor,
+    sale_proceeds_usd,
+    sqrt_impact,
+    tokens_to_move_price,
+)
+from .rounds import (
+    depth_usd_2pct_for_kappa,
+    leverage_spiral,
+    spiral_diverges,
+    spiral_multiplier,
+    spiral_total_return,
+)
+
+__all__ = [
+    "AMM",
+    "LINEAR",
+    "MIN_PRICE_FACTOR",
+    "MODEL_CODES",
+    "MODEL_NAMES",
+    "SQRT",
+    "UNISWAP_V2_FEE",
+    "Liquidity",
+    "decay",
+    "depth_usd_2pct_for_kappa",
+    "exponential_inverse_demand_alpha",
+    "get_amount_out",
+    "get_amount_out_float",
+    "leverage_spiral",
+    "price_factor",
+    "sale_proceeds_usd",
+    "spiral_diverges",
+    "spiral_multiplier",
+    "spiral_total_return",
+    "sqrt_impact",
+    "tokens_to_move_price",
+]

@@ -1,0 +1,300 @@
+"""Scenario files (TOML): parsed and validated in one place into frozen configs.
+
+Every error is an :class:`~optimizer.errors.InputError` naming the file, the key and the rule.
+The format is documented in ``docs/scenario_format.md``.
+"""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from protocols import ADAPTERS
+
+from ..errors import InputError
+from ..snapshots import data_dir
+
+
+@dataclass(frozen=True)
+class LiquidatorConfig:
+    gas_per_call: float = 500_000.0
+    gas_gwei: float = 20.0
+    gas_csv: Path | None = None
+    gas_token: str | None = None  # asset converting gas to USD (None: gas costs nothing)
+    max_calls_per_step: int = 1_000_000
+    reaction_delay_steps: int = 0
+    min_profit_usd: float = 0.0
+
+
+@dataclass(frozen=True)
+class BookConfig:
+    kind: str  # "synthetic" | "csv"
+    raw: Mapping[str, Any]
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class ProtocolConfig:
+    adapter: str
+    params: Mapping[str, float]
+    book: BookConfig
+    reserves_usd: float = 0.0  # Comet protocol reserves at the start (targetReserves check)
+
+
+@dataclass(frozen=True)
+class AssetConfig:
+    name: str
+    price_usd: float | None  # None: a replay starts at its CSV's first open
+    model: Mapping[str, Any]  # validated by optimizer.scenario.prices
+    liquidity: Mapping[str, Any] | None  # validated by optimizer.market.liquidity
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario. Paths are absolute; ``raw`` keeps the parsed TOML for the run manifest."""
+
+    file: str
+    name: str
+    description: str
+    horizon_h: float | None
+    step_s: float
+    paths: int
+    seed: int
+    assets: Mapping[str, AssetConfig]
+    correlation: Mapping[str, Any] | None
+    liquidators: LiquidatorConfig
+    oracle_lag_steps: int
+    protocols: tuple[ProtocolConfig, ...]
+    base_dir: Path
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_steps(self) -> int | None:
+        return None if self.horizon_h is None else int(round(self.horizon_h * 3600 / self.step_s))
+
+    def resolve(self, rel: str, key: str) -> Path:
+        return resolve_path(rel, self.base_dir, self.file, key)
+
+    def with_overrides(self, *, paths: int | None = None, seed: int | None = None,
+                       params: Mapping[str, Mapping[str, float]] | None = None) -> Scenario:
+        """A copy with another path count, seed, or protocol parameter overrides ``{adapter: {key: v}}``."""
+        protos = self.protocols
+        if params:
+            unknown = set(params) - {p.adapter for p in protos}
+            if unknown:
+                raise InputError(f"no protocol '{sorted(unknown)[0]}' in this scenario "
+                                 f"(has: {', '.join(p.adapter for p in protos)})", file=self.file, field="--set")
+            protos = tuple(replace(p, params=MappingProxyType({**p.params, **params.get(p.adapter, {})}))
+                           for p in protos)
+        return replace(self, paths=self.paths if paths is None else paths,
+                       seed=self.seed if seed is None else seed, protocols=protos)
+
+
+def resolve_path(rel: str, base_dir: Path, file: str, key: str) -> Path:
+    """A path in a scenario: relative to the scenario file first, then to the bundled data folder."""
+    p = Path(rel)
+    for cand in ((p,) if p.is_absolute() else (base_dir / p, data_dir() / p)):
+        if cand.is_file():
+            return cand
+    raise InputError(f"file '{rel}' not found (looked next to the scenario and in bundled data/)", file=file,
+                     field=key)
+
+
+# ------------------------------------------------------------------------------------------------
+# Checked readers
+# ------------------------------------------------------------------------------------------------
+
+
+class _Table:
+    """A TOML table with its dotted key, reading values with type and range checks."""
+
+    def __init__(self, data: Any, key: str, file: str) -> None:
+        if not isinstance(data, dict):
+            raise InputError(f"expected a table, got {type(data).__name__}", file=file, field=key or "<root>")
+        self.data, self.key, self.file = data, key, file
+        self.used: set[str] = set()
+
+    def _k(self, name: str) -> str:
+        return f"{self.key}.{name}" if self.key else name
+
+    def err(self, name: str, msg: str) -> InputError:
+        return InputError(msg, file=self.file, field=self._k(name))
+
+    def has(self, name: str) -> bool:
+        return name in self.data
+
+    def raw(self, name: str, default: Any = None) -> Any:
+        self.used.add(name)
+        return self.data.get(name, default)
+
+    def number(self, name: str, default: float | None = None, *, lo: float = -math.inf, hi: float = math.inf,
+               lo_open: bool = False, required: bool = False) -> float:
+        self.used.add(name)
+        if name not in self.data:
+            if required or default is None:
+                raise self.err(name, "missing")
+            return default
+        v = self.data[name]
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise self.err(name, f"must be a number, got {v!r}")
+        v = float(v)
+        if not math.isfinite(v):
+            raise self.err(name, f"must be finite, got {v}")
+        if v < lo or (lo_open and v == lo) or v > hi:
+            lo_s = "(" if lo_open else "["
+            raise self.err(name, f"must be in {lo_s}{lo:g}, {hi:g}], got {v:g}")
+        return v
+
+    def integer(self, name: str, default: int | None = None, *, lo: int = 0, hi: int = 2**62) -> int:
+        self.used.add(name)
+        if name not in self.data:
+            if default is None:
+                raise self.err(name, "missing")
+            return default
+        v = self.data[name]
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise self.err(name, f"must be a whole number, got {v!r}")
+        if not lo <= v <= hi:
+            raise self.err(name, f"must be in [{lo}, {hi}], got {v}")
+        return v
+
+    def string(self, name: str, default: str | None = None, choices: tuple[str, ...] | None = None) -> str:
+        self.used.add(name)
+        if name not in self.data:
+            if default is None:
+                raise self.err(name, "missing")
+            return default
+        v = self.data[name]
+        if not isinstance(v, str):
+            raise self.err(name, f"must be a string, got {v!r}")
+        if choices and v not in choices:
+            raise self.err(name, f"must be one of {', '.join(choices)}, got '{v}'")
+        return v
+
+    def table(self, name: str, required: bool = False) -> _Table | None:
+        self.used.add(name)
+        if name not in self.data:
+            if required:
+                raise self.err(name, "missing")
+            return None
+        return _Table(self.data[name], self._k(name), self.file)
+
+    def no_unknown(self, allowed: set[str] | None = None) -> None:
+        extra = sorted(set(self.data) - (allowed if allowed is not None else self.used))
+        if extra:
+            raise self.err(extra[0], "unknown key" + (f" (expected one of: {', '.join(sorted(allowed or self.used))})"))
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Parse and validate a scenario TOML file."""
+    p = Path(path)
+    file = str(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise InputError("file not found", file=file) from None
+    except OSError as e:
+        raise InputError(f"cannot read ({e.strerror})", file=file) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise InputError(f"malformed TOML: {e}", file=file) from None
+    return parse_scenario(data, file=file, base_dir=p.resolve().parent)
+
+
+def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenario:
+    root = _Table(data, "", file)
+    sc = root.table("scenario", required=True)
+    name = sc.string("name")
+    description = sc.string("description", "")
+    horizon_h = sc.number("horizon_h", -1.0, lo=0, lo_open=False)
+    step_min = sc.number("step_min", required=True, lo=0, lo_open=True, hi=1440)
+    n_paths = sc.integer("paths", 1000, lo=1, hi=10_000_000)
+    seed = sc.integer("seed", 0, lo=0, hi=2**63 - 1)
+    sc.no_unknown()
+
+    assets_t = root.table("assets", required=True)
+    if not assets_t.data:
+        raise assets_t.err("", "no assets declared")
+    assets: dict[str, AssetConfig] = {}
+    for asset in assets_t.data:
+        at = assets_t.table(asset)
+        assert at is not None
+        model = {k: v for k, v in at.data.items() if k != "liquidity"}
+        if "model" not in model:
+            raise at.err("model", "missing")
+        price = (None if model.get("model") == "replay" and "price_usd" not in at.data
+                 else at.number("price_usd", None, lo=0, lo_open=True))
+        liq = at.data.get("liquidity")
+        if liq is not None and not isinstance(liq, dict):
+            raise at.err("liquidity", "must be a table")
+        assets[asset] = AssetConfig(asset, price, MappingProxyType(model), MappingProxyType(liq) if liq else None)
+
+    corr = root.table("correlation")
+    liq_t = root.table("liquidators")
+    liquidators = LiquidatorConfig()
+    if liq_t is not None:
+        gas_csv = liq_t.raw("gas_csv")
+        if gas_csv is not None and not isinstance(gas_csv, str):
+            raise liq_t.err("gas_csv", "must be a path string")
+        gas_token = liq_t.raw("gas_token")
+        if gas_token is not None and gas_token not in assets:
+            raise liq_t.err("gas_token", f"unknown asset '{gas_token}' (declare it under [assets])")
+        liquidators = LiquidatorConfig(
+            gas_per_call=liq_t.number("gas_per_call", LiquidatorConfig.gas_per_call, lo=0),
+            gas_gwei=liq_t.number("gas_gwei", LiquidatorConfig.gas_gwei, lo=0),
+            gas_csv=resolve_path(gas_csv, base_dir, file, "liquidators.gas_csv") if gas_csv else None,
+            gas_token=gas_token,
+            max_calls_per_step=liq_t.integer("max_calls_per_step", LiquidatorConfig.max_calls_per_step, lo=1),
+            reaction_delay_steps=liq_t.integer("reaction_delay_steps", 0, lo=0, hi=100_000),
+            min_profit_usd=liq_t.number("min_profit_usd", 0.0),
+        )
+        liq_t.no_unknown()
+
+    oracle_t = root.table("oracle")
+    lag = 0
+    if oracle_t is not None:
+        lag = oracle_t.integer("lag_steps", 0, lo=0, hi=100_000)
+        oracle_t.no_unknown()
+
+    protos_raw = root.raw("protocols")
+    if not isinstance(protos_raw, list) or not protos_raw:
+        raise InputError("at least one [[protocols]] entry is required", file=file, field="protocols")
+    protocols: list[ProtocolConfig] = []
+    for i, pr in enumerate(protos_raw):
+        pt = _Table(pr, f"protocols[{i}]", file)
+        adapter = pt.string("adapter")
+        if adapter not in ADAPTERS:
+            raise pt.err("adapter", f"unknown adapter '{adapter}' (known: {', '.join(sorted(ADAPTERS))})")
+        if adapter in {p.adapter for p in protocols}:
+            raise pt.err("adapter", f"'{adapter}' appears twice")
+        params_t = pt.table("params")
+        params: dict[str, float] = {}
+        if params_t is not None:
+            for k in params_t.data:
+                params[k] = params_t.number(k)
+        book_t = pt.table("book", required=True)
+        assert book_t is not None
+        kind = book_t.string("kind", choices=("synthetic", "csv"))
+        bpath = None
+        if kind == "csv":
+            bpath = resolve_path(book_t.string("path"), base_dir, file, f"{book_t.key}.path")
+        reserves = pt.number("reserves_usd", 0.0)
+        pt.no_unknown()
+        protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
+                                        BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves))
+    root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols"})
+
+    step_s = step_min * 60.0
+    return Scenario(
+        file=file, name=name, description=description,
+        horizon_h=None if horizon_h < 0 else horizon_h, step_s=step_s, paths=n_paths, seed=seed,
+        assets=MappingProxyType(assets), correlation=MappingProxyType(corr.data) if corr else None,
+        liquidators=liquidators, oracle_lag_steps=lag, protocols=tuple(protocols), base_dir=base_dir,
+        raw=MappingProxyType(data),
+    )
