@@ -164,7 +164,7 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
               # scratch
               c_cur, d_cur, touched_flag, liq_once, hkey, hpos, pend, back, hist, low_hist,
               # outputs
-              o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_first, o_last,
+              o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_ret, o_drem, o_first, o_last,
               o_mlow, o_elow, o_acct, ev, ev_n, ev_cap):
     n_assets = close.shape[2]
     T = close.shape[1] - 1
@@ -326,6 +326,7 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
                         bad_usd = max(owed - credit, 0.0)
                         new_c = 0.0
                         new_d = 0.0
+                        o_ret[k, j] += max(credit - owed, 0.0)
                         inventory[j, a] += c
                         reserves[j] -= max(owed, credit)
                     executed_any = True
@@ -411,6 +412,7 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
                     o_ubad[k, pos_proto[i]] += shortfall
     for q in range(tl_n):
         i = touched_list[q]
+        o_drem[k, pos_proto[i]] += (d0[i] - d_cur[i]) * hist[T, pos_da[i]]
         shortfall = d_cur[i] * hist[T, pos_da[i]] - c_cur[i] * hist[T, pos_ca[i]]
         if shortfall > 0.0:
             o_ubad[k, pos_proto[i]] += shortfall
@@ -436,7 +438,7 @@ def run_paths(n_chunks, close, low, liq, hl, step_s, gas_usd_per_call, gas_token
               proto_kind, proto_lag, close_factor, cf_hf, min_base, floor, sf, target_res, res0,
               comet_cols, comet_lf, grp_proto, grp_ca, grp_da, goff, gorder, gkey,
               max_calls, delay, min_profit,
-              o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_first, o_last,
+              o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_ret, o_drem, o_first, o_last,
               o_mlow, o_elow, o_acct_chunks, ev, ev_n, ev_cap):
     n_paths = close.shape[0]
     n = c0.shape[0]
@@ -460,5 +462,5 @@ def run_paths(n_chunks, close, low, liq, hl, step_s, gas_usd_per_call, gas_token
                       comet_cols, comet_lf, grp_proto, grp_ca, grp_da, goff, gorder, gkey,
                       max_calls, delay, min_profit,
                       c_cur, d_cur, touched_flag, liq_once, hkey, hpos, pend, back, hist, low_hist,
-                      o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_first, o_last,
+                      o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_ret, o_drem, o_first, o_last,
                       o_mlow, o_elow, o_acct_chunks[ch], ev, ev_n, ev_cap)

@@ -60,6 +60,8 @@ class RawResults:
     realised_bad_debt_usd: np.ndarray = field(init=False)
     unrealised_bad_debt_usd: np.ndarray = field(init=False)  # open underwater debt at the horizon
     inventory_usd: np.ndarray = field(init=False)  # protocol-held collateral not yet sold (Comet)
+    returned_to_owner_usd: np.ndarray = field(init=False)  # Comet excess credit, Maker leftover collateral
+    debt_removed_usd: np.ndarray = field(init=False)  # initial - final debt tokens, at the final debt price
     initial_debt_usd: np.ndarray = field(init=False)
     first_liquidation_step: np.ndarray = field(init=False)  # (paths,) -1 if none
     last_liquidation_step: np.ndarray = field(init=False)
@@ -71,7 +73,7 @@ class RawResults:
         shp = (self.n_paths, self.n_protocols)
         for name in ("liquidations", "debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd",
                      "protocol_fee_usd", "realised_bad_debt_usd", "unrealised_bad_debt_usd", "inventory_usd",
-                     "initial_debt_usd"):
+                     "returned_to_owner_usd", "debt_removed_usd", "initial_debt_usd"):
             setattr(self, name, np.zeros(shp))
         self.first_liquidation_step = np.full(self.n_paths, -1, np.int64)
         self.last_liquidation_step = np.full(self.n_paths, -1, np.int64)
@@ -193,6 +195,7 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
                     res.liquidator_bonus_usd[k, j] += out.liquidator_bonus_usd[go].sum()
                     res.protocol_fee_usd[k, j] += out.protocol_fee_usd[go].sum()
                     res.realised_bad_debt_usd[k, j] += out.bad_debt_usd[go].sum()
+                    res.returned_to_owner_usd[k, j] += out.returned_to_owner_usd[go].sum()
                     if res.first_liquidation_step[k] < 0:
                         res.first_liquidation_step[k] = t
                     res.last_liquidation_step[k] = t
@@ -242,6 +245,8 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
             debt_usd = (b.debt_tokens * final[bound.debt_market[j]]).sum(1)
             res.unrealised_bad_debt_usd[k, j] = np.maximum(debt_usd - coll_usd, 0.0).sum()
             res.inventory_usd[k, j] = (inventory[j] * final[bound.coll_market[j]]).sum()
+            res.debt_removed_usd[k, j] = ((bound.books[j].book.debt_tokens - b.debt_tokens)
+                                          * final[bound.debt_market[j]]).sum()
             res.account_liquidated[j] += liquidated_once[j]
     return res
 

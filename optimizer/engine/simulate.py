@@ -151,6 +151,7 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
                   lc.max_calls_per_step, lc.reaction_delay_steps, lc.min_profit_usd,
                   res.liquidations, res.debt_repaid_usd, res.collateral_seized_usd, res.liquidator_bonus_usd,
                   res.protocol_fee_usd, res.realised_bad_debt_usd, res.unrealised_bad_debt_usd, res.inventory_usd,
+                  res.returned_to_owner_usd, res.debt_removed_usd,
                   res.first_liquidation_step, res.last_liquidation_step, res.market_low_min,
                   res.exo_low_min, acct, ev, ev_n, ev_cap if events else -1)
         if not events or ev_n[0] <= ev_cap:
