@@ -93,6 +93,116 @@ def validate_cmd(adapter: str, sets: tuple[str, ...], snapshot: str | None) -> N
     click.echo(f"ok: candidate for {adapter} satisfies every bound and invariant")
 
 
+def split_protocol_overrides(sets: Sequence[str], protocols: Sequence[str]) -> dict[str, dict[str, float]]:
+    """``--set [ADAPTER:]KEY=VALUE``: the adapter prefix is needed only with several protocols."""
+    out: dict[str, dict[str, float]] = {}
+    for item in sets:
+        head, sep, _ = item.partition("=")
+        adapter, colon, key = head.partition(":")
+        if not colon:
+            if len(protocols) != 1:
+                raise InputError(f"'{item}': name the protocol as ADAPTER:KEY=VALUE (scenario has "
+                                 f"{', '.join(protocols)})", field="--set")
+            adapter, key = protocols[0], head
+        if adapter not in protocols:
+            raise InputError(f"'{item}': no protocol '{adapter}' in the scenario ({', '.join(protocols)})",
+                             field="--set")
+        out.setdefault(adapter, {}).update(parse_overrides([f"{key}={item[len(head) + 1:]}" if sep else key]))
+    return out
+
+
+@cli.command("simulate")
+@click.argument("scenario", type=click.Path(dir_okay=False))
+@click.option("--paths", type=click.IntRange(min=1), help="Monte Carlo paths (default: the scenario's).")
+@click.option("--seed", type=click.IntRange(min=0), help="Seed (default: the scenario's).")
+@click.option("--set", "sets", multiple=True, metavar="[ADAPTER:]KEY=VALUE",
+              help="Override one protocol parameter, e.g. --set WETH.liquidation_threshold_bps=8200 "
+                   "(prefix with the adapter, aave_v3:WETH..., when the scenario has several protocols). "
+                   "Keys as listed by `cascade protocols`.")
+@click.option("--engine", type=click.Choice(["auto", "kernel", "reference"]), default="auto", show_default=True,
+              help="auto = fast kernel when it supports the scenario, else the reference engine.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--events", "events_file", type=click.Path(dir_okay=False),
+              help="Write one CSV row per liquidation to this file.")
+@click.option("--accounts", "accounts_file", type=click.Path(dir_okay=False),
+              help="Write each account's probability of liquidation within the horizon to this CSV.")
+@click.option("--no-analyses", is_flag=True, help="Skip the critical-drop search and the liquidation map.")
+def simulate_cmd(scenario: str, paths: int | None, seed: int | None, sets: tuple[str, ...], engine: str,
+                 as_json: bool, events_file: str | None, accounts_file: str | None, no_analyses: bool) -> None:
+    """Risk metrics of one parameter set on one scenario (Monte Carlo liquidation cascade).
+
+    SCENARIO is a TOML file (see docs/scenario_format.md) or the name of a bundled scenario,
+    e.g. aave_v3_core_24h_jumps.
+    """
+    from .engine import evaluate, prepare
+    from .io import write_csv
+    from .scenario.config import load_scenario
+
+    sc = load_scenario(resolve_scenario(scenario)).with_overrides(paths=paths, seed=seed)
+    overrides = split_protocol_overrides(sets, [p.adapter for p in sc.protocols])
+    with _progress(sc.paths, enabled=not as_json or sys.stderr.isatty()) as tick:
+        import time as _time
+
+        t0 = _time.perf_counter()
+        prepared = prepare(sc)
+        res = evaluate(prepared, overrides, engine=engine, events=events_file is not None,
+                       analyses=not no_analyses, progress=tick, batches=10 if sc.paths >= 50 else 1)
+        res.elapsed_s = _time.perf_counter() - t0
+    out = res.to_json()
+    if events_file:
+        from .engine.reference import EVENT_COLUMNS
+
+        cols = ["path", "step", "timestamp", "protocol", "account", *EVENT_COLUMNS[4:]]
+        write_csv(events_file, cols, res.event_rows())
+    if accounts_file:
+        write_csv(accounts_file, ["protocol", "account", "p_liquidated", "stderr"], res.account_probabilities())
+    if as_json:
+        click.echo(json.dumps(out, indent=1, default=_json_default))
+        return
+    from .report_text import render_simulation
+
+    render_simulation(out)
+
+
+def resolve_scenario(name: str) -> str:
+    """A path, or the name of a bundled scenario (with or without .toml)."""
+    from pathlib import Path
+
+    from .snapshots import data_dir
+
+    p = Path(name)
+    if p.exists() or p.suffix == ".toml" and p.parent != Path("."):
+        return name
+    bundled = data_dir() / "scenarios" / (name if name.endswith(".toml") else f"{name}.toml")
+    return str(bundled) if bundled.exists() else name
+
+
+class _progress:
+    """A rich progress bar on stderr (silent when disabled or not a terminal)."""
+
+    def __init__(self, total: int, enabled: bool = True) -> None:
+        self.total, self.enabled, self.bar = total, enabled and sys.stderr.isatty(), None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.completed}/{task.total} paths"),
+                                TimeElapsedColumn(), console=Console(stderr=True), transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("paths", total=self.total)
+        return self.tick
+
+    def tick(self, done: int, total: int) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, completed=done, total=total)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
 @cli.command("demo")
 def demo_cmd() -> None:
     """Run the main job on the bundled defaults and print its result."""

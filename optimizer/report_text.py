@@ -39,3 +39,41 @@ def render_protocols(report: list[dict[str, Any]]) -> None:
         con.print(table)
         con.print("invariants: " + "; ".join(entry["invariants"]))
         con.print()
+
+
+def render_simulation(result: dict[str, Any]) -> None:
+    """Metrics of one simulation as a table: estimate ± standard error, tails with their 95 % CIs."""
+    con = console()
+    m = result["metrics"]
+    title = (f"{result['scenario']}: {result['paths']} paths x {result['steps']} steps of {result['step_s'] / 60:g} min, "
+             f"seed {result['seed']} ({result['engine']} engine, {result['elapsed_s']:.2f} s)")
+    t = Table(title=title, title_justify="left")
+    for col in ("metric", "mean ± stderr", "VaR 95 [95% CI]", "VaR 99 [95% CI]", "ES 99 ± se", "P(> 0)", "p99 [95% CI]"):
+        t.add_column(col, justify="left" if col == "metric" else "right")
+
+    def pm(v, key="mean", se="stderr", fmt="{:,.0f}"):
+        return f"{fmt.format(v[key])} ± {fmt.format(v[se])}"
+
+    def ci(v, key, fmt="{:,.0f}"):
+        lo, hi = v[f"{key}_ci95"]
+        return f"{fmt.format(v[key])} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+    for name, fmt in (("bad_debt_usd", "{:,.0f}"), ("bad_debt_share", "{:.3%}")):
+        v = m[name]
+        t.add_row(name, pm(v, fmt=fmt), ci(v, "var_95", fmt), ci(v, "var_99", fmt),
+                  f"{fmt.format(v['es_99'])} ± {fmt.format(v['es_99_stderr'])}",
+                  f"{v['p_positive']:.3f} ± {v['p_positive_stderr']:.3f}", "")
+    for name, fmt in (("liquidated_usd", "{:,.0f}"), ("liquidations", "{:,.1f}"), ("amplification", "{:.3f}"),
+                      ("time_to_stabilise_h", "{:.2f}"), ("liquidator_bonus_usd", "{:,.0f}"),
+                      ("protocol_fee_usd", "{:,.0f}"), ("inventory_usd", "{:,.0f}")):
+        v = m[name]
+        t.add_row(name, pm(v, fmt=fmt), "", "", "", "", ci(v, "p99", fmt))
+    con.print(t)
+    ce = m["capital_efficiency"]
+    con.print(f"capital efficiency: borrowing power ${ce['borrow_capacity_usd']:,.0f} on ${ce['collateral_usd']:,.0f} "
+              f"collateral = {ce['ratio']:.2%}; debt ${ce['debt_usd']:,.0f} ({ce['utilisation']:.1%} of the power)")
+    cd = m.get("critical_drop")
+    if cd:
+        f = lambda x: "none below 99 %" if x is None else f"{x:.1%}"
+        con.print(f"critical drop of {cd['asset']} (all non-stable assets at once): first liquidation at {f(cd['first_liquidation'])}, "
+                  f"cascade (market drop >= {cd['cascade_amplification']}x exogenous) at {f(cd['cascade'])}")

@@ -28,11 +28,11 @@ __all__ = ["Bound", "Prepared", "SimulationResult", "bind", "evaluate", "prepare
 
 
 def evaluate(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | None = None, *, engine: str = "auto",
-             events: bool = False, analyses: bool = False) -> SimulationResult:
+             events: bool = False, analyses: bool = False, progress=None, batches: int = 1) -> SimulationResult:
     """Evaluate one candidate on prepared (shared, common-random-number) paths."""
     t0 = time.perf_counter()
     bound = bind(prepared, params)
-    raw, ev, used = run(bound, engine=engine, events=events)
+    raw, ev, used = run(bound, engine=engine, events=events, progress=progress, batches=batches)
     res = SimulationResult(bound, raw, used, 0.0, ev)
     if analyses:
         from .analysis import critical_drop, liquidation_map
@@ -45,12 +45,13 @@ def evaluate(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | Non
 
 def simulate(scenario: str | Path | Scenario, params: Mapping[str, Mapping[str, float]] | None = None, *,
              paths: int | None = None, seed: int | None = None, engine: str = "auto", events: bool = False,
-             analyses: bool = True) -> SimulationResult:
+             analyses: bool = True, progress=None, batches: int = 1) -> SimulationResult:
     """Load (if needed), prepare and evaluate a scenario in one call."""
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
     sc = sc.with_overrides(paths=paths, seed=seed)
     t0 = time.perf_counter()
     prepared = prepare(sc)
-    res = evaluate(prepared, params, engine=engine, events=events, analyses=analyses)
+    res = evaluate(prepared, params, engine=engine, events=events, analyses=analyses, progress=progress,
+                   batches=batches)
     res.elapsed_s = time.perf_counter() - t0
     return res

@@ -1,8 +1,9 @@
 """Deterministic analyses on a bound candidate: critical drop and the liquidation map.
 
 Both apply one instantaneous exogenous shock to every non-constant asset (stablecoins stay at their
-price) and run the same engine as the Monte Carlo, on one path, so the cascade's feedback (price
-impact, oracle lag, call caps, profitability) is included.
+price), hold it for the scenario's horizon, and run the same engine as the Monte Carlo on that one
+path, so the cascade's feedback (price impact, recovery, oracle lag, call caps, profitability) is
+included.
 """
 
 from __future__ import annotations
@@ -35,76 +36,92 @@ class _ShockRunner:
         sc = bound.prepared.scenario
         lags = [sc.oracle_lag_steps + int(round(a.circuit_breakers().oracle_delay_s / sc.step_s))
                 for a in bound.adapters]
-        self.n_steps = max(lags) + 2  # let a lagged oracle see the shock and react once
+        # the shock holds for the scenario's horizon so call caps and lags play out
+        self.n_steps = max(bound.prepared.n_steps, max(lags) + 2)
         self.primary = primary_asset(bound)
 
-    def run(self, drop: float):
-        close = np.tile(self.p0, (1, self.n_steps + 1, 1))
-        close[0, 1:, self.moving] = (self.p0[self.moving] * (1.0 - drop))[:, None]
+    def run(self, drops: np.ndarray):
+        """One path per drop (batched); returns raw results and the amplification per path."""
+        drops = np.atleast_1d(np.asarray(drops, float))
+        close = np.tile(self.p0, (drops.size, self.n_steps + 1, 1))
+        close[:, 1:, self.moving] = self.p0[self.moving] * (1.0 - drops)[:, None, None]
         gas = np.full(self.n_steps + 1, float(np.max(self.bound.prepared.gas_gwei)))
         if self.engine == "kernel":
-            raw, _ = run_kernel(self.bound, self.inputs, close=close, low=close, gas_gwei=gas, n_chunks=1)
+            raw, _ = run_kernel(self.bound, self.inputs, close=close, low=close, gas_gwei=gas)
         else:
             prep = self.bound.prepared
             paths = replace(prep.paths, close=close, low=close, timestamps=None)
             shocked = replace(self.bound, prepared=replace(prep, paths=paths, gas_gwei=gas))
             raw = run_reference(shocked)
         a = self.primary
-        exo_dd = 1.0 - raw.exo_low_min[0, a]
-        amp = (1.0 - raw.market_low_min[0, a]) / exo_dd if exo_dd > 0 else 1.0
-        return raw, float(amp)
+        exo_dd = 1.0 - raw.exo_low_min[:, a]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            amp = np.where(exo_dd > 0, (1.0 - raw.market_low_min[:, a]) / exo_dd, 1.0)
+        return raw, amp
 
 
-def _bisect(pred, lo: float = 0.0, hi: float = 0.99, iters: int = 22) -> float | None:
-    if not pred(hi):
+COARSE = np.round(np.arange(0.01, 0.9951, 0.01), 6)
+
+
+def _refine(runner: _ShockRunner, pred, coarse_hits: np.ndarray) -> float | None:
+    """Smallest drop (to 2e-4) where pred(raw, amp) holds, given the coarse grid's hits."""
+    hit = np.flatnonzero(coarse_hits)
+    if hit.size == 0:
         return None
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        if pred(mid):
-            hi = mid
-        else:
-            lo = mid
-    return round(hi, 4)
+    hi = COARSE[hit[0]]
+    lo = COARSE[hit[0] - 1] if hit[0] > 0 else 0.0
+    fine = np.round(np.linspace(lo, hi, 51)[1:], 6)
+    raw, amp = runner.run(fine)
+    return round(float(fine[np.flatnonzero(pred(raw, amp))[0]]), 4)
 
 
 def critical_drop(bound: Bound, engine: str = "kernel") -> dict:
     """Smallest instantaneous drop of every non-constant asset that (a) triggers the first liquidation and
-    (b) starts a cascade (market drawdown >= 1.1 x the exogenous drop). None when no drop below 99 % does."""
+    (b) starts a cascade (market drawdown >= 1.1 x the exogenous drop). None when no drop up to 99 % does."""
     runner = _ShockRunner(bound, engine)
-    first = _bisect(lambda x: runner.run(x)[0].liquidations.sum() > 0)
-    cascade = _bisect(lambda x: runner.run(x)[1] >= CASCADE_AMPLIFICATION)
-    return {"first_liquidation": first, "cascade": cascade, "cascade_amplification": CASCADE_AMPLIFICATION,
+
+    def liquidates(raw, amp):
+        return raw.liquidations.sum(1) > 0
+
+    def cascades(raw, amp):
+        return amp >= CASCADE_AMPLIFICATION
+
+    raw, amp = runner.run(COARSE)  # one batch serves both questions
+    return {"first_liquidation": _refine(runner, liquidates, liquidates(raw, amp)),
+            "cascade": _refine(runner, cascades, cascades(raw, amp)),
+            "cascade_amplification": CASCADE_AMPLIFICATION,
             "asset": bound.prepared.market.assets[runner.primary],
-            "definition": "instantaneous drop of every non-constant asset; cascade = market drawdown >= "
-                          f"{CASCADE_AMPLIFICATION} x exogenous drawdown of the main collateral"}
+            "definition": "instantaneous drop of every non-constant asset held for the horizon; cascade = market "
+                          f"drawdown >= {CASCADE_AMPLIFICATION} x exogenous drawdown of the main collateral"}
 
 
 def liquidation_map(bound: Bound, engine: str = "kernel", levels: np.ndarray = MAP_LEVELS) -> dict:
-    """Collateral (USD at t0 prices) that is liquidatable at each price level, statically (health < 1 at that
-    level, no feedback) and with the cascade's feedback (collateral actually seized after the shock)."""
+    """Collateral that is liquidatable at each price level, statically (health < 1 at that level, no
+    feedback) and with the cascade's feedback (collateral seized over the horizon after the shock, which
+    call caps, profitability and price impact shape). Both in USD at the shocked prices."""
     runner = _ShockRunner(bound, engine)
     p0 = runner.p0
-    static = []
+    new_usd = []
+    seen = [np.zeros(pb.book.n_positions, bool) for pb in bound.books]
     for r in levels:
         px = np.where(runner.moving, p0 * r, p0)
         total = 0.0
         for j, (ad, pb) in enumerate(zip(bound.adapters, bound.books, strict=True)):
             prices = Prices(px[bound.coll_market[j]], px[bound.debt_market[j]])
-            liq = ad.health(pb.book, prices) < 1.0
-            total += float((pb.book.collateral_tokens[liq] * p0[bound.coll_market[j]]).sum())
-        static.append(total)
-    cascade, market = [], []
-    for r in levels:
-        raw, _ = runner.run(1.0 - r)
-        cascade.append(float(raw.collateral_seized_usd.sum()))
-        market.append(float(raw.market_low_min[0, runner.primary]))
+            new = (ad.health(pb.book, prices) < 1.0) & ~seen[j]
+            seen[j] |= new
+            total += float((pb.book.collateral_tokens[new] * px[bound.coll_market[j]]).sum())
+        new_usd.append(total)
+    raw, _ = runner.run(1.0 - levels)
+    cascade = raw.collateral_seized_usd.sum(1).tolist()
+    market = raw.market_low_min[:, runner.primary].tolist()
     a = runner.primary
     return {
         "asset": bound.prepared.market.assets[a],
         "price_ratio": levels.tolist(),
         "price_usd": (levels * p0[a]).tolist(),
-        "static_liquidatable_usd": static,
-        "static_new_usd": np.diff(np.concatenate([[0.0], static])).tolist(),
+        "static_new_usd": new_usd,  # collateral first liquidatable at this level, valued at this level
+        "static_liquidatable_usd": np.cumsum(new_usd).tolist(),
         "cascade_liquidated_usd": cascade,
         "cascade_market_price_ratio": market,
     }

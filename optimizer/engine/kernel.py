@@ -392,11 +392,9 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
             hist[t, a] = close[path, t, a] * f
             low_hist[t, a] = low[path, t, a] * f
             r = low_hist[t, a] / close[path, 0, a]
-            if r < o_mlow[k, a]:
-                o_mlow[k, a] = r
+            o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
-            if r < o_elow[k, a]:
-                o_elow[k, a] = r
+            o_elow[k, a] = min(o_elow[k, a], r)
     # ---- horizon: open underwater debt and unsold inventory at the final market close.
     # Untouched positions keep their sorted keys; one underwater at the end has d/c > P_c/P_d, hence
     # key = d/(c*lt) > P_c/P_d (lt <= 1): a prefix of its group. Touched ones are checked one by one.

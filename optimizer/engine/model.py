@@ -148,14 +148,17 @@ def build_models(scenario: Scenario) -> tuple[dict, dict, Any, int]:
 
 
 def _align_gas(gas: Any, paths: Any, scenario: Scenario) -> np.ndarray:
-    """Gas per step: the CSV value in force at each step (replays align by timestamp, else by offset)."""
+    """Gas per step: the CSV bar in force when step t's bar opens (replays align by time, others by offset)."""
     n = paths.close.shape[1]
     if paths.timestamps is not None:
-        idx = np.searchsorted(gas.timestamps, paths.timestamps, side="right") - 1
-        return gas.gwei[np.clip(idx, 0, len(gas.gwei) - 1)]
-    offs = (gas.timestamps - gas.timestamps[0]).astype("timedelta64[s]").astype(np.float64)
-    idx = np.searchsorted(offs, np.arange(n) * scenario.step_s, side="right") - 1
-    return gas.gwei[np.clip(idx, 0, len(gas.gwei) - 1)]
+        # timestamps[t] is the END of bar t (timestamps[0] the first open)
+        opens = paths.timestamps - np.timedelta64(int(scenario.step_s), "s")
+        opens[0] = paths.timestamps[0]
+        idx = np.searchsorted(gas.timestamps, opens, side="right") - 1
+    else:
+        offs = (gas.timestamps - gas.timestamps[0]).astype("timedelta64[s]").astype(np.float64)
+        idx = np.searchsorted(offs, np.maximum(np.arange(n) - 1, 0) * scenario.step_s, side="right") - 1
+    return np.asarray(gas.gas_gwei, float)[np.clip(idx, 0, len(gas.gas_gwei) - 1)]
 
 
 def bind(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | None = None) -> Bound:

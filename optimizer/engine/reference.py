@@ -22,6 +22,10 @@ Model, per step t of each path:
    calls of a round sell their collateral together; the price moves; the next round starts.
 5. Comet inventory (absorbed collateral) is sold through buyCollateral while reserves are below
    ``targetReserves``, down to the price where the storefront discount no longer pays.
+
+Maker is not liquidated through ``adapter.liquidate``: in every round its unsafe vaults (the same
+candidates) are barked and its Clipper auctions run through time (ClipperMom, redo, keeper takes
+whose purchases are sold in the round) by :mod:`optimizer.engine.maker_auctions`.
 """
 
 from __future__ import annotations
@@ -34,13 +38,14 @@ from protocols import Prices
 
 from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, storefront_quantity
+from .maker_auctions import MakerAuctions
 from .model import Bound
 
-KIND_AAVE, KIND_COMET, KIND_OTHER = 0, 1, 2
+KIND_AAVE, KIND_COMET, KIND_MAKER, KIND_OTHER = 0, 1, 2, 3
 
 
 def protocol_kind(name: str) -> int:
-    return {"aave_v3": KIND_AAVE, "compound_v3": KIND_COMET}.get(name, KIND_OTHER)
+    return {"aave_v3": KIND_AAVE, "compound_v3": KIND_COMET, "maker": KIND_MAKER}.get(name, KIND_OTHER)
 
 
 @dataclass
@@ -68,18 +73,33 @@ class RawResults:
     market_low_min: np.ndarray = field(init=False)  # (paths, A) min over steps of market low / initial
     exo_low_min: np.ndarray = field(init=False)  # (paths, A) same for the exogenous price
     account_liquidated: list[np.ndarray] = field(init=False)  # per protocol (n_positions,) count of paths
+    keeper_incentive_usd: np.ndarray = field(init=False)  # Maker tip + chip paid on kick/redo (kernel: 0)
 
     def __post_init__(self) -> None:
         shp = (self.n_paths, self.n_protocols)
         for name in ("liquidations", "debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd",
                      "protocol_fee_usd", "realised_bad_debt_usd", "unrealised_bad_debt_usd", "inventory_usd",
-                     "returned_to_owner_usd", "debt_removed_usd", "initial_debt_usd"):
+                     "returned_to_owner_usd", "debt_removed_usd", "initial_debt_usd", "keeper_incentive_usd"):
             setattr(self, name, np.zeros(shp))
         self.first_liquidation_step = np.full(self.n_paths, -1, np.int64)
         self.last_liquidation_step = np.full(self.n_paths, -1, np.int64)
         self.market_low_min = np.ones((self.n_paths, self.n_assets))
         self.exo_low_min = np.ones((self.n_paths, self.n_assets))
         self.account_liquidated = [np.zeros(n, np.int64) for n in self.positions]
+
+    @classmethod
+    def concat(cls, parts: list[RawResults]) -> RawResults:
+        """Join results of consecutive path batches (paths are independent)."""
+        first = parts[0]
+        out = cls(sum(p.n_paths for p in parts), first.n_protocols, first.n_assets, first.n_steps, first.positions)
+        for name in ("liquidations", "debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd",
+                     "protocol_fee_usd", "realised_bad_debt_usd", "unrealised_bad_debt_usd", "inventory_usd",
+                     "returned_to_owner_usd", "debt_removed_usd", "initial_debt_usd", "keeper_incentive_usd",
+                     "first_liquidation_step",
+                     "last_liquidation_step", "market_low_min", "exo_low_min"):
+            setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
+        out.account_liquidated = [sum(p.account_liquidated[j] for p in parts) for j in range(first.n_protocols)]
+        return out
 
     @property
     def bad_debt_usd(self) -> np.ndarray:
@@ -98,7 +118,8 @@ def _gas_usd(bound: Bound, path: int, t: int, oracle_close: np.ndarray) -> float
 
 
 def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
-                  events: list[tuple] | None = None) -> RawResults:
+                  events: list[tuple] | None = None, trace: list[dict] | None = None) -> RawResults:
+    """Run the paths; ``trace`` (optional) collects Maker trips, kicks, redos and takes as dicts."""
     prep = bound.prepared
     sc = prep.scenario
     lc = sc.liquidators
@@ -124,11 +145,16 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
         reserves = np.array([pc.reserves_usd for pc in sc.protocols], float)
         for j, b in enumerate(bound.books):
             res.initial_debt_usd[k, j] = (b.book.debt_tokens * close[path, 0, bound.debt_market[j]]).sum()
+        makers = {j: MakerAuctions(ad, books[j], bound.coll_market[j], bound.debt_market[j], res=res, k=k, j=j,
+                                   path=int(path), liquidated_once=liquidated_once[j], liq=liq,
+                                   min_profit_usd=lc.min_profit_usd, events=events, trace=trace)
+                  for j, ad in enumerate(bound.adapters) if kinds[j] == KIND_MAKER}
         for t in range(1, T + 1):
             for a in range(n_assets):
                 sold[a] = decay(sold[a], sc.step_s, hl[a])
             excluded = [np.zeros(b.book.n_positions, bool) for b in bound.books]
             calls_left = np.full(len(books), lc.max_calls_per_step, np.int64)
+            rnd = 0
             while True:
                 fac = np.array([impact_factor(liq, a, sold[a]) for a in range(n_assets)])
                 mkt_low = low[path, t] * fac
@@ -142,6 +168,8 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
                     else:
                         oracle_c = market_close_hist[max(t - lag[j], 0)][cm]
                         oracle_d = market_close_hist[max(t - lag[j], 0)][dm]
+                    if calls_left[j] <= 0 and kinds[j] != KIND_MAKER:  # Maker: the cap limits takes only
+                        continue
                     book = books[j]
                     prices = Prices(oracle_c, oracle_d)
                     hf = ad.health(book, prices)
@@ -152,6 +180,16 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
                         past = (Prices(low_hist[tp][cm], market_close_hist[tp][dm]) if lag[j] == 0
                                 else Prices(market_close_hist[hp][cm], market_close_hist[hp][dm]))
                         cand &= ad.health(book, past) < 1.0
+                    if kinds[j] == KIND_MAKER:
+                        osm_next = (mkt_close[cm] if sc.oracle_lag_steps == 0
+                                    else market_close_hist[max(t - sc.oracle_lag_steps, 0)][cm])
+                        did, used = makers[j].round(t, t * sc.step_s, rnd == 0, cand, oracle_c, osm_next, mkt_low,
+                                                    mkt_close, low[path, t], sold, _gas_usd(bound, path, t, mkt_close),
+                                                    int(calls_left[j]), round_sales)
+                        books[j] = makers[j].book
+                        calls_left[j] -= used
+                        executed_any |= did
+                        continue
                     if not cand.any():
                         continue
                     out = ad.liquidate(book, prices, cand)
@@ -234,6 +272,7 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
                 if not executed_any:
                     break
                 sold += round_sales
+                rnd += 1
             fac = np.array([impact_factor(liq, a, sold[a]) for a in range(n_assets)])
             market_close_hist[t] = close[path, t] * fac
             low_hist[t] = low[path, t] * fac
@@ -245,6 +284,8 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
             debt_usd = (b.debt_tokens * final[bound.debt_market[j]]).sum(1)
             res.unrealised_bad_debt_usd[k, j] = np.maximum(debt_usd - coll_usd, 0.0).sum()
             res.inventory_usd[k, j] = (inventory[j] * final[bound.coll_market[j]]).sum()
+            if j in makers:
+                makers[j].finish(final)
             res.debt_removed_usd[k, j] = ((bound.books[j].book.debt_tokens - b.debt_tokens)
                                           * final[bound.debt_market[j]]).sum()
             res.account_liquidated[j] += liquidated_once[j]

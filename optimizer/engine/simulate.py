@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numba
@@ -168,17 +169,40 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
     return res, (ev[: ev_n[0]] if events else None)
 
 
-def run(bound: Bound, engine: str = "auto", events: bool = False) -> tuple[RawResults, np.ndarray | None, str]:
-    """Run one evaluation; returns raw results, the event rows (if asked) and the engine used."""
+def run(bound: Bound, engine: str = "auto", events: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        batches: int = 1) -> tuple[RawResults, np.ndarray | None, str]:
+    """Run one evaluation; returns raw results, the event rows (if asked) and the engine used.
+
+    With ``batches > 1`` the paths run in consecutive batches (results are identical: paths are
+    independent) and ``progress(done_paths, total_paths)`` is called after each batch.
+    """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}")
     reason = kernel_unsupported_reason(bound)
     if engine == "kernel" and reason:
         raise ValueError(f"kernel engine cannot run this scenario: {reason}")
-    if engine == "reference" or (engine == "auto" and reason):
-        ev_list: list[tuple] | None = [] if events else None
-        raw = run_reference(bound, events=ev_list)
-        ev = np.array(ev_list, float).reshape(-1, len(EVENT_COLUMNS)) if events else None
-        return raw, ev, "reference"
-    raw, ev = run_kernel(bound, events=events)
-    return raw, ev, "kernel"
+    use_ref = engine == "reference" or (engine == "auto" and reason is not None)
+    prep = bound.prepared
+    n = prep.n_paths
+    edges = np.linspace(0, n, min(max(batches, 1), n) + 1).astype(int)
+    inputs = None if use_ref else build_kernel_inputs(bound)
+    parts, ev_parts = [], []
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if use_ref:
+            ev_list: list[tuple] | None = [] if events else None
+            parts.append(run_reference(bound, path_indices=np.arange(lo, hi), events=ev_list))
+            if events:
+                ev_parts.append(np.array(ev_list, float).reshape(-1, len(EVENT_COLUMNS)))
+        else:
+            raw, ev = run_kernel(bound, inputs, close=prep.paths.close[lo:hi], low=prep.paths.low[lo:hi],
+                                 events=events)
+            parts.append(raw)
+            if events:
+                ev[:, 0] += lo  # kernel numbers paths within the batch
+                ev_parts.append(ev)
+        if progress is not None:
+            progress(int(hi), n)
+    raw = parts[0] if len(parts) == 1 else RawResults.concat(parts)
+    ev = np.concatenate(ev_parts) if events else None
+    return raw, ev, "reference" if use_ref else "kernel"
