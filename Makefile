@@ -31,7 +31,7 @@ bench: install
 	$(BIN)/python benchmarks/run.py
 
 lint: setup
-	$(BIN)/ruff check optimizer protocols tests benchmarks
+	$(BIN)/ruff check optimizer protocols tests benchmarks tools
 
 lock:
 	$(BIN)/uv pip compile pyproject.toml --extra dev --extra postgres --python-version 3.11 \

@@ -171,7 +171,7 @@ def resolve_scenario(name: str) -> str:
     from .snapshots import data_dir
 
     p = Path(name)
-    if p.exists() or p.suffix == ".toml" and p.parent != Path("."):
+    if p.exists() or (p.suffix == ".toml" and p.parent != Path(".")):
         return name
     bundled = data_dir() / "scenarios" / (name if name.endswith(".toml") else f"{name}.toml")
     return str(bundled) if bundled.exists() else name

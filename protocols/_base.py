@@ -410,7 +410,7 @@ def field_of(snapshot: Mapping[str, Any], path: str, kind: str = "number", *, op
     if node is None and optional:
         return None
     ok = _KINDS[kind]
-    if isinstance(node, bool) and kind != "bool" or not isinstance(node, ok):
+    if (isinstance(node, bool) and kind != "bool") or not isinstance(node, ok):
         raise SnapshotError(f"{path}: expected {kind}, got {type(node).__name__} {node!r}"[:200])
     if kind == "number" and not math.isfinite(node):
         raise SnapshotError(f"{path}: must be finite, got {node!r}")

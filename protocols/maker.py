@@ -277,7 +277,7 @@ class Auctions:
     def __post_init__(self) -> None:
         arrays = np.broadcast_arrays(*(np.atleast_1d(np.asarray(getattr(self, f), np.float64))
                                        for f in ("tab", "lot", "top", "tic")))
-        for f, a in zip(("tab", "lot", "top", "tic"), arrays):
+        for f, a in zip(("tab", "lot", "top", "tic"), arrays, strict=False):
             object.__setattr__(self, f, np.array(a, dtype=np.float64))
 
     @property

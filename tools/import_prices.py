@@ -48,7 +48,7 @@ def _write(path: Path, header: list[str], columns: list[list[str]]) -> None:
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(header)
-        w.writerows(zip(*columns))
+        w.writerows(zip(*columns, strict=False))
     print(f"wrote {path.relative_to(ROOT)} ({len(columns[0])} rows)")
 
 

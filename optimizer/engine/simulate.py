@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -188,7 +189,7 @@ def run(bound: Bound, engine: str = "auto", events: bool = False,
     edges = np.linspace(0, n, min(max(batches, 1), n) + 1).astype(int)
     inputs = None if use_ref else build_kernel_inputs(bound)
     parts, ev_parts = [], []
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         if use_ref:
             ev_list: list[tuple] | None = [] if events else None
             parts.append(run_reference(bound, path_indices=np.arange(lo, hi), events=ev_list))

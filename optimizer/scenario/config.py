@@ -54,6 +54,49 @@ class AssetConfig:
     liquidity: Mapping[str, Any] | None  # validated by optimizer.market.liquidity
 
 
+OPTIMIZE_SAMPLERS = ("tpe", "cmaes", "nsga2", "grid")
+RISK_METRICS = ("var_99", "es_99", "mean", "var_95")
+OBJECTIVE_NAMES = ("efficiency", *RISK_METRICS)
+
+
+@dataclass(frozen=True)
+class OptimizeConfig:
+    """The ``[optimize]`` table: what ``cascade optimize`` searches and under which risk budget.
+
+    Parsed here for types and ranges only; parameter names, steward-limit keys and bounds are
+    checked against the adapters' schemas by :func:`optimizer.search.space.build_space`.
+    Mappings keep their TOML keys (``"aave_v3:WETH.ltv_bps"``, ``"WETH.ltv_bps"`` or a field name
+    such as ``"ltv_bps"``). ``steward_limits`` values are a number (absolute, in the parameter's
+    unit) or a string ``"25%"`` (relative to the current value); ``steward_limits_on = False`` turns
+    the governance step limits off.
+    """
+
+    present: bool = False  # the scenario has an [optimize] table
+    free: tuple[str, ...] = ()
+    assets: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
+    fields: tuple[str, ...] | None = None
+    objectives: tuple[str, ...] = ("efficiency",)
+    risk_metric: str = "var_99"
+    budget_share_of_debt: float = 0.001
+    sampler: str | None = None  # None: tpe (single objective) / nsga2 (two objectives)
+    trials: int = 100
+    per_asset: bool = False
+    steward_limits_on: bool = True
+    steward_limits: Mapping[str, float | str] = field(default_factory=lambda: MappingProxyType({}))
+    step: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
+    bounds: Mapping[str, tuple[float, float]] = field(default_factory=lambda: MappingProxyType({}))
+    adaptive: bool = True
+    screen_fraction: float = 0.125
+    min_screen_paths: int = 32
+    eta: int = 4
+    grid_points: int = 5
+    population_size: int = 20
+    out_of_sample_seed: int | None = None  # None: scenario seed + 1
+    out_of_sample_paths: int | None = None  # None: the scenario's paths
+    smart_ltv_c: float = 2.33
+    smart_ltv_horizon_h: float | None = None  # None: the scenario's horizon
+
+
 @dataclass(frozen=True)
 class Scenario:
     """A validated scenario. Paths are absolute; ``raw`` keeps the parsed TOML for the run manifest."""
@@ -72,6 +115,7 @@ class Scenario:
     protocols: tuple[ProtocolConfig, ...]
     base_dir: Path
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
 
     @property
     def n_steps(self) -> int | None:
@@ -288,7 +332,9 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         pt.no_unknown()
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves))
-    root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols"})
+    opt_t = root.table("optimize")
+    optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
+    root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize"})
 
     step_s = step_min * 60.0
     return Scenario(
@@ -296,5 +342,117 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         horizon_h=None if horizon_h < 0 else horizon_h, step_s=step_s, paths=n_paths, seed=seed,
         assets=MappingProxyType(assets), correlation=MappingProxyType(corr.data) if corr else None,
         liquidators=liquidators, oracle_lag_steps=lag, protocols=tuple(protocols), base_dir=base_dir,
-        raw=MappingProxyType(data),
+        raw=MappingProxyType(data), optimize=optimize,
     )
+
+
+def _parse_optimize(t: _Table) -> OptimizeConfig:
+    """The ``[optimize]`` table (types and ranges; names are resolved by optimizer.search.space)."""
+
+    def strings(name: str, value: Any, key: str) -> tuple[str, ...]:
+        if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+            raise InputError(f"must be a list of names, got {value!r}"[:200], file=t.file, field=key)
+        return tuple(value)
+
+    def boolean(name: str, default: bool) -> bool:
+        t.used.add(name)
+        v = t.data.get(name, default)
+        if not isinstance(v, bool):
+            raise t.err(name, f"must be true or false, got {v!r}")
+        return v
+
+    def opt_int(name: str, lo: int) -> int | None:
+        if not t.has(name):
+            return None
+        return t.integer(name, lo=lo)
+
+    free = strings("free", t.raw("free", []), t._k("free"))
+    assets: dict[str, tuple[str, ...]] = {}
+    at = t.table("assets")
+    if at is not None:
+        for adapter, lst in at.data.items():
+            assets[adapter] = strings(adapter, lst, at._k(adapter))
+    fields = strings("fields", t.raw("fields"), t._k("fields")) if t.has("fields") else None
+    objectives = (strings("objectives", t.raw("objectives"), t._k("objectives")) if t.has("objectives")
+                  else ("efficiency",))
+    risk_metric = t.string("risk_metric", "var_99", RISK_METRICS)
+    check_objectives(objectives, t.file, t._k("objectives"))
+    sampler = t.string("sampler", "", OPTIMIZE_SAMPLERS) if t.has("sampler") else None
+
+    limits_on = True
+    limits: dict[str, float | str] = {}
+    lim = t.data.get("steward_limits")
+    t.used.add("steward_limits")
+    if isinstance(lim, bool):
+        limits_on = lim
+    elif isinstance(lim, dict):
+        for k, v in lim.items():
+            limits[k] = parse_limit(v, t.file, f"{t._k('steward_limits')}.{k}")
+    elif lim is not None:
+        raise t.err("steward_limits", f"must be true, false or a table of limits, got {lim!r}"[:200])
+
+    steps: dict[str, float] = {}
+    st = t.table("step")
+    if st is not None:
+        for k in st.data:
+            steps[k] = st.number(k, lo=0.0, lo_open=True)
+    bounds: dict[str, tuple[float, float]] = {}
+    bt = t.table("bounds")
+    if bt is not None:
+        for k, v in bt.data.items():
+            ok = (isinstance(v, list) and len(v) == 2
+                  and all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in v))
+            if not ok or v[0] > v[1]:
+                raise bt.err(k, f"must be [low, high] with low <= high, got {v!r}"[:200])
+            bounds[k] = (float(v[0]), float(v[1]))
+
+    cfg = OptimizeConfig(
+        present=True, free=free, assets=MappingProxyType(assets), fields=fields, objectives=objectives,
+        risk_metric=risk_metric,
+        budget_share_of_debt=t.number("budget_share_of_debt", 0.001, lo=0.0, lo_open=True, hi=1.0),
+        sampler=sampler, trials=t.integer("trials", 100, lo=1, hi=10_000_000), per_asset=boolean("per_asset", False),
+        steward_limits_on=limits_on, steward_limits=MappingProxyType(limits), step=MappingProxyType(steps),
+        bounds=MappingProxyType(bounds), adaptive=boolean("adaptive", True),
+        screen_fraction=t.number("screen_fraction", 0.125, lo=0.0, lo_open=True, hi=1.0),
+        min_screen_paths=t.integer("min_screen_paths", 32, lo=1),
+        eta=t.integer("eta", 4, lo=2, hi=1000), grid_points=t.integer("grid_points", 5, lo=2, hi=10_000),
+        population_size=t.integer("population_size", 20, lo=2, hi=100_000),
+        out_of_sample_seed=opt_int("out_of_sample_seed", 0), out_of_sample_paths=opt_int("out_of_sample_paths", 1),
+        smart_ltv_c=t.number("smart_ltv_c", 2.33, lo=0.0, lo_open=True, hi=100.0),
+        smart_ltv_horizon_h=(t.number("smart_ltv_horizon_h", lo=0.0, lo_open=True) if t.has("smart_ltv_horizon_h")
+                             else None),
+    )
+    t.no_unknown()
+    return cfg
+
+
+def parse_limit(v: Any, file: str | None, key: str) -> float | str:
+    """A steward limit: a number >= 0 (absolute, parameter unit) or ``"N%"`` (relative, N >= 0)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise InputError(f"must be a number (absolute) or a string like \"25%\" (relative), got {v!r}"[:200],
+                         file=file, field=key)
+    if isinstance(v, str):
+        txt = v.strip()
+        try:
+            pct = float(txt[:-1]) if txt.endswith("%") else math.nan
+        except ValueError:
+            pct = math.nan
+        if not math.isfinite(pct):
+            raise InputError(f"must be a number (absolute) or a string like \"25%\" (relative), got {v!r}"[:200],
+                             file=file, field=key)
+        if pct < 0:
+            raise InputError(f"a steward limit must be >= 0, got {v!r}", file=file, field=key)
+        return f"{pct:g}%"
+    if not math.isfinite(v) or v < 0:
+        raise InputError(f"a steward limit must be >= 0 and finite, got {v!r}", file=file, field=key)
+    return float(v)
+
+
+def check_objectives(objectives: tuple[str, ...], file: str | None, key: str) -> None:
+    """``("efficiency",)`` or ``("efficiency", <risk metric>)``."""
+    if not objectives or objectives[0] != "efficiency" or len(objectives) > 2:
+        raise InputError(f"must be [\"efficiency\"] or [\"efficiency\", <risk metric>], got {list(objectives)}",
+                         file=file, field=key)
+    if len(objectives) == 2 and objectives[1] not in RISK_METRICS:
+        raise InputError(f"unknown risk objective '{objectives[1]}' (one of {', '.join(RISK_METRICS)})",
+                         file=file, field=key)

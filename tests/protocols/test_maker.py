@@ -281,7 +281,7 @@ def reference_bark(ink, art, ilk, chop, dust, hole, Hole):
     """
     dirt, Dirt = [0.0] * len(hole), 0.0
     out, dusty_whole = [], 0
-    for v_ink, v_art, k in zip(ink, art, ilk):
+    for v_ink, v_art, k in zip(ink, art, ilk, strict=False):
         if not (Hole > Dirt and hole[k] > dirt[k]):
             out.append((LIMIT_HIT, 0.0, 0.0))
             continue

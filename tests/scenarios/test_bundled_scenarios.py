@@ -381,7 +381,7 @@ def _replay_rows(n: int = 12) -> list[list[str]]:
     with src.open(newline="") as fh:
         r = csv.reader(fh)
         next(r)
-        return [row for _, row in zip(range(n), r)]
+        return [row for _, row in zip(range(n), r, strict=False)]
 
 
 def test_replay_csv_sanity_scenario_runs(tmp_path):
