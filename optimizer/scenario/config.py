@@ -94,6 +94,10 @@ class OptimizeConfig:
     out_of_sample_seed: int | None = None  # None: scenario seed + 1
     out_of_sample_paths: int | None = None  # None: the scenario's paths
     smart_ltv_c: float = 2.33
+    # LT - LTV (Aave) / liquidateCF - borrowCF (Comet) a candidate must keep on every searched asset:
+    # without it efficiency (which rewards LTV only) pulls the threshold down onto the LTV and users
+    # are liquidated the moment they borrow the maximum.
+    min_liquidation_buffer_bps: float = 250.0
     smart_ltv_horizon_h: float | None = None  # None: the scenario's horizon
 
 
@@ -419,6 +423,7 @@ def _parse_optimize(t: _Table) -> OptimizeConfig:
         population_size=t.integer("population_size", 20, lo=2, hi=100_000),
         out_of_sample_seed=opt_int("out_of_sample_seed", 0), out_of_sample_paths=opt_int("out_of_sample_paths", 1),
         smart_ltv_c=t.number("smart_ltv_c", 2.33, lo=0.0, lo_open=True, hi=100.0),
+        min_liquidation_buffer_bps=t.number("min_liquidation_buffer_bps", 250.0, lo=0.0, hi=10_000.0),
         smart_ltv_horizon_h=(t.number("smart_ltv_horizon_h", lo=0.0, lo_open=True) if t.has("smart_ltv_horizon_h")
                              else None),
     )

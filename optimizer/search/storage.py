@@ -1,0 +1,344 @@
+"""Where a study lives, and running trials on it from any number of processes.
+
+**Default storage: optuna's JournalStorage with a file backend** at ``runs/<study>.journal`` under the
+current directory. Chosen over SQLite because (i) optuna documents the journal for several processes on
+one machine (SQLite serialises writers and its docs advise against it for parallel optimisation),
+(ii) every operation is one appended JSON line followed by ``fsync``, so a crash or Ctrl-C loses at most
+the running trial, never a finished one, and (iii) optuna-dashboard opens the file as it is
+(``optuna-dashboard runs/<study>.journal``). The journal's own lock is optuna's default symlink lock,
+the one optuna-dashboard uses too.
+
+``--storage URL`` with ``://`` is an RDB URL (``postgresql+psycopg://...``, ``sqlite:///...``) opened as
+``RDBStorage`` with a heartbeat (``heartbeat_interval`` 10 s, grace 40 s) and
+``RetryHeartbeatStaleTrialCallback``: the RUNNING trial of a worker killed on another machine is failed
+once its heartbeat is stale and re-queued with the same parameters. Any other ``--storage`` value is a
+journal file path.
+
+**Exactly N trials** (``--trials`` counts *finished* trials: COMPLETE or PRUNED; FAIL does not count
+and is redone). Each worker, before asking optuna for a trial, takes a *slot lock* that covers
+counting and ``ask``: it asks only while ``finished + running < N`` (or to pop a WAITING retry).
+The lock is an ``flock`` on ``<journal or sqlite file>.slots.lock`` for file storages and a PostgreSQL
+advisory lock (``pg_advisory_lock``, released by the server when a worker dies) / MySQL ``GET_LOCK``
+for servers. It is released as soon as the trial starts, so simulations run in parallel.
+
+**Dead workers.** Every trial records its worker (``host:pid:start``) in the user attr ``worker``. A
+RUNNING trial whose worker was on this host and is gone (SIGKILL, OOM) is failed and re-queued with the
+same parameters by the next worker or command; on RDB the heartbeat covers other hosts.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.trial import TrialState
+
+from ..errors import InputError
+from .objective import worker_alive
+
+RUNS_DIR = "runs"
+HEARTBEAT_S = 10
+GRACE_S = 40
+STALE_UNCLAIMED_S = 120  # a RUNNING trial that never recorded its worker is failed after this long
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def study_name_from(scenario_name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", scenario_name).strip("-") or "study"
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    """A storage location: an RDB URL or a journal file path."""
+
+    url: str | None = None
+    path: str | None = None
+
+    @classmethod
+    def resolve(cls, storage: str | None, study: str, cwd: str | os.PathLike | None = None) -> StorageSpec:
+        if storage and "://" in storage:
+            return cls(url=storage)
+        base = Path(cwd or os.getcwd())
+        path = Path(storage) if storage else Path(RUNS_DIR) / f"{study}.journal"
+        return cls(path=str(path if path.is_absolute() else base / path))
+
+    @property
+    def display(self) -> str:
+        if self.url:
+            return _redact(self.url)
+        try:
+            return os.path.relpath(self.path or "")
+        except ValueError:
+            return self.path or ""
+
+    def open(self, *, create: bool = True) -> BaseStorage:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", FutureWarning)
+            if self.url:
+                return _open_rdb(self.url, create)
+            from optuna.storages.journal import JournalFileBackend
+
+            p = Path(self.path or "")
+            try:
+                p.parent.mkdir(parents=True, exist_ok=True)
+                return JournalStorage(JournalFileBackend(str(p)))
+            except OSError as e:
+                raise InputError(f"cannot open the study file ({e.strerror})", file=str(p), field="--storage") from None
+
+    def slot_lock(self, study: str) -> SlotLock:
+        if self.path:
+            return FileLock(self.path + ".slots.lock")
+        assert self.url
+        scheme = self.url.split("://", 1)[0].lower()
+        if scheme.startswith("sqlite"):
+            db = self.url.split(":///", 1)[-1]
+            return FileLock(db + ".slots.lock") if db and db != ":memory:" else NullLock()
+        if scheme.startswith("postgresql"):
+            return PgAdvisoryLock(self.url, study)
+        if scheme.startswith("mysql"):
+            return MySQLLock(self.url, study)
+        return NullLock()
+
+
+def _redact(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
+
+
+def _open_rdb(url: str, create: bool) -> RDBStorage:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    last: Exception | None = None
+    for attempt in range(5):  # table creation races when several commands start on a fresh database
+        try:
+            return RDBStorage(url, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+                              skip_table_creation=not create)
+        except ImportError as e:
+            raise InputError(f"cannot open {_redact(url)}: {e} (install cascade-risk[postgres])",
+                             field="--storage") from None
+        except Exception as e:
+            last = e
+            time.sleep(0.2 * (attempt + 1))
+    msg = str(last).splitlines()[0] if last else "unknown error"
+    raise InputError(f"cannot open {_redact(url)}: {msg}"[:300], field="--storage")
+
+
+# ------------------------------------------------------------------------------------------------
+# Slot locks
+# ------------------------------------------------------------------------------------------------
+
+
+class SlotLock:
+    held = False
+
+    def acquire(self) -> None:
+        self.held = True
+
+    def release(self) -> None:
+        self.held = False
+
+    def close(self) -> None:
+        self.release()
+
+
+class NullLock(SlotLock):
+    pass
+
+
+class FileLock(SlotLock):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.fh = None
+
+    def acquire(self) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")  # noqa: SIM115 - held across calls
+        fcntl.flock(self.fh.fileno(), fcntl.LOCK_EX)
+        self.held = True
+
+    def release(self) -> None:
+        if self.held and self.fh is not None:
+            fcntl.flock(self.fh.fileno(), fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+        self.held = False
+
+
+class _SqlLock(SlotLock):
+    ACQUIRE = RELEASE = ""
+
+    def __init__(self, url: str, study: str) -> None:
+        import sqlalchemy
+
+        self.key = int.from_bytes(hashlib.sha256(f"cascade-slots:{study}".encode()).digest()[:8], "big", signed=True)
+        self.name = f"cascade-slots:{study}"[:64]
+        self.engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+        self.conn = self.engine.connect()
+
+    def _exec(self, sql: str) -> None:
+        import sqlalchemy
+
+        self.conn.execute(sqlalchemy.text(sql), {"k": self.key, "n": self.name})
+        self.conn.commit()
+
+    def acquire(self) -> None:
+        self._exec(self.ACQUIRE)
+        self.held = True
+
+    def release(self) -> None:
+        if self.held:
+            self._exec(self.RELEASE)
+        self.held = False
+
+    def close(self) -> None:
+        self.release()
+        self.conn.close()
+        self.engine.dispose()
+
+
+class PgAdvisoryLock(_SqlLock):
+    ACQUIRE = "SELECT pg_advisory_lock(:k)"
+    RELEASE = "SELECT pg_advisory_unlock(:k)"
+
+
+class MySQLLock(_SqlLock):
+    ACQUIRE = "SELECT GET_LOCK(:n, -1)"
+    RELEASE = "SELECT RELEASE_LOCK(:n)"
+
+
+# ------------------------------------------------------------------------------------------------
+# Study creation, fingerprint, dead trials
+# ------------------------------------------------------------------------------------------------
+
+
+def fingerprint(info: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def create_or_load(storage: BaseStorage, name: str, directions: list[str], info: dict[str, Any],
+                   display: str) -> optuna.Study:
+    """Create the study once (before any worker starts) or load it, refusing a different search."""
+    fp = fingerprint(info)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            study = optuna.create_study(study_name=name, storage=storage, directions=directions, load_if_exists=True)
+        except Exception as e:
+            raise InputError(f"cannot create or load study '{name}': {str(e).splitlines()[0]}"[:300],
+                             file=display, field="--study") from None
+    if [d.name.lower() for d in study.directions] != directions:
+        raise InputError(f"study '{name}' optimises {[d.name.lower() for d in study.directions]}, this search "
+                         f"{directions}; pass --study NEW_NAME", file=display, field="--study")
+    old = study.user_attrs.get("cascade_fingerprint")
+    if old is None:
+        study.set_user_attr("cascade_fingerprint", fp)
+        study.set_user_attr("cascade_search", info)
+    elif old != fp:
+        prev = study.user_attrs.get("cascade_search") or {}
+        changed = sorted(k for k in set(prev) | set(info) if json.dumps(prev.get(k), sort_keys=True, default=str)
+                         != json.dumps(info.get(k), sort_keys=True, default=str))
+        raise InputError(f"study '{name}' was created for a different search (changed: {', '.join(changed) or '?'}); "
+                         "pass --study NEW_NAME to start another, or delete the study", file=display, field="--study")
+    return study
+
+
+def recover_dead_trials(study: optuna.Study, storage: BaseStorage, param_names: tuple[str, ...]) -> int:
+    """Fail RUNNING trials whose worker process is gone and re-queue them with the same parameters."""
+    n = 0
+    now = time.time()
+    study_id = None
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        wid = t.user_attrs.get("worker")
+        if wid is not None and not wid.endswith(f"#{t.number}"):
+            wid = None  # copied from the trial this one retries: not a claim on this trial
+        if wid is None:
+            start = t.datetime_start.timestamp() if t.datetime_start else now
+            dead = now - start > STALE_UNCLAIMED_S
+        else:
+            dead = worker_alive(wid) is False
+        if not dead:
+            continue
+        if study_id is None:
+            study_id = storage.get_study_id_from_name(study.study_name)
+        tid = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
+        try:
+            storage.set_trial_user_attr(tid, "failed_because", "its worker process died")
+            if not storage.set_trial_state_values(tid, TrialState.FAIL):
+                continue
+        except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+            continue
+        if set(param_names) <= set(t.params):
+            study.enqueue_trial({k: t.params[k] for k in param_names}, user_attrs={"retry_of": t.number})
+        n += 1
+    return n
+
+
+def counts(study: optuna.Study) -> dict[str, int]:
+    c = {s.name.lower(): 0 for s in TrialState}
+    for t in study.get_trials(deepcopy=False):
+        c[t.state.name.lower()] += 1
+    c["finished"] = c["complete"] + c["pruned"]
+    return c
+
+
+# ------------------------------------------------------------------------------------------------
+# The worker loop
+# ------------------------------------------------------------------------------------------------
+
+
+def work(study: optuna.Study, storage: BaseStorage, objective: Callable, *, target: int, lock: SlotLock,
+         sampler_for: Callable[[int], optuna.samplers.BaseSampler], param_names: tuple[str, ...],
+         deadline: float | None = None, on_trial: Callable[[optuna.Study], None] | None = None,
+         poll_s: float = 0.25) -> str:
+    """Run trials on ``study`` until it has ``target`` finished trials; returns why it stopped.
+
+    Reasons: ``"done"``, ``"timeout"``, ``"exhausted"`` (grid fully visited).
+    """
+    while True:
+        if deadline is not None and time.time() >= deadline:
+            return "timeout"
+        recover_dead_trials(study, storage, param_names)
+        lock.acquire()
+        ran = False
+        try:
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(t.state in FINISHED for t in trials)
+            running = sum(t.state == TrialState.RUNNING for t in trials)
+            waiting = sum(t.state == TrialState.WAITING for t in trials)
+            if finished >= target:
+                return "done"
+            sampler = sampler_for(len(trials))
+            if waiting == 0 and isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
+                return "exhausted"
+            if finished + running < target:  # ask pops a WAITING retry first, else creates a trial
+                study.sampler = sampler
+
+                def first_release(trial: optuna.Trial) -> Any:
+                    lock.release()
+                    return objective(trial)
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    warnings.filterwarnings("ignore", message=".*GridSampler.*re-evaluating.*")
+                    study.optimize(first_release, n_trials=1, catch=(), gc_after_trial=False)
+                ran = True
+        finally:
+            if lock.held:
+                lock.release()
+        if ran:
+            if on_trial is not None:
+                on_trial(study)
+        else:
+            time.sleep(poll_s)  # the last slots are running elsewhere; one may still fail or be pruned

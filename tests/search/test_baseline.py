@@ -1,0 +1,41 @@
+"""The Smart LTV baseline: the formula against hand-computed values, and its inputs from a scenario."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from search_helpers import scenario
+
+from optimizer.engine import bind, prepare
+from optimizer.scenario.config import load_scenario
+from optimizer.search import smart_ltv, smart_ltv_table
+
+
+def test_smart_ltv_formula_by_hand():
+    # exp(-2.33 * 0.05 * sqrt(4e7 / 1e8)) - 0.05 = exp(-0.0736811...) - 0.05
+    assert smart_ltv(0.05, 1e8, 4e7, 0.05, 2.33) == pytest.approx(0.8789679228, rel=1e-9)
+    assert smart_ltv(0.05, math.inf, 4e7, 0.05) == pytest.approx(0.95)
+    assert smart_ltv(0.05, 1e8, 0.0, 0.075) == pytest.approx(0.925)
+    assert smart_ltv(0.10, 1e8, 4e7, 0.05) < smart_ltv(0.05, 1e8, 4e7, 0.05)  # more volatile, lower LTV
+    assert smart_ltv(0.05, 1e7, 4e7, 0.05) < smart_ltv(0.05, 1e8, 4e7, 0.05)  # thinner, lower LTV
+
+
+def test_table_inputs_from_the_scenario(tmp_path):
+    sc = load_scenario(scenario(tmp_path, "", horizon_h=24))
+    prep = prepare(sc)
+    b = bind(prep)
+    table = smart_ltv_table(b, b, c=2.33, horizon_h=None)
+    rows = {r["asset"]: r for r in table["collaterals"]}
+    weth, wbtc = rows["WETH"], rows["WBTC"]
+    # WETH: merton sigma 0.9, 4 jumps/day of N(-0.04, 0.05^2): sigma^2 = 0.81 + 4*365*(0.0016+0.0025), over 24 h
+    assert weth["sigma"] == pytest.approx(math.sqrt((0.81 + 4 * 365 * 0.0041) / 365))
+    assert wbtc["sigma"] == pytest.approx(0.7 / math.sqrt(365))
+    # sqrt impact y*sigma_d*sqrt(Q/V) = beta  =>  Q = V (beta / (y sigma_d))^2 (WETH: V 2e9, sigma_d 0.045)
+    assert weth["beta"] == pytest.approx(0.05)
+    assert weth["liquidity_usd"] == pytest.approx(2e9 * (0.05 / 0.045) ** 2, rel=1e-9)
+    assert wbtc["liquidity_usd"] == pytest.approx(5e8 * (0.05 / 0.04) ** 2, rel=1e-9)
+    debt = sum(r["debt_usd"] for r in rows.values())
+    assert debt == pytest.approx(b.books[0].book.debt_tokens.sum())  # USDC debt at $1, all allocated
+    assert weth["smart_ltv"] == pytest.approx(smart_ltv(weth["sigma"], weth["liquidity_usd"], weth["debt_usd"], 0.05))
+    assert weth["optimised_ltv"] == weth["current_ltv"] == 0.805
