@@ -1,24 +1,9 @@
 """The installed ``cascade`` command (run from a temp dir, so the wheel, not the source tree, is used)."""
 
 import json
-import subprocess
-import sys
 
 import pytest
-
-
-def cascade(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "optimizer", *args], capture_output=True, text=True, cwd=cwd, check=False,
-                          timeout=120)
-
-
-def assert_one_line_error(res, *fragments):
-    assert res.returncode == 2, res.stderr
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1, res.stderr
-    assert "Traceback" not in res.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
+from _cli_helpers import cascade, one_line_error
 
 
 def test_protocols_lists_three_adapters_with_current_values_as_json(tmp_path):
@@ -46,12 +31,12 @@ def test_protocols_table_names_parameters_and_units(tmp_path):
 
 
 def test_unknown_adapter_is_a_one_line_error(tmp_path):
-    assert_one_line_error(cascade("protocols", "aave_v9", cwd=tmp_path), "unknown adapter 'aave_v9'")
+    one_line_error(cascade("protocols", "aave_v9", cwd=tmp_path), "unknown adapter 'aave_v9'")
 
 
 def test_candidate_with_ltv_above_threshold_is_refused(tmp_path):
     res = cascade("validate", "aave_v3", "--set", "WETH.ltv_bps=8400", cwd=tmp_path)
-    assert_one_line_error(res, "WETH.ltv_bps=8400", "WETH.liquidation_threshold_bps=8300",
+    one_line_error(res, "WETH.ltv_bps=8400", "WETH.liquidation_threshold_bps=8300",
                           "ltv <= liquidation threshold")
 
 
@@ -70,16 +55,16 @@ def test_malformed_snapshot_is_a_one_line_error_naming_file_and_field(tmp_path, 
     snap = tmp_path / "bad.json"
     snap.write_text(content)
     res = cascade("protocols", "aave_v3", "--snapshot", str(snap), cwd=tmp_path)
-    assert_one_line_error(res, str(snap), fragment)
+    one_line_error(res, str(snap), fragment)
 
 
 def test_bad_override_syntax(tmp_path):
-    assert_one_line_error(cascade("validate", "maker", "--set", "ETH-A.mat", cwd=tmp_path), "--set", "KEY=VALUE")
-    assert_one_line_error(cascade("validate", "maker", "--set", "ETH-A.mat=abc", cwd=tmp_path), "not a number")
+    one_line_error(cascade("validate", "maker", "--set", "ETH-A.mat", cwd=tmp_path), "--set", "KEY=VALUE")
+    one_line_error(cascade("validate", "maker", "--set", "ETH-A.mat=abc", cwd=tmp_path), "not a number")
 
 
 def test_unknown_option_is_one_line(tmp_path):
-    assert_one_line_error(cascade("protocols", "--frobnicate", cwd=tmp_path), "--frobnicate")
+    one_line_error(cascade("protocols", "--frobnicate", cwd=tmp_path), "--frobnicate")
 
 
 def test_demo_simulates_the_default_scenario(tmp_path):

@@ -2,27 +2,14 @@
 
 import csv
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
+from _cli_helpers import cascade, one_line_error
 from scenario_factory import write_scenario
-
-
-def cascade(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "optimizer", *args], capture_output=True, text=True, cwd=cwd,
-                          check=False, timeout=300)
-
-
-def one_line_error(res, *fragments):
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]
 
 
 def test_simulate_json_events_and_accounts(tmp_path):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -23,16 +22,3 @@ def scenario(tmp: Path, optimize: str = OPTIMIZE, name: str = "s.toml", **over) 
     p = write_scenario(tmp, name=name, **over)
     p.write_text(p.read_text() + optimize)
     return p
-
-
-def cascade(*args, cwd):
-    return subprocess.run([sys.executable, "-m", "optimizer", *args], capture_output=True, text=True, cwd=cwd,
-                          check=False, timeout=300)
-
-
-def one_line_error(res, *fragments):
-    assert res.returncode == 2, (res.stdout, res.stderr)
-    lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
-    for f in fragments:
-        assert f in lines[0], lines[0]

@@ -12,10 +12,11 @@ import time
 
 import optuna
 import pytest
+from _cli_helpers import cascade, one_line_error
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from search_helpers import cascade, one_line_error, scenario
+from search_helpers import scenario
 
 from optimizer.search import SearchRequest, StorageSpec, make_plan, optimize, recover_dead_trials, run_study
 from optimizer.search.objective import dominates, is_full
