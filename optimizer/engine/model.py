@@ -121,7 +121,10 @@ def prepare(scenario: Scenario) -> Prepared:
         key = f"protocols[{i}].book"
         if pc.book.kind == "csv":
             assert pc.book.path is not None
-            draws[pc.adapter] = read_csv_book(pc.book.path, pc.adapter, cur, known)
+            try:
+                draws[pc.adapter] = read_csv_book(pc.book.path, pc.adapter, cur, known)
+            except InputError as e:  # name the scenario key that points at the CSV too
+                raise InputError(str(e), file=scenario.file, field=f"{key}.path") from None
         else:
             d = draw_synthetic(pc.book.raw, cur, scenario.file, key, book_rng)
             for a in (*d.collateral_assets, *d.debt_assets):

@@ -420,4 +420,4 @@ def test_empty_csv_book(tmp_path, body):
     data = _small_core()
     data["protocols"][0]["book"] = {"kind": "csv", "path": "book.csv"}
     p = write_scenario(tmp_path, data)
-    _expect(lambda: _run(p), str(book), "empty book")
+    _expect(lambda: _run(p), str(p), "protocols[0].book.path", str(book), "empty book")
