@@ -124,14 +124,10 @@ def _heap_pop(hkey, hpos, base, size):
 def _mark(i, touched_flag, touched_list, tl_n):
     """Remember that position i's scratch state changed this path (reset at the end)."""
     if touched_flag[i]:
-        return touched_list, tl_n
+        return tl_n
     touched_flag[i] = True
-    if tl_n == touched_list.shape[0]:
-        grown = np.empty(2 * tl_n, np.int64)
-        grown[:tl_n] = touched_list[:tl_n]
-        touched_list = grown
     touched_list[tl_n] = i
-    return touched_list, tl_n + 1
+    return tl_n + 1
 
 
 @njit(cache=True)
@@ -162,7 +158,7 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
               grp_proto, grp_ca, grp_da, goff, gorder, gkey,
               max_calls, delay, min_profit,
               # scratch
-              c_cur, d_cur, touched_flag, liq_once, hkey, hpos, pend, back, hist, low_hist,
+              c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, hist, low_hist,
               # outputs
               o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_ret, o_drem, o_first, o_last,
               o_mlow, o_elow, o_acct, ev, ev_n, ev_cap):
@@ -175,7 +171,6 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
     sold = np.zeros(n_assets)
     n_pend = 0
     tl_n = 0
-    touched_list = np.empty(1024, np.int64)
     inventory = np.zeros((n_proto, n_assets))
     reserves = res0.copy()
     for a in range(n_assets):
@@ -331,7 +326,7 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
                         reserves[j] -= max(owed, credit)
                     executed_any = True
                     calls_left[j] -= 1
-                    touched_list, tl_n = _mark(i, touched_flag, touched_list, tl_n)
+                    tl_n = _mark(i, touched_flag, touched_list, tl_n)
                     c_cur[i] = new_c
                     d_cur[i] = new_d
                     liq_once[i] = True
@@ -446,6 +441,7 @@ def run_paths(n_chunks, close, low, liq, hl, step_s, gas_usd_per_call, gas_token
         c_cur = c0.copy()
         d_cur = d0.copy()
         touched_flag = np.zeros(n, np.bool_)
+        touched_list = np.empty(n, np.int64)  # each position at most once per path
         liq_once = np.zeros(n, np.bool_)
         hkey = np.empty(n)
         hpos = np.empty(n, np.int64)
@@ -459,6 +455,6 @@ def run_paths(n_chunks, close, low, liq, hl, step_s, gas_usd_per_call, gas_token
                       proto_kind, proto_lag, close_factor, cf_hf, min_base, floor, sf, target_res, res0,
                       comet_cols, comet_lf, grp_proto, grp_ca, grp_da, goff, gorder, gkey,
                       max_calls, delay, min_profit,
-                      c_cur, d_cur, touched_flag, liq_once, hkey, hpos, pend, back, hist, low_hist,
+                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, hist, low_hist,
                       o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_ret, o_drem, o_first, o_last,
                       o_mlow, o_elow, o_acct_chunks[ch], ev, ev_n, ev_cap)
