@@ -34,7 +34,6 @@ class KernelInputs:
 
     arrays: dict
     n_positions_total: int
-    position_rows: tuple[np.ndarray, ...]  # per protocol: book rows that are in the kernel
 
 
 def build_kernel_inputs(bound: Bound) -> KernelInputs:
@@ -47,13 +46,11 @@ def build_kernel_inputs(bound: Bound) -> KernelInputs:
     max_cols = max(len(pb.book.collateral_assets) for pb in bound.books)
     comet_cols = np.full((len(bound.books), max_cols), -1, np.int64)
     comet_lf = np.zeros((len(bound.books), max_cols))
-    rows_kept = []
     for j, (ad, pb) in enumerate(zip(bound.adapters, bound.books, strict=True)):
         book = pb.book
         kind = protocol_kind(ad.name)
         held = (book.collateral_tokens > 0).any(1) & (book.debt_tokens > 0).any(1)
         rows = np.flatnonzero(held)
-        rows_kept.append(rows)
         ci = np.argmax(book.collateral_tokens[rows], axis=1)
         di = np.argmax(book.debt_tokens[rows], axis=1)
         if kind == KIND_AAVE:
@@ -102,10 +99,13 @@ def build_kernel_inputs(bound: Bound) -> KernelInputs:
     order = np.lexsort((-key, pos_group))
     counts = np.bincount(pos_group, minlength=uniq.size)
     goff = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    # Store positions in their walk order (group, then liquidation ratio): the kernel then reads them
+    # nearly sequentially instead of at random (a measured win: the per-call cost is cache misses).
+    flat = {k: v[order] for k, v in flat.items()}
     arrays = dict(
         pos_proto=flat["proto"].astype(np.int64), pos_row=flat["row"].astype(np.int64),
         pos_ca=flat["ca"].astype(np.int64), pos_da=flat["da"].astype(np.int64),
-        pos_group=pos_group.astype(np.int64),
+        pos_group=pos_group[order].astype(np.int64),
         c0=flat["c0"].astype(np.float64), d0=flat["d0"].astype(np.float64), lt=flat["lt"].astype(np.float64),
         lb=flat["lb"].astype(np.float64), fee=flat["fee"].astype(np.float64),
         proto_kind=np.array(per_proto["kind"], np.int64), proto_lag=np.array(per_proto["lag"], np.int64),
@@ -115,9 +115,9 @@ def build_kernel_inputs(bound: Bound) -> KernelInputs:
         res0=np.array(per_proto["res0"], float), comet_cols=comet_cols, comet_lf=comet_lf,
         grp_proto=(uniq // (n_assets * n_assets)).astype(np.int64),
         grp_ca=((uniq // n_assets) % n_assets).astype(np.int64), grp_da=(uniq % n_assets).astype(np.int64),
-        goff=goff, gorder=order.astype(np.int64), gkey=key[order].astype(np.float64),
+        goff=goff, gorder=np.arange(n, dtype=np.int64), gkey=key[order].astype(np.float64),
     )
-    return KernelInputs(arrays, n, tuple(rows_kept))
+    return KernelInputs(arrays, n)
 
 
 def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.ndarray | None = None,
@@ -164,9 +164,9 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
                         minlength=len(bound.adapters))
     res.initial_debt_usd[:] = debt0
     per_pos = acct.sum(0)
-    proto = inputs.arrays["pos_proto"]
-    for j, rows in enumerate(inputs.position_rows):
-        res.account_liquidated[j][rows] = per_pos[proto == j]
+    proto, row = inputs.arrays["pos_proto"], inputs.arrays["pos_row"]
+    for j in range(len(bound.adapters)):
+        res.account_liquidated[j][row[proto == j]] = per_pos[proto == j]
     return res, (ev[: ev_n[0]] if events else None)
 
 
