@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -42,7 +41,3 @@ def write_csv(path: str | Path, columns: Sequence[str], rows: Iterable[dict[str,
         n += 1
     atomic_write_text(path, buf.getvalue())
     return n
-
-
-def write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1) + "\n")

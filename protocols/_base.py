@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
@@ -377,15 +377,6 @@ def as_mask(book: Book, mask: np.ndarray | None) -> np.ndarray:
     if m.shape != (book.n_positions,):
         raise ValueError(f"mask must have shape ({book.n_positions},), got {m.shape}")
     return m
-
-
-def weighted_sum(tokens: np.ndarray, prices_usd: np.ndarray, weights: np.ndarray | float = 1.0) -> np.ndarray:
-    """Σ_a tokens[:, a] · price[a] · weight[a] over the asset axis."""
-    return np.sum(tokens * prices_usd * weights, axis=-1)
-
-
-def names_with_prefix(names: Iterable[str], prefix: str) -> list[str]:
-    return [n for n in names if n.startswith(prefix)]
 
 
 _KINDS: dict[str, tuple[type, ...]] = {

@@ -382,7 +382,3 @@ class AaveV3(Adapter):
         paused = frozenset(s for s, a in self._assets.items() if a.get("paused") or not a.get("active", True))
         return CircuitBreakers(liquidations_paused=paused,
                                grace_period_s={s: 0.0 for s in self._assets})
-
-    @property
-    def max_grace_period_s(self) -> float:
-        return float(self._snapshot["constants"].get("max_grace_period_s", 14_400))
