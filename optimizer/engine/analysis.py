@@ -14,7 +14,7 @@ import numpy as np
 
 from protocols import Prices
 
-from .model import Bound, primary_asset
+from .model import Bound, oracle_lag_steps, primary_asset
 from .reference import run_reference
 from .simulate import build_kernel_inputs, run_kernel
 
@@ -33,11 +33,8 @@ class _ShockRunner:
         self.inputs = build_kernel_inputs(bound) if engine == "kernel" else None
         self.moving = _moving(bound)
         self.p0 = bound.prepared.paths.close[0, 0]
-        sc = bound.prepared.scenario
-        lags = [sc.oracle_lag_steps + int(round(a.circuit_breakers().oracle_delay_s / sc.step_s))
-                for a in bound.adapters]
         # the shock holds for the scenario's horizon so call caps and lags play out
-        self.n_steps = max(bound.prepared.n_steps, max(lags) + 2)
+        self.n_steps = max(bound.prepared.n_steps, max(oracle_lag_steps(bound)) + 2)
         self.primary = primary_asset(bound)
 
     def run(self, drops: np.ndarray):

@@ -183,10 +183,11 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
         for t in range(1, T + 1):
             m = max(m, close[path, t, a])
         max_px[a] = m
-    gas_min = np.inf
-    for t in range(1, T + 1):
-        gas_min = min(gas_min, gas_usd_per_call * gas_gwei[t] * 1e-9 * close[path, t, gas_token]
-                      if gas_token >= 0 else 0.0)
+    gas_step_usd = np.zeros(T + 1)  # one liquidation call's gas in USD at each step
+    if gas_token >= 0:
+        for t in range(1, T + 1):
+            gas_step_usd[t] = gas_usd_per_call * gas_gwei[t] * 1e-9 * close[path, t, gas_token]
+    gas_min = gas_step_usd[1:].min()
     first_step = -1
     last_step = -1
     oc = np.empty(n_groups)
@@ -204,9 +205,7 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
             sold[a] = decay(sold[a], step_s, hl[a])
         for j in range(n_proto):
             calls_left[j] = max_calls
-        gas_usd = 0.0
-        if gas_token >= 0:
-            gas_usd = gas_usd_per_call * gas_gwei[t] * 1e-9 * close[path, t, gas_token]
+        gas_usd = gas_step_usd[t]
         # positions that waited (unprofitable, refused) rejoin their group's heap for this step
         for q in range(n_pend):
             i = pend[q]

@@ -16,7 +16,14 @@ import numpy as np
 from protocols import Adapter, InvalidParameters
 
 from ..errors import InputError
-from ..scenario.book import ProtocolBook, SyntheticDraws, draw_synthetic, materialize, read_csv_book
+from ..scenario.book import (
+    ProtocolBook,
+    SyntheticDraws,
+    draw_synthetic,
+    market_asset,
+    materialize,
+    read_csv_book,
+)
 from ..scenario.config import Scenario
 from ..snapshots import load_adapter
 
@@ -66,10 +73,10 @@ class Bound:
     params: Mapping[str, Mapping[str, float]]
 
 
-def market_asset(adapter: Adapter, asset: str) -> str:
-    """The priced asset behind a book column (Maker ilk → its collateral token)."""
-    underlying = getattr(adapter, "underlying", None)
-    return underlying.get(asset, asset) if underlying else asset
+def oracle_lag_steps(bound: Bound) -> list[int]:
+    """Per protocol: steps between market and oracle price (scenario lag + the adapter's own delay, Maker OSM)."""
+    sc = bound.prepared.scenario
+    return [sc.oracle_lag_steps + int(round(a.circuit_breakers().oracle_delay_s / sc.step_s)) for a in bound.adapters]
 
 
 def prepare(scenario: Scenario) -> Prepared:

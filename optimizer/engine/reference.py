@@ -39,13 +39,19 @@ from protocols import Prices
 from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, storefront_quantity
 from .maker_auctions import MakerAuctions
-from .model import Bound
+from .model import Bound, oracle_lag_steps
 
 KIND_AAVE, KIND_COMET, KIND_MAKER, KIND_OTHER = 0, 1, 2, 3
 
 
 def protocol_kind(name: str) -> int:
     return {"aave_v3": KIND_AAVE, "compound_v3": KIND_COMET, "maker": KIND_MAKER}.get(name, KIND_OTHER)
+
+
+# (paths, protocols) arrays of RawResults
+PER_PROTOCOL_FIELDS = ("liquidations", "debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd",
+                       "protocol_fee_usd", "realised_bad_debt_usd", "unrealised_bad_debt_usd", "inventory_usd",
+                       "returned_to_owner_usd", "debt_removed_usd", "initial_debt_usd", "keeper_incentive_usd")
 
 
 @dataclass
@@ -77,9 +83,7 @@ class RawResults:
 
     def __post_init__(self) -> None:
         shp = (self.n_paths, self.n_protocols)
-        for name in ("liquidations", "debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd",
-                     "protocol_fee_usd", "realised_bad_debt_usd", "unrealised_bad_debt_usd", "inventory_usd",
-                     "returned_to_owner_usd", "debt_removed_usd", "initial_debt_usd", "keeper_incentive_usd"):
+        for name in PER_PROTOCOL_FIELDS:
             setattr(self, name, np.zeros(shp))
         self.first_liquidation_step = np.full(self.n_paths, -1, np.int64)
         self.last_liquidation_step = np.full(self.n_paths, -1, np.int64)
@@ -92,11 +96,8 @@ class RawResults:
         """Join results of consecutive path batches (paths are independent)."""
         first = parts[0]
         out = cls(sum(p.n_paths for p in parts), first.n_protocols, first.n_assets, first.n_steps, first.positions)
-        for name in ("liquidations", "debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd",
-                     "protocol_fee_usd", "realised_bad_debt_usd", "unrealised_bad_debt_usd", "inventory_usd",
-                     "returned_to_owner_usd", "debt_removed_usd", "initial_debt_usd", "keeper_incentive_usd",
-                     "first_liquidation_step",
-                     "last_liquidation_step", "market_low_min", "exo_low_min"):
+        for name in (*PER_PROTOCOL_FIELDS, "first_liquidation_step", "last_liquidation_step", "market_low_min",
+                     "exo_low_min"):
             setattr(out, name, np.concatenate([getattr(p, name) for p in parts]))
         out.account_liquidated = [sum(p.account_liquidated[j] for p in parts) for j in range(first.n_protocols)]
         return out
@@ -110,7 +111,7 @@ EVENT_COLUMNS = ("path", "step", "protocol", "position", "debt_repaid_usd", "col
                  "protocol_fee_usd", "bad_debt_usd", "price")
 
 
-def _gas_usd(bound: Bound, path: int, t: int, oracle_close: np.ndarray) -> float:
+def _gas_usd(bound: Bound, path: int, t: int) -> float:
     p = bound.prepared
     if p.gas_token < 0:
         return 0.0
@@ -128,8 +129,7 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
     n_assets = len(prep.market.assets)
     paths = np.arange(prep.n_paths) if path_indices is None else np.asarray(path_indices)
     T = prep.n_steps
-    lag = sc.oracle_lag_steps + np.array([int(round(a.circuit_breakers().oracle_delay_s / sc.step_s))
-                                          for a in bound.adapters])
+    lag = np.array(oracle_lag_steps(bound))
     kinds = [protocol_kind(a.name) for a in bound.adapters]
     res = RawResults(len(paths), len(bound.adapters), n_assets, T, tuple(b.book.n_positions for b in bound.books))
 
@@ -184,7 +184,7 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
                         osm_next = (mkt_close[cm] if sc.oracle_lag_steps == 0
                                     else market_close_hist[max(t - sc.oracle_lag_steps, 0)][cm])
                         did, used = makers[j].round(t, t * sc.step_s, rnd == 0, cand, oracle_c, osm_next, mkt_low,
-                                                    mkt_close, low[path, t], sold, _gas_usd(bound, path, t, mkt_close),
+                                                    mkt_close, low[path, t], sold, _gas_usd(bound, path, t),
                                                     int(calls_left[j]), round_sales)
                         books[j] = makers[j].book
                         calls_left[j] -= used
@@ -202,7 +202,7 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
                                             out.protocol_fee_usd / out.collateral_seized_usd, 0.0)
                         sell = sell * (1.0 - keep)[:, None]
                     if kinds[j] != KIND_COMET:
-                        gas = _gas_usd(bound, path, t, mkt_close)
+                        gas = _gas_usd(bound, path, t)
                         profit = out.liquidator_bonus_usd - gas - lc.min_profit_usd
                         for i in np.flatnonzero(good):
                             for c in np.flatnonzero(sell[i]):

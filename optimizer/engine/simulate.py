@@ -10,7 +10,7 @@ import numba
 import numpy as np
 
 from .kernel import KIND_AAVE, KIND_COMET, run_paths
-from .model import Bound
+from .model import Bound, oracle_lag_steps
 from .reference import EVENT_COLUMNS, RawResults, protocol_kind, run_reference
 
 ENGINES = ("auto", "kernel", "reference")
@@ -40,7 +40,7 @@ def build_kernel_inputs(bound: Bound) -> KernelInputs:
     prep = bound.prepared
     sc = prep.scenario
     cols = {k: [] for k in ("proto", "row", "ca", "da", "c0", "d0", "lt", "lb", "fee")}
-    per_proto = {k: [] for k in ("kind", "lag", "close_factor", "cf_hf", "min_base", "floor", "sf", "target",
+    per_proto = {k: [] for k in ("kind", "close_factor", "cf_hf", "min_base", "floor", "sf", "target",
                                  "res0")}
     n_assets = len(prep.market.assets)
     max_cols = max(len(pb.book.collateral_assets) for pb in bound.books)
@@ -78,7 +78,6 @@ def build_kernel_inputs(bound: Bound) -> KernelInputs:
             comet_cols[j, :len(book.collateral_assets)] = bound.coll_market[j]
             comet_lf[j, :len(book.collateral_assets)] = ad.liquidation_factor[colmap]
         per_proto["kind"].append(kind)
-        per_proto["lag"].append(sc.oracle_lag_steps + int(round(ad.circuit_breakers().oracle_delay_s / sc.step_s)))
         per_proto["res0"].append(sc.protocols[j].reserves_usd)
         cols["proto"].append(np.full(rows.size, j))
         cols["row"].append(rows)
@@ -108,7 +107,7 @@ def build_kernel_inputs(bound: Bound) -> KernelInputs:
         pos_group=pos_group[order].astype(np.int64),
         c0=flat["c0"].astype(np.float64), d0=flat["d0"].astype(np.float64), lt=flat["lt"].astype(np.float64),
         lb=flat["lb"].astype(np.float64), fee=flat["fee"].astype(np.float64),
-        proto_kind=np.array(per_proto["kind"], np.int64), proto_lag=np.array(per_proto["lag"], np.int64),
+        proto_kind=np.array(per_proto["kind"], np.int64), proto_lag=np.array(oracle_lag_steps(bound), np.int64),
         close_factor=np.array(per_proto["close_factor"], float), cf_hf=np.array(per_proto["cf_hf"], float),
         min_base=np.array(per_proto["min_base"], float), floor=np.array(per_proto["floor"], float),
         sf=np.array(per_proto["sf"], float), target_res=np.array(per_proto["target"], float),

@@ -204,7 +204,7 @@ def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set
                 if asset not in allowed:
                     raise InputError(f"'{asset}' is not a {col.split('_')[0]} asset of {protocol}", file=file,
                                      field=f"line {line}: {col}")
-                if asset not in known_assets and not _maker_ilk(adapter, asset, known_assets):
+                if market_asset(adapter, asset) not in known_assets:
                     raise InputError(f"asset '{asset}' has no price model in the scenario", file=file,
                                      field=f"line {line}: {col}")
                 try:
@@ -231,6 +231,7 @@ def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set
     return ProtocolBook(protocol, np.array(list(accounts)), Book(c_assets, d_assets, ct, dt))
 
 
-def _maker_ilk(adapter: Adapter, asset: str, known: set[str]) -> bool:
+def market_asset(adapter: Adapter, asset: str) -> str:
+    """The priced asset behind a book column (Maker ilk → its collateral token)."""
     underlying = getattr(adapter, "underlying", None)
-    return bool(underlying) and underlying.get(asset) in known
+    return underlying.get(asset, asset) if underlying else asset

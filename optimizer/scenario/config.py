@@ -180,14 +180,20 @@ class _Table:
         self.used.add(name)
         return self.data.get(name, default)
 
+    def _given(self, name: str, default: Any) -> tuple[bool, Any]:
+        """Mark ``name`` used; (True, value) when present, (False, default) otherwise, "missing" without one."""
+        self.used.add(name)
+        if name in self.data:
+            return True, self.data[name]
+        if default is None:
+            raise self.err(name, "missing")
+        return False, default
+
     def number(self, name: str, default: float | None = None, *, lo: float = -math.inf, hi: float = math.inf,
                lo_open: bool = False, required: bool = False) -> float:
-        self.used.add(name)
-        if name not in self.data:
-            if required or default is None:
-                raise self.err(name, "missing")
-            return default
-        v = self.data[name]
+        given, v = self._given(name, None if required else default)
+        if not given:
+            return v
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise self.err(name, f"must be a number, got {v!r}")
         v = float(v)
@@ -199,12 +205,9 @@ class _Table:
         return v
 
     def integer(self, name: str, default: int | None = None, *, lo: int = 0, hi: int = 2**62) -> int:
-        self.used.add(name)
-        if name not in self.data:
-            if default is None:
-                raise self.err(name, "missing")
-            return default
-        v = self.data[name]
+        given, v = self._given(name, default)
+        if not given:
+            return v
         if isinstance(v, bool) or not isinstance(v, int):
             raise self.err(name, f"must be a whole number, got {v!r}")
         if not lo <= v <= hi:
@@ -212,12 +215,9 @@ class _Table:
         return v
 
     def string(self, name: str, default: str | None = None, choices: tuple[str, ...] | None = None) -> str:
-        self.used.add(name)
-        if name not in self.data:
-            if default is None:
-                raise self.err(name, "missing")
-            return default
-        v = self.data[name]
+        given, v = self._given(name, default)
+        if not given:
+            return v
         if not isinstance(v, str):
             raise self.err(name, f"must be a string, got {v!r}")
         if choices and v not in choices:

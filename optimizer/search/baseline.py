@@ -38,8 +38,9 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.model import Bound, market_asset
+from ..engine.model import Bound
 from ..market.liquidity import tokens_to_move_price
+from ..scenario.book import market_asset
 
 YEAR_H = 365.0 * 24.0
 DISAGREE = 0.05  # note when |optimised - Smart LTV| exceeds 5 percentage points
