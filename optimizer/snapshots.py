@@ -32,13 +32,10 @@ def data_dir() -> Path:
 
 
 def read_json(path: str | Path) -> Any:
+    from .io import read_text
+
     p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InputError("file not found", file=str(p)) from None
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", file=str(p)) from None
+    text = read_text(p)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:

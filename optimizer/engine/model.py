@@ -119,7 +119,7 @@ def prepare(scenario: Scenario) -> Prepared:
     current: dict[str, Adapter] = {}
     known = set(assets)
     for i, pc in enumerate(scenario.protocols):
-        base = load_adapter(pc.adapter)
+        base = scenario_adapter(scenario, i)
         try:
             cur = base.with_params(dict(pc.params)) if pc.params else base
         except InvalidParameters as e:
@@ -141,6 +141,17 @@ def prepare(scenario: Scenario) -> Prepared:
             draws[pc.adapter] = d
     market = Market(assets, liq, hl)
     return Prepared(scenario, paths, market, gas_gwei, gas_token, draws, current)
+
+
+def scenario_adapter(scenario: Scenario, i: int) -> Adapter:
+    """Protocol ``i``'s adapter from its snapshot (the scenario's ``snapshot =`` file or the bundled one)."""
+    pc = scenario.protocols[i]
+    if pc.snapshot is None:
+        return load_adapter(pc.adapter)
+    try:
+        return load_adapter(pc.adapter, pc.snapshot)
+    except InputError as e:  # name the scenario key that points at the snapshot too
+        raise InputError(str(e), file=scenario.file, field=f"protocols[{i}].snapshot") from None
 
 
 def build_models(scenario: Scenario) -> tuple[dict, dict, Any, int]:

@@ -44,6 +44,7 @@ class ProtocolConfig:
     params: Mapping[str, float]
     book: BookConfig
     reserves_usd: float = 0.0  # Comet protocol reserves at the start (targetReserves check)
+    snapshot: Path | None = None  # parameter snapshot file (None: the adapter's bundled snapshot)
 
 
 @dataclass(frozen=True)
@@ -240,14 +241,11 @@ class _Table:
 
 def load_scenario(path: str | Path) -> Scenario:
     """Parse and validate a scenario TOML file."""
+    from ..io import read_text
+
     p = Path(path)
     file = str(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InputError("file not found", file=file) from None
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", file=file) from None
+    text = read_text(p, label=file)
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -333,9 +331,14 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         if kind == "csv":
             bpath = resolve_path(book_t.string("path"), base_dir, file, f"{book_t.key}.path")
         reserves = pt.number("reserves_usd", 0.0)
+        snap = pt.raw("snapshot")
+        if snap is not None and not (isinstance(snap, str) and snap):
+            raise pt.err("snapshot", f"must be the path of a snapshot JSON file, got {snap!r}"[:200])
+        snapshot = resolve_path(snap, base_dir, file, pt._k("snapshot")) if snap else None
         pt.no_unknown()
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
-                                        BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves))
+                                        BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
+                                        snapshot))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize"})

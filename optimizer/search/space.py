@@ -238,11 +238,11 @@ class SearchSpace:
 
 def scenario_adapters(scenario: Scenario) -> dict[str, Adapter]:
     """Each protocol's adapter with the scenario's parameter overrides (what ``prepare`` uses)."""
-    from ..snapshots import load_adapter
+    from ..engine.model import scenario_adapter
 
     out = {}
     for i, pc in enumerate(scenario.protocols):
-        base = load_adapter(pc.adapter)
+        base = scenario_adapter(scenario, i)
         try:
             out[pc.adapter] = base.with_params(dict(pc.params)) if pc.params else base
         except InvalidParameters as e:

@@ -1,0 +1,93 @@
+"""Removing secrets from anything the tool prints or writes: storage URLs, RPC URLs, API keys.
+
+Every message, report, manifest and log line that may contain a URL goes through :func:`redact_url`
+(one URL) or :func:`redact_text` (free text with URLs inside). What counts as a secret:
+
+- the password of the userinfo (``scheme://user:PASSWORD@host``), also with an empty user
+  (``://:PASSWORD@host``) and with ``@`` or ``:`` inside the password (the userinfo ends at the LAST
+  ``@`` before the host);
+- the value of a credential-bearing query key (``password``, ``passwd``, ``pwd``, ``secret``,
+  ``token``, ``key``, ``apikey``, ``api_key``, ``access_token``, ``auth``, ...) in the query string or
+  the fragment;
+- path segments that look like API keys (RPC providers put the key in the path:
+  ``/v3/<32 hex>``, ``/v2/<key>``): a segment of 20 or more characters of letters, digits, ``-`` or
+  ``_`` that mixes letters and digits.
+
+Redacted values become ``***``; the rest of the URL is kept so a user can still tell which host and
+database a message is about.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import quote, unquote
+
+MASK = "***"
+
+SECRET_QUERY_KEYS = frozenset({
+    "password", "passwd", "pass", "pwd", "secret", "client_secret", "token", "access_token", "auth_token",
+    "refresh_token", "id_token", "key", "apikey", "api_key", "api-key", "x-api-key", "auth", "authorization",
+    "sslpassword", "private_key", "privatekey", "signature", "sig", "credential", "credentials", "session",
+})
+
+_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]{}]+")
+_KEYLIKE = re.compile(r"^[A-Za-z0-9_\-]{20,}$")
+
+
+def _keylike(segment: str) -> bool:
+    s = unquote(segment)
+    return bool(_KEYLIKE.match(s)) and any(c.isdigit() for c in s) and any(c.isalpha() for c in s)
+
+
+def _redact_pairs(part: str) -> str:
+    out = []
+    for pair in part.split("&"):
+        k, eq, v = pair.partition("=")
+        name = unquote(k).strip().lower()
+        secret = name in SECRET_QUERY_KEYS or any(w in name for w in ("password", "secret", "token", "apikey",
+                                                                       "api_key"))
+        out.append(f"{k}={MASK}" if eq and v and secret else pair)
+    return "&".join(out)
+
+
+def redact_url(url: str) -> str:
+    """``url`` with every credential replaced by ``***`` (see the module docstring)."""
+    if not isinstance(url, str) or "://" not in url:
+        return url
+    scheme, _, rest = url.partition("://")
+    # split off fragment and query first: '@' and '/' may appear inside them
+    rest, hsep, fragment = rest.partition("#")
+    rest, qsep, query = rest.partition("?")
+    # authority ends at the first '/' AFTER the last '@' (a password may hold '/' or '@')
+    at = rest.rfind("@")
+    slash = rest.find("/", at + 1 if at >= 0 else 0)
+    authority, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    if "@" in authority:
+        userinfo, _, host = authority.rpartition("@")
+        user, colon, _pw = userinfo.partition(":")
+        authority = f"{user}:{MASK}@{host}" if colon else (f"{MASK}@{host}" if _keylike(user) else authority)
+    if path:
+        path = "/".join(MASK if _keylike(seg) else seg for seg in path.split("/"))
+    out = f"{scheme}://{authority}{path}"
+    if qsep:
+        out += "?" + _redact_pairs(query)
+    if hsep:
+        out += "#" + _redact_pairs(fragment)
+    return out
+
+
+def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Free text with every URL redacted and every string of ``secrets`` (plain or URL-quoted) masked."""
+    if not isinstance(text, str):
+        return text
+    def one(m: re.Match) -> str:
+        url = m.group(0)
+        tail = len(url) - len(url.rstrip(".,;:!"))  # sentence punctuation after a URL is not part of it
+        return redact_url(url[: len(url) - tail]) + url[len(url) - tail:]
+
+    out = _URL.sub(one, text)
+    for s in secrets:
+        if s and len(s) >= 4:
+            for form in {s, quote(s, safe=""), quote(s)}:
+                out = out.replace(form, MASK)
+    return out

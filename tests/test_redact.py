@@ -1,0 +1,41 @@
+"""No credential survives redaction, whatever part of the URL holds it."""
+
+import pytest
+
+from optimizer.redact import redact_text, redact_url
+
+SECRET = "S3cretPW"
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql+psycopg://user:{SECRET}@db.example.com:5432/cascade",
+    f"postgresql+psycopg://:{SECRET}@db.example.com/cascade",
+    f"postgresql+psycopg://user:S3c@{SECRET}@db.example.com/cascade",
+    f"postgresql+psycopg://user:a/b{SECRET}@db.example.com/cascade",
+    f"postgresql+psycopg://user@db.example.com/cascade?password={SECRET}",
+    f"postgresql+psycopg://user@db.example.com/cascade?sslmode=require&PASSWORD={SECRET}",
+    f"https://rpc.example.com/?apikey={SECRET}&chain=1",
+    f"https://rpc.example.com/#token={SECRET}",
+    "https://mainnet.infura.io/v3/0123456789abcdef0123456789abcdef",
+    "https://eth-mainnet.g.alchemy.com/v2/AbCdEfGh12345678_IjKlMnOpQr",
+])
+def test_every_credential_form_is_masked(url):
+    out = redact_url(url)
+    assert SECRET not in out
+    assert "0123456789abcdef0123456789abcdef" not in out and "AbCdEfGh12345678" not in out
+    assert "***" in out
+    assert redact_text(f"cannot open {url}: refused") == f"cannot open {out}: refused"
+
+
+@pytest.mark.parametrize("url", ["sqlite:///runs/study.db", "http://127.0.0.1:8545", "postgresql://host/db",
+                                 "https://example.com/runs/a-study-name-without-digits?chain=1"])
+def test_urls_without_credentials_are_unchanged(url):
+    assert redact_url(url) == url
+
+
+def test_host_and_user_stay_readable():
+    assert redact_url(f"postgresql+psycopg://alice:{SECRET}@db:5432/x") == "postgresql+psycopg://alice:***@db:5432/x"
+
+
+def test_known_secrets_are_masked_in_free_text_also_url_quoted():
+    assert redact_text("password p@ss:word! and p%40ss%3Aword%21", ("p@ss:word!",)) == "password *** and ***"
