@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 UV_PIN  := uv==0.13.8
 STAMP   := $(VENV)/.synced
 
-.PHONY: setup install demo test bench lint lock clean
+.PHONY: setup install demo test bench golden lint lock clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# Rewrite tests/golden/ after a model change on purpose (refuses in CI); review and commit the diff.
+golden: install
+	$(BIN)/python tests/golden/regenerate.py
 
 lint: setup
 	$(BIN)/ruff check optimizer protocols tests benchmarks tools
