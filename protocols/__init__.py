@@ -6,13 +6,16 @@ Pure rules: no file or network I/O and no simulation loop (see :class:`Adapter`)
 from ._base import (
     Adapter,
     Book,
+    BufferPair,
     CircuitBreakers,
     InvalidParameters,
     Invariant,
     LiquidationOutcome,
     ParameterSchema,
     ParamSpec,
+    PositionTerms,
     Prices,
+    RiskLevers,
     SnapshotError,
 )
 from .aave_v3 import AaveV3
@@ -26,6 +29,7 @@ __all__ = [
     "AaveV3",
     "Adapter",
     "Book",
+    "BufferPair",
     "CircuitBreakers",
     "CompoundV3",
     "InvalidParameters",
@@ -34,6 +38,8 @@ __all__ = [
     "Maker",
     "ParamSpec",
     "ParameterSchema",
+    "PositionTerms",
     "Prices",
+    "RiskLevers",
     "SnapshotError",
 ]
