@@ -15,9 +15,10 @@ from ._common import PathProgress, json_default, resolve_scenario, split_protoco
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--paths", type=click.IntRange(min=1), help="Monte Carlo paths (default: the scenario's).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed (default: the scenario's).")
-@click.option("--set", "sets", multiple=True, metavar="[ADAPTER:]KEY=VALUE",
+@click.option("--set", "sets", multiple=True, metavar="[ID:]KEY=VALUE",
               help="Override one protocol parameter, e.g. --set WETH.liquidation_threshold_bps=8200 "
-                   "(prefix with the adapter, aave_v3:WETH..., when the scenario has several protocols). "
+                   "(prefix with the protocol id, aave_v3:WETH..., when the scenario has several protocols; "
+                   "the id defaults to the adapter name). "
                    "Keys as listed by `cascade protocols`.")
 @click.option("--engine", type=click.Choice(["auto", "kernel", "reference"]), default="auto", show_default=True,
               help="auto = fast kernel when it supports the scenario, else the reference engine.")
@@ -39,7 +40,7 @@ def simulate_cmd(scenario: str, paths: int | None, seed: int | None, sets: tuple
     from ..scenario.config import load_scenario
 
     sc = load_scenario(resolve_scenario(scenario)).with_overrides(paths=paths, seed=seed)
-    overrides = split_protocol_overrides(sets, [p.adapter for p in sc.protocols])
+    overrides = split_protocol_overrides(sets, list(sc.protocol_ids))
     with PathProgress(sc.paths, enabled=not as_json or sys.stderr.isatty()) as tick:
         import time as _time
 
@@ -50,10 +51,7 @@ def simulate_cmd(scenario: str, paths: int | None, seed: int | None, sets: tuple
         res.elapsed_s = _time.perf_counter() - t0
     out = res.to_json()
     if events_file:
-        from ..engine.reference import EVENT_COLUMNS
-
-        cols = ["path", "step", "timestamp", "protocol", "account", *EVENT_COLUMNS[4:]]
-        write_csv(events_file, cols, res.event_rows())
+        write_csv(events_file, res.event_columns(), res.event_rows())
     if accounts_file:
         write_csv(accounts_file, ["protocol", "account", "p_liquidated", "stderr"], res.account_probabilities())
     if as_json:

@@ -2,7 +2,8 @@
 
 ``prepare(scenario)`` builds everything that does not depend on protocol parameters — price paths,
 liquidity, gas, synthetic-book draws — from one seed (common random numbers). ``bind(prepared,
-params)`` then applies one candidate's parameters: adapters and position books.
+params)`` then applies one candidate's parameters: adapters and position books. Protocols are keyed
+by their scenario ``id`` (default: the adapter name) everywhere.
 """
 
 from __future__ import annotations
@@ -35,11 +36,31 @@ MAX_PATH_BYTES = 4 * 2**30  # refuse runs whose price arrays alone exceed 4 GiB
 
 @dataclass(frozen=True)
 class Market:
-    """Per market asset: liquidity model rows for the numba kernels and recovery half-lives."""
+    """The market: assets and the pools forced flows trade through.
+
+    Pools carry the net signed flow of liquidations (sales and purchases) with a liquidity model and a
+    recovery half-life. By default there is one shared pool per asset (pool ``p`` = asset ``p``), whose
+    impact the asset's market price (and so every oracle) reads; venues route their flows to pools
+    (:attr:`optimizer.engine.venues.VenueContext.coll_pool` / ``debt_pool``).
+    """
 
     assets: tuple[str, ...]
     liquidity: np.ndarray  # (A, 5): model code (-1 = infinitely deep), 4 params
     half_life_s: np.ndarray  # (A,)
+
+    @property
+    def pool_liquidity(self) -> np.ndarray:
+        """(pools, 5) liquidity rows (one pool per asset)."""
+        return self.liquidity
+
+    @property
+    def pool_half_life_s(self) -> np.ndarray:
+        return self.half_life_s
+
+    @property
+    def price_pool(self) -> np.ndarray:
+        """(A,) the pool whose impact each asset's market price reads."""
+        return np.arange(len(self.assets))
 
 
 @dataclass(frozen=True)
@@ -49,8 +70,8 @@ class Prepared:
     market: Market
     gas_gwei: np.ndarray  # (T+1,) gwei per step
     gas_token: int  # market asset index, -1 = gas costs nothing
-    draws: Mapping[str, SyntheticDraws | ProtocolBook]
-    current: Mapping[str, Adapter]
+    draws: Mapping[str, SyntheticDraws | ProtocolBook]  # by protocol id
+    current: Mapping[str, Adapter]  # by protocol id: the scenario's parameters
 
     @property
     def n_paths(self) -> int:
@@ -70,7 +91,11 @@ class Bound:
     books: tuple[ProtocolBook, ...]
     coll_market: tuple[np.ndarray, ...]  # per protocol: market asset index of each book collateral column
     debt_market: tuple[np.ndarray, ...]
-    params: Mapping[str, Mapping[str, float]]
+    params: Mapping[str, Mapping[str, float]]  # by protocol id: the effective overrides
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return self.prepared.scenario.protocol_ids
 
 
 def oracle_lag_steps(bound: Bound) -> list[int]:
@@ -88,7 +113,7 @@ def prepare(scenario: Scenario) -> Prepared:
     path_seed, book_seed = seq.spawn(2)
     models, initial, corr, n_steps = build_models(scenario)
     n_assets = len(models)
-    need = scenario.paths * (n_steps + 1) * n_assets * 8 * 3
+    need = scenario.paths * (n_steps + 1) * n_assets * 8 * 4  # close, low, high + generation scratch
     if need > MAX_PATH_BYTES:
         raise InputError(f"{scenario.paths} paths x {n_steps} steps x {n_assets} assets need "
                          f"{need / 2**30:.1f} GiB of price arrays (limit {MAX_PATH_BYTES / 2**30:.0f} GiB); "
@@ -124,12 +149,12 @@ def prepare(scenario: Scenario) -> Prepared:
             cur = base.with_params(dict(pc.params)) if pc.params else base
         except InvalidParameters as e:
             raise InputError(str(e), file=scenario.file, field=f"protocols[{i}].params") from None
-        current[pc.adapter] = cur
+        current[pc.id] = cur
         key = f"protocols[{i}].book"
         if pc.book.kind == "csv":
             assert pc.book.path is not None
             try:
-                draws[pc.adapter] = read_csv_book(pc.book.path, pc.adapter, cur, known)
+                draws[pc.id] = read_csv_book(pc.book.path, pc.adapter, cur, known)
             except InputError as e:  # name the scenario key that points at the CSV too
                 raise InputError(str(e), file=scenario.file, field=f"{key}.path") from None
         else:
@@ -138,7 +163,7 @@ def prepare(scenario: Scenario) -> Prepared:
                 if market_asset(cur, a) not in known:
                     raise InputError(f"asset '{market_asset(cur, a)}' has no price model in the scenario",
                                      file=scenario.file, field=key)
-            draws[pc.adapter] = d
+            draws[pc.id] = d
     market = Market(assets, liq, hl)
     return Prepared(scenario, paths, market, gas_gwei, gas_token, draws, current)
 
@@ -183,7 +208,7 @@ def _align_gas(gas: Any, paths: Any, scenario: Scenario) -> np.ndarray:
 
 
 def bind(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | None = None) -> Bound:
-    """Apply one candidate's parameter overrides ``{adapter: {key: value}}`` on top of the scenario's."""
+    """Apply one candidate's parameter overrides ``{protocol id: {key: value}}`` on top of the scenario's."""
     params = params or {}
     sc = prepared.scenario
     unknown = set(params) - set(prepared.current)
@@ -192,16 +217,16 @@ def bind(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | None = 
     adapters, books, cm, dm = [], [], [], []
     initial = {a: float(prepared.paths.close[0, 0, i]) for i, a in enumerate(prepared.market.assets)}
     for i, pc in enumerate(sc.protocols):
-        cur = prepared.current[pc.adapter]
-        over = params.get(pc.adapter, {})
+        cur = prepared.current[pc.id]
+        over = params.get(pc.id, {})
         try:
             ad = cur.with_params(dict(over)) if over else cur
         except InvalidParameters as e:
             raise InputError(str(e), file=sc.file, field=f"protocols[{i}].params") from None
-        d = prepared.draws[pc.adapter]
+        d = prepared.draws[pc.id]
         if isinstance(d, SyntheticDraws):
             px = {a: initial[market_asset(ad, a)] for a in (*d.collateral_assets, *d.debt_assets)}
-            pb = materialize(d, ad, cur, px, pc.adapter)
+            pb = materialize(d, ad, cur, px, pc.id)
         else:
             pb = d
         adapters.append(ad)
@@ -209,7 +234,7 @@ def bind(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | None = 
         assets = prepared.market.assets
         cm.append(np.array([assets.index(market_asset(ad, a)) for a in pb.book.collateral_assets], np.int64))
         dm.append(np.array([assets.index(market_asset(ad, a)) for a in pb.book.debt_assets], np.int64))
-    effective = {pc.adapter: {**pc.params, **params.get(pc.adapter, {})} for pc in sc.protocols}
+    effective = {pc.id: {**pc.params, **params.get(pc.id, {})} for pc in sc.protocols}
     return Bound(prepared, tuple(adapters), tuple(books), tuple(cm), tuple(dm), effective)
 
 
@@ -220,3 +245,20 @@ def primary_asset(bound: Bound) -> int:
     for j, pb in enumerate(bound.books):
         np.add.at(value, bound.coll_market[j], pb.book.collateral_tokens.sum(0) * close0[bound.coll_market[j]])
     return int(np.argmax(value))
+
+
+def venue_contexts(bound: Bound) -> list:
+    """One :class:`~optimizer.engine.venues.VenueContext` per protocol of the candidate (default routes:
+    every column's flows go to its asset's own pool)."""
+    from .venues import VenueContext
+
+    sc = bound.prepared.scenario
+    out = []
+    for j, (pc, ad, pb) in enumerate(zip(sc.protocols, bound.adapters, bound.books, strict=True)):
+        pool = bound.prepared.market.price_pool
+        out.append(VenueContext(index=j, id=pc.id, adapter=ad, book=pb, coll_market=bound.coll_market[j],
+                                debt_market=bound.debt_market[j], coll_pool=pool[bound.coll_market[j]],
+                                debt_pool=pool[bound.debt_market[j]], liquidators=sc.liquidators,
+                                step_s=sc.step_s, scenario_lag_steps=sc.oracle_lag_steps,
+                                reserves_usd=pc.reserves_usd))
+    return out

@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 
+from .ledger import EVENT_VALUE_COLUMNS, Ledger
 from .metrics import METRICS, mean_p99, tail_summary
 from .model import Bound, primary_asset
-from .reference import EVENT_COLUMNS, RawResults
+
+RawResults = Ledger  # the per-path results' former name
 
 
 @dataclass
@@ -17,12 +19,13 @@ class SimulationResult:
     """Outcome of one parameter set on one scenario.
 
     ``metrics()`` is the JSON-ready dict (every Monte Carlo estimate with a standard error or a 95 %
-    CI); ``summary()`` the same as a pandas DataFrame; ``raw`` the per-path arrays; ``events`` one row per
-    liquidation when asked for.
+    CI); ``summary()`` the same as a pandas DataFrame; ``raw`` the per-path :class:`Ledger` (core fields
+    plus those the scenario's venues declare); ``events`` one record per liquidation when asked for
+    (:data:`~optimizer.engine.ledger.EVENT_DTYPE`).
     """
 
     bound: Bound
-    raw: RawResults
+    raw: Ledger
     engine: str
     elapsed_s: float
     events: np.ndarray | None = None
@@ -48,20 +51,21 @@ class SimulationResult:
         stab = np.where(r.first_liquidation_step >= 0,
                         (r.last_liquidation_step - r.first_liquidation_step + 1) * step_h, 0.0)
         bad = r.bad_debt_usd.sum(1)
-        return {
+        out = {
             "bad_debt_usd": bad,
             "bad_debt_share": np.where(debt0 > 0, bad / np.where(debt0 > 0, debt0, 1), 0.0),
             "liquidated_usd": r.collateral_seized_usd.sum(1),
             "liquidations": r.liquidations.sum(1),
             "amplification": amp,
             "time_to_stabilise_h": stab,
-            "debt_repaid_usd": r.debt_repaid_usd.sum(1),
-            "liquidator_bonus_usd": r.liquidator_bonus_usd.sum(1),
-            "protocol_fee_usd": r.protocol_fee_usd.sum(1),
-            "realised_bad_debt_usd": r.realised_bad_debt_usd.sum(1),
-            "unrealised_bad_debt_usd": r.unrealised_bad_debt_usd.sum(1),
-            "inventory_usd": r.inventory_usd.sum(1),
         }
+        for name in self.ledger_metrics():  # every declared per-venue metric, summed over venues
+            out[name] = r[name].sum(1)
+        return out
+
+    def ledger_metrics(self) -> tuple[str, ...]:
+        """Ledger fields (per path and venue) reported as metrics, in declaration order."""
+        return tuple(f.name for f in self.raw.fields if f.metric and f.axis == "venue")
 
     # ------------------------------------------------------------------ summaries
     def capital_efficiency(self) -> dict[str, float]:
@@ -88,17 +92,16 @@ class SimulationResult:
             "amplification": mean_p99(pp["amplification"]),
             "time_to_stabilise_h": mean_p99(pp["time_to_stabilise_h"]),
         }
-        for k in ("debt_repaid_usd", "liquidator_bonus_usd", "protocol_fee_usd", "realised_bad_debt_usd",
-                  "unrealised_bad_debt_usd", "inventory_usd"):
+        for k in self.ledger_metrics():
             out[k] = mean_p99(pp[k])
         if "critical_drop" in self.extra:
             out["critical_drop"] = self.extra["critical_drop"]
         out["capital_efficiency"] = self.capital_efficiency()
         if len(self.bound.adapters) > 1:
             out["by_protocol"] = {
-                ad.name: {"bad_debt_usd": tail_summary(self.raw.bad_debt_usd[:, j], with_es=False),
-                          "liquidated_usd": mean_p99(self.raw.collateral_seized_usd[:, j])}
-                for j, ad in enumerate(self.bound.adapters)
+                pid: {"bad_debt_usd": tail_summary(self.raw.bad_debt_usd[:, j], with_es=False),
+                      "liquidated_usd": mean_p99(self.raw.collateral_seized_usd[:, j])}
+                for j, pid in enumerate(self.bound.ids)
             }
         return out
 
@@ -147,21 +150,29 @@ class SimulationResult:
         for j, pb in enumerate(self.bound.books):
             p = self.raw.account_liquidated[j] / n
             se = np.sqrt(p * (1 - p) / n)
+            pid = self.bound.ids[j]
             for acct, pi, si in zip(pb.accounts, p, se, strict=True):
-                rows.append({"protocol": self.bound.adapters[j].name, "account": str(acct),
-                             "p_liquidated": float(pi), "stderr": float(si)})
+                rows.append({"protocol": pid, "account": str(acct), "p_liquidated": float(pi), "stderr": float(si)})
         return rows
 
+    @staticmethod
+    def event_columns() -> list[str]:
+        """Columns of :meth:`event_rows`: where and when, then the event record's amounts."""
+        return ["path", "step", "timestamp", "protocol", "account", "collateral_asset", *EVENT_VALUE_COLUMNS]
+
     def event_rows(self) -> list[dict[str, Any]]:
+        """One dict per event record: ids and asset names resolved, amounts as floats."""
         if self.events is None:
             return []
         sc = self.scenario
         ts = self.bound.prepared.paths.timestamps
+        ids, books = self.bound.ids, self.bound.books
         rows = []
         for e in self.events:
-            path, step, j, pos = int(e[0]), int(e[1]), int(e[2]), int(e[3])
+            step, j, pos, c = int(e["step"]), int(e["protocol"]), int(e["position"]), int(e["collateral"])
             stamp = str(ts[step]) + "Z" if ts is not None else f"+{step * sc.step_s / 3600:.4f}h"
-            rows.append({"path": path, "step": step, "timestamp": stamp, "protocol": self.bound.adapters[j].name,
-                         "account": str(self.bound.books[j].accounts[pos]),
-                         **{c: float(v) for c, v in zip(EVENT_COLUMNS[4:], e[4:], strict=True)}})
+            rows.append({"path": int(e["path"]), "step": step, "timestamp": stamp, "protocol": ids[j],
+                         "account": str(books[j].accounts[pos]),
+                         "collateral_asset": books[j].book.collateral_assets[c] if c >= 0 else "",
+                         **{name: float(e[name]) for name in EVENT_VALUE_COLUMNS}})
         return rows

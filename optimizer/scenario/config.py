@@ -7,6 +7,7 @@ The format is documented in ``docs/scenario_format.md``.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -18,6 +19,8 @@ from protocols import ADAPTERS
 
 from ..errors import InputError
 from ..snapshots import data_dir
+
+_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
 @dataclass(frozen=True)
@@ -40,11 +43,19 @@ class BookConfig:
 
 @dataclass(frozen=True)
 class ProtocolConfig:
+    """One ``[[protocols]]`` entry. ``id`` (default: the adapter name) keys it everywhere: parameter
+    overrides (``--set id:KEY=VALUE``), results, events; two markets of one adapter need two ids."""
+
     adapter: str
     params: Mapping[str, float]
     book: BookConfig
     reserves_usd: float = 0.0  # Comet protocol reserves at the start (targetReserves check)
     snapshot: Path | None = None  # parameter snapshot file (None: the adapter's bundled snapshot)
+    id: str = ""  # "" = the adapter name
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", self.adapter)
 
 
 @dataclass(frozen=True)
@@ -129,16 +140,20 @@ class Scenario:
     def resolve(self, rel: str, key: str) -> Path:
         return resolve_path(rel, self.base_dir, self.file, key)
 
+    @property
+    def protocol_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.protocols)
+
     def with_overrides(self, *, paths: int | None = None, seed: int | None = None,
                        params: Mapping[str, Mapping[str, float]] | None = None) -> Scenario:
-        """A copy with another path count, seed, or protocol parameter overrides ``{adapter: {key: v}}``."""
+        """A copy with another path count, seed, or protocol parameter overrides ``{id: {key: v}}``."""
         protos = self.protocols
         if params:
-            unknown = set(params) - {p.adapter for p in protos}
+            unknown = set(params) - {p.id for p in protos}
             if unknown:
                 raise InputError(f"no protocol '{sorted(unknown)[0]}' in this scenario "
-                                 f"(has: {', '.join(p.adapter for p in protos)})", file=self.file, field="--set")
-            protos = tuple(replace(p, params=MappingProxyType({**p.params, **params.get(p.adapter, {})}))
+                                 f"(has: {', '.join(p.id for p in protos)})", file=self.file, field="--set")
+            protos = tuple(replace(p, params=MappingProxyType({**p.params, **params.get(p.id, {})}))
                            for p in protos)
         return replace(self, paths=self.paths if paths is None else paths,
                        seed=self.seed if seed is None else seed, protocols=protos)
@@ -317,8 +332,13 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         adapter = pt.string("adapter")
         if adapter not in ADAPTERS:
             raise pt.err("adapter", f"unknown adapter '{adapter}' (known: {', '.join(sorted(ADAPTERS))})")
-        if adapter in {p.adapter for p in protocols}:
-            raise pt.err("adapter", f"'{adapter}' appears twice")
+        pid = pt.string("id", adapter)
+        if not _ID.match(pid):
+            raise pt.err("id", f"must be letters, digits, '_', '-' or '.' (no ':' or spaces), got {pid!r}"[:200])
+        if pid in {p.id for p in protocols}:
+            if pt.has("id"):
+                raise pt.err("id", f"'{pid}' appears twice (each [[protocols]] entry needs its own id)")
+            raise pt.err("adapter", f"'{adapter}' appears twice: give each entry its own id = \"...\"")
         params_t = pt.table("params")
         params: dict[str, float] = {}
         if params_t is not None:
@@ -338,7 +358,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         pt.no_unknown()
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
-                                        snapshot))
+                                        snapshot, pid))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize"})
