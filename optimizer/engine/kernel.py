@@ -110,6 +110,7 @@ class KOut(NamedTuple):
     protocol_fee_usd: np.ndarray
     realised_bad_debt_usd: np.ndarray
     unrealised_bad_debt_usd: np.ndarray
+    horizon_exposure_usd: np.ndarray
     inventory_usd: np.ndarray
     returned_to_owner_usd: np.ndarray
     debt_removed_usd: np.ndarray
@@ -246,6 +247,24 @@ def _oracle(j, t, lag, low_hist, hist, a):
     if lag[j] == 0:
         return low_hist[t, a]
     return hist[max(t - lag[j], 0), a]
+
+
+@njit(cache=True)
+def _horizon(k, i, c, d, pc, pd, lt_i, lb_i, rule, j, out):
+    """One open position at the horizon: underwater debt, and its exposure when liquidatable."""
+    shortfall = d * pd - c * pc
+    if shortfall > 0.0:
+        out.unrealised_bad_debt_usd[k, j] += shortfall
+    if d > 0.0 and _health(c, d, pc, pd, lt_i) < 1.0:
+        debt_usd = d * pd
+        if rule == RULE_CLOSE_FACTOR_CALL:  # seize everything: covers value / bonus of the debt
+            covered = c * pc / (lb_i if lb_i > 0.0 else 1.0)
+        else:  # absorb: credit = value x liquidation factor
+            covered = c * pc * lb_i
+        short = max(debt_usd - covered, 0.0)
+        exposure = short - max(debt_usd - c * pc, 0.0)
+        if exposure > 0.0:
+            out.horizon_exposure_usd[k, j] += exposure
 
 
 @njit(cache=True)
@@ -497,25 +516,25 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             out.market_low_min[k, a] = min(out.market_low_min[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             out.exo_low_min[k, a] = min(out.exo_low_min[k, a], r)
-    # ---- horizon: open underwater debt and unsold inventory at the final market close.
-    # Untouched positions keep their sorted keys; one underwater at the end has d/c > P_c/P_d, hence
-    # key = d/(c*lt) > P_c/P_d (lt <= 1): a prefix of its group. Touched ones are checked one by one.
+    # ---- horizon: open underwater debt, the exposure of positions left liquidatable and unsold
+    # inventory at the final market close. Untouched positions keep their sorted keys; one that is
+    # liquidatable at the end has key = d/(c*lt) > P_c/P_d (underwater ones too, as lt <= 1): a prefix of
+    # its group (the key tolerance widens it; the exact health decides). Touched ones one by one.
     for g in range(n_groups):
         ratio = hist[T, grp_ca[g]] / hist[T, grp_da[g]]
+        thr_end = ratio * (1.0 - KEY_TOL)
         for p in range(goff[g], goff[g + 1]):
-            if not gkey[p] > ratio:
+            if not gkey[p] > thr_end:
                 break
             i = gorder[p]
             if not touched_flag[i]:
-                shortfall = d0[i] * hist[T, pos_da[i]] - c0[i] * hist[T, pos_ca[i]]
-                if shortfall > 0.0:
-                    out.unrealised_bad_debt_usd[k, pos_proto[i]] += shortfall
+                _horizon(k, i, c0[i], d0[i], hist[T, pos_ca[i]], hist[T, pos_da[i]], lt[i], lb[i],
+                         proto_kind[pos_proto[i]], pos_proto[i], out)
     for q in range(tl_n):
         i = touched_list[q]
         out.debt_removed_usd[k, pos_proto[i]] += (d0[i] - d_cur[i]) * hist[T, pos_da[i]]
-        shortfall = d_cur[i] * hist[T, pos_da[i]] - c_cur[i] * hist[T, pos_ca[i]]
-        if shortfall > 0.0:
-            out.unrealised_bad_debt_usd[k, pos_proto[i]] += shortfall
+        _horizon(k, i, c_cur[i], d_cur[i], hist[T, pos_ca[i]], hist[T, pos_da[i]], lt[i], lb[i],
+                 proto_kind[pos_proto[i]], pos_proto[i], out)
     for j in range(n_proto):
         for a in range(n_assets):
             out.inventory_usd[k, j] += inventory[j, a] * hist[T, a]

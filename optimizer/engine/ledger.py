@@ -54,6 +54,10 @@ CORE_FIELDS: tuple[LedgerField, ...] = (
     LedgerField("realised_bad_debt_usd", "USD", "venue", "Debt written off during the horizon", metric=True),
     LedgerField("unrealised_bad_debt_usd", "USD", "venue", "Open underwater debt at the horizon (debt - collateral)",
                 metric=True),
+    LedgerField("horizon_exposure_usd", "USD", "venue",
+                "Certain deficit of accounts left liquidatable at the horizon (nobody liquidated them, e.g. gas "
+                "exceeded the bonus), beyond their underwater part: the debt a liquidation at the final prices "
+                "would leave uncovered minus max(debt - collateral, 0)", metric=True),
     LedgerField("inventory_usd", "USD", "venue", "Collateral the venue holds unsold at the horizon", metric=True),
     LedgerField("initial_debt_usd", "USD", "venue", "Debt (exposure) of the book at the start"),
     LedgerField("first_liquidation_step", "step", "path", "First step with a liquidation (-1: none)", "i8", -1.0),
@@ -125,8 +129,9 @@ class Ledger:
 
     @property
     def bad_debt_usd(self) -> np.ndarray:
-        """(paths, venues): realised + open underwater debt at the horizon."""
-        return self.realised_bad_debt_usd + self.unrealised_bad_debt_usd
+        """(paths, venues): realised + open underwater debt + horizon exposure (the certain deficit of
+        accounts left liquidatable at the horizon)."""
+        return self.realised_bad_debt_usd + self.unrealised_bad_debt_usd + self.horizon_exposure_usd
 
     def add(self, k: int, j: int, deltas: dict[str, float]) -> None:
         """Add a venue's per-path deltas (``{field: value}``) to row ``k``, venue ``j``."""

@@ -68,7 +68,8 @@ class MetricSpec:
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("bad_debt_usd", "USD", "Realised deficit plus open underwater debt at the horizon"),
+    MetricSpec("bad_debt_usd", "USD", "Realised deficit, open underwater debt at the horizon, and the certain "
+               "deficit of accounts left liquidatable at the horizon (horizon_exposure_usd)"),
     MetricSpec("bad_debt_share", "fraction of debt", "Bad debt divided by the book's initial debt"),
     MetricSpec("liquidated_usd", "USD", "Collateral seized by liquidations (oracle value)"),
     MetricSpec("liquidations", "calls", "Liquidation calls (Aave liquidationCall, Comet absorb, Maker bark)"),

@@ -276,6 +276,25 @@ def price_factor(model, params, sold_tokens):
 
 
 @njit(cache=True)
+def _sale_from_nonnegative(model, params, a, d, exo_price):
+    """Proceeds of selling ``d > 0`` tokens from a state ``a >= 0`` (the one-sided model)."""
+    if model == AMM:
+        x = params[0]
+        y = params[1]
+        fee = params[2]
+        r_in = x + (1.0 - fee) * a
+        r_out = (x * y / r_in) * (exo_price * x / y)  # k / R_in, USD side rescaled by exo/p0
+        return get_amount_out_float(d, r_in, r_out, fee)
+    elif model == SQRT:
+        c = params[0] * params[1] * math.sqrt(params[3] / params[2])  # impact per sqrt(token)
+        return exo_price * _floored_sqrt_integral(c, a, d)
+    elif model == LINEAR:
+        c = 0.02 * params[1] / params[0]  # impact per token
+        return exo_price * _floored_linear_integral(c, a, d)
+    raise ValueError("unknown liquidity model code")
+
+
+@njit(cache=True)
 def sale_proceeds_usd(model, params, sold_before, dq, exo_price):
     """USD raised by selling ``dq`` tokens from state ``sold_before`` at exogenous price ``exo_price``.
 
@@ -310,22 +329,9 @@ def sale_proceeds_usd(model, params, sold_before, dq, exo_price):
         if model == AMM:
             below *= 1.0 - params[2]
         rest = sold_before + d - hi  # the part of the sale above 0
-        return exo_price * below + (sale_proceeds_usd(model, params, 0.0, rest, exo_price) if rest > 0.0 else 0.0)
-    a = sold_before
-    if model == AMM:
-        x = params[0]
-        y = params[1]
-        fee = params[2]
-        r_in = x + (1.0 - fee) * a
-        r_out = (x * y / r_in) * (exo_price * x / y)  # k / R_in, USD side rescaled by exo/p0
-        return get_amount_out_float(d, r_in, r_out, fee)
-    elif model == SQRT:
-        c = params[0] * params[1] * math.sqrt(params[3] / params[2])  # impact per sqrt(token)
-        return exo_price * _floored_sqrt_integral(c, a, d)
-    elif model == LINEAR:
-        c = 0.02 * params[1] / params[0]  # impact per token
-        return exo_price * _floored_linear_integral(c, a, d)
-    raise ValueError("unknown liquidity model code")
+        return exo_price * below + (_sale_from_nonnegative(model, params, 0.0, rest, exo_price) if rest > 0.0
+                                    else 0.0)
+    return _sale_from_nonnegative(model, params, sold_before, d, exo_price)
 
 
 @njit(cache=True)
@@ -360,7 +366,7 @@ def purchase_cost_usd(model, params, state, dq, exo_price):
     total = 0.0
     if state > 0.0:  # buying back along the sale branch, down to 0
         above = min(d, state)
-        total += sale_proceeds_usd(model, params, state - above, above, 1.0)
+        total += _sale_from_nonnegative(model, params, state - above, above, 1.0)
         if model == AMM:
             total /= 1.0 - params[2]  # proceeds were after the fee; a buyer pays it on top
     if lo < 0.0:

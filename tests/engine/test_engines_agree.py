@@ -10,7 +10,8 @@ from optimizer.engine.simulate import run_kernel
 from optimizer.scenario.config import load_scenario
 
 FIELDS = ("liquidations", "debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd", "protocol_fee_usd",
-          "realised_bad_debt_usd", "unrealised_bad_debt_usd", "inventory_usd", "returned_to_owner_usd",
+          "realised_bad_debt_usd", "unrealised_bad_debt_usd", "horizon_exposure_usd", "inventory_usd",
+          "returned_to_owner_usd",
           "debt_removed_usd", "first_liquidation_step", "last_liquidation_step", "market_low_min")
 
 VARIANTS = {

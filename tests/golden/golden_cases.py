@@ -98,7 +98,8 @@ def variants() -> dict[str, dict[str, Any]]:
 
 
 VARIANT_FIELDS = ("liquidations", "debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd",
-                  "protocol_fee_usd", "realised_bad_debt_usd", "unrealised_bad_debt_usd", "inventory_usd",
+                  "protocol_fee_usd", "realised_bad_debt_usd", "unrealised_bad_debt_usd", "horizon_exposure_usd",
+                  "inventory_usd",
                   "returned_to_owner_usd", "debt_removed_usd", "initial_debt_usd", "first_liquidation_step",
                   "last_liquidation_step", "market_low_min", "exo_low_min")
 

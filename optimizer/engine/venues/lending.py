@@ -149,10 +149,20 @@ class LendingVenue(VenueSimulator):
 
     # ------------------------------------------------------------------ horizon
     def end_path(self, final: FinalView) -> dict[str, Any]:
+        """At the final market close: open underwater debt, and the horizon exposure of accounts left
+        liquidatable (the venue's ``liquidation_shortfall_usd`` beyond their underwater part)."""
         ctx, b = self.ctx, self.book
         f = final.close
         coll_usd = (b.collateral_tokens * f[ctx.coll_market]).sum(1)
         debt_usd = (b.debt_tokens * f[ctx.debt_market]).sum(1)
-        return {"unrealised_bad_debt_usd": np.maximum(debt_usd - coll_usd, 0.0).sum(),
+        under = np.maximum(debt_usd - coll_usd, 0.0)
+        prices = Prices(f[ctx.coll_market], f[ctx.debt_market])
+        open_ = ctx.adapter.health(b, prices) < 1.0
+        exposure = 0.0
+        if open_.any():
+            short = ctx.adapter.liquidation_shortfall_usd(b, prices)
+            exposure = np.maximum(short - under, 0.0)[open_].sum()
+        return {"unrealised_bad_debt_usd": under.sum(),
+                "horizon_exposure_usd": exposure,
                 "debt_removed_usd": ((ctx.book.book.debt_tokens - b.debt_tokens) * f[ctx.debt_market]).sum(),
                 "account_liquidated": self.liquidated_once}
