@@ -79,9 +79,11 @@ def _apply(ledger: Ledger, k: int, j: int, t: int, r: RoundResult, round_flow: n
 
 
 def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
-                  events: list[tuple] | None = None, trace: list[dict] | None = None) -> Ledger:
+                  events: list[tuple] | None = None, trace: list[dict] | None = None,
+                  sims: list[VenueSimulator] | None = None) -> Ledger:
     """Run the paths; ``events`` (a list) collects one tuple per liquidation in
-    :data:`~optimizer.engine.ledger.EVENT_DTYPE` order, ``trace`` Maker trips, kicks, redos and takes."""
+    :data:`~optimizer.engine.ledger.EVENT_DTYPE` order, ``trace`` Maker trips, kicks, redos and takes.
+    ``sims`` replaces the registry's simulators (the contract suite observes them this way)."""
     prep = bound.prepared
     sc = prep.scenario
     close, low, high = prep.paths.close, prep.paths.low, prep.paths.bar_high
@@ -90,7 +92,7 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
     n_pools, n_assets = liq.shape[0], len(mk.assets)
     paths = np.arange(prep.n_paths) if path_indices is None else np.asarray(path_indices)
     T = prep.n_steps
-    sims = venue_simulators(bound)
+    sims = venue_simulators(bound) if sims is None else sims
     ledger = new_ledger(bound, sims, len(paths), T)
     pos_fields = set(ledger.names("position"))
 
