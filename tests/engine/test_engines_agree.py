@@ -24,6 +24,8 @@ VARIANTS = {
     "comet": {"protocols": ("comet",)},
     "comet_storefront_closed": {"protocols": ("comet",), "reserves": 5e7},
     "aave_and_comet_share_markets": {"protocols": ("aave", "comet"), "max_calls": 40},
+    # WETH debt: liquidators buy it back (purchases push its price up) while WETH collateral is sold
+    "debt_asset_bought_and_sold": {"aave_debt": "{ USDC = 0.5, WETH = 0.5 }", "shock": 0.25},
 }
 
 
