@@ -423,6 +423,13 @@ class Adapter(abc.ABC):
         """Halts and throughput limits implied by the current parameters."""
 
     # --- venue facts (public: the simulator, search, baseline and reports read these) ----------
+    def check_categories(self, categories: np.ndarray) -> None:
+        """Raise ValueError naming the first per-position category (``Book.category``) the venue does not
+        know. Categories are venue-specific (Aave eMode ids); a venue without them accepts only 0."""
+        bad = np.unique(np.asarray(categories)[np.asarray(categories) != 0])
+        if bad.size:
+            raise ValueError(f"{self.title} has no position categories (eModes); got {int(bad[0])}")
+
     def priced_asset(self, column: str) -> str:
         """The market asset whose price a book column carries (identity; Maker ilk ETH-A -> ETH)."""
         return column

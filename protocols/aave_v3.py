@@ -200,6 +200,12 @@ class AaveV3(Adapter):
             "min_leftover_base_usd": float(c["min_leftover_base_usd"]),
         }
 
+    def check_categories(self, categories: np.ndarray) -> None:
+        """Every category must be 0 (no eMode) or an eMode id of the snapshot."""
+        for eid in np.unique(np.asarray(categories)).tolist():
+            if eid != 0:
+                self.emode_of(int(eid))
+
     def emode_of(self, eid: int) -> Mapping[str, Any]:
         if eid not in self._emodes:
             raise ValueError(f"unknown eMode category {eid} (known: {sorted(self._emodes)})")

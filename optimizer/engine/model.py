@@ -23,10 +23,8 @@ from ..scenario.book import (
     draw_synthetic,
     market_asset,
     materialize,
-    read_csv_book,
 )
 from ..scenario.config import Scenario
-from ..snapshots import load_adapter
 
 # Streams of the one seed: paths and books draw from independent children so adding paths never
 # changes a book and vice versa.
@@ -105,10 +103,15 @@ def oracle_lag_steps(bound: Bound) -> list[int]:
 
 
 def prepare(scenario: Scenario) -> Prepared:
+    """Paths, liquidity, gas and book draws of a scenario, from its seed. No I/O: the scenario's files
+    were read and validated by :func:`~optimizer.scenario.config.load_scenario`."""
     from ..market.liquidity import Liquidity
-    from ..scenario.history import read_gas_csv
     from ..scenario.prices import generate_paths
 
+    if scenario.prices is None:  # a Scenario built by hand: read its inputs once here
+        from ..scenario.config import read_inputs
+
+        scenario = read_inputs(scenario)
     seq = np.random.SeedSequence(scenario.seed)
     path_seed, book_seed = seq.spawn(2)
     models, initial, corr, n_steps = build_models(scenario)
@@ -131,18 +134,15 @@ def prepare(scenario: Scenario) -> Prepared:
             hl[i] = lq.recovery_half_life_s
 
     lc = scenario.liquidators
-    if lc.gas_csv is not None:
-        gas = read_gas_csv(lc.gas_csv)
-        gas_gwei = _align_gas(gas, paths, scenario)
+    if lc.gas_history is not None:
+        gas_gwei = _align_gas(lc.gas_history, paths, scenario)
     else:
         gas_gwei = np.full(n_steps + 1, lc.gas_gwei)
     gas_token = assets.index(lc.gas_token) if lc.gas_token else -1
-    initial = {a: float(paths.close[0, 0, i]) for i, a in enumerate(assets)}
 
     book_rng = np.random.default_rng(book_seed)
     draws: dict[str, SyntheticDraws | ProtocolBook] = {}
     current: dict[str, Adapter] = {}
-    known = set(assets)
     for i, pc in enumerate(scenario.protocols):
         base = scenario_adapter(scenario, i)
         try:
@@ -150,47 +150,34 @@ def prepare(scenario: Scenario) -> Prepared:
         except InvalidParameters as e:
             raise InputError(str(e), file=scenario.file, field=f"protocols[{i}].params") from None
         current[pc.id] = cur
-        key = f"protocols[{i}].book"
         if pc.book.kind == "csv":
-            assert pc.book.path is not None
-            try:
-                draws[pc.id] = read_csv_book(pc.book.path, pc.adapter, cur, known)
-            except InputError as e:  # name the scenario key that points at the CSV too
-                raise InputError(str(e), file=scenario.file, field=f"{key}.path") from None
+            draws[pc.id] = pc.csv_book
         else:
-            d = draw_synthetic(pc.book.raw, cur, scenario.file, key, book_rng)
-            for a in (*d.collateral_assets, *d.debt_assets):
-                if market_asset(cur, a) not in known:
-                    raise InputError(f"asset '{market_asset(cur, a)}' has no price model in the scenario",
-                                     file=scenario.file, field=key)
-            draws[pc.id] = d
+            draws[pc.id] = draw_synthetic(pc.book.raw, cur, scenario.file, f"protocols[{i}].book", book_rng)
     market = Market(assets, liq, hl)
     return Prepared(scenario, paths, market, gas_gwei, gas_token, draws, current)
 
 
 def scenario_adapter(scenario: Scenario, i: int) -> Adapter:
-    """Protocol ``i``'s adapter from its snapshot (the scenario's ``snapshot =`` file or the bundled one)."""
+    """Protocol ``i``'s adapter from its snapshot (read by load_scenario: the ``snapshot =`` file or the
+    bundled one), without the scenario's parameter overrides."""
     pc = scenario.protocols[i]
-    if pc.snapshot is None:
-        return load_adapter(pc.adapter)
-    try:
-        return load_adapter(pc.adapter, pc.snapshot)
-    except InputError as e:  # name the scenario key that points at the snapshot too
-        raise InputError(str(e), file=scenario.file, field=f"protocols[{i}].snapshot") from None
+    if pc.base_adapter is None:  # a hand-built ProtocolConfig
+        from ..scenario.config import read_inputs
+
+        return read_inputs(scenario).protocols[i].base_adapter
+    return pc.base_adapter
 
 
 def build_models(scenario: Scenario) -> tuple[dict, dict, Any, int]:
-    """Price models, initial prices, correlation and step count of a scenario (validated)."""
-    from ..scenario.prices import correlation_from_config, horizon_steps, model_from_config
+    """Price models, initial prices, correlation and step count of a scenario (validated at load)."""
+    if scenario.prices is None:
+        from ..scenario.config import read_inputs
 
-    models = {a: model_from_config(a, dict(cfg.model), scenario.file, scenario.resolve, step_s=scenario.step_s,
-                                   horizon_h=scenario.horizon_h)
-              for a, cfg in scenario.assets.items()}
-    corr = (correlation_from_config(dict(scenario.correlation), scenario.file, scenario.resolve,
-                                    step_s=scenario.step_s, models=models) if scenario.correlation else None)
-    n_steps = horizon_steps(models, scenario.horizon_h, scenario.step_s, scenario.file)
+        scenario = read_inputs(scenario)
+    assert scenario.prices is not None
     initial = {a: cfg.price_usd for a, cfg in scenario.assets.items()}
-    return models, initial, corr, n_steps
+    return dict(scenario.prices.models), initial, scenario.prices.correlation, scenario.prices.n_steps
 
 
 def _align_gas(gas: Any, paths: Any, scenario: Scenario) -> np.ndarray:

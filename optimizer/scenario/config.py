@@ -32,6 +32,7 @@ class LiquidatorConfig:
     max_calls_per_step: int = 1_000_000
     reaction_delay_steps: int = 0
     min_profit_usd: float = 0.0
+    gas_history: Any = None  # optimizer.scenario.history.GasHistory of gas_csv, read by load_scenario
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,9 @@ class ProtocolConfig:
     reserves_usd: float = 0.0  # Comet protocol reserves at the start (targetReserves check)
     snapshot: Path | None = None  # parameter snapshot file (None: the adapter's bundled snapshot)
     id: str = ""  # "" = the adapter name
+    # read and validated by load_scenario (prepare does no I/O):
+    base_adapter: Any = None  # protocols.Adapter built from the snapshot (scenario params not applied)
+    csv_book: Any = None  # optimizer.scenario.book.ProtocolBook of a csv book
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -114,8 +118,23 @@ class OptimizeConfig:
 
 
 @dataclass(frozen=True)
+class PriceInputs:
+    """The validated price models of a scenario (their CSV histories already read)."""
+
+    models: Mapping[str, Any]  # asset -> optimizer.scenario.prices model
+    correlation: Any  # optimizer.scenario.prices.Correlation or None
+    n_steps: int
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """A validated scenario. Paths are absolute; ``raw`` keeps the parsed TOML for the run manifest."""
+    """A validated scenario. Paths are absolute; ``raw`` keeps the parsed TOML for the run manifest.
+
+    :func:`load_scenario` (and :func:`parse_scenario`) read every file the scenario names through the
+    one checked reader (:func:`optimizer.io.read_text`) and validate it: price histories (``prices``),
+    the gas CSV (``liquidators.gas_history``), each protocol's snapshot (``base_adapter``) and CSV book
+    (``csv_book``); synthetic book specifications are validated too. ``prepare`` then does no I/O.
+    """
 
     file: str
     name: str
@@ -132,6 +151,7 @@ class Scenario:
     base_dir: Path
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    prices: PriceInputs | None = field(default=None, repr=False)
 
     @property
     def n_steps(self) -> int | None:
@@ -364,13 +384,72 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
     root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize"})
 
     step_s = step_min * 60.0
-    return Scenario(
+    return read_inputs(Scenario(
         file=file, name=name, description=description,
         horizon_h=None if horizon_h < 0 else horizon_h, step_s=step_s, paths=n_paths, seed=seed,
         assets=MappingProxyType(assets), correlation=MappingProxyType(corr.data) if corr else None,
         liquidators=liquidators, oracle_lag_steps=lag, protocols=tuple(protocols), base_dir=base_dir,
         raw=MappingProxyType(data), optimize=optimize,
-    )
+    ))
+
+
+def read_inputs(sc: Scenario) -> Scenario:
+    """Read and validate every file a scenario names (and its book specifications): the one place."""
+    import numpy as np
+
+    from protocols import InvalidParameters
+
+    from ..snapshots import load_adapter
+    from .book import draw_synthetic, market_asset, read_csv_book
+    from .history import read_gas_csv
+    from .prices import correlation_from_config, horizon_steps, model_from_config
+
+    models = {a: model_from_config(a, dict(cfg.model), sc.file, sc.resolve, step_s=sc.step_s, horizon_h=sc.horizon_h)
+              for a, cfg in sc.assets.items()}
+    corr = (correlation_from_config(dict(sc.correlation), sc.file, sc.resolve, step_s=sc.step_s, models=models)
+            if sc.correlation else None)
+    n_steps = horizon_steps(models, sc.horizon_h, sc.step_s, sc.file)
+    lc = sc.liquidators
+    gas = None
+    if lc.gas_csv is not None:
+        try:
+            gas = read_gas_csv(lc.gas_csv)
+        except InputError as e:
+            raise InputError(str(e), file=sc.file, field="liquidators.gas_csv") from None
+    known = set(sc.assets)
+    protocols = []
+    for i, pc in enumerate(sc.protocols):
+        try:
+            base = load_adapter(pc.adapter, pc.snapshot)
+        except InputError as e:  # name the scenario key that points at the snapshot too
+            raise InputError(str(e), file=sc.file,
+                             field=f"protocols[{i}].snapshot" if pc.snapshot is not None else f"protocols[{i}].adapter"
+                             ) from None
+        try:
+            cur = base.with_params(dict(pc.params)) if pc.params else base
+        except InvalidParameters as e:
+            raise InputError(str(e), file=sc.file, field=f"protocols[{i}].params") from None
+        key = f"protocols[{i}].book"
+        book = None
+        if pc.book.kind == "csv":
+            assert pc.book.path is not None
+            try:
+                book = read_csv_book(pc.book.path, pc.id, cur, known)
+            except InputError as e:  # name the scenario key that points at the CSV too
+                raise InputError(str(e), file=sc.file, field=f"{key}.path") from None
+        else:  # validate the specification now (prepare draws it from the scenario's seed)
+            d = draw_synthetic(pc.book.raw, cur, sc.file, key, np.random.default_rng(0))
+            for a in (*d.collateral_assets, *d.debt_assets):
+                if market_asset(cur, a) not in known:
+                    raise InputError(f"asset '{market_asset(cur, a)}' has no price model in the scenario",
+                                     file=sc.file, field=key)
+            try:
+                cur.check_categories(d.category[:1])
+            except ValueError as e:
+                raise InputError(str(e), file=sc.file, field=f"{key}.emode") from None
+        protocols.append(replace(pc, base_adapter=base, csv_book=book))
+    return replace(sc, protocols=tuple(protocols), liquidators=replace(lc, gas_history=gas),
+                   prices=PriceInputs(MappingProxyType(models), corr, n_steps))
 
 
 def _parse_optimize(t: _Table) -> OptimizeConfig:
