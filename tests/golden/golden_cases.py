@@ -65,6 +65,8 @@ SCENARIO_CASES: tuple[ScenarioCase, ...] = (
     ScenarioCase("replay_2021_05_19_both_engines", "aave_v3_replay_2021-05-19.toml", paths=1,
                  engines=("kernel", "reference")),
     ScenarioCase("maker_black_thursday", "maker_eth_a_black_thursday.toml", paths=1, engines=("reference",)),
+    ScenarioCase("aave_v3_wsteth_book_2023_06_19", "aave_v3_wsteth_book_2023-06-19.toml", paths=1,
+                 engines=("reference",)),
 )
 
 
