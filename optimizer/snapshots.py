@@ -15,11 +15,9 @@ from protocols import ADAPTERS, Adapter, InvalidParameters, SnapshotError
 
 from .errors import InputError
 
-DEFAULT_SNAPSHOTS: dict[str, str] = {
-    "aave_v3": "protocols/aave_v3_ethereum_core.json",
-    "compound_v3": "protocols/compound_v3_usdc_mainnet.json",
-    "maker": "protocols/maker_ilks.json",
-}
+# adapter name -> its bundled snapshot under data/ (each adapter class states its own file)
+DEFAULT_SNAPSHOTS: dict[str, str] = {name: cls.bundled_snapshot for name, cls in ADAPTERS.items()
+                                     if getattr(cls, "bundled_snapshot", "")}
 
 
 def data_dir() -> Path:
