@@ -126,6 +126,12 @@ class ChainClient:
         else:
             self.url, provider = None, rpc
         self.w3 = Web3(provider)
+        # Only eth_call / eth_getCode / block reads go through this client: the validation middleware would ask
+        # eth_chainId before every call (twice the requests to a metered endpoint), and ENS resolution could
+        # send calls the reader did not ask for.
+        for name in ("validation", "ens_name_to_address", "gas_price_strategy", "gas_estimate"):
+            if name in {n for _m, n in self.w3.middleware_onion.middleware}:
+                self.w3.middleware_onion.remove(name)
         self.endpoint = redact_url(self.url) if self.url else f"the {type(rpc).__name__}"
         self._secrets = _url_secrets(self.url) if self.url else ()
         self.block: BlockRef | None = None

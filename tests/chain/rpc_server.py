@@ -4,7 +4,8 @@ It answers the methods ``cascade fetch`` uses (``eth_chainId``, ``eth_blockNumbe
 ``eth_getBlockByNumber``, ``eth_getCode``, ``eth_call``) from the same eth-tester chain, as a node
 would (hex quantities, ``execution reverted`` errors with ABI-encoded reasons). Faults, consumed one
 request at a time: ``("status", 429)`` an HTTP error, ``("sleep", s)`` a slow answer (for timeouts),
-``("die", None)`` the server stops and closes its socket. ``chain_id`` can be overridden (wrong chain)
+``("die", None)`` the server stops and closes its socket, ``("rpc_error", (code, message))`` a JSON-RPC
+error answer. ``chain_id`` can be overridden (wrong chain)
 and ``hook(method)`` runs before a request is answered (a test moves prices between watch ticks).
 """
 
@@ -18,7 +19,6 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-ZERO = "0x" + "00" * 20
 _CAMEL = {"parent_hash": "parentHash", "sha3_uncles": "sha3Uncles", "logs_bloom": "logsBloom",
           "transactions_root": "transactionsRoot", "receipts_root": "receiptsRoot", "state_root": "stateRoot",
           "coinbase": "miner", "total_difficulty": "totalDifficulty", "mix_hash": "mixHash", "extra_data": "extraData",
@@ -63,6 +63,15 @@ class RpcServer:
                     self.end_headers()
                     return
                 req = json.loads(body)
+                if fault and fault[0] == "rpc_error":  # a node's JSON-RPC error answer (e.g. -32005 limit exceeded)
+                    code, msg = fault[1]
+                    data = json.dumps({"jsonrpc": "2.0", "id": req.get("id"), "error": {"code": code, "message": msg}})
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data.encode())
+                    return
                 resp = [server.answer(r) for r in req] if isinstance(req, list) else server.answer(req)
                 data = json.dumps(resp).encode()
                 self.send_response(200)
@@ -74,7 +83,7 @@ class RpcServer:
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def url(self, path: str = "/") -> str:
@@ -100,10 +109,10 @@ class RpcServer:
 
         rid, method, params = req.get("id"), req.get("method"), req.get("params") or []
         self.methods.append(method)
-        if self.hook is not None:
-            self.hook(method)
         try:
             with self.lock:
+                if self.hook is not None:
+                    self.hook(method)
                 result = self._dispatch(method, params)
             return {"jsonrpc": "2.0", "id": rid, "result": result}
         except TransactionFailed as e:
@@ -118,6 +127,8 @@ class RpcServer:
             return {"jsonrpc": "2.0", "id": rid, "result": None}
         except KeyError:
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"method {method} not found"}}
+        except Exception as e:  # noqa: BLE001 - a node answers with an error, it does not drop the connection
+            return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32603, "message": f"{type(e).__name__}: {e}"}}
 
     def _dispatch(self, method: str, params: list) -> Any:
         t = self.tester
@@ -135,7 +146,7 @@ class RpcServer:
             return t.get_code(params[0], self._block(params[1] if len(params) > 1 else None))
         if method == "eth_call":
             tx = {k: v for k, v in params[0].items() if k in ("to", "data", "from", "gas", "value")}
-            tx.setdefault("from", ZERO)
+            tx.setdefault("from", t.get_accounts()[0])
             tx["gas"] = int(tx.get("gas", hex(25_000_000)), 16) if isinstance(tx.get("gas"), str) else 25_000_000
             return t.call(tx, self._block(params[1] if len(params) > 1 else None))
         raise KeyError(method)
