@@ -305,7 +305,7 @@ class Watcher:
         """Tick until ``ticks`` are done (forever without); 3 when an alert fired with ``exit_on_alert``."""
         cfg = self.cfg
         retry = cfg.retry_s if cfg.retry_s is not None else min(cfg.every_s, 60.0)
-        k = 0
+        k = finished = 0
         try:
             while cfg.ticks is None or k < cfg.ticks:
                 k += 1
@@ -319,6 +319,7 @@ class Watcher:
                     more = cfg.ticks is None or k < cfg.ticks
                     self.echo(f"[{_now()}] tick {k} failed: {msg}" + (f"; retrying in {retry:g} s" if more else ""))
                     next_at = clock() + retry
+                    finished = k
                 else:
                     fired = self.check_alerts(record)
                     self.log(record)
@@ -331,13 +332,15 @@ class Watcher:
                     if fired and cfg.exit_on_alert:
                         return 3
                     next_at = began + cfg.every_s
+                finished = k
                 if cfg.ticks is not None and k >= cfg.ticks:
                     break
                 wait = next_at - clock()
                 if wait > 0:
                     sleep(wait)
         except KeyboardInterrupt:
-            self.echo(f"stopped after {k - 1 if k else 0} complete tick(s)")
+            self.echo(f"stopped after {finished} tick(s)" + (f"; the log {cfg.log} holds one line per tick"
+                                                              if cfg.log else ""))
             return 130
         finally:
             if self._tmp is not None:

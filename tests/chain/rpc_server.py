@@ -127,7 +127,7 @@ class RpcServer:
             return {"jsonrpc": "2.0", "id": rid, "result": None}
         except KeyError:
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32601, "message": f"method {method} not found"}}
-        except Exception as e:  # noqa: BLE001 - a node answers with an error, it does not drop the connection
+        except Exception as e:
             return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32603, "message": f"{type(e).__name__}: {e}"}}
 
     def _dispatch(self, method: str, params: list) -> Any:

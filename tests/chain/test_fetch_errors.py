@@ -72,8 +72,8 @@ def test_fetch_over_http_from_env_var_writes_files_and_never_the_key(server, com
 def test_transient_errors_are_retried(server, maker, tmp_path, capsys):
     server.faults.extend([("status", 429), ("status", 503), ("sleep", 1.0), ("rpc_error", (-32005, "limit exceeded"))])
     out = tmp_path / "m.json"
-    code, stdout, err = cli(["fetch", "--protocol", "maker", "--market", str(maker.market_file(tmp_path)), "--rpc",
-                             secret_url(server), "--out", str(out), "--timeout", "0.3", *_fast()], capsys)
+    code, _, err = cli(["fetch", "--protocol", "maker", "--market", str(maker.market_file(tmp_path)), "--rpc",
+                        secret_url(server), "--out", str(out), "--timeout", "0.3", *_fast()], capsys)
     assert code == 0, err
     assert json.loads(out.read_text())["global"]["osm_hop_s"] == 3600
     # 429, 503 and the JSON-RPC limit error got no answer; the slow answer came after the client gave up

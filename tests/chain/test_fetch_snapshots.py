@@ -117,3 +117,29 @@ def test_fetched_snapshot_is_a_drop_in_for_simulate(chain, aave, comet, maker, t
     assert res.bound.books[0].book.n_positions == len(deployed.positions)
     assert res.metrics()["capital_efficiency"]["debt_usd"] > 0
     assert json.loads((tmp_path / "snap.json").read_text())["chain"]["block_number"] == chain.block_number()
+
+
+@pytest.mark.parametrize("kind", ["LinearDecrease", pytest.param("ExponentialDecrease", marks=pytest.mark.skipif(
+    not __import__("os").environ.get("CASCADE_FULL_TESTS"), reason="CASCADE_FULL_TESTS=1"))])
+def test_abacus_type_is_told_by_its_getters(chain, maker, kind):
+    """An ilk whose Clipper uses another abacus: the reader tells the type from which getters answer."""
+    from evm import fixed
+
+    calc = chain.deploy("MakerLinear", 3600) if kind == "LinearDecrease" else \
+        chain.deploy("MakerExponential", fixed("0.9999", 27))
+    mom = maker.contracts["mom"]
+    clip = chain.deploy("MakerClipper", fixed("1.2", 27), 7200, fixed("0.4", 27), fixed("0.001", 18),
+                        fixed(300, 45), 0, calc.address, mom.address)
+    dog = chain.deploy("MakerDog", fixed(100_000_000, 45))
+    chain.send(dog.functions.setIlks([(b"ETH-A".ljust(32, b"\0"), clip.address, fixed("1.1", 18), fixed(10**6, 45))]))
+    log = chain.deploy("MakerChainlog")
+    for k, a in (("MCD_VAT", maker.contracts["vat"].address), ("MCD_SPOT", maker.contracts["spot"].address),
+                 ("MCD_DOG", dog.address), ("CLIPPER_MOM", mom.address)):
+        chain.send(log.functions.setAddress(k.encode().ljust(32, b"\0"), a))
+    market = {**maker.market, "contracts": {"Chainlog": log.address}, "ilks": ["ETH-A"]}
+    f, _ = _fetch(chain, type(maker)(market, {}, {}, {}), "maker")
+    ilk = f.snapshot["ilks"]["ETH-A"]
+    assert ilk["calc"] == ({"type": kind, "tau_s": 3600} if kind == "LinearDecrease"
+                           else {"type": kind, "cut": 0.9999, "tau_s": 0})
+    assert (ilk["buf"], ilk["tail_s"], ilk["cusp"], ilk["tip_dai"], ilk["chop"]) == (1.2, 7200, 0.4, 300, 1.1)
+    assert ilk["clipper_mom_tolerance"] is None  # ClipperMom is a ward but has no tolerance for this clip

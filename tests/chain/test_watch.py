@@ -120,3 +120,19 @@ def test_watch_bad_alert_is_one_line(tmp_path, capsys):
     assert code == 2 and err.strip() == ("cascade: error: --alert: unknown metric 'bad_debt' in 'bad_debt>1' (one of "
                                          "bad_debt_usd, bad_debt_share, liquidated_usd, liquidations, debt_usd, "
                                          "collateral_usd, liquidatable_now, debt_at_risk_usd, stale_feeds)")
+
+
+def test_ctrl_c_stops_cleanly(watched):
+    from optimizer.chain.watch import WatchConfig, Watcher
+
+    _server, url, tmp = watched
+    lines = []
+    w = Watcher(WatchConfig(scenario=str(tmp / "s.toml"), rpc=url, every_s=600, log=tmp / "c.jsonl"),
+                echo=lines.append)
+
+    def interrupt(_seconds):
+        raise KeyboardInterrupt
+
+    assert w.run(sleep=interrupt) == 130
+    assert lines[-1] == f"stopped after 1 tick(s); the log {tmp / 'c.jsonl'} holds one line per tick"
+    assert len((tmp / "c.jsonl").read_text().splitlines()) == 1 and not w.workdir.exists()
