@@ -87,8 +87,9 @@ def test_maker_snapshot_equals_bundled_and_urns_match(chain, maker):
 
 
 def test_without_multicall_the_same_snapshot(chain, maker):
-    with_mc, c1 = _fetch(chain, maker, "maker")
-    plain, c2 = _fetch(chain, maker, "maker", multicall=False)
+    two = type(maker)({**maker.market, "ilks": ["ETH-A", "LSEV2-SKY-A"]}, {}, {}, {})
+    with_mc, c1 = _fetch(chain, two, "maker")
+    plain, c2 = _fetch(chain, two, "maker", multicall=False)
     assert c2.multicall is None and c2.requests > 3 * c1.requests
     a, b = dict(with_mc.snapshot), dict(plain.snapshot)
     a["chain"], b["chain"] = {**a["chain"], "multicall3": None}, {**b["chain"], "multicall3": None}
