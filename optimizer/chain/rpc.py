@@ -133,7 +133,7 @@ class ChainClient:
             if name in {n for _m, n in self.w3.middleware_onion.middleware}:
                 self.w3.middleware_onion.remove(name)
         self.endpoint = redact_url(self.url) if self.url else f"the {type(rpc).__name__}"
-        self._secrets = _url_secrets(self.url) if self.url else ()
+        self.secrets = _url_secrets(self.url) if self.url else ()
         self.block: BlockRef | None = None
         self.chain_id: int | None = None
         self.multicall: str | None = None
@@ -184,7 +184,7 @@ class ChainClient:
         return f"the RPC endpoint {self.endpoint} returned an error for {what}: {detail}"
 
     def _clean(self, text: str) -> str:
-        return redact_text(" ".join(str(text).split()), self._secrets)[:300]
+        return redact_text(" ".join(str(text).split()), self.secrets)[:300]
 
     def _classify(self, e: Exception) -> tuple[str, str, float | None]:
         """(kind, detail, retry-after seconds) for any error the provider stack raises."""
@@ -194,6 +194,8 @@ class ChainClient:
         if isinstance(e, w3x.ContractLogicError) or (type(e).__name__ == "TransactionFailed"
                                                      and type(e).__module__.startswith("eth_tester")):
             return "revert", _revert_reason(e), None
+        if isinstance(e, (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError)):
+            return "unreachable", "the server closed the connection mid-answer", None
         if isinstance(e, requests.exceptions.ConnectTimeout):
             return "unreachable", "connection timed out", None
         if isinstance(e, requests.exceptions.Timeout):
@@ -248,6 +250,8 @@ class ChainClient:
         if expected_chain_id is not None and chain_id != expected_chain_id:
             raise ChainError(f"the RPC endpoint {self.endpoint} serves chain id {chain_id}, but {market or 'the market'} "
                              f"is on chain id {expected_chain_id}{_chain_name(expected_chain_id)}", field="--rpc")
+        if self.block is not None:
+            self._code.clear()  # a client re-pinned for the next tick (cascade watch) checks code again
         latest = int(self._rpc("eth_blockNumber", lambda: self.w3.eth.block_number))
         number = latest if block is None else block
         if number > latest:

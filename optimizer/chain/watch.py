@@ -110,7 +110,7 @@ class Watcher:
         self.firing: set[str] = set()
         self._tmp = None if cfg.workdir else tempfile.TemporaryDirectory(prefix="cascade-watch-")
         self.workdir = Path(cfg.workdir) if cfg.workdir else Path(self._tmp.name)
-        self._secrets = ((cfg.rpc,) if isinstance(cfg.rpc, str) else ())
+        self.client = ChainClient(cfg.rpc, cfg.client)  # one connection pool for the whole watch
 
     def _market_for(self, i: int) -> Market:
         """--market for the adapter, else the ``chain.market`` recorded in a fetched snapshot, else the default."""
@@ -138,7 +138,8 @@ class Watcher:
 
         t0 = time.perf_counter()
         sc = self.scenario
-        client = ChainClient(self.cfg.rpc, self.cfg.client)
+        client = self.client
+        requests_before = client.requests
         block = None
         protos, prices, sources, snaps, stale = [], {}, {}, {}, 0
         for i, pc in enumerate(sc.protocols):
@@ -203,7 +204,7 @@ class Watcher:
             "block_time": blk.time_iso, "paths": int(res.raw.n_paths), "seed": sc.seed, "engine": res.engine,
             "prices_usd": prices, "price_sources": sources, "metrics": metrics,
             "changes": self._changes(snaps, prices, pp, metrics, blk.number, {p.adapter: p for p in protos}),
-            "requests": client.requests, "elapsed_s": round(time.perf_counter() - t0, 3),
+            "requests": client.requests - requests_before, "elapsed_s": round(time.perf_counter() - t0, 3),
         }
         self.prev = {"snaps": snaps, "prices": prices, "block": blk.number, "metrics": metrics,
                      "books": {p.adapter: _book_digest(p) for p in protos}}
@@ -314,7 +315,7 @@ class Watcher:
                     record = self.tick(k)
                 except Exception as e:
                     msg = str(e) if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
-                    msg = redact_text(" ".join(msg.split()), self._secrets)[:500]
+                    msg = redact_text(" ".join(msg.split()), self.client.secrets)[:500]
                     self.log({"tick": k, "ok": False, "time": _now(), "error": msg})
                     more = cfg.ticks is None or k < cfg.ticks
                     self.echo(f"[{_now()}] tick {k} failed: {msg}" + (f"; retrying in {retry:g} s" if more else ""))
