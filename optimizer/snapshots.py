@@ -16,6 +16,7 @@ from protocols import ADAPTERS, Adapter, InvalidParameters, SnapshotError
 from .errors import InputError
 
 DEFAULT_SNAPSHOTS: dict[str, str] = {
+    "aave_v2": "protocols/aave_v2_ethereum_2021-05-19.json",
     "aave_v3": "protocols/aave_v3_ethereum_core.json",
     "compound_v3": "protocols/compound_v3_usdc_mainnet.json",
     "maker": "protocols/maker_ilks.json",

@@ -15,14 +15,16 @@ from ._base import (
     Prices,
     SnapshotError,
 )
+from .aave_v2 import AaveV2
 from .aave_v3 import AaveV3
 from .compound_v3 import CompoundV3
 from .maker import Maker
 
-ADAPTERS: dict[str, type[Adapter]] = {cls.name: cls for cls in (AaveV3, CompoundV3, Maker)}
+ADAPTERS: dict[str, type[Adapter]] = {cls.name: cls for cls in (AaveV2, AaveV3, CompoundV3, Maker)}
 
 __all__ = [
     "ADAPTERS",
+    "AaveV2",
     "AaveV3",
     "Adapter",
     "Book",
