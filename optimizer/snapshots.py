@@ -20,6 +20,7 @@ DEFAULT_SNAPSHOTS: dict[str, str] = {
     "aave_v3": "protocols/aave_v3_ethereum_core.json",
     "compound_v3": "protocols/compound_v3_usdc_mainnet.json",
     "maker": "protocols/maker_ilks.json",
+    "maker_liq12": "protocols/maker_liq12_eth_a_2020-03-12.json",
 }
 
 

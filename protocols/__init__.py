@@ -19,8 +19,9 @@ from .aave_v2 import AaveV2
 from .aave_v3 import AaveV3
 from .compound_v3 import CompoundV3
 from .maker import Maker
+from .maker_liq12 import MakerLiq12
 
-ADAPTERS: dict[str, type[Adapter]] = {cls.name: cls for cls in (AaveV2, AaveV3, CompoundV3, Maker)}
+ADAPTERS: dict[str, type[Adapter]] = {cls.name: cls for cls in (AaveV2, AaveV3, CompoundV3, Maker, MakerLiq12)}
 
 __all__ = [
     "ADAPTERS",
@@ -34,6 +35,7 @@ __all__ = [
     "Invariant",
     "LiquidationOutcome",
     "Maker",
+    "MakerLiq12",
     "ParamSpec",
     "ParameterSchema",
     "Prices",
