@@ -65,15 +65,14 @@ NOT_SELECTED = 1  # no bid given for this auction in the call
 GUY_NOT_SET = 2  # Flipper/guy-not-set (deleted auction)
 FINISHED_TIC = 3  # Flipper/already-finished-tic
 FINISHED_END = 4  # Flipper/already-finished-end
-LOT_NOT_MATCHING = 5  # Flipper/lot-not-matching (tend) / not-matching-bid (dent)
-HIGHER_THAN_TAB = 6  # Flipper/higher-than-tab
-BID_NOT_HIGHER = 7  # Flipper/bid-not-higher
-INSUFFICIENT_INCREASE = 8  # Flipper/insufficient-increase
-TEND_NOT_FINISHED = 9  # Flipper/tend-not-finished (dent before bid == tab)
-LOT_NOT_LOWER = 10  # Flipper/lot-not-lower
-INSUFFICIENT_DECREASE = 11  # Flipper/insufficient-decrease
-NOT_FINISHED = 12  # Flipper/not-finished (deal, tick)
-BID_ALREADY_PLACED = 13  # Flipper/bid-already-placed (tick)
+HIGHER_THAN_TAB = 5  # Flipper/higher-than-tab
+BID_NOT_HIGHER = 6  # Flipper/bid-not-higher
+INSUFFICIENT_INCREASE = 7  # Flipper/insufficient-increase
+TEND_NOT_FINISHED = 8  # Flipper/tend-not-finished (dent before bid == tab)
+LOT_NOT_LOWER = 9  # Flipper/lot-not-lower
+INSUFFICIENT_DECREASE = 10  # Flipper/insufficient-decrease
+NOT_FINISHED = 11  # Flipper/not-finished (deal, tick)
+BID_ALREADY_PLACED = 12  # Flipper/bid-already-placed (tick)
 
 
 def _check_version(version: str) -> None:
@@ -196,7 +195,8 @@ def _common_checks(flips: Flips, given: np.ndarray, now_s: float) -> np.ndarray:
 
 
 def tend(flips: Flips, bid_dai, bidder, now_s: float, *, beg: float, ttl_s: float, version: str = V1_0) -> Bid:
-    """``Flipper.tend(id, lot, bid)`` with ``lot`` = the current lot, one bid per auction (NaN = none).
+    """``Flipper.tend(id, lot, bid)`` with ``lot`` = the current lot (so ``Flipper/lot-not-matching``
+    cannot occur), one bid per auction (NaN = none).
 
     Checks in the contract's order; then the previous high bidder is refunded his bid, the increment
     goes to the Vow, ``guy = bidder``, ``bid = bid``, ``tic = now + ttl``. DAI the bidder needs: a new
@@ -228,7 +228,8 @@ def tend(flips: Flips, bid_dai, bidder, now_s: float, *, beg: float, ttl_s: floa
 
 
 def dent(flips: Flips, lot, bidder, now_s: float, *, beg: float, ttl_s: float, version: str = V1_0) -> Bid:
-    """``Flipper.dent(id, lot, bid)`` with ``bid`` = ``tab``, one lot per auction (NaN = none).
+    """``Flipper.dent(id, lot, bid)`` with ``bid`` = the current bid (so ``Flipper/not-matching-bid``
+    cannot occur), one lot per auction (NaN = none).
 
     Requires ``bid == tab`` (tend phase over), ``lot < old lot`` and ``beg·lot <= old lot``. The
     previous high bidder gets ``tab`` back from the new one (not from 1.1 on when it is the same

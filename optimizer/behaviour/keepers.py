@@ -31,8 +31,9 @@ the winner (with ``recycle_collateral`` the winner sells it at the market for DA
 of the step; the engine may rather route that sale through its market; the bundled Black Thursday
 population does not recycle: DAI comes from the market through :func:`refill`). :func:`refill` adds DAI
 bought in the market: ``dai_refill_share`` of the bar's traded DAI volume, split among the ``value``
-keepers. With ``ttl`` = 600 s and 10-minute steps a bid that nobody tops within its step wins the lot
-at the next step: with gas above the ``value`` keepers' limits, the first (minimal) bid wins.
+keepers. With ``ttl`` = 600 s and 10-minute steps a bid that nobody tops within its own step has won:
+at the next step ``now == tic`` (the Flipper allows neither a bid nor a deal in that second) and the step
+after deals it. So with gas above the ``value`` keepers' limits the first (minimal) bid wins the lot.
 
 **Parameters and their sources** (bundled: ``data/behaviour/keepers_2020-03-12.json``; every value
 there carries its source and a plausible range, and tests check the model's direction over the
