@@ -19,6 +19,10 @@ DEFAULT_SNAPSHOTS: dict[str, str] = {
     "aave_v3": "protocols/aave_v3_ethereum_core.json",
     "compound_v3": "protocols/compound_v3_usdc_mainnet.json",
     "maker": "protocols/maker_ilks.json",
+    "dydx_v4": "protocols/dydx_v4.json",
+    "hyperliquid": "protocols/hyperliquid.json",
+    "binance_usdm": "protocols/binance_usdm.json",
+    "gmx_v2": "protocols/gmx_v2.json",
 }
 
 
