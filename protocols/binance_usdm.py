@@ -208,7 +208,7 @@ class BinanceUsdm(PerpAdapter):
         st = self._prepare(book, mark_usd, mask, fill_price_usd, open_interest, partial_allowed)
         flagged = st["flagged"]
         go = book.pool_sum(flagged.astype(np.float64)) > 0  # every open row of a flagged pool
-        go &= book.size_base > 0
+        go &= (book.size_base > 0) & st["mask"]
         fee_cap = self._fee_rate[st["vm"]] * book.size_base * st["fill"]
         return self._settle(book, st["mark"], st["tiers"], st["equity_gross"], st["requirement"],
                             book.size_base, st["fill"], np.zeros(book.n_positions, dtype=np.int8), fee_cap, go)

@@ -188,7 +188,7 @@ class Hyperliquid(PerpAdapter):
         st = self._prepare(book, mark_usd, mask, fill_price_usd, open_interest, partial_allowed)
         p = self.params
         q = book.size_base
-        go = (book.pool_sum(st["flagged"].astype(np.float64)) > 0) & (q > 0)
+        go = (book.pool_sum(st["flagged"].astype(np.float64)) > 0) & (q > 0) & st["mask"]
         eq, req = st["equity_gross"], st["requirement"]
         route = np.where(eq < 0, 2, np.where(eq < p["backstop_equity_fraction"] * req, 1, 0)).astype(np.int8)
         large = book.notional_usd(st["mark"]) > p["partial_liquidation_threshold_usd"]

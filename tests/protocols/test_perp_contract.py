@@ -241,3 +241,49 @@ def test_unknown_market_is_refused(case):
     book = PerpBook(("NOPE-USD",), [0], [1], [1.0], [1.0], [1.0], [ISOLATED], [0], [0.0])
     with pytest.raises(ValueError, match="NOPE-USD"):
         adapter.liquidatable(book, np.array([1.0]))
+
+
+def test_circuit_breakers_are_perp_data(case):
+    from protocols import PerpCircuitBreakers
+
+    adapter, _, _ = case
+    assert isinstance(adapter.circuit_breakers(), PerpCircuitBreakers)
+
+
+def test_health_and_marks_helpers(case):
+    adapter, book, mark = case
+    h = adapter.health(book, mark)
+    flagged = adapter.liquidatable(book, mark)
+    open_ = book.size_base > 0
+    assert np.all(h[flagged & open_] <= 1.0) and np.all(h[~flagged & open_] >= 1.0)
+    m = len(book.markets)
+    low, high = np.arange(1.0, m + 1), np.arange(1.0, m + 1) * 10
+    adverse = book.adverse_marks(low, high)
+    np.testing.assert_array_equal(adverse, np.where(book.side > 0, low[book.market], high[book.market]))
+    np.testing.assert_array_equal(book.position_marks(low), low[book.market])
+    # initial margin is notional / max leverage, and the max leverage is at least 1
+    im = adapter.initial_margin_usd(book, mark)
+    lev = adapter.max_leverage(adapter.market_index(book), book.side, book.notional_usd(mark))
+    ok = np.isfinite(lev) & open_
+    np.testing.assert_allclose(im[ok], book.notional_usd(mark)[ok] / lev[ok], rtol=1e-12)
+    assert np.all(lev[ok] >= 1.0)
+
+
+def test_book_from_rows_and_validation():
+    book = PerpBook.from_rows(("BTC", "ETH"), [0, 1, 0], [1, -1, 1], [1.0, 2.0, 3.0], [10.0, 20.0, 30.0],
+                              [500.0, 500.0, 7.0], [CROSS, CROSS, ISOLATED], ["0xb", "0xb", "0xa"])
+    np.testing.assert_array_equal(book.account, [1, 1, 0])
+    np.testing.assert_array_equal(book.cross_collateral_usd, [0.0, 500.0])
+    np.testing.assert_array_equal(book.margin_usd, [0.0, 0.0, 7.0])
+    np.testing.assert_array_equal(book.pool_collateral_usd(), [500.0, 500.0, 7.0])
+    with pytest.raises(ValueError, match="different cross collateral"):
+        PerpBook.from_rows(("BTC", "ETH"), [0, 1], [1, 1], [1.0, 1.0], [1.0, 1.0], [5.0, 6.0], [CROSS, CROSS], [0, 0])
+    bad = dict(markets=("BTC",), market=[0], side=[1], size_base=[1.0], entry_price_usd=[1.0], margin_usd=[1.0],
+               margin_mode=[ISOLATED], account=[0], cross_collateral_usd=[0.0])
+    for field, value, message in (("side", [0], "side"), ("size_base", [-1.0], "size_base"),
+                                  ("entry_price_usd", [0.0], "entry_price_usd"), ("market", [1], "market index"),
+                                  ("margin_mode", [2], "margin_mode"), ("account", [3], "account index")):
+        with pytest.raises(ValueError, match=message):
+            PerpBook(**{**bad, field: value})
+    with pytest.raises(ValueError, match="one-way mode"):
+        PerpBook(("BTC",), [0, 0], [1, -1], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0], [CROSS, CROSS], [0, 0], [9.0])

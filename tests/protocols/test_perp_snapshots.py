@@ -4,7 +4,7 @@ import copy
 import json
 
 import pytest
-from _cli_helpers import cascade, one_line_error
+from _cli_helpers import cascade
 
 from optimizer.errors import InputError
 from optimizer.snapshots import data_dir, load_adapter, snapshot_path
@@ -89,7 +89,20 @@ def test_perp_snapshots_ship_in_the_data_folder_with_sources():
 # --------------------------------------------------------------------------------------------- CLI
 
 
-def test_cli_lists_a_perp_venue_with_units_bounds_and_invariants(tmp_path):
+def run_main(capsys, *args):
+    """The console entry point in-process (same error handling as the installed command, no start-up cost)."""
+    from optimizer.cli import main
+
+    code = 0
+    try:
+        main(list(args))
+    except SystemExit as e:
+        code = e.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_installed_cli_lists_a_perp_venue_with_units_bounds_and_invariants(tmp_path):
     res = cascade("protocols", "dydx_v4", "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     entry = json.loads(res.stdout)["adapters"][0]
@@ -98,35 +111,44 @@ def test_cli_lists_a_perp_venue_with_units_bounds_and_invariants(tmp_path):
     assert imf["current"] == 0.02 and imf["unit"] == "fraction" and imf["upper"] == 1.0 and imf["as_of"]
     assert params["insurance_fund_usd"]["unit"] == "USD"
     assert any("open_interest_lower_cap <= open_interest_upper_cap" in r for r in entry["invariants"])
-    table = cascade("protocols", "hyperliquid", "--asset", "BTC", cwd=tmp_path)
-    assert table.returncode == 0, table.stderr
-    assert "BTC.tier0.max_leverage" in table.stdout and "ETH.tier0" not in table.stdout
-    assert "tiers in order" in table.stdout
 
 
-def test_cli_validates_a_perp_candidate(tmp_path):
-    ok = cascade("validate", "gmx_v2", "--set", "BTC-USD.min_collateral_factor=0.01", cwd=tmp_path)
-    assert ok.returncode == 0, ok.stderr
-    assert "BTC-USD.min_collateral_factor: 0.005 -> 0.01" in ok.stdout
-    bad = cascade("validate", "gmx_v2", "--set", "BTC-USD.min_collateral_factor=0.001", cwd=tmp_path)
-    one_line_error(bad, "BTC-USD.min_collateral_factor_for_liquidation=0.005", "min_collateral_factor=0.001",
-                   "min_collateral_factor_for_liquidation <= min_collateral_factor")
+def test_cli_table_of_a_perp_venue(capsys):
+    code, out, err = run_main(capsys, "protocols", "hyperliquid", "--asset", "BTC")
+    assert code == 0, err
+    assert "BTC.tier0.max_leverage" in out and "ETH.tier0" not in out and "tiers in order" in out
 
 
-def test_cli_bad_perp_snapshot_is_a_one_line_error(tmp_path):
+def test_cli_validates_a_perp_candidate(capsys):
+    code, out, err = run_main(capsys, "validate", "gmx_v2", "--set", "BTC-USD.min_collateral_factor=0.01")
+    assert code == 0, err
+    assert "BTC-USD.min_collateral_factor: 0.005 -> 0.01" in out
+    code, _, err = run_main(capsys, "validate", "gmx_v2", "--set", "BTC-USD.min_collateral_factor=0.001")
+    assert code == 2 and len(err.strip().splitlines()) == 1
+    for frag in ("BTC-USD.min_collateral_factor_for_liquidation=0.005", "min_collateral_factor=0.001",
+                 "min_collateral_factor_for_liquidation <= min_collateral_factor"):
+        assert frag in err
+
+
+def test_cli_bad_perp_snapshot_is_a_one_line_error(capsys, tmp_path):
     data = snapshot("hyperliquid")
     del data["markets"]["SOL"]["tiers"][1]["max_leverage"]
     f = tmp_path / "hl.json"
     f.write_text(json.dumps(data))
-    one_line_error(cascade("protocols", "hyperliquid", "--snapshot", str(f), cwd=tmp_path), str(f),
-                   "markets.SOL.tiers[1].max_leverage: missing")
+    code, _, err = run_main(capsys, "protocols", "hyperliquid", "--snapshot", str(f))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert str(f) in err and "markets.SOL.tiers[1].max_leverage: missing" in err
 
 
 def test_a_scenario_naming_a_perp_venue_is_refused_until_the_engine_supports_it(tmp_path):
+    from optimizer.scenario.config import load_scenario
+
     text = (data_dir() / "scenarios" / "compound_v3_usdc_24h.toml").read_text()
     assert 'adapter = "compound_v3"' in text
     f = tmp_path / "perp.toml"
     f.write_text(text.replace('adapter = "compound_v3"', 'adapter = "hyperliquid"'))
-    res = cascade("simulate", str(f), "--paths", "1", cwd=tmp_path)
-    one_line_error(res, str(f), "protocols[0].adapter", "'hyperliquid' is a perp venue",
-                   "perp venues cannot be simulated yet")
+    with pytest.raises(InputError) as err:
+        load_scenario(f)
+    msg = str(err.value)
+    assert "\n" not in msg and msg.startswith(f"{f}: protocols[0].adapter: ")
+    assert "'hyperliquid' is a perp venue; perp venues cannot be simulated yet" in msg

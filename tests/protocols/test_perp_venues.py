@@ -45,6 +45,12 @@ def test_binance_maintenance_amounts_are_the_published_cum_values(binance):
                                [0, 50, 1300, 16300, 266300, 1266300, 2516300, 5016300, 25016300, 100016300])
 
 
+def test_binance_initial_margin_follows_the_bracket_leverage(binance):
+    lev = binance.max_leverage(np.array([0, 0, 0, 0]), np.array([1, 1, 1, 1]), np.array([1e4, 5e4, 2e6, 6e8]))
+    np.testing.assert_array_equal(lev[:3], [125, 100, 20])
+    assert np.isnan(lev[3])  # beyond the last bracket's cap: not allowed
+
+
 def test_binance_flags_at_a_margin_ratio_of_exactly_100_percent(binance):
     # MM = 40, margin balance = 40 at mark 10,000: marginRatio = 100 % -> liquidated
     book = iso(("BTCUSDT",), 1, 1.0, 10_000.0, 40.0)
