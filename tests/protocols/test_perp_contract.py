@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optimizer.snapshots import load_adapter
-from protocols import CROSS, ISOLATED, PERP_ADAPTERS, InvalidParameters, PerpBook
+from protocols import CROSS, ISOLATED, PERP_ADAPTERS, InvalidParameters, OpenInterest, PerpBook
 from protocols._perp import first_row_per_account
 
 N = 600
@@ -262,8 +262,9 @@ def test_health_and_marks_helpers(case):
     np.testing.assert_array_equal(adverse, np.where(book.side > 0, low[book.market], high[book.market]))
     np.testing.assert_array_equal(book.position_marks(low), low[book.market])
     # initial margin is notional / max leverage, and the max leverage is at least 1
-    im = adapter.initial_margin_usd(book, mark)
-    lev = adapter.max_leverage(adapter.market_index(book), book.side, book.notional_usd(mark))
+    oi = OpenInterest(np.full(len(adapter.markets), 1e6), np.full(len(adapter.markets), 2e6))
+    im = adapter.initial_margin_usd(book, mark, oi)
+    lev = adapter.max_leverage(adapter.market_index(book), book.side, book.notional_usd(mark), oi)
     ok = np.isfinite(lev) & open_
     np.testing.assert_allclose(im[ok], book.notional_usd(mark)[ok] / lev[ok], rtol=1e-12)
     assert np.all(lev[ok] >= 1.0)
