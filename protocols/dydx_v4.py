@@ -191,13 +191,6 @@ class DydxV4(PerpAdapter):
             oi = np.maximum(open_interest.long_usd, open_interest.short_usd)[market]
         return 1.0 / self.initial_margin_fraction(market, oi)
 
-    def initial_margin_usd(self, book: PerpBook, mark_usd: np.ndarray,
-                           open_interest: OpenInterest | None = None) -> np.ndarray:
-        mark_usd = np.asarray(mark_usd, dtype=np.float64)
-        oi = self._oi(book, mark_usd, open_interest)
-        vm = self.market_index(book)
-        return book.notional_usd(mark_usd) / self.max_leverage(vm, book.side, book.notional_usd(mark_usd), oi)
-
     # ------------------------------------------------------------------ liquidation
     def fillable_price_usd(self, book: PerpBook, mark_usd: np.ndarray) -> np.ndarray:
         """``GetFillablePrice``: ``mark * (1 - side * ABR * SMMR * MMF)`` for each position."""
