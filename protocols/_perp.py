@@ -122,7 +122,9 @@ class PerpBook:
         if np.unique(keys).size != keys.size:
             raise ValueError("an account holds two open cross positions in one market (one-way mode expected)")
         for name, arr in (*arrays.items(), ("cross_collateral_usd", coll)):
-            arr.flags.writeable = False
+            if arr.flags.writeable:  # never freeze the caller's own array: keep a frozen copy
+                arr = arr.copy()
+                arr.flags.writeable = False
             object.__setattr__(self, name, arr)
 
     # --- construction -------------------------------------------------------------------------

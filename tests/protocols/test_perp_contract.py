@@ -286,5 +286,8 @@ def test_book_from_rows_and_validation():
                                   ("margin_mode", [2], "margin_mode"), ("account", [3], "account index")):
         with pytest.raises(ValueError, match=message):
             PerpBook(**{**bad, field: value})
+    size = np.array([1.0])
+    PerpBook(("BTC",), [0], [1], size, [1.0], [1.0], [ISOLATED], [0], [0.0])
+    size[0] = 2.0  # the caller's array stays writeable; the book keeps its own frozen copy
     with pytest.raises(ValueError, match="one-way mode"):
         PerpBook(("BTC",), [0, 0], [1, -1], [1.0, 1.0], [1.0, 1.0], [0.0, 0.0], [CROSS, CROSS], [0, 0], [9.0])
