@@ -21,6 +21,10 @@ DEFAULT_SNAPSHOTS: dict[str, str] = {
     "compound_v3": "protocols/compound_v3_usdc_mainnet.json",
     "maker": "protocols/maker_ilks.json",
     "maker_liq12": "protocols/maker_liq12_eth_a_2020-03-12.json",
+    "dydx_v4": "protocols/dydx_v4.json",
+    "hyperliquid": "protocols/hyperliquid.json",
+    "binance_usdm": "protocols/binance_usdm.json",
+    "gmx_v2": "protocols/gmx_v2.json",
 }
 
 
