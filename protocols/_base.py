@@ -10,7 +10,8 @@ import abc
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -320,7 +321,68 @@ class CircuitBreakers:
 # --------------------------------------------------------------------------------------------
 
 
-class Adapter(abc.ABC):
+class VenueAdapter(abc.ABC):
+    """What every venue adapter shares, lending or perp: construction, parameters, breakers.
+
+    Lifecycle (the family's rule methods come after these; see :class:`Adapter` for lending and
+    :class:`protocols._perp.PerpAdapter` for perpetual-futures venues)::
+
+        adapter = AdapterCls.from_snapshot(snapshot_dict)    # current values from data/
+        schema  = adapter.schema()                           # tunables, units, bounds, invariants
+        cand    = adapter.with_params({...})                 # new frozen adapter, validated
+        cb      = cand.circuit_breakers()                    # limits the simulator enforces
+
+    Subclasses set ``name`` (registry key), ``title`` and ``family`` (``"lending"`` or ``"perp"``)
+    and implement ``_build_schema`` and ``circuit_breakers``.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    family: ClassVar[str]
+    #: parameter fields (the part after ``<asset>.``) a search tunes when a scenario names none
+    default_search_fields: ClassVar[tuple[str, ...]] = ()
+    #: per field, the largest change per update a risk steward may make: ``(value, relative)``,
+    #: ``value`` in the field's unit (or a fraction of the current value when ``relative``)
+    default_steward_limits: ClassVar[Mapping[str, tuple[float, bool]]] = MappingProxyType({})
+    #: parameter pairs whose gap is a buffer a search keeps (lending: LT − LTV)
+    liquidation_buffer_pairs: ClassVar[tuple[BufferPair, ...]] = ()
+
+    def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
+        self._snapshot = snapshot
+        schema = self._build_schema(snapshot)
+        merged = schema.merged(params)
+        schema.validate(merged)
+        self._schema = schema
+        self.params: dict[str, float] = merged
+
+    # --- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> Self:
+        return cls(snapshot)
+
+    def with_params(self, overrides: Mapping[str, float]) -> Self:
+        """A new adapter with ``overrides`` applied on top of this one's parameters."""
+        return type(self)(self._snapshot, {**self.params, **dict(overrides)})
+
+    @classmethod
+    @abc.abstractmethod
+    def _build_schema(cls, snapshot: Mapping[str, Any]) -> ParameterSchema:
+        """Read parameter specs (with current values) and invariants from the snapshot dict."""
+
+    def schema(self) -> ParameterSchema:
+        """The schema; ``ParamSpec.current`` is the snapshot value, not this candidate's."""
+        return self._schema
+
+    @property
+    def snapshot_meta(self) -> dict[str, Any]:
+        return {k: self._snapshot.get(k) for k in ("protocol", "market", "as_of") if k in self._snapshot}
+
+    @abc.abstractmethod
+    def circuit_breakers(self) -> CircuitBreakers:
+        """Halts and throughput limits implied by the current parameters."""
+
+
+class Adapter(VenueAdapter):
     """Liquidation rules of one venue, vectorised over positions.
 
     Lifecycle (the order in which the optimizer calls an adapter)::
@@ -352,47 +414,7 @@ class Adapter(abc.ABC):
     ``liquidation_buffer_pairs``.
     """
 
-    name: ClassVar[str]
-    title: ClassVar[str]
-    #: the snapshot shipped for this adapter, relative to the bundled data folder ("": none)
-    bundled_snapshot: ClassVar[str] = ""
-    #: parameter fields (the part after ``<asset>.``) a search tunes when a scenario names none
-    default_search_fields: ClassVar[tuple[str, ...]] = ()
-    #: per field, the largest change per update a risk steward may make: ``(value, relative)``,
-    #: ``value`` in the field's unit (or a fraction of the current value when ``relative``)
-    default_steward_limits: ClassVar[Mapping[str, tuple[float, bool]]] = {}
-    #: parameter pairs whose gap is the liquidation buffer a search keeps (LT − LTV)
-    liquidation_buffer_pairs: ClassVar[tuple[BufferPair, ...]] = ()
-
-    def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
-        self._snapshot = snapshot
-        schema = self._build_schema(snapshot)
-        merged = schema.merged(params)
-        schema.validate(merged)
-        self._schema = schema
-        self.params: dict[str, float] = merged
-
-    # --- construction ------------------------------------------------------------------------
-    @classmethod
-    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> Adapter:
-        return cls(snapshot)
-
-    def with_params(self, overrides: Mapping[str, float]) -> Adapter:
-        """A new adapter with ``overrides`` applied on top of this one's parameters."""
-        return type(self)(self._snapshot, {**self.params, **dict(overrides)})
-
-    @classmethod
-    @abc.abstractmethod
-    def _build_schema(cls, snapshot: Mapping[str, Any]) -> ParameterSchema:
-        """Read parameter specs (with current values) and invariants from the snapshot dict."""
-
-    def schema(self) -> ParameterSchema:
-        """The schema; ``ParamSpec.current`` is the snapshot value, not this candidate's."""
-        return self._schema
-
-    @property
-    def snapshot_meta(self) -> dict[str, Any]:
-        return {k: self._snapshot.get(k) for k in ("protocol", "market", "as_of") if k in self._snapshot}
+    family: ClassVar[str] = "lending"
 
     @property
     @abc.abstractmethod
@@ -419,10 +441,6 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def liquidate(self, book: Book, prices: Prices, mask: np.ndarray | None = None) -> LiquidationOutcome:
         """Apply one liquidation call to each position in ``mask`` that the rules allow."""
-
-    @abc.abstractmethod
-    def circuit_breakers(self) -> CircuitBreakers:
-        """Halts and throughput limits implied by the current parameters."""
 
     # --- venue facts (public: the simulator, search, baseline and reports read these) ----------
     def check_categories(self, categories: np.ndarray) -> None:

@@ -78,7 +78,6 @@ class AaveV3(Adapter):
 
     name = "aave_v3"
     title = "Aave v3 Ethereum Core"
-    bundled_snapshot = "protocols/aave_v3_ethereum_core.json"
     default_search_fields = ("ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps")
     # Aave risk stewards' largest change per update (bps)
     default_steward_limits = MappingProxyType({"ltv_bps": (500.0, False), "liquidation_threshold_bps": (500.0, False),

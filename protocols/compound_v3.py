@@ -89,7 +89,6 @@ class CompoundV3(Adapter):
 
     name = "compound_v3"
     title = "Compound v3 (Comet) cUSDCv3"
-    bundled_snapshot = "protocols/compound_v3_usdc_mainnet.json"
     default_search_fields = ("borrow_collateral_factor", "liquidate_collateral_factor", "liquidation_factor")
     default_steward_limits = MappingProxyType({"borrow_collateral_factor": (0.05, False), "liquidate_collateral_factor": (0.05, False),
                               "liquidation_factor": (0.02, False), "store_front_price_factor": (0.05, False)})

@@ -595,7 +595,6 @@ class Maker(Adapter):
 
     name = "maker"
     title = "Maker/Sky Liquidations 2.0"
-    bundled_snapshot = "protocols/maker_ilks.json"
     default_search_fields = ("mat", "chop")
     default_steward_limits = MappingProxyType({"mat": (0.05, False), "chop": (0.02, False)})
 

@@ -108,7 +108,7 @@ def prepare(scenario: Scenario) -> Prepared:
     from ..market.liquidity import Liquidity
     from ..scenario.prices import generate_paths
 
-    if scenario.prices is None:  # a Scenario built by hand: read its inputs once here
+    if not scenario.inputs_current:  # built or changed by hand (dataclasses.replace): read its files here
         from ..scenario.config import read_inputs
 
         scenario = read_inputs(scenario)
@@ -161,17 +161,16 @@ def prepare(scenario: Scenario) -> Prepared:
 def scenario_adapter(scenario: Scenario, i: int) -> Adapter:
     """Protocol ``i``'s adapter from its snapshot (read by load_scenario: the ``snapshot =`` file or the
     bundled one), without the scenario's parameter overrides."""
-    pc = scenario.protocols[i]
-    if pc.base_adapter is None:  # a hand-built ProtocolConfig
+    if not scenario.inputs_current:  # built or changed by hand
         from ..scenario.config import read_inputs
 
         return read_inputs(scenario).protocols[i].base_adapter
-    return pc.base_adapter
+    return scenario.protocols[i].base_adapter
 
 
 def build_models(scenario: Scenario) -> tuple[dict, dict, Any, int]:
     """Price models, initial prices, correlation and step count of a scenario (validated at load)."""
-    if scenario.prices is None:
+    if not scenario.inputs_current:
         from ..scenario.config import read_inputs
 
         scenario = read_inputs(scenario)

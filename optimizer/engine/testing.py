@@ -408,10 +408,18 @@ def _multi_collateral_book() -> str:
     return "\n".join(lines) + "\n"
 
 
+_AAVE_V2 = _AAVE.replace('adapter = "aave_v3"', 'adapter = "aave_v2"')
+_MAKER_LIQ12 = _MAKER.replace('adapter = "maker"', 'adapter = "maker_liq12"').replace(
+    "venue-contract-maker", "venue-contract-maker-liq12")
+
+
 def bundled_cases() -> list[ScenarioCase]:
-    """One small case per bundled venue simulator (and book shape)."""
+    """One small case per bundled venue simulator (and book shape); Aave v2 and Maker 1.x run on the generic
+    :class:`~optimizer.engine.venues.LendingVenue` (their adapters have no wrapper of their own)."""
     return [
         ScenarioCase("aave_v3", _BASE.format(name="aave", horizon_h=6, max_calls=40) + _AAVE, kernel=True),
+        ScenarioCase("aave_v2_generic_venue", _BASE.format(name="aave-v2", horizon_h=6, max_calls=40) + _AAVE_V2),
+        ScenarioCase("maker_liq12_generic_venue", _MAKER_LIQ12),
         ScenarioCase("aave_v3_multi_collateral", _BASE.format(name="aave-multi", horizon_h=6, max_calls=40)
                      + _AAVE_CSV, {"book.csv": _multi_collateral_book()}),
         ScenarioCase("compound_v3", _BASE.format(name="comet", horizon_h=6, max_calls=40) + _COMET, kernel=True),

@@ -56,6 +56,7 @@ class ProtocolConfig:
     # read and validated by load_scenario (prepare does no I/O):
     base_adapter: Any = None  # protocols.Adapter built from the snapshot (scenario params not applied)
     csv_book: Any = None  # optimizer.scenario.book.ProtocolBook of a csv book
+    loaded_from: Any = None  # (adapter, id, snapshot, book kind and path) the two above were read with
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -124,6 +125,7 @@ class PriceInputs:
     models: Mapping[str, Any]  # asset -> optimizer.scenario.prices model
     correlation: Any  # optimizer.scenario.prices.Correlation or None
     n_steps: int
+    loaded_from: Any = None  # the asset model tables, correlation table and gas CSV they were read with
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,15 @@ class Scenario:
     @property
     def protocol_ids(self) -> tuple[str, ...]:
         return tuple(p.id for p in self.protocols)
+
+    @property
+    def inputs_current(self) -> bool:
+        """True when the files were read for the scenario as it stands (a ``dataclasses.replace`` that
+        points a protocol at another snapshot or book, or changes an asset's model, makes it False:
+        :func:`read_inputs` reads them again)."""
+        if self.prices is None or self.prices.loaded_from != _price_sources(self):
+            return False
+        return all(p.base_adapter is not None and p.loaded_from == _protocol_sources(p) for p in self.protocols)
 
     def with_overrides(self, *, paths: int | None = None, seed: int | None = None,
                        params: Mapping[str, Mapping[str, float]] | None = None) -> Scenario:
@@ -352,6 +363,9 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         adapter = pt.string("adapter")
         if adapter not in ADAPTERS:
             raise pt.err("adapter", f"unknown adapter '{adapter}' (known: {', '.join(sorted(ADAPTERS))})")
+        if ADAPTERS[adapter].family != "lending":
+            raise pt.err("adapter", f"'{adapter}' is a perp venue; perp venues cannot be simulated yet "
+                                    "(the cascade engine runs lending adapters only)")
         pid = pt.string("id", adapter)
         if not _ID.match(pid):
             raise pt.err("id", f"must be letters, digits, '_', '-' or '.' (no ':' or spaces), got {pid!r}"[:200])
@@ -391,6 +405,16 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         liquidators=liquidators, oracle_lag_steps=lag, protocols=tuple(protocols), base_dir=base_dir,
         raw=MappingProxyType(data), optimize=optimize,
     ))
+
+
+def _protocol_sources(pc: ProtocolConfig) -> tuple:
+    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path)
+
+
+def _price_sources(sc: Scenario) -> tuple:
+    models = tuple((a, repr(sorted(dict(cfg.model).items()))) for a, cfg in sc.assets.items())
+    corr = repr(sorted(dict(sc.correlation).items())) if sc.correlation else None
+    return (models, corr, sc.liquidators.gas_csv, sc.step_s, sc.horizon_h)
 
 
 def read_inputs(sc: Scenario) -> Scenario:
@@ -447,9 +471,9 @@ def read_inputs(sc: Scenario) -> Scenario:
                 cur.check_categories(d.category[:1])
             except ValueError as e:
                 raise InputError(str(e), file=sc.file, field=f"{key}.emode") from None
-        protocols.append(replace(pc, base_adapter=base, csv_book=book))
+        protocols.append(replace(pc, base_adapter=base, csv_book=book, loaded_from=_protocol_sources(pc)))
     return replace(sc, protocols=tuple(protocols), liquidators=replace(lc, gas_history=gas),
-                   prices=PriceInputs(MappingProxyType(models), corr, n_steps))
+                   prices=PriceInputs(MappingProxyType(models), corr, n_steps, _price_sources(sc)))
 
 
 def _parse_optimize(t: _Table) -> OptimizeConfig:
