@@ -208,12 +208,13 @@ def test_bad_ids(tmp_path, edit, field, rule):
     assert field in str(ei.value) and rule in str(ei.value)
 
 
-def test_cli_set_takes_the_protocol_id(tmp_path):
-    from _cli_helpers import cascade
+def test_cli_set_takes_the_protocol_id():
+    """``--set id:KEY=VALUE`` (the parser cascade simulate uses; the command itself is tested in tests/cli)."""
+    from optimizer.cli._common import split_protocol_overrides
 
-    p = tmp_path / "s.toml"
-    p.write_text(TWO_MARKETS)
-    res = cascade("simulate", str(p), "--json", "--no-analyses", "--paths", "2", "--set",
-                  "prime:WETH.liquidation_threshold_bps=8100", cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
-    assert json.loads(res.stdout)["params"]["prime"]["WETH.liquidation_threshold_bps"] == 8100
+    assert split_protocol_overrides(["prime:WETH.liquidation_threshold_bps=8100"], ["core", "prime"]) == {
+        "prime": {"WETH.liquidation_threshold_bps": 8100.0}}
+    with pytest.raises(InputError, match="name the protocol as ID:KEY=VALUE"):
+        split_protocol_overrides(["WETH.ltv_bps=7000"], ["core", "prime"])
+    with pytest.raises(InputError, match="no protocol 'aave_v3'"):
+        split_protocol_overrides(["aave_v3:WETH.ltv_bps=7000"], ["core", "prime"])
