@@ -250,11 +250,11 @@ def _oracle(j, t, lag, low_hist, hist, a):
 
 
 @njit(cache=True)
-def _horizon(k, i, c, d, pc, pd, lt_i, lb_i, rule, j, out):
+def _horizon(k, i, c, d, pc, pd, lt_i, lb_i, rule, j, o_ubad, o_expo):
     """One open position at the horizon: underwater debt, and its exposure when liquidatable."""
     shortfall = d * pd - c * pc
     if shortfall > 0.0:
-        out.unrealised_bad_debt_usd[k, j] += shortfall
+        o_ubad[k, j] += shortfall
     if d > 0.0 and _health(c, d, pc, pd, lt_i) < 1.0:
         debt_usd = d * pd
         if rule == RULE_CLOSE_FACTOR_CALL:  # seize everything: covers value / bonus of the debt
@@ -264,7 +264,7 @@ def _horizon(k, i, c, d, pc, pd, lt_i, lb_i, rule, j, out):
         short = max(debt_usd - covered, 0.0)
         exposure = short - max(debt_usd - c * pc, 0.0)
         if exposure > 0.0:
-            out.horizon_exposure_usd[k, j] += exposure
+            o_expo[k, j] += exposure
 
 
 @njit(cache=True)
@@ -276,8 +276,17 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     pos_proto, pos_row, pos_ca, pos_da, pos_group = pos.venue, pos.row, pos.ca, pos.da, pos.group
     grp_proto, grp_ca, grp_da, goff, gorder, gkey = grp.venue, grp.ca, grp.da, grp.off, grp.order, grp.key
     proto_kind, proto_lag = ven.rule, ven.lag
+    v_cf, v_cf_hf, v_min_base, v_floor, v_sf = ven.close_factor, ven.cf_hf, ven.min_base, ven.floor, ven.sf
+    v_target, store_cols, store_lf, pos_cc = ven.target_res, ven.store_cols, ven.store_lf, pos.cc
     max_calls, delay, min_profit = lq.max_calls, lq.delay, lq.min_profit
     ev, ev_n, ev_cap = out.events, out.n_events, out.events_cap
+    # outputs as locals (an array read through a tuple field in the hot loop costs a refcount each time)
+    o_liqs, o_repaid, o_seized, o_bonus = out.liquidations, out.debt_repaid_usd, out.collateral_seized_usd, \
+        out.liquidator_bonus_usd
+    o_fee, o_rbad, o_ret, o_drem = out.protocol_fee_usd, out.realised_bad_debt_usd, out.returned_to_owner_usd, \
+        out.debt_removed_usd
+    o_inv, o_mlow, o_elow = out.inventory_usd, out.market_low_min, out.exo_low_min
+    o_ubad, o_expo = out.unrealised_bad_debt_usd, out.horizon_exposure_usd
     n_assets = close.shape[2]
     T = close.shape[1] - 1
     n_groups = grp_proto.shape[0]
@@ -400,8 +409,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     d = d_cur[i]
                     if proto_kind[j] == RULE_CLOSE_FACTOR_CALL:
                         ok, new_c, new_d, repay, seize, fee_tok, deficit = _aave_call(
-                            c, d, pc, pd, lt[i], lb[i], fee[i], ven.close_factor[j], ven.cf_hf[j], ven.min_base[j],
-                            ven.floor[j])
+                            c, d, pc, pd, lt[i], lb[i], fee[i], v_cf[j], v_cf_hf[j], v_min_base[j], v_floor[j])
                         if not ok:  # refused (dust): not again this step
                             pend[n_pend] = i
                             n_pend += 1
@@ -440,12 +448,12 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         owed = d * pd
                         repaid_usd = min(credit, owed)
                         seized_usd = value
-                        bonus_usd = penalty * ven.sf[j]
-                        fee_usd = penalty * (1.0 - ven.sf[j])
+                        bonus_usd = penalty * v_sf[j]
+                        fee_usd = penalty * (1.0 - v_sf[j])
                         bad_usd = max(owed - credit, 0.0)
                         new_c = 0.0
                         new_d = 0.0
-                        out.returned_to_owner_usd[k, j] += max(credit - owed, 0.0)
+                        o_ret[k, j] += max(credit - owed, 0.0)
                         inventory[j, a] += c
                         reserves[j] -= max(owed, credit)
                     executed_any = True
@@ -454,12 +462,12 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     c_cur[i] = new_c
                     d_cur[i] = new_d
                     liq_once[i] = True
-                    out.liquidations[k, j] += 1
-                    out.debt_repaid_usd[k, j] += repaid_usd
-                    out.collateral_seized_usd[k, j] += seized_usd
-                    out.liquidator_bonus_usd[k, j] += bonus_usd
-                    out.protocol_fee_usd[k, j] += fee_usd
-                    out.realised_bad_debt_usd[k, j] += bad_usd
+                    o_liqs[k, j] += 1
+                    o_repaid[k, j] += repaid_usd
+                    o_seized[k, j] += seized_usd
+                    o_bonus[k, j] += bonus_usd
+                    o_fee[k, j] += fee_usd
+                    o_rbad[k, j] += bad_usd
                     if first_step < 0:
                         first_step = t
                     last_step = t
@@ -470,7 +478,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             ev[e].step = t
                             ev[e].protocol = j
                             ev[e].position = pos_row[i]
-                            ev[e].collateral = pos.cc[i]
+                            ev[e].collateral = pos_cc[i]
                             ev[e].debt_repaid_usd = repaid_usd
                             ev[e].collateral_seized_usd = seized_usd
                             ev[e].bonus_usd = bonus_usd
@@ -483,14 +491,14 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         n_back += 1
             # ---- storefronts (absorb rule): buyers take inventory while reserves < target and it pays
             for j in range(n_proto):
-                if proto_kind[j] != RULE_ABSORB or reserves[j] >= ven.target_res[j]:
+                if proto_kind[j] != RULE_ABSORB or reserves[j] >= v_target[j]:
                     continue
-                for cc in range(ven.store_cols.shape[1]):
-                    a = ven.store_cols[j, cc]
+                for cc in range(store_cols.shape[1]):
+                    a = store_cols[j, cc]
                     if a < 0 or not inventory[j, a] > 0.0:
                         continue
                     opx = mkt_low[a] if proto_lag[j] == 0 else hist[max(t - proto_lag[j], 0), a]
-                    store_px = opx * (1.0 - ven.sf[j] * (1.0 - ven.store_lf[j, cc]))
+                    store_px = opx * (1.0 - v_sf[j] * (1.0 - store_lf[j, cc]))
                     qty = storefront_quantity(liq, a, sold[a] + round_sales[a], low[path, t, a], store_px,
                                               inventory[j, a])
                     if qty <= 0.0:
@@ -513,33 +521,51 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             low_hist[t, a] = low[path, t, a] * f
             high_hist[t, a] = high[path, t, a] * f
             r = low_hist[t, a] / close[path, 0, a]
-            out.market_low_min[k, a] = min(out.market_low_min[k, a], r)
+            o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
-            out.exo_low_min[k, a] = min(out.exo_low_min[k, a], r)
+            o_elow[k, a] = min(o_elow[k, a], r)
     # ---- horizon: open underwater debt, the exposure of positions left liquidatable and unsold
     # inventory at the final market close. Untouched positions keep their sorted keys; one that is
     # liquidatable at the end has key = d/(c*lt) > P_c/P_d (underwater ones too, as lt <= 1): a prefix of
     # its group (the key tolerance widens it; the exact health decides). Touched ones one by one.
     for g in range(n_groups):
-        ratio = hist[T, grp_ca[g]] / hist[T, grp_da[g]]
+        pc_end = hist[T, grp_ca[g]]
+        pd_end = hist[T, grp_da[g]]
+        ratio = pc_end / pd_end
         thr_end = ratio * (1.0 - KEY_TOL)
+        thr_sure = ratio * (1.0 + KEY_TOL)  # above it health < 1 without checking
+        j = grp_proto[g]
+        absorb = proto_kind[j] == RULE_ABSORB
+        ubad = 0.0
+        expo = 0.0
         for p in range(goff[g], goff[g + 1]):
             if not gkey[p] > thr_end:
                 break
             i = gorder[p]
-            if not touched_flag[i]:
-                _horizon(k, i, c0[i], d0[i], hist[T, pos_ca[i]], hist[T, pos_da[i]], lt[i], lb[i],
-                         proto_kind[pos_proto[i]], pos_proto[i], out)
+            if touched_flag[i]:
+                continue
+            cpc = c0[i] * pc_end
+            dpd = d0[i] * pd_end
+            if dpd - cpc > 0.0:
+                ubad += dpd - cpc
+            covered = cpc * lb[i] if absorb else cpc / (lb[i] if lb[i] > 0.0 else 1.0)
+            if dpd > covered and (gkey[p] > thr_sure or _health(c0[i], d0[i], pc_end, pd_end, lt[i]) < 1.0):
+                e = (dpd - covered) - max(dpd - cpc, 0.0)
+                if e > 0.0:
+                    expo += e
+        o_ubad[k, j] += ubad
+        o_expo[k, j] += expo
     for q in range(tl_n):
         i = touched_list[q]
-        out.debt_removed_usd[k, pos_proto[i]] += (d0[i] - d_cur[i]) * hist[T, pos_da[i]]
+        o_drem[k, pos_proto[i]] += (d0[i] - d_cur[i]) * hist[T, pos_da[i]]
         _horizon(k, i, c_cur[i], d_cur[i], hist[T, pos_ca[i]], hist[T, pos_da[i]], lt[i], lb[i],
-                 proto_kind[pos_proto[i]], pos_proto[i], out)
+                 proto_kind[pos_proto[i]], pos_proto[i], o_ubad, o_expo)
     for j in range(n_proto):
         for a in range(n_assets):
-            out.inventory_usd[k, j] += inventory[j, a] * hist[T, a]
-    out.first_liquidation_step[k] = first_step
-    out.last_liquidation_step[k] = last_step
+            o_inv[k, j] += inventory[j, a] * hist[T, a]
+    o_first, o_last = out.first_liquidation_step, out.last_liquidation_step
+    o_first[k] = first_step
+    o_last[k] = last_step
     # ---- reset scratch for the next path (only what was touched)
     for q in range(tl_n):
         i = touched_list[q]
