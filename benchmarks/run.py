@@ -64,8 +64,8 @@ TARGET_EVAL_S, TARGET_SPEEDUP, TARGET_PEAK_GB = 1.0, 50.0, 2.0
 # engine agreement: counts exactly, USD totals to RTOL relative (ATOL_USD absorbs sums that should be 0)
 RTOL, ATOL_USD = 1e-9, 1e-6
 USD_FIELDS = ("debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd", "protocol_fee_usd",
-              "realised_bad_debt_usd", "unrealised_bad_debt_usd", "bad_debt_usd", "debt_removed_usd",
-              "returned_to_owner_usd", "inventory_usd")
+              "realised_bad_debt_usd", "unrealised_bad_debt_usd", "horizon_exposure_usd", "bad_debt_usd",
+              "debt_removed_usd", "returned_to_owner_usd", "inventory_usd")
 EXACT_FIELDS = ("liquidations", "first_liquidation_step", "last_liquidation_step")
 
 
