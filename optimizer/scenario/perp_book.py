@@ -513,7 +513,8 @@ def materialize_perp(draws: PerpSyntheticDraws, adapter: PerpAdapter, current: P
     current : PerpAdapter
         The scenario's current rules (calibration mode solves margins under them).
     prices_usd : mapping
-        Mark price at the start per base asset (``adapter.base_assets``, e.g. ``{"BTC": 60000}``).
+        Mark price at the start per base asset (``adapter.base_assets``, e.g. ``{"BTC": 60000}``); only
+        the assets of markets the book trades are needed.
 
     Returns
     -------
@@ -521,7 +522,12 @@ def materialize_perp(draws: PerpSyntheticDraws, adapter: PerpAdapter, current: P
         One account per position (``<venue>-<i>``); sizes ``notional / entry price`` with entry price
         ``mark * exp(entry_log_offset)``.
     """
-    mark_by_market = np.array([float(prices_usd[a]) for a in adapter.base_assets])
+    mark_by_market = np.full(len(adapter.markets), np.nan)
+    for i in np.unique(draws.market):
+        asset = adapter.base_assets[i]
+        if asset not in prices_usd:
+            raise ValueError(f"no price for {asset}, the base asset of {adapter.markets[i]}")
+        mark_by_market[i] = float(prices_usd[asset])
     mark = mark_by_market[draws.market]
     entry = mark * np.exp(draws.entry_log_offset)
     notional = draws.notional_usd
