@@ -284,3 +284,20 @@ def test_synthetic_config_errors_name_the_key(binance, dydx, change, field, rule
 def test_a_market_side_without_positions_is_an_error(dydx):
     with pytest.raises(InputError, match=r"positions: no short position was drawn in (BTC|ETH)-USD; raise positions"):
         draw({**RAW, "positions": 3, "long_share": 0.9}, dydx)
+
+
+def test_the_documented_synthetic_table_draws(binance):
+    """The ``kind = "perp_synthetic"`` example of docs/scenario_format.md is a valid book (docs stay true)."""
+    import re
+    import tomllib
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "scenario_format.md").read_text()
+    block = re.search(r"## Perp books.*?```toml\n(.*?)```", doc, re.S).group(1)
+    tables = block.split("[protocols.book]")
+    raw = tomllib.loads(tables[2])
+    assert raw["kind"] == "perp_synthetic" and tomllib.loads(tables[1]) == {"kind": "perp_csv",
+                                                                            "path": "books/perp_positions.csv"}
+    pp = materialize_perp(draw(raw, binance), binance, binance, {"BTC": 60_000.0})
+    assert pp.book.n_positions == raw["positions"]
+    np.testing.assert_allclose(pp.book.open_interest().long_usd, [0.7 * 2e9], rtol=1e-12)
