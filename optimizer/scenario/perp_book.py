@@ -577,6 +577,9 @@ def static_liquidation_map(adapter: PerpAdapter, book: PerpBook, mark_usd: np.nd
     ``moves`` are falls (``side = +1``, longs) or rises (``side = -1``, shorts) of every market's
     mark, as fractions; a position counts at a move once its closed-form liquidation price
     (:meth:`protocols.PerpAdapter.liquidation_price_usd`) is reached. Returns ``(len(moves),)``.
+    Exact for one-position margin pools (isolated positions, synthetic books); for a cross account
+    with positions in several markets the closed form holds the other marks still, so the map is
+    the one-market-at-a-time approximation.
     """
     mark_usd = np.asarray(mark_usd, dtype=np.float64)
     lp = adapter.liquidation_price_usd(book, mark_usd)
