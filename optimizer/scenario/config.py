@@ -109,7 +109,7 @@ class OptimizeConfig:
     # Sets whose efficiency is within this of the best count as equally efficient (then the smaller change
     # from today's values wins). 0: equal only (efficiency is computed exactly, with no Monte Carlo noise).
     efficiency_tolerance: float = 0.0
-    out_of_sample_candidates: int = 3  # in-sample finalists re-checked out of sample, best first
+    out_of_sample_candidates: int = 6  # at most this many sets re-simulated out of sample to find the answer
     feasible_sampling: bool = True  # draw candidates inside the invariant region (False: reject afterwards)
     objectives_given: bool = False  # objectives were set in the table (else the default may follow the space)
 
@@ -444,7 +444,7 @@ def _parse_optimize(t: _Table) -> OptimizeConfig:
         max_borrower_penalty_share=(t.number("max_borrower_penalty_share", lo=0.0, lo_open=True, hi=1.0)
                                     if t.has("max_borrower_penalty_share") else None),
         efficiency_tolerance=t.number("efficiency_tolerance", 0.0, lo=0.0, hi=1.0),
-        out_of_sample_candidates=t.integer("out_of_sample_candidates", 3, lo=1, hi=1000),
+        out_of_sample_candidates=t.integer("out_of_sample_candidates", 6, lo=1, hi=1000),
         feasible_sampling=boolean("feasible_sampling", True),
         objectives_given=t.has("objectives"),
     )

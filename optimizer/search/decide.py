@@ -9,11 +9,14 @@ ranks by the smaller change from today's values (the sum of moves as shares of t
 by the lower risk estimate; then the next band of efficiency, and so on. This is the order of
 ``study.best_trial`` too (the stored value carries the change as a 1e-8 tie-break).
 
-**Out of sample decides.** The first ``out_of_sample_candidates`` of that order are re-simulated, best
-first, on fresh paths (another seed, the same book) until one holds there too (risk and penalty within
-their limits at the upper end of the 95 % CI). In ``improve`` mode today's set, which holds on both path
-sets, is the last resort, so an answer always exists; in ``repair`` mode there may be none, and then the
-answer says so (exit code 3).
+**Out of sample decides.** The first set of that order (the in-sample winner) is re-simulated on fresh
+paths (another seed, the same book); it is the answer if it holds there too (risk and penalty within their
+limits at the upper end of the 95 % CI). If it does not, that is said, and the runners-up that could hold
+are the chain of sets each less efficient *and* less risky in sample than all before it (a set off the
+chain is beaten by one on it on both counts); their out-of-sample risk falls along the chain, so it is
+bisected for the most efficient set that holds, within ``out_of_sample_candidates`` checks in all. In
+``improve`` mode today's set, which holds on both path sets, is the last resort, so an answer always
+exists; in ``repair`` mode there may be none, and then the answer says so (exit code 3).
 
 **No free moves.** A parameter of the chosen set whose reversion to today's value leaves the efficiency
 unchanged (within the tolerance) has not earned its move: the set with all such parameters reverted is
@@ -68,6 +71,7 @@ class Candidate:
     in_sample: dict[str, Any]  # {"risk": ..., "penalty": ..., "metrics": ..., "holds": bool}
     out_of_sample: dict[str, Any] | None = None
     note: str = ""
+    source: int | None = None  # the trial this set was derived from (no free moves)
 
     def key(self) -> tuple:
         return tuple(sorted(self.params.items()))
@@ -181,25 +185,46 @@ def decide(study: optuna.Study, space: SearchSpace, settings: ObjectiveSettings,
         return c.out_of_sample
 
     d = Decision(None, best)
-    tried = 0
-    for t in order:
-        if tried >= k:
-            break
+    checked = 0
+
+    def check(t: FrozenTrial) -> bool:
+        nonlocal checked
+        checked += 1
         c = from_trial(t, space, settings)
-        if c.key() == current.key() and settings.mode == "improve":
-            continue  # today's set is the last resort, checked below
-        tried += 1
         holds = oos(c)["holds"]
         d.checks.append(_row(space, c, "holds out of sample" if holds else "fails out of sample"))
-        if holds:
+        if holds and (d.recommendation is None or c.efficiency > d.recommendation.efficiency
+                      or (c.efficiency == d.recommendation.efficiency and c.change < d.recommendation.change)):
             d.recommendation = c
-            break
+        return holds
+
+    pool = [t for t in order if not (settings.mode == "improve" and t.user_attrs.get("change", 0.0) == 0.0)]
+    if pool and not check(pool[0]):
+        d.messages.append(f"the in-sample winner (trial {pool[0].number}) breaks the budget out of sample")
+        # the runners-up that can hold where the winner did not: less efficient AND less risky than every set
+        # ahead of them; out-of-sample risk falls along this chain, so bisect it for the most efficient set
+        # that holds (at most ``k`` checks in all)
+        chain: list[FrozenTrial] = []
+        low = pool[0].user_attrs["risk_ci95_high"]
+        for t in pool[1:]:
+            if t.user_attrs["risk_ci95_high"] < low:
+                chain.append(t)
+                low = t.user_attrs["risk_ci95_high"]
+        lo, hi = 0, len(chain) - 1
+        while lo <= hi and checked < k:
+            mid = (lo + hi) // 2
+            if check(chain[mid]):
+                hi = mid - 1
+            else:
+                lo = mid + 1
+        if d.recommendation is None and checked >= k and lo <= hi:
+            d.messages.append(f"stopped after {checked} out-of-sample checks (optimize.out_of_sample_candidates)")
     if d.recommendation is None and settings.mode == "improve" and current.out_of_sample \
             and current.out_of_sample["holds"]:
         d.recommendation = current
         if d.checks:
-            d.messages.append(f"none of the {len(d.checks)} most efficient in-sample sets holds out of sample; "
-                              "today's set does: keep it")
+            d.messages.append(f"none of the {len(d.checks)} sets checked holds out of sample; today's set does: "
+                              "keep it")
     if best is not None:
         best.out_of_sample = cache.get(best.key())
     if d.recommendation is not None and d.recommendation.key() != current.key():
@@ -260,6 +285,7 @@ def _no_free_moves(d: Decision, space: SearchSpace, settings: ObjectiveSettings,
     if result is not chosen:
         names = [n for n, v in reverted.items() if v == NO_EFFECT]
         result.trial = None
+        result.source = chosen.trial
         result.note = (f"{trial_note} with {', '.join(x.split(':', 1)[-1] for x in names)} left at today's "
                        f"value{'s' if len(names) > 1 else ''} (no effect on {settings.primary}; still within budget)")
         d.checks.append(_row(space, result, "holds out of sample"))
@@ -315,7 +341,7 @@ def tradeoff(trials: list[FrozenTrial], current: Candidate, rec: Candidate | Non
             continue
         seen.add(key)
         p["current"] = p["change"] == 0.0
-        p["recommended"] = rec is not None and rec.trial == p["trial"]
+        p["recommended"] = rec is not None and p["trial"] in (rec.trial, rec.source)
         out.append(p)
     return out
 

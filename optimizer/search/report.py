@@ -283,7 +283,7 @@ def render(out: dict[str, Any]) -> None:
 
     checks = out.get("out_of_sample_checks") or []
     if checks and (len(checks) > 1 or not checks[0]["out_of_sample"]["holds"]):
-        t = Table(title="out-of-sample checks (best first)")
+        t = Table(title="out-of-sample checks (in the order made)")
         for col in ("set", "efficiency", "risk in sample", "risk out of sample", "result"):
             t.add_column(col, justify="left" if col in ("set", "result") else "right")
         for c in checks:
@@ -297,7 +297,9 @@ def render(out: dict[str, Any]) -> None:
         for col in ("trial", "efficiency", f"{obj['risk_metric']}", "upper 95 % CI", "within budget", ""):
             t.add_column(col, justify="right")
         for p in front[-12:]:
-            mark = ", ".join(x for x, on in (("today", p.get("current")), ("recommended", p.get("recommended"))) if on)
+            mark = ", ".join(x for x, on in (("today", p.get("current")),
+                                             ("recommended" + (" (reverted)" if rec and rec.get("trial") is None
+                                                               else ""), p.get("recommended"))) if on)
             t.add_row(str(p["trial"]), _pct(p["efficiency"], 2), _pct(p["risk_value"]), _pct(p["risk_ci95_high"]),
                       "yes" if p["within_budget"] else "no", mark)
         con.print(t)

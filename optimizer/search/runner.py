@@ -366,7 +366,7 @@ def _current_candidate(ev: Evaluator, space: SearchSpace, settings: ObjectiveSet
 def _record(c: Candidate | None) -> dict[str, Any] | None:
     if c is None:
         return None
-    return {"trial": c.trial, "params": c.params, "efficiency": c.efficiency,
+    return {"trial": c.trial, "source_trial": c.source, "params": c.params, "efficiency": c.efficiency,
             "borrow_capacity_usd": c.borrow_capacity_usd, "change": c.change, "note": c.note,
             "in_sample": c.in_sample, "out_of_sample": c.out_of_sample,
             # the PR 1 layout, kept for scripts: metrics and risk in sample at the top level
@@ -510,11 +510,6 @@ def optimize(req: SearchRequest, progress: Callable | None = None,
         out["tradeoff"] = []
         out["caps"] = []
         out["trials"] = []
-    if rec is not None and out.get("best") is not None and best_is_not(rec, out["best"]):
-        b = out["best"]
-        if b.get("out_of_sample") and not b["out_of_sample"]["holds"]:
-            messages.append(f"the in-sample winner (trial {b['trial']}) fails out of sample; "
-                            f"the recommendation is the next set that holds")
     oos_sec["best"] = (out.get("best") or {}).get("out_of_sample")
     oos_sec["recommended"] = rec.out_of_sample if rec is not None else None
     out["out_of_sample"] = oos_sec
@@ -566,10 +561,6 @@ def _precheck(plan: Plan) -> None:
         raise InputError(f"study '{plan.study}' was created for a different search (changed: {', '.join(changed)}); "
                          "pass --study NEW_NAME to start another, or delete the study", file=plan.storage.display,
                          field="--study")
-
-
-def best_is_not(rec: Candidate, best: dict[str, Any]) -> bool:
-    return tuple(sorted(rec.params.items())) != tuple(sorted(best["params"].items()))
 
 
 def _objective_section(plan: Plan, space: SearchSpace, ev: Evaluator) -> dict[str, Any]:
