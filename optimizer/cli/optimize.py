@@ -119,7 +119,13 @@ class SearchProgress:
                 self.task = self.bar.add_task(name, total=target, best=best)
             self.bar.update(self.task, completed=len(finished), total=target, best=best)
             return
-        last = self.seen.get(name, -1)
+        if name not in self.seen:  # the first call: trials finished by an earlier run are not news
+            self.seen[name] = max((t.number for t in finished), default=-1)
+            if finished:
+                click.echo(f"cascade optimize: {name}: resuming with {len(finished)}/{target} trials finished; {best}",
+                           err=True)
+            return
+        last = self.seen[name]
         for t in sorted(finished, key=lambda t: t.number):
             if t.number > last:
                 click.echo(f"cascade optimize: {name}: {trial_line(t, len(finished), target)}; {best}", err=True)

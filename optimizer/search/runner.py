@@ -51,6 +51,7 @@ class SearchRequest:
     # Set by optimize() once it knows whether today's set is within budget (workers rebuild the same plan):
     mode: str | None = None  # "improve" | "repair"
     path_seeds: tuple[int, ...] | None = None  # seeds of the path sets a candidate must hold on
+    sampler_seed: int | None = None  # the sampler's seed alone (default: the scenario's seed); paths unchanged
 
 
 @dataclass
@@ -251,7 +252,8 @@ def _enqueue_current(plan: Plan, space: SearchSpace, study: optuna.Study) -> Non
 def _work_here(plan: Plan, space: SearchSpace, study: optuna.Study, storage, ev: Evaluator, target: int, worker: int,
                deadline: float | None, on_trial: Callable | None) -> str:
     objective = SearchObjective(space, ev, plan.settings)
-    make = sampler_factory(plan.sampler, space, seed=plan.seed, worker=worker, multi=plan.settings.multi,
+    sampler_seed = plan.request.sampler_seed if plan.request.sampler_seed is not None else plan.seed
+    make = sampler_factory(plan.sampler, space, seed=sampler_seed, worker=worker, multi=plan.settings.multi,
                            trials=target, population_size=plan.cfg.population_size, grid_points=plan.cfg.grid_points,
                            feasible=plan.cfg.feasible_sampling)
     lock = plan.storage.slot_lock(study.study_name)

@@ -3,8 +3,6 @@ decides, sampling inside the invariant region, caps that size the book, the borr
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 import optuna
 import pytest
@@ -22,7 +20,6 @@ from optimizer.search import (
     build_space,
     fresh_paths,
     make_plan,
-    optimize,
     search_paths,
 )
 from optimizer.search.decide import NO_EFFECT, Candidate, assess, decide
@@ -41,25 +38,6 @@ min_screen_paths = 4
 def _plan(tmp_path, budget=0.01, extra="", **over):
     p = scenario(tmp_path, TWO.format(budget=budget, extra=extra), **over)
     return make_plan(SearchRequest(str(p), cwd=str(tmp_path)))
-
-
-def test_over_budget_today_searches_the_cheapest_fix_and_simulates_less_efficient_sets(tmp_path):
-    # today's WETH LTV 8050 / LT 8300 has VaR 99 ~0.6 % of debt on these 16 paths: over a 0.4 % budget
-    res = optimize(SearchRequest(str(scenario(tmp_path, TWO.format(budget=0.004, extra=""))), trials=8,
-                                 cwd=str(tmp_path)))
-    out = res.to_json()
-    assert out["mode"] == "repair" and not out["current"]["in_sample"]["holds"]
-    assert out["study"]["dominated_unsimulated"] == 0  # less efficient sets are candidates, not dominated
-    rec = res.recommendation
-    assert res.exit_code == (0 if rec is not None else 3)
-    if rec is not None:
-        assert rec["in_sample"]["holds"] and rec["out_of_sample"]["holds"] and out["cheapest_fix"] == rec
-        assert rec["cost"]["borrow_capacity_usd"] == pytest.approx(
-            rec["borrow_capacity_usd"] - out["current"]["borrow_capacity_usd"])
-        assert "cheapest fix" in out["verdict"]["message"] or "fixes it" in out["verdict"]["message"]
-    front = out["tradeoff"]
-    assert front and all(a["efficiency"] < b["efficiency"] and a["risk_ci95_high"] < b["risk_ci95_high"]
-                         for a, b in itertools.pairwise(front))
 
 
 def test_no_free_moves_reverts_a_parameter_that_does_not_move_efficiency(tmp_path):
@@ -148,18 +126,18 @@ def test_samplers_stay_inside_the_invariant_region_of_the_bundled_7_parameter_sp
     assert len(space.dims) == 7
 
     def rejected(feasible: bool) -> float:
-        make = sampler_factory("tpe", space, seed=1, worker=0, multi=False, trials=60, feasible=feasible)
+        make = sampler_factory("tpe", space, seed=1, worker=0, multi=False, trials=40, feasible=feasible)
         study = optuna.create_study(direction="maximize")
         optuna.logging.set_verbosity(optuna.logging.ERROR)
         bad = 0
-        for n in range(60):
+        for n in range(40):
             study.sampler = make(n)
             t = study.ask()
             p = space.suggest(t)
             broken = space.check(p)[0]
             bad += broken > 0
             study.tell(t, -broken if broken else sum(p.values()) * 1e-6)  # no simulation needed here
-        return bad / 60
+        return bad / 40
 
     assert rejected(True) == 0.0
     assert rejected(False) > 0.3  # the box of steward limits is mostly infeasible
