@@ -725,10 +725,13 @@ def _store(plan: Plan, groups: list[str | None], result: SearchResult) -> None:
 
     storage = plan.storage.open(create=False)
     payload = json.loads(json.dumps(result.to_json()))
-    for g in groups:
-        name = plan.study if g is None else f"{plan.study}.{g}"
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    names = [plan.study if g is None else f"{plan.study}.{g}" for g in groups]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if plan.study not in names:  # --per-asset: the printed name holds the joint result (a study with no trials)
+            optuna.create_study(study_name=plan.study, storage=storage, directions=plan.settings.directions,
+                                load_if_exists=True).set_user_attr(REPORT_ATTR, payload)
+        for name in names:
             optuna.load_study(study_name=name, storage=storage).set_user_attr(REPORT_ATTR, payload)
 
 

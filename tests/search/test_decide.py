@@ -195,3 +195,53 @@ def test_the_penalty_guard_is_a_constraint(tmp_path):
     assert t.constraints["risk"] <= 0 < t.constraints["penalty"]
     assert t.state == TrialState.PRUNED and t.user_attrs["outcome"] == "over the penalty limit"
     assert t.user_attrs["penalty_mean_share"] > 0.0001
+
+
+def test_the_penalty_can_be_the_second_objective(tmp_path):
+    plan = _plan(tmp_path, budget=0.5)
+    ev = Evaluator(prepare(plan.scenario))
+    s = ObjectiveSettings(objectives=("efficiency", "borrower_penalty"), budget=0.5, adaptive=False)
+    study = optuna.create_study(directions=s.directions)
+    study.enqueue_trial(plan.space.current())
+    study.optimize(SearchObjective(plan.space, ev, s), n_trials=1)
+    t = study.trials[0]
+    m = ev.evaluate({}).metrics()
+    assert t.values[1] == pytest.approx(m["borrower_penalty_share"]["mean"])
+    assert s.metric_names == ["efficiency", "borrower_penalty of borrower_penalty_share"]
+
+
+def test_the_largest_cap_within_budget_is_reported():
+    from optuna.distributions import IntDistribution
+    from optuna.trial import create_trial
+
+    from optimizer.search.decide import cap_report
+    from optimizer.search.space import Dim, SearchSpace
+
+    d = Dim("aave_v3:WETH.supply_cap_tokens", "aave_v3", "WETH.supply_cap_tokens", "tokens", True, 100.0, 75.0, 125.0,
+            5.0, None, 0.0, 1e9)
+    space = SearchSpace((d,), {})
+    dist = {d.name: IntDistribution(75, 125, step=5)}
+
+    def trial(cap, risk):
+        return create_trial(params={d.name: cap}, distributions=dist, value=1.0,
+                            user_attrs={"fidelity": "full", "risk_value": risk},
+                            system_attrs={"constraints:invariants": 0.0, "constraints:risk": risk - 0.01})
+
+    trials = [trial(100, 0.004), trial(115, 0.009), trial(125, 0.02)]
+    for n, t in enumerate(trials):
+        t.number = n
+    (row,) = cap_report(trials, space, None)
+    assert row["largest_within_budget"] == 115 and row["trial"] == 1 and row["current"] == 100.0
+
+
+def test_the_dashboard_command_is_pasteable_and_has_no_password():
+    from optimizer.search.report import dashboard_command
+
+    for url in ("postgresql+psycopg://cascade:S3c@retPW@db.example.org:5432/cascade",
+                "postgresql+psycopg://cascade@db.example.org/cascade?password=S3cretPW&sslmode=require",
+                "postgresql+psycopg://:S3cretPW@db.example.org/cascade"):
+        cmd = dashboard_command("ignored", url)
+        assert "S3c" not in cmd and "***" not in cmd and "PGPASSWORD" in cmd
+        assert cmd.split()[1].startswith(("postgresql+psycopg://cascade@", "'postgresql+psycopg://cascade@",
+                                          "postgresql+psycopg://@"))
+    assert dashboard_command("runs/my study.journal", None) == "optuna-dashboard 'runs/my study.journal'"
