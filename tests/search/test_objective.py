@@ -66,16 +66,6 @@ def test_infeasible_candidates_are_never_simulated(tmp_path, monkeypatch):
     assert sum(t.user_attrs["paths"] for t in simulated) == run.evaluator_stats["paths_simulated"]
 
 
-def test_samplers_draw_inside_the_invariant_region(tmp_path, monkeypatch):
-    calls = _watch(monkeypatch)
-    plan = make_plan(SearchRequest(str(scenario(tmp_path, WIDE)), trials=14, cwd=str(tmp_path)))
-    trials = run_study(plan, None).study.get_trials()
-    assert len(trials) == 14 and not [t for t in trials if "infeasible" in t.user_attrs]
-    for t in trials:
-        assert t.params["aave_v3:WETH.ltv_bps"] <= t.params["aave_v3:WETH.liquidation_threshold_bps"]
-    assert calls and all(c["WETH.ltv_bps"] <= c["WETH.liquidation_threshold_bps"] for c in calls)
-
-
 def test_the_constraint_is_the_upper_end_of_the_ci(tmp_path):
     # 200 paths: VaR 99 is the 198th order statistic, the upper end of its CI the maximum
     plan = make_plan(SearchRequest(str(scenario(tmp_path, WIDE, paths=200)), cwd=str(tmp_path)))

@@ -35,7 +35,11 @@ def test_same_seed_same_trials(tmp_path):
     runs = []
     for tag in ("a", "b"):
         plan = make_plan(SearchRequest(str(p), trials=8, storage=str(tmp_path / f"{tag}.journal"), cwd=str(tmp_path)))
-        runs.append(_summary(run_study(plan, None).study))
+        study = run_study(plan, None).study
+        runs.append(_summary(study))
+        # drawn inside the invariant region (LTV <= LT - 250 bps buffer, LT x bonus <= 100 %): nothing rejected
+        assert not [t for t in study.get_trials() if "infeasible" in t.user_attrs]
+        assert all(plan.space.check(t.params)[0] == 0 for t in study.get_trials())
     assert runs[0] == runs[1]
     other = make_plan(SearchRequest(str(p), trials=8, seed=99, storage=str(tmp_path / "c.journal"), cwd=str(tmp_path)))
     assert _summary(run_study(other, None).study) != runs[0]
