@@ -11,6 +11,34 @@ from .metrics import METRICS, mean_p99, tail_summary
 from .model import Bound, primary_asset
 from .reference import EVENT_COLUMNS, RawResults
 
+BORROWER_PENALTY_KEYS = ("borrower_penalty_usd", "borrower_penalty_share", "borrower_penalty_share_of_collateral")
+
+
+def borrower_penalty(r: RawResults, collateral_usd: float) -> dict[str, np.ndarray]:
+    """Per path: the liquidation penalty borrowers paid (the user-harm metric), in USD and as shares.
+
+    ``borrower_penalty_usd = liquidator_bonus_usd + protocol_fee_usd``, summed over protocols. By each
+    liquidation's accounting identity (``collateral_seized = debt_repaid + liquidator_bonus + protocol_fee
+    + returned_to_owner``, checked per venue by the contract suite and tests/engine/test_accounting.py) this
+    is exactly the collateral value a borrower gave up beyond the debt it repaid and what it got back:
+
+    * Aave v3: ``seized - repaid = repaid x (LB - 1)`` at the oracle, the liquidator's bonus net of the
+      treasury's ``liquidationProtocolFee`` plus that fee;
+    * Comet: the ``absorb`` penalty ``sum V_i x (1 - liquidationFactor_i)``, split between the
+      storefront discount (``x storeFrontPriceFactor``) and the reserves;
+    * Maker: per ``take``, collateral bought at the market price minus the DAI paid (the auction
+      discount to the keeper) plus the DAI paid above the debt (``chop``, to surplus); keeper
+      incentives (``tip``/``chip``) are paid by the protocol, not the vault owner, and are not in it.
+
+    Debt written off as bad debt is the protocol's loss, not a penalty, and is not in it. The shares
+    divide by the book's initial debt (per path, as ``bad_debt_share``) and its collateral value at t0.
+    """
+    pen = (r.liquidator_bonus_usd + r.protocol_fee_usd).sum(1)
+    debt0 = r.initial_debt_usd.sum(1)
+    return {"borrower_penalty_usd": pen,
+            "borrower_penalty_share": np.where(debt0 > 0, pen / np.where(debt0 > 0, debt0, 1), 0.0),
+            "borrower_penalty_share_of_collateral": pen / collateral_usd if collateral_usd > 0 else np.zeros_like(pen)}
+
 
 @dataclass
 class SimulationResult:
@@ -61,6 +89,7 @@ class SimulationResult:
             "realised_bad_debt_usd": r.realised_bad_debt_usd.sum(1),
             "unrealised_bad_debt_usd": r.unrealised_bad_debt_usd.sum(1),
             "inventory_usd": r.inventory_usd.sum(1),
+            **borrower_penalty(r, self.capital_efficiency()["collateral_usd"]),
         }
 
     # ------------------------------------------------------------------ summaries
@@ -91,6 +120,8 @@ class SimulationResult:
         for k in ("debt_repaid_usd", "liquidator_bonus_usd", "protocol_fee_usd", "realised_bad_debt_usd",
                   "unrealised_bad_debt_usd", "inventory_usd"):
             out[k] = mean_p99(pp[k])
+        for k in BORROWER_PENALTY_KEYS:
+            out[k] = tail_summary(pp[k])
         if "critical_drop" in self.extra:
             out["critical_drop"] = self.extra["critical_drop"]
         out["capital_efficiency"] = self.capital_efficiency()
