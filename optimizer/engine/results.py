@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import METRICS, mean_p99, tail_summary
+from .metrics import METRICS, Z95, tail_summary
 from .model import Bound, primary_asset
 from .reference import EVENT_COLUMNS, RawResults
 
@@ -37,31 +37,8 @@ class SimulationResult:
         return primary_asset(self.bound)
 
     def per_path(self) -> dict[str, np.ndarray]:
-        r = self.raw
-        a = self.primary_asset()
-        exo_dd = 1.0 - r.exo_low_min[:, a]
-        mkt_dd = 1.0 - r.market_low_min[:, a]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            amp = np.where(exo_dd > 1e-12, mkt_dd / exo_dd, 1.0)
-        debt0 = r.initial_debt_usd.sum(1)
-        step_h = self.scenario.step_s / 3600
-        stab = np.where(r.first_liquidation_step >= 0,
-                        (r.last_liquidation_step - r.first_liquidation_step + 1) * step_h, 0.0)
-        bad = r.bad_debt_usd.sum(1)
-        return {
-            "bad_debt_usd": bad,
-            "bad_debt_share": np.where(debt0 > 0, bad / np.where(debt0 > 0, debt0, 1), 0.0),
-            "liquidated_usd": r.collateral_seized_usd.sum(1),
-            "liquidations": r.liquidations.sum(1),
-            "amplification": amp,
-            "time_to_stabilise_h": stab,
-            "debt_repaid_usd": r.debt_repaid_usd.sum(1),
-            "liquidator_bonus_usd": r.liquidator_bonus_usd.sum(1),
-            "protocol_fee_usd": r.protocol_fee_usd.sum(1),
-            "realised_bad_debt_usd": r.realised_bad_debt_usd.sum(1),
-            "unrealised_bad_debt_usd": r.unrealised_bad_debt_usd.sum(1),
-            "inventory_usd": r.inventory_usd.sum(1),
-        }
+        """Per-path series of every declared Monte Carlo metric (:data:`~optimizer.engine.metrics.METRICS`)."""
+        return {spec.name: np.asarray(spec.compute(self), float) for spec in METRICS if spec.monte_carlo}
 
     # ------------------------------------------------------------------ summaries
     def capital_efficiency(self) -> dict[str, float]:
@@ -79,25 +56,21 @@ class SimulationResult:
                 "ratio": cap / coll if coll else 0.0, "utilisation": debt / cap if cap else 0.0}
 
     def metrics(self) -> dict[str, Any]:
+        """JSON-ready dict, one entry per declared metric (Monte Carlo ones with their errors)."""
         pp = self.per_path()
-        out: dict[str, Any] = {
-            "bad_debt_usd": tail_summary(pp["bad_debt_usd"]),
-            "bad_debt_share": tail_summary(pp["bad_debt_share"]),
-            "liquidated_usd": mean_p99(pp["liquidated_usd"]),
-            "liquidations": mean_p99(pp["liquidations"]),
-            "amplification": mean_p99(pp["amplification"]),
-            "time_to_stabilise_h": mean_p99(pp["time_to_stabilise_h"]),
-        }
-        for k in ("debt_repaid_usd", "liquidator_bonus_usd", "protocol_fee_usd", "realised_bad_debt_usd",
-                  "unrealised_bad_debt_usd", "inventory_usd"):
-            out[k] = mean_p99(pp[k])
-        if "critical_drop" in self.extra:
-            out["critical_drop"] = self.extra["critical_drop"]
-        out["capital_efficiency"] = self.capital_efficiency()
+        out: dict[str, Any] = {}
+        for spec in METRICS:
+            if spec.monte_carlo:
+                out[spec.name] = spec.summarise(pp[spec.name])
+            elif spec.summary == "exact":
+                out[spec.name] = spec.value(self)
+            elif spec.summary == "analysis" and spec.name in self.extra:
+                out[spec.name] = self.extra[spec.name]
         if len(self.bound.adapters) > 1:
             out["by_protocol"] = {
-                ad.name: {"bad_debt_usd": tail_summary(self.raw.bad_debt_usd[:, j], with_es=False),
-                          "liquidated_usd": mean_p99(self.raw.collateral_seized_usd[:, j])}
+                ad.name: {spec.name: (tail_summary(spec.by_protocol(self, j), with_es=False) if spec.summary == "tail"
+                                      else spec.summarise(spec.by_protocol(self, j)))
+                          for spec in METRICS if spec.by_protocol is not None}
                 for j, ad in enumerate(self.bound.adapters)
             }
         return out
@@ -120,20 +93,33 @@ class SimulationResult:
         }
 
     def summary(self):
-        """One row per metric: estimate, standard error and 95 % interval where it applies."""
+        """One row per Monte Carlo metric: estimate, standard error and 95 % intervals (pandas DataFrame).
+
+        Columns: ``unit``, ``mean``, ``stderr``, ``mean_ci95_low``/``_high`` (± 1.96 se) and, where the
+        metric reports them, ``var_95``, ``var_99`` (each with ``_ci95_low``/``_high``, order-statistic
+        CIs), ``es_99`` ± ``es_99_stderr``, ``p_positive`` ± ``p_positive_stderr``, ``p99`` with its CI.
+        Values are in the row's ``unit``.
+        """
         import pandas as pd
 
         m = self.metrics()
         rows = []
         for spec in METRICS:
+            if not spec.monte_carlo:
+                continue
             v = m[spec.name]
-            if "var_99" in v:
-                rows.append({"metric": spec.name, "unit": spec.unit, "mean": v["mean"], "stderr": v["stderr"],
-                             "var_95": v["var_95"], "var_99": v["var_99"], "es_99": v["es_99"],
-                             "p_positive": v["p_positive"]})
-            else:
-                rows.append({"metric": spec.name, "unit": spec.unit, "mean": v["mean"], "stderr": v["stderr"],
-                             "p99": v["p99"]})
+            row: dict[str, Any] = {"metric": spec.name, "unit": spec.unit, "mean": v["mean"], "stderr": v["stderr"],
+                                   "mean_ci95_low": v["mean"] - Z95 * v["stderr"],
+                                   "mean_ci95_high": v["mean"] + Z95 * v["stderr"]}
+            for key in ("var_95", "var_99", "p99"):
+                if key in v:
+                    row[key] = v[key]
+                    row[f"{key}_ci95_low"], row[f"{key}_ci95_high"] = v[f"{key}_ci95"]
+            for key in ("es_99", "p_positive"):
+                if key in v:
+                    row[key] = v[key]
+                    row[f"{key}_stderr"] = v[f"{key}_stderr"]
+            rows.append(row)
         return pd.DataFrame(rows).set_index("metric")
 
     def data(self) -> dict[str, np.ndarray]:
