@@ -221,7 +221,9 @@ class MetricSpec:
     value
         For ``summary="exact"``: a function of the result returning the JSON dict.
     headline
-        For ``"exact"`` / ``"analysis"`` metrics: the key of the dict shown in tables.
+        For ``"exact"`` / ``"analysis"`` metrics: ``(key, label)`` pairs of the dict entries tables show.
+    table_stats
+        Which statistics of a Monte Carlo metric the report tables show (default: all it reports).
     by_protocol
         Also summarised per protocol when a scenario has several (``metrics()["by_protocol"]``).
     """
@@ -237,7 +239,8 @@ class MetricSpec:
     table: bool = True
     plot: str | None = None
     value: Callable[[SimulationResult], dict[str, Any]] | None = None
-    headline: str | None = None
+    headline: tuple[tuple[str, str], ...] = ()
+    table_stats: tuple[str, ...] | None = None
     by_protocol: Callable[[SimulationResult, int], np.ndarray] | None = None
 
     @property
@@ -251,6 +254,14 @@ class MetricSpec:
     @property
     def statistics(self) -> tuple[tuple[str, str], ...]:
         return STATISTICS.get(self.summary, ())
+
+    @property
+    def table_rows(self) -> tuple[tuple[str, str], ...]:
+        """``(key, label)`` of what the report tables show: statistics (Monte Carlo) or dict entries."""
+        if not self.monte_carlo:
+            return self.headline
+        keep = self.table_stats
+        return tuple((k, lab) for k, lab in self.statistics if keep is None or k in keep)
 
     def summarise(self, x: np.ndarray) -> dict[str, float]:
         return SUMMARIES[self.summary](x)
@@ -302,20 +313,25 @@ METRICS: tuple[MetricSpec, ...] = (
                compute=lambda res: res.raw.bad_debt_usd.sum(1), summary="tail", fmt="usd", risk=+1,
                label="bad debt", plot="distribution", by_protocol=lambda res, j: res.raw.bad_debt_usd[:, j]),
     MetricSpec("bad_debt_share", "fraction of debt", "Bad debt divided by the book's initial debt",
-               compute=_bad_debt_share, summary="tail", fmt="share", risk=+1, label="bad debt / debt"),
+               compute=_bad_debt_share, summary="tail", fmt="share", risk=+1, label="bad debt / debt",
+               table_stats=("mean", "var_99", "es_99")),
     MetricSpec("liquidated_usd", "USD", "Collateral seized by liquidations (oracle value)",
-               compute=ledger("collateral_seized_usd"), fmt="usd", risk=0, label="liquidated collateral",
+               compute=ledger("collateral_seized_usd"), fmt="usd", risk=0, label="liquidated collateral", table_stats=("mean",),
                by_protocol=_protocol_column("collateral_seized_usd")),
     MetricSpec("liquidations", "calls", "Liquidation calls (Aave liquidationCall, Comet absorb, Maker bark)",
-               compute=ledger("liquidations"), fmt="count", risk=0, label="liquidation calls"),
+               compute=ledger("liquidations"), fmt="count", risk=0, label="liquidation calls",
+               table_stats=("mean",)),
     MetricSpec("amplification", "ratio", "Market drawdown / exogenous drawdown of the main collateral asset",
-               compute=_amplification, fmt="ratio", risk=+1, label="amplification"),
+               compute=_amplification, fmt="ratio", risk=+1, label="amplification",
+               table_stats=("mean", "p99")),
     MetricSpec("time_to_stabilise_h", "hours", "From the first to the last liquidation of a path",
-               compute=_time_to_stabilise, fmt="hours", risk=0, label="time to stabilise"),
+               compute=_time_to_stabilise, fmt="hours", risk=0, label="time to stabilise",
+               table_stats=("mean",)),
     MetricSpec("debt_repaid_usd", "USD", "Debt repaid by liquidators", compute=ledger("debt_repaid_usd"),
                fmt="usd", table=False, label="debt repaid"),
     MetricSpec("liquidator_bonus_usd", "USD", "Liquidation bonus earned by liquidators (paid by borrowers)",
-               compute=ledger("liquidator_bonus_usd"), fmt="usd", table=False, label="liquidator bonus"),
+               compute=ledger("liquidator_bonus_usd"), fmt="usd", label="bonus paid by borrowers",
+               table_stats=("mean",)),
     MetricSpec("protocol_fee_usd", "USD", "Share of the bonus taken by the protocol treasury",
                compute=ledger("protocol_fee_usd"), fmt="usd", table=False, label="protocol fee"),
     MetricSpec("realised_bad_debt_usd", "USD", "Deficit written off during the horizon (no collateral left)",
@@ -329,11 +345,12 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("critical_drop", "fraction of price",
                "Smallest instantaneous drop of every non-stable asset that starts a cascade (first liquidation "
                "and market drop >= 1.1 x exogenous)", summary="analysis", fmt="pct", risk=-1,
-               label="critical drop (first liquidation)", headline="first_liquidation"),
+               label="critical drop", headline=(("first_liquidation", "critical drop: first liquidation"),
+                                                 ("cascade", "critical drop: cascade starts"))),
     MetricSpec("capital_efficiency", "fraction of collateral",
                "Borrowing power the parameters give the book at t0 / its collateral value (not an estimate)",
                summary="exact", fmt="pct", risk=0, label="capital efficiency", value=_capital_efficiency,
-               headline="ratio"),
+               headline=(("ratio", "capital efficiency"),)),
 )
 
 
@@ -349,10 +366,10 @@ def monte_carlo_metrics(specs: Sequence[MetricSpec] = METRICS) -> tuple[MetricSp
     return tuple(s for s in specs if s.monte_carlo)
 
 
-def headline_value(spec: MetricSpec, entry: Any) -> float | None:
-    """The number a table shows for an exact/analysis metric entry of ``metrics()``."""
+def headline_value(spec: MetricSpec, entry: Any, key: str | None = None) -> float | None:
+    """The number a table shows for an exact/analysis metric entry of ``metrics()`` (its first headline)."""
     if entry is None:
         return None
-    if spec.headline and isinstance(entry, dict):
-        return entry.get(spec.headline)
+    if isinstance(entry, dict):
+        return entry.get(key or (spec.headline[0][0] if spec.headline else ""))
     return entry
