@@ -202,11 +202,14 @@ def verdict(deltas: Mapping[str, Mapping[str, Any]], eff: Mapping[str, Any], pat
     for b in basis if not parts else ():
         lo, hi = b["ci95"]
         stat = dict(spec.statistics)[b["statistic"]]
-        parts.append(f"{stat} bad debt {format_delta(b['delta'], spec.fmt)} "
+        share = ""
+        if b["statistic"] == "mean" and "bad_debt_share" in deltas:
+            share = f" ({format_delta(deltas['bad_debt_share']['mean']['delta'], 'share')} of debt)"
+        parts.append(f"{stat} bad debt {format_delta(b['delta'], spec.fmt)}{share} "
                      f"[{format_delta(lo, spec.fmt)}, {format_delta(hi, spec.fmt)}]")
     pts = eff["delta_points"]
     usd = eff["delta_borrow_capacity_usd"]
-    cost = ("no change in borrowing power" if abs(pts) < 5e-7 and abs(usd) < 0.5 else
+    cost = ("does not change borrowing power" if abs(pts) < 5e-7 and abs(usd) < 0.5 else
             f"{'buys' if usd > 0 else 'costs'} {format_value(abs(usd), 'usd')} of borrowing power "
             f"({pts:+.2f} points of capital efficiency)")
     why = "no parameter the simulator exercises changes; " if nothing_modelled else ""
@@ -359,9 +362,27 @@ def figures_data(results: Mapping[str, SimulationResult]) -> dict[str, Any]:
     return out
 
 
+def check_params(sc: Scenario, params: Params, field: str = "params") -> None:
+    """Refuse a candidate that breaks a bound or invariant before anything is simulated."""
+    from protocols import InvalidParameters
+
+    from .engine.model import scenario_adapter
+    from .errors import InputError
+
+    names = [p.adapter for p in sc.protocols]
+    for adapter, over in params.items():
+        if adapter not in names:
+            raise InputError(f"no protocol '{adapter}' in the scenario (has {', '.join(names)})", field=field)
+        i = names.index(adapter)
+        try:
+            scenario_adapter(sc, i).with_params({**sc.protocols[i].params, **over})
+        except InvalidParameters as e:
+            raise InputError(str(e), field=field) from None
+
+
 def compare(scenario: str | Path | Scenario, params: Params, *, baseline: Params | None = None,
             paths: int | None = None, seed: int | None = None, engine: str = "auto", analyses: bool = True,
-            progress: Callable[[str], None] | None = None) -> Comparison:
+            progress: Callable[[str], None] | None = None, params_field: str = "params") -> Comparison:
     """Evaluate the current and a candidate parameter set on the same paths.
 
     Parameters
@@ -388,6 +409,7 @@ def compare(scenario: str | Path | Scenario, params: Params, *, baseline: Params
     sc = load_scenario_arg(scenario)
     base = {k: dict(v) for k, v in (baseline or {}).items()}
     sc = sc.with_overrides(paths=paths, seed=seed, params=base or None)
+    check_params(sc, params, params_field)
     if progress:
         progress("preparing paths")
     prepared = prepare(sc)

@@ -38,7 +38,8 @@ def compare_cmd(scenario: str, sets: tuple[str, ...], paths: int | None, seed: i
     sc = load_scenario(resolve_scenario(scenario)).with_overrides(paths=paths, seed=seed)
     params = split_protocol_overrides(sets, [p.adapter for p in sc.protocols])
     out_dir = out_dir_for(out, f"compare-{sc.name}")
-    res = compare(sc, params, engine=engine, analyses=not no_analyses, progress=progress_printer(not as_json))
+    res = compare(sc, params, engine=engine, analyses=not no_analyses, progress=progress_printer(not as_json),
+                  params_field="--set")
     data = res.to_json()
     manifest = build_manifest(kind="comparison", scenarios=[sc], seed=sc.seed, paths=res.prepared.n_paths,
                               engine=res.current.engine, elapsed_s=time.perf_counter() - t0,

@@ -159,7 +159,7 @@ def _usd(x: float) -> str:
 
 FORMATS: dict[str, Callable[[float], str]] = {
     "usd": _usd,
-    "share": lambda x: f"{x * 100:.3f} %",  # a fraction shown in percent
+    "share": lambda x: (f"{x * 100:.3f} %" if x == 0 or abs(x) >= 1e-5 else f"{x * 100:.2g} %"),  # fraction in %
     "pct": lambda x: f"{x * 100:.2f} %",
     "count": lambda x: f"{x:,.1f}" if abs(x) < 1e4 else f"{x:,.0f}",
     "ratio": lambda x: f"{x:.3f}",

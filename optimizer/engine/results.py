@@ -17,15 +17,15 @@ class SimulationResult:
     """Outcome of one parameter set on one scenario.
 
     ``metrics()`` is the JSON-ready dict (every Monte Carlo estimate with a standard error or a 95 %
-    CI); ``summary()`` the same as a pandas DataFrame; ``raw`` the per-path arrays; ``events`` one row per
-    liquidation when asked for.
+    CI); ``summary()`` the same as a pandas DataFrame with CI columns; ``raw`` the per-path arrays;
+    ``events()`` / ``accounts()`` pandas DataFrames (``event_array`` holds the raw event rows when asked for).
     """
 
     bound: Bound
     raw: RawResults
     engine: str
     elapsed_s: float
-    events: np.ndarray | None = None
+    event_array: np.ndarray | None = None  # one row per liquidation (EVENT_COLUMNS), when asked for
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ per-path series
@@ -138,13 +138,73 @@ class SimulationResult:
                              "p_liquidated": float(pi), "stderr": float(si)})
         return rows
 
+    def __repr__(self) -> str:
+        m = self.raw
+        return (f"<SimulationResult {self.scenario.name}: {m.n_paths} paths x {m.n_steps} steps, {self.engine} engine, "
+                f"mean bad debt ${float(m.bad_debt_usd.sum(1).mean()):,.0f}>")
+
+    def events(self):
+        """One row per liquidation call (pandas DataFrame; empty unless evaluated with ``events=True``).
+
+        Columns: ``path``, ``step``, ``hours`` (since the start), ``timestamp`` (replays; else NaT),
+        ``protocol``, ``account``, ``collateral_asset`` (the position's main collateral by value at t0),
+        then the USD amounts of the call (``debt_repaid_usd``, ``collateral_seized_usd``, ``bonus_usd``,
+        ``protocol_fee_usd``, ``bad_debt_usd``) and ``price`` (the collateral's oracle price, USD).
+        """
+        import pandas as pd
+
+        cols = ["path", "step", "hours", "timestamp", "protocol", "account", "collateral_asset", *EVENT_COLUMNS[4:]]
+        if self.event_array is None or len(self.event_array) == 0:
+            return pd.DataFrame(columns=cols)
+        ev = np.asarray(self.event_array)
+        path, step, proto, pos = (ev[:, k].astype(np.int64) for k in range(4))
+        ts = self.bound.prepared.paths.timestamps
+        names = np.array([ad.name for ad in self.bound.adapters], dtype=object)
+        account = np.empty(len(ev), dtype=object)
+        coll = np.empty(len(ev), dtype=object)
+        close0 = self.bound.prepared.paths.close[0, 0]
+        for j, pb in enumerate(self.bound.books):
+            m = proto == j
+            if not m.any():
+                continue
+            account[m] = pb.accounts[pos[m]].astype(object)
+            value = pb.book.collateral_tokens * close0[self.bound.coll_market[j]]
+            main = np.array(pb.book.collateral_assets, dtype=object)[np.argmax(value, axis=1)]
+            coll[m] = main[pos[m]]
+        out = {"path": path, "step": step, "hours": step * self.scenario.step_s / 3600.0,
+               "timestamp": (pd.to_datetime(ts[step]) if ts is not None else pd.NaT), "protocol": names[proto],
+               "account": account, "collateral_asset": coll}
+        for k, c in enumerate(EVENT_COLUMNS[4:], start=4):
+            out[c] = ev[:, k]
+        return pd.DataFrame(out, columns=cols)
+
+    def accounts(self):
+        """Per account: probability of at least one liquidation within the horizon and its stderr (DataFrame)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.account_probabilities(), columns=["protocol", "account", "p_liquidated", "stderr"])
+
+    def plot_bad_debt(self):
+        """Distribution of bad debt per path (USD): a matplotlib Figure."""
+        from ..report import figures
+
+        return figures.bad_debt_distribution({"current": self.per_path()["bad_debt_usd"]})
+
+    def plot_liquidation_map(self):
+        """Collateral liquidatable vs price drop (USD): a matplotlib Figure (needs ``analyses=True``)."""
+        from ..report import figures
+
+        if "liquidation_map" not in self.extra:
+            raise ValueError("no liquidation map: evaluate with analyses=True")
+        return figures.liquidation_map({"current": self.extra["liquidation_map"]})
+
     def event_rows(self) -> list[dict[str, Any]]:
-        if self.events is None:
+        if self.event_array is None:
             return []
         sc = self.scenario
         ts = self.bound.prepared.paths.timestamps
         rows = []
-        for e in self.events:
+        for e in self.event_array:
             path, step, j, pos = int(e[0]), int(e[1]), int(e[2]), int(e[3])
             stamp = str(ts[step]) + "Z" if ts is not None else f"+{step * sc.step_s / 3600:.4f}h"
             rows.append({"path": path, "step": step, "timestamp": stamp, "protocol": self.bound.adapters[j].name,

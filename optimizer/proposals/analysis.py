@@ -193,6 +193,10 @@ class ProposalResult:
         return figures.sensitivity(sensitivity_rows(self.sensitivity))
 
 
+def _g(x: float) -> str:
+    return f"{x:,.0f}" if float(x).is_integer() else f"{x:.6g}"
+
+
 def _jsonable(x: Any) -> Any:
     import datetime as dt
 
@@ -213,8 +217,8 @@ def _scenario_info(c: Comparison) -> dict[str, Any]:
 
 def sensitivity_rows(sens: Mapping[str, Any]) -> list[dict[str, Any]]:
     """Bars for the sensitivity figure: each lever's change of mean bad debt with its CI."""
-    rows = [{"label": p["label"], **p["delta_mean_bad_debt_usd"]} for p in sens.get("parameters", [])]
-    rows += [{"label": s["label"], **s["driver_delta_mean_bad_debt_usd"]} for s in sens.get("drivers", [])]
+    rows = [{"label": p["label"], **p["delta_mean_bad_debt_usd"]} for p in sens.get("parameters", []) if "error" not in p]
+    rows += [{"label": f"scenario {s['label']}", **s["driver_delta_mean_bad_debt_usd"]} for s in sens.get("drivers", [])]
     return rows
 
 
@@ -336,7 +340,7 @@ def sensitivity(c: Comparison, adapter: str, changes: list[ResolvedChange], base
             out["parameters"].append({"key": k, "label": f"{k} alone", "error": str(e).split(": ", 2)[-1]})
             continue
         bd = r.per_path()["bad_debt_usd"]
-        out["parameters"].append({"key": k, "label": f"{k} {base[k]:g} -> {prop[k]:g} alone",
+        out["parameters"].append({"key": k, "label": f"{k} {_g(base[k])} -> {_g(prop[k])}",
                                   "delta_mean_bad_debt_usd": paired_difference(bd0, bd, "mean"),
                                   "delta_es99_bad_debt_usd": paired_difference(bd0, bd, "es_99")})
     out["parameters"] = [p for p in out["parameters"] if "error" not in p] + \

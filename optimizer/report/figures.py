@@ -64,11 +64,12 @@ def bad_debt_distribution(series: Mapping[str, Sequence[float]]):
         ax.step(x, p, where="post", label=f"{LABELS.get(name, name)} (P(>0) = {(x > 0).mean():.3f})",
                 color=COLOURS.get(name), linewidth=1.6)
         xmax = max(xmax, float(x[-1]))
-    ax.set_xlabel("bad debt per path (USD)")
+    ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
+    ax.set_xlabel("bad debt per path (USD, log scale above $1)")
     ax.set_ylabel("share of paths with more bad debt")
     ax.set_title(f"Bad debt distribution ({n} paths, same paths for every set)")
-    ax.set_xlim(left=0, right=xmax * 1.05 if xmax > 0 else 1.0)
-    ax.set_ylim(0, 1.0)
+    ax.set_xlim(left=0, right=max(xmax * 1.5, 10.0))
+    ax.set_ylim(0, 1.02)
     _usd_axis(ax)
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", frameon=False)
@@ -88,6 +89,9 @@ def liquidation_map(maps: Mapping[str, Mapping[str, Any]]):
                 label=f"{LABELS.get(name, name)}: liquidatable at that price")
         ax.plot(drop, m["cascade_liquidated_usd"], color=c, linewidth=1.8,
                 label=f"{LABELS.get(name, name)}: liquidated with the cascade")
+    if not any(max(m["static_liquidatable_usd"] + m["cascade_liquidated_usd"], default=0) > 0 for m in maps.values()):
+        ax.text(0.5, 0.5, "no collateral becomes liquidatable at any uniform drop\n(the debt assets fall with the "
+                "collateral)", transform=ax.transAxes, ha="center", va="center", fontsize=9, color="grey")
     ax.set_xlabel(f"instantaneous drop of every non-stable asset (%; main collateral {asset})")
     ax.set_ylabel("collateral (USD at the shocked prices)")
     ax.set_title("Liquidation map")
@@ -172,7 +176,7 @@ def importance(imp: Mapping[str, Mapping[str, float]]):
 
 def sensitivity(rows: Sequence[Mapping[str, Any]], unit_label: str = "mean bad debt (USD)"):
     """One-at-a-time sensitivity: change of mean bad debt with its 95 % CI, one bar per lever."""
-    fig, ax = _figure(figsize=(7.0, max(2.0, 0.45 * len(rows) + 1.0)))
+    fig, ax = _figure(figsize=(8.0, max(2.2, 0.45 * len(rows) + 1.2)))
     labels = [r["label"] for r in rows]
     d = np.array([r["delta"] for r in rows], float)
     lo = np.array([r["ci95"][0] for r in rows], float)
@@ -182,8 +186,8 @@ def sensitivity(rows: Sequence[Mapping[str, Any]], unit_label: str = "mean bad d
     ax.errorbar(d, y, xerr=[d - lo, hi - d], fmt="none", ecolor="k", elinewidth=1, capsize=3)
     ax.set_yticks(y, labels)
     ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel(f"change of {unit_label} vs the baseline (95 % CI)")
-    ax.set_title("Sensitivity (one at a time, same paths)")
+    ax.set_xlabel(f"change of {unit_label} (95 % CI)")
+    ax.set_title("What moves bad debt (one at a time, same seed)")
     _usd_axis(ax)
     ax.grid(alpha=0.3, axis="x")
     return fig

@@ -223,6 +223,17 @@ def _eff_line(eff: Mapping[str, Any], who: str) -> str:
             f"({format_delta(eff['delta_borrow_capacity_usd'], 'usd')}) for {who}.")
 
 
+def shock_note(info: Mapping[str, Any]) -> str:
+    """Why the critical drop / liquidation map may be empty: the uniform shock also moves volatile debt."""
+    volatile = sorted({a for b in info["books"] for a in b["debt_usd"]
+                       if (info["assets"].get(a) or {}).get("model") not in (None, "constant")})
+    if not volatile:
+        return ""
+    return (f"The critical drop and the liquidation map shock every non-stable asset at once, the debt "
+            f"asset{'s' if len(volatile) > 1 else ''} {', '.join(volatile)} included: they measure a market-wide "
+            "fall, not the collateral's move against the debt (the Monte Carlo paths carry that).")
+
+
 DELTA_NOTE = ("Deltas are paired (the same paths for every set): the difference's 95 % CI, "
               "`*` where it excludes zero. Quantile CIs are distribution-free (order statistics); ES 99 and "
               "delta errors of quantiles come from a seeded paired bootstrap.")
@@ -251,6 +262,7 @@ def render_comparison(data: Mapping[str, Any], manifest: Mapping[str, Any], figs
             risk_table([("current", data["current"]["metrics"]), ("candidate", data["candidate"]["metrics"])],
                        data["deltas"], "candidate - current"), "",
             DELTA_NOTE, "", _eff_line(data["efficiency"], "the candidate"), "",
+            *([shock_note(info), ""] if shock_note(info) else []),
             budget_line([("current", data["current"].get("budget")), ("candidate", data["candidate"].get("budget"))]),
             ""]
     n = 2
@@ -342,9 +354,12 @@ def render_proposal(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: 
     if nt:
         notes.append("**Not in this book:** " + ", ".join(f"{s['target']} {s['parameter']}" for s in nt)
                      + " act on positions the scenario's book does not hold, so they cannot move its risk.")
+    by_note: dict[str, list[str]] = {}
     for s in data["specification"]:
         for n_ in s["notes"]:
-            notes.append(f"{s['target']} {s['parameter']}: {n_}.")
+            by_note.setdefault(f"{s['parameter']}: {n_}", []).append(s["target"])
+    for n_, targets in by_note.items():
+        notes.append(f"{', '.join(dict.fromkeys(targets))} {n_}.")
     out += ["\n".join(f"- {x}" for x in dict.fromkeys(notes)), ""] if notes else []
 
     # Scenario
@@ -360,6 +375,7 @@ def render_proposal(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: 
     out += [risk_table([("current", data["current"]["metrics"]), ("proposed", data["proposed"]["metrics"])],
                        data["deltas"], "proposed - current", extra), "", DELTA_NOTE, "",
             _eff_line(data["efficiency"], "the proposal"), "",
+            *([shock_note(info), ""] if shock_note(info) else []),
             budget_line([("current", data["current"].get("budget")), ("proposed", data["proposed"].get("budget"))]
                         + ([("recommended", rec.get("budget"))] if has_rec else [])), ""]
     for key in ("bad_debt", "liquidation_map"):
@@ -434,6 +450,9 @@ def _recommendation(rec: Mapping[str, Any], data: Mapping[str, Any]) -> str:
     if rows:
         lines += ["", table(["parameter", "baseline", "proposed", "recommended", "search range (steward limit)",
                              "proposal within limits"], rows, "lrrrll")]
+    if not any(b for b in (data["current"].get("budget"), data["proposed"].get("budget"))):
+        lines += ["", "The scenario has no `[optimize]` table: the search used its default risk budget and step "
+                  "limits (docs/scenario_format.md)."]
     if status == "none within budget":
         lines += ["", "**No parameter set within the step limits meets the scenario's risk budget** on this "
                   "search; the table shows the search range only."]
@@ -494,8 +513,8 @@ def _sensitivity(s: Mapping[str, Any]) -> str:
                  _delta_cell(d["driver_delta_mean_bad_debt_usd"], "usd"), bd.format(d["proposed_mean_bad_debt_usd"]),
                  _delta_cell(d["proposal_delta_under_driver"], "usd")] for d in s["drivers"]]
         out += ["", "What drives bad debt: the scenario with one driver changed (same seed):", "",
-                table(["driver", "baseline mean bad debt", "change vs the scenario", "proposed mean bad debt",
-                       "proposal's effect under it"], rows, "lrrrr")]
+                table(["driver", "mean bad debt, baseline", "change vs the scenario", "mean bad debt, proposed",
+                       "proposal's effect under this driver"], rows, "lrrrr")]
     return "\n".join(out)
 
 
