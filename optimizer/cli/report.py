@@ -51,7 +51,7 @@ def report_cmd(target: str, study_name: str | None, out: str | None, as_json: bo
         raw = read_json(p)
         kind = classify(raw, target)
         if kind == "study" and raw.get("kind") != "study":
-            data = study_data(raw, None, None)
+            data = study_data(raw, _stored_study(raw), None)
             name = f"study-{(raw.get('study') or {}).get('name', p.stem)}"
         elif kind == "simulation" and raw.get("kind") != "simulation":
             data = {"kind": "simulation", **raw}
@@ -65,6 +65,22 @@ def report_cmd(target: str, study_name: str | None, out: str | None, as_json: bo
                                   seed=_get(data, "seed"), paths=_get(data, "paths"), engine=_get(data, "engine"),
                                   elapsed_s=time.perf_counter() - t0, extra={"rendered_from": _display(target)})
     finish(json.loads(json.dumps(data)), manifest, out_dir, as_json)
+
+
+def _stored_study(rep):
+    """The study a search result names, when its journal file is here (for the trials' scatter); else None."""
+    st = rep.get("study") or {}
+    where, name = st.get("storage"), st.get("name")
+    if not where or not name or "://" in where or not Path(where).is_file():
+        return None
+    from ..report.sources import load_study_report
+
+    try:
+        return load_study_report(where, name)[1]
+    except InputError:  # no stored report in it: read the study for its trials only
+        from ..report.sources import _open_study
+
+        return _open_study(where, name, None)[0]
 
 
 def _get(data, key):
