@@ -61,7 +61,11 @@ def report_cmd(target: str, study_name: str | None, out: str | None, as_json: bo
             name = p.stem
         out_dir = out_dir_for(out, name)
     if manifest is None:
-        manifest = build_manifest(kind=data["kind"], extra_files=[target] if p.is_file() else [],
+        src = [target] if p.is_file() else []
+        scen = (data.get("search") or data).get("scenario_file") if isinstance(data.get("search") or data, dict) else None
+        if isinstance(scen, str) and Path(scen).is_file():
+            src.append(scen)
+        manifest = build_manifest(kind=data["kind"], extra_files=src,
                                   seed=_get(data, "seed"), paths=_get(data, "paths"), engine=_get(data, "engine"),
                                   elapsed_s=time.perf_counter() - t0, extra={"rendered_from": _display(target)})
     finish(json.loads(json.dumps(data)), manifest, out_dir, as_json)

@@ -131,6 +131,7 @@ def recommend(sc: Scenario, adapter: str, baseline: Mapping[str, float], free: l
              for d in out.get("space", [])]
     res: dict[str, Any] = {"trials": trials, "paths": paths, "free": free, "space": space,
                            "objective": out.get("objective", {}).get("description"),
+                           "importance": out.get("importance"),
                            "study": {k: (out.get("study") or {}).get(k) for k in ("trials", "full_trials",
                                                                                    "infeasible_before_simulation")}}
     if best is None:

@@ -71,8 +71,23 @@ def _figures(data: Mapping[str, Any]) -> dict[str, tuple[str, Any, str]]:
     return out
 
 
+def _no_home(x: Any) -> Any:
+    """Every string with the home folder shown as ``~`` (a report never names a home path)."""
+    home = str(Path.home())
+    if home in ("", "/"):
+        return x
+    if isinstance(x, str):
+        return x.replace(home, "~")
+    if isinstance(x, Mapping):
+        return {k: _no_home(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_no_home(v) for v in x]
+    return x
+
+
 def build_files(data: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, bytes | str]:
     """Every file of the report folder (name -> content), deterministic for the same ``data``."""
+    data, manifest = _no_home(dict(data)), _no_home(dict(manifest))
     figs = _figures(data)
     captions = {k: (name, cap) for k, (name, _fig, cap) in figs.items()}
     files: dict[str, bytes | str] = {"report.md": render(data, manifest, captions)}

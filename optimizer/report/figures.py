@@ -64,6 +64,9 @@ def bad_debt_distribution(series: Mapping[str, Sequence[float]]):
         ax.step(x, p, where="post", label=f"{LABELS.get(name, name)} (P(>0) = {(x > 0).mean():.3f})",
                 color=COLOURS.get(name), linewidth=1.6)
         xmax = max(xmax, float(x[-1]))
+    if xmax <= 0:
+        ax.text(0.5, 0.5, "no bad debt on any path for any set", transform=ax.transAxes, ha="center",
+                va="center", fontsize=10, color="grey")
     ax.set_xscale("symlog", linthresh=1.0, linscale=0.5)
     ax.set_xlabel("bad debt per path (USD, log scale above $1)")
     ax.set_ylabel("share of paths with more bad debt")

@@ -189,7 +189,8 @@ def reproducibility(manifest: Mapping[str, Any], folder_files: Sequence[str] = (
              f"- cascade {manifest.get('version')} (git commit {manifest.get('git_commit') or 'unknown'}), "
              f"Python {manifest.get('python')}",
              f"- command: `{manifest.get('command')}`",
-             f"- seed {manifest.get('seed')}, {manifest.get('paths')} paths, {manifest.get('engine')} engine",
+             f"- seed {manifest.get('seed')}, {manifest.get('paths')} paths, "
+             f"{manifest.get('engine') or 'not recorded'} engine",
              "- inputs (SHA-256 in `manifest.json`): " + ", ".join(f"`{k}`" for k in files),
              f"- the numbers of every table: `{folder_files[0]}`; run `cascade report <this folder>` to re-render "
              "it without simulating",
@@ -412,6 +413,14 @@ def render_proposal(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: 
     # Sensitivity
     out += ["## Sensitivity", ""]
     out += [_sensitivity(data.get("sensitivity") or {}), ""]
+    imp = (rec.get("importance") or {}) if isinstance(rec.get("importance"), Mapping) else {}
+    if imp.get("risk") or imp.get("efficiency"):
+        parts = [f"{k}: " + ", ".join(f"`{n.split(':', 1)[-1]}` {v:.2f}" for n, v in imp[k].items())
+                 for k in ("risk", "efficiency") if imp.get(k)]
+        out += [f"Parameter importance in the recommendation's search ({imp.get('method', 'PED-ANOVA')}, "
+                f"{imp.get('trials')} fully evaluated trials; noisy with few trials): " + "; ".join(parts) + ".", ""]
+    elif imp.get("note"):
+        out += [f"Parameter importance in the recommendation's search: {imp['note']}.", ""]
     if figs.get("sensitivity"):
         out += [figure(figs["sensitivity"], n), ""]
         n += 1
@@ -591,6 +600,10 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
            f"Objective: {obj.get('description', '-')}.", ""]
     if best is None and not rep.get("pareto"):
         out += ["> **No feasible parameter set**: every fully evaluated candidate breaks the risk budget.", ""]
+    elif best and oos.get("best") and not (oos["best"].get("risk") or {}).get("feasible", True):
+        out += [f"> **The in-sample best breaks the budget out of sample** (seed {oos.get('seed')}, "
+                f"{oos.get('paths')} paths): {_risk(oos['best'].get('risk'))} against "
+                f"{_pct(obj.get('budget_share_of_debt'))}; do not adopt it without a wider check.", ""]
     if best:
         rows = [[ch["name"].split(":", 1)[-1], fmt_num(ch["current"], ch["unit"]), fmt_num(ch["new"], ch["unit"]),
                  fmt_change(ch["change"], ch.get("change_pct"), ch["unit"]),

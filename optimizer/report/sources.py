@@ -54,7 +54,9 @@ def _open_study(storage: str, study: str | None, cwd: str | None):
         if study not in names:
             raise InputError(f"no study '{study}' (has: {', '.join(names[:8]) or 'none'})", file=spec.display,
                              field="--study")
-        return optuna.load_study(study_name=study, storage=st), spec.display
+        from ..redact import redact_url
+
+        return optuna.load_study(study_name=study, storage=st), (redact_url(spec.url) if spec.url else spec.display)
 
 
 def load_study_report(storage: str, study: str | None = None, cwd: str | None = None) -> tuple[dict, Any, str]:
@@ -89,7 +91,20 @@ def trial_points(study, rep: Mapping[str, Any]) -> list[dict[str, Any]]:
     return pts
 
 
+def _redacted(x: Any) -> Any:
+    from ..redact import redact_text
+
+    if isinstance(x, str):
+        return redact_text(x) if "://" in x else x
+    if isinstance(x, Mapping):
+        return {k: _redacted(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_redacted(v) for v in x]
+    return x
+
+
 def study_data(rep: Mapping[str, Any], study=None, display: str | None = None) -> dict[str, Any]:
-    """The ``study`` report JSON: the stored search result plus the trial points for the scatter."""
-    return {"kind": "study", "search": dict(rep), "storage_display": display or (rep.get("study") or {}).get("storage"),
+    """The ``study`` report JSON: the stored search result (any URL in it redacted) plus the trial points."""
+    rep = _redacted(dict(rep))
+    return {"kind": "study", "search": rep, "storage_display": _redacted(display or (rep.get("study") or {}).get("storage")),
             "trials": trial_points(study, rep) if study is not None else []}

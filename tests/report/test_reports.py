@@ -250,3 +250,22 @@ def test_report_of_an_optimisation_study_from_its_stored_result(tmp_path, capsys
     x, tol = parse_number(eff[1])
     assert abs(x - out["current"]["metrics"]["capital_efficiency"]["ratio"]) <= tol
     assert (tmp_path / "study" / "efficiency_risk.png").is_file()
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["compare", "{sc}", "--set", "WETH.ltv_bps=9000", "--out", "{out}"], ["--set", "ltv <= liquidation threshold"]),
+    (["compare", "{sc}", "--set", "maker:ETH-A.mat=2", "--out", "{out}"], ["--set", "no protocol 'maker'"]),
+    (["report", "{bogus}", "--out", "{out}"], ["bogus.json", "is not a cascade result"]),
+    (["report", "{missing}", "--out", "{out}"], ["nothing.journal", "no such study file"]),
+])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, fragments):
+    sc = write_small(tmp_path, paths=2, positions=50)
+    bogus = tmp_path / "bogus.json"
+    bogus.write_text('{"hello": 1}')
+    fill = {"sc": str(sc), "out": str(tmp_path / "out"), "bogus": str(bogus), "missing": str(tmp_path / "nothing.journal")}
+    code, _, err = run_main([a.format(**fill) for a in args], capsys)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    for f in fragments:
+        assert f in lines[0], lines[0]
+    assert not (tmp_path / "out").exists()
