@@ -26,6 +26,7 @@ from optimizer.scenario.history import read_gas_csv, read_price_csv
 PRICES = {
     "ETH-USD_10m_2020-03-12.csv": "eth_usd_10m_2020-03-12.csv",
     "ETH-USD_10m_2021-05-19.csv": "eth_usd_10m_2021-05-19.csv",
+    "DAI-USD_10m_2020-03-12.csv": "dai_usd_10m_2020-03-12.csv",
     "ETH-USDT_spot_1h_2020-02-01_2020-04-30.csv": "eth_usdt_1h_2020-02_2020-04.csv",
     "ETH-USDT_spot_1h_2021-04-04_2023-12-30.csv": "eth_usdt_1h_2021-04_2023-12.csv",
     "BTC-USDT_spot_1h_2021-04-04_2023-12-30.csv": "btc_usdt_1h_2021-04_2023-12.csv",

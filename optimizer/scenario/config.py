@@ -317,6 +317,9 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         adapter = pt.string("adapter")
         if adapter not in ADAPTERS:
             raise pt.err("adapter", f"unknown adapter '{adapter}' (known: {', '.join(sorted(ADAPTERS))})")
+        if ADAPTERS[adapter].family != "lending":
+            raise pt.err("adapter", f"'{adapter}' is a perp venue; perp venues cannot be simulated yet "
+                                    "(the cascade engine runs lending adapters only)")
         if adapter in {p.adapter for p in protocols}:
             raise pt.err("adapter", f"'{adapter}' appears twice")
         params_t = pt.table("params")
