@@ -67,6 +67,11 @@ SCENARIO_CASES: tuple[ScenarioCase, ...] = (
     ScenarioCase("maker_black_thursday", "maker_eth_a_black_thursday.toml", paths=1, engines=("reference",)),
     ScenarioCase("aave_v3_wsteth_book_2023_06_19", "aave_v3_wsteth_book_2023-06-19.toml", paths=1,
                  engines=("reference",)),
+    # bundled after the engine redesign began (pinned from then on)
+    ScenarioCase("emode1_lst_depeg_24h", "aave_v3_emode1_lst_depeg_24h.toml", paths=2, positions=400,
+                 engines=("kernel", "reference")),
+    ScenarioCase("stable_collateral_depeg_24h", "aave_v3_stable_collateral_depeg_24h.toml", paths=4),
+    ScenarioCase("maker_wbtc_vaults_24h", "maker_wbtc_vaults_24h.toml", paths=2, engines=("reference",)),
 )
 
 
