@@ -173,11 +173,12 @@ def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set
     Several rows per account add up (several collaterals or debts). Rows of other protocols are
     skipped. Amounts are whole tokens. Errors name the file, the line and the column.
     """
+    import io
+
+    from ..io import read_text
+
     file = str(path)
-    try:
-        fh = path.open(newline="")
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", file=file) from None
+    fh = io.StringIO(read_text(path, label=file), newline="")  # regular file, size cap, UTF-8
     with fh:
         reader = csv.DictReader(fh)
         missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]

@@ -108,13 +108,12 @@ def bar_interval_s(timestamps: np.ndarray) -> int:
 def _read_columns(path: str | Path, required: tuple[str, ...], optional: tuple[str, ...],
                   aliases: dict[str, str]) -> tuple[np.ndarray, dict[str, list[str]], str]:
     """Read a CSV into raw string columns; returns (line numbers, columns, source)."""
+    import io
+
+    from ..io import read_text
+
     src = str(path)
-    try:
-        fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - open errors need their own message
-    except FileNotFoundError:
-        raise InputError("file not found", file=src) from None
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", file=src) from None
+    fh = io.StringIO(read_text(path, label=src), newline="")  # regular file, size cap, UTF-8 (BOM dropped)
     with fh:
         reader = csv.reader(fh)
         try:
@@ -148,8 +147,6 @@ def _read_columns(path: str | Path, required: tuple[str, ...], optional: tuple[s
                     cols[c].append(row[i].strip())
         except csv.Error as e:
             raise InputError(f"malformed CSV ({e})", file=src, field=f"line {reader.line_num}") from None
-        except UnicodeDecodeError:
-            raise InputError("not a UTF-8 text file", file=src) from None
     if len(lines) < 2:
         raise InputError(f"needs at least 2 data rows (got {len(lines)})", file=src)
     return np.asarray(lines), cols, src
