@@ -47,9 +47,10 @@ def test_set_override_changes_the_result_and_is_reported(tmp_path):
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--set", "WETH.ltv_bps=9000"], ["protocols[0].params", "WETH.ltv_bps=9000", "ltv <= liquidation threshold"]),
+    # a bad --set or --paths is blamed on the option, not on the scenario file
+    (["--set", "WETH.ltv_bps=9000"], ["cascade: error: --set: ", "WETH.ltv_bps=9000", "ltv <= liquidation threshold"]),
     (["--set", "maker:ETH-A.mat=2"], ["--set", "no protocol 'maker'"]),
-    (["--paths", "100000000"], ["scenario.paths", "GiB"]),
+    (["--paths", "100000000"], ["cascade: error: --paths: ", "GiB"]),
 ])
 def test_bad_overrides_are_one_line_errors(tmp_path, args, fragments):
     scen = write_scenario(tmp_path, paths=2)

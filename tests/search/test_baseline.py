@@ -14,7 +14,7 @@ from optimizer.search import smart_ltv, smart_ltv_table
 
 def test_smart_ltv_formula_by_hand():
     # exp(-2.33 * 0.05 * sqrt(4e7 / 1e8)) - 0.05 = exp(-0.0736811...) - 0.05
-    f = lambda sigma, l, d, beta, c=2.33: smart_ltv(sigma=sigma, liquidity_usd=l, debt_usd=d, beta=beta, c=c)
+    f = lambda sigma, liq, d, beta, c=2.33: smart_ltv(sigma=sigma, liquidity_usd=liq, debt_usd=d, beta=beta, c=c)
     assert f(0.05, 1e8, 4e7, 0.05, 2.33) == pytest.approx(0.8789679228, rel=1e-9)
     assert f(0.05, math.inf, 4e7, 0.05) == pytest.approx(0.95)
     assert f(0.05, 1e8, 0.0, 0.075) == pytest.approx(0.925)
