@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from ._app import cli
-from ._common import json_default, resolve_scenario
+from ._common import dumps_json, resolve_scenario
 
 
 @cli.command("optimize")
@@ -57,7 +56,7 @@ def optimize_cmd(scenario: str, trials: int | None, timeout: float | None, stora
         click.echo(f"cascade: {e}", err=True)
         sys.exit(130)
     if as_json:
-        click.echo(json.dumps(out, indent=1, default=json_default))
+        click.echo(dumps_json(out))
         return
     from ..search.report import render
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
@@ -12,7 +11,7 @@ from ._common import (
     PathProgress,
     check_engine,
     check_overrides,
-    json_default,
+    dumps_json,
     resolve_scenario,
     split_protocol_overrides,
 )
@@ -71,7 +70,7 @@ def simulate_cmd(scenario: str, paths: int | None, seed: int | None, sets: tuple
     if accounts_file:
         write_csv(accounts_file, ["protocol", "account", "p_liquidated", "stderr"], res.account_probabilities())
     if as_json:
-        click.echo(json.dumps(out, indent=1, default=json_default))
+        click.echo(dumps_json(out))
         return
     from ..report_text import render_simulation
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from _cli_helpers import cascade, one_line_error
+from _cli_helpers import cascade, cascade_in_process, one_line_error
 from scenario_factory import write_scenario
 
 
@@ -39,9 +39,9 @@ def test_simulate_json_events_and_accounts(tmp_path):
 
 def test_set_override_changes_the_result_and_is_reported(tmp_path):
     scen = write_scenario(tmp_path, paths=3)
-    a = json.loads(cascade("simulate", str(scen), "--json", "--no-analyses", cwd=tmp_path).stdout)
-    b = json.loads(cascade("simulate", str(scen), "--json", "--no-analyses", "--set",
-                           "WETH.liquidation_threshold_bps=8100", cwd=tmp_path).stdout)
+    a = json.loads(cascade_in_process("simulate", str(scen), "--json", "--no-analyses", cwd=tmp_path).stdout)
+    b = json.loads(cascade_in_process("simulate", str(scen), "--json", "--no-analyses", "--set",
+                                      "WETH.liquidation_threshold_bps=8100", cwd=tmp_path).stdout)
     assert b["params"]["aave_v3"]["WETH.liquidation_threshold_bps"] == 8100
     assert b["metrics"]["liquidations"]["mean"] > a["metrics"]["liquidations"]["mean"]
 
@@ -54,7 +54,7 @@ def test_set_override_changes_the_result_and_is_reported(tmp_path):
 ])
 def test_bad_overrides_are_one_line_errors(tmp_path, args, fragments):
     scen = write_scenario(tmp_path, paths=2)
-    one_line_error(cascade("simulate", str(scen), *args, cwd=tmp_path), *fragments)
+    one_line_error(cascade_in_process("simulate", str(scen), *args, cwd=tmp_path), *fragments)
 
 
 @pytest.mark.parametrize("text, fragments", [
@@ -64,8 +64,8 @@ def test_bad_overrides_are_one_line_errors(tmp_path, args, fragments):
 ])
 def test_malformed_scenarios_are_one_line_errors(tmp_path, text, fragments):
     (tmp_path / "bad.toml").write_text(text)
-    one_line_error(cascade("simulate", "bad.toml", cwd=tmp_path), *fragments)
+    one_line_error(cascade_in_process("simulate", "bad.toml", cwd=tmp_path), *fragments)
 
 
 def test_missing_scenario_file(tmp_path):
-    one_line_error(cascade("simulate", "nope.toml", cwd=tmp_path), "nope.toml", "file not found")
+    one_line_error(cascade_in_process("simulate", "nope.toml", cwd=tmp_path), "nope.toml", "file not found")
