@@ -41,7 +41,6 @@ def simulate_cmd(scenario: str, paths: int | None, seed: int | None, sets: tuple
     SCENARIO is a TOML file (see docs/scenario_format.md) or the name of a bundled scenario,
     e.g. aave_v3_core_24h_jumps.
     """
-    from ..engine import evaluate, prepare
     from ..io import check_writable, write_csv
     from ..scenario.config import load_scenario
 
@@ -51,6 +50,7 @@ def simulate_cmd(scenario: str, paths: int | None, seed: int | None, sets: tuple
     sc = load_scenario(resolve_scenario(scenario)).with_overrides(paths=paths, seed=seed)
     overrides = split_protocol_overrides(sets, [p.adapter for p in sc.protocols])
     check_overrides(sc, overrides)
+    from ..engine import evaluate, prepare  # numba: imported once the inputs are known to be good
     with PathProgress(sc.paths, enabled=not as_json or sys.stderr.isatty()) as tick:
         import time as _time
 

@@ -75,12 +75,12 @@ def _this_process() -> str:
 class CascadeJournalLock(BaseJournalFileLock):
     """optuna's symlink lock, guarded by an flock and an owner file (see the module docstring)."""
 
-    def __init__(self, journal: str, *, grace_s: float = GRACE_S) -> None:
+    def __init__(self, journal: str, *, grace_s: float = GRACE_S, announce_after_s: float = ANNOUNCE_AFTER_S) -> None:
         self.journal = journal
         self.symlink = journal + ".lock"
         self.owner = journal + OWNER_SUFFIX
         self.flock_path = journal + FLOCK_SUFFIX
-        self.grace_s = grace_s
+        self.grace_s, self.announce_after_s = grace_s, announce_after_s
         self._fd: int | None = None
 
     # -- the BaseJournalFileLock interface (optuna calls these around every append)
@@ -154,7 +154,7 @@ class CascadeJournalLock(BaseJournalFileLock):
                 continue
             if m != mtime:
                 mtime, since = m, time.monotonic()
-            if not announced and time.monotonic() - t0 > ANNOUNCE_AFTER_S:
+            if not announced and time.monotonic() - t0 > self.announce_after_s:
                 _say(f"waiting for the study journal lock {self.symlink}, held by another program "
                      f"(optuna-dashboard?); a lock unchanged for {self.grace_s:g} s is treated as stale")
                 announced = True

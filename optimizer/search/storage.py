@@ -137,6 +137,19 @@ def redacted_error(url: str, e: BaseException) -> str:
     return redact_text(text, url_secrets(url))
 
 
+def _may_be_a_race(e: Exception) -> bool:
+    """Errors of concurrent table creation on a fresh database (worth a retry), not of a wrong URL."""
+    try:
+        from sqlalchemy import exc
+    except ImportError:
+        return False
+    if isinstance(e, exc.OperationalError):
+        text = str(e).lower()
+        return not any(w in text for w in ("password", "authentication", "could not translate host", "refused",
+                                            "does not exist", "unable to open"))
+    return isinstance(e, (exc.IntegrityError, exc.ProgrammingError))
+
+
 def _open_rdb(url: str, create: bool) -> RDBStorage:
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
@@ -152,6 +165,8 @@ def _open_rdb(url: str, create: bool) -> RDBStorage:
                              field="--storage") from None
         except Exception as e:
             last = e
+            if not _may_be_a_race(e):  # a bad URL, an unknown driver, a refused login: no point retrying
+                break
             time.sleep(0.2 * (attempt + 1))
     msg = redacted_error(url, last) if last else "unknown error"
     raise InputError(f"cannot open {shown}: {msg}"[:400], field="--storage")
