@@ -37,9 +37,20 @@ def _terminate_as_interrupt(signum, frame) -> None:
 
 
 def sigterm_as_interrupt() -> None:
-    """Make SIGTERM raise :class:`KeyboardInterrupt` like SIGINT (main thread; idempotent)."""
-    if (threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None)):
+    """SIGINT and SIGTERM both raise :class:`KeyboardInterrupt` (main thread only; idempotent).
+
+    SIGINT gets Python's default handler back (the console script holds both signals with a
+    quick-exit handler while it imports); SIGTERM is left alone when something else (a test
+    runner, an embedding program) installed its own handler.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return
+    from . import _entry
+
+    early = (_entry._early, _entry._early_quiet)
+    if signal.getsignal(signal.SIGINT) in early:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if signal.getsignal(signal.SIGTERM) in (signal.SIG_DFL, None, *early):
         signal.signal(signal.SIGTERM, _terminate_as_interrupt)
 
 

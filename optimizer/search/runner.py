@@ -199,16 +199,16 @@ def _work_here(plan: Plan, space: SearchSpace, study: optuna.Study, storage, ev:
 
 
 def _die_with_parent(parent_pid: int) -> None:
-    """Linux: this worker gets SIGINT when its parent dies (even by SIGKILL), so no worker outlives the command."""
+    """Linux: this worker gets SIGTERM when its parent dies (even by SIGKILL), so no worker outlives the command."""
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, int(signal.SIGINT), 0, 0, 0)  # PR_SET_PDEATHSIG
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
     if os.getppid() != parent_pid:  # the parent died before the prctl
-        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _worker_main(req: SearchRequest, group: str | None, name: str, target: int, worker: int, workers: int,
@@ -252,11 +252,15 @@ def _say(msg: str) -> None:
 
 
 def _stop_workers(procs: list, timeout_s: float = 30.0) -> None:
-    """SIGINT every live worker (its running trial is failed and re-queued on resume), then SIGKILL stragglers."""
+    """SIGTERM every live worker, then SIGKILL stragglers.
+
+    SIGTERM, not SIGINT: a worker still starting up (before its handlers exist) then ends silently
+    instead of printing a traceback; a running one fails its trial (re-queued on resume) and exits 130.
+    """
     for p in procs:
         if p.is_alive() and p.pid:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(p.pid, signal.SIGINT)
+                os.kill(p.pid, signal.SIGTERM)
     end = time.time() + timeout_s
     try:
         for p in procs:
@@ -284,16 +288,23 @@ def _work_processes(plan: Plan, group: str | None, name: str, target: int, deadl
     A worker that dies (SIGKILL, OOM) is reported in one line and replaced (at most ``workers``
     times); its running trial is failed and re-queued with the same parameters by the survivors.
     A worker error stops the others and becomes a one-line error. SIGINT/SIGTERM to this process
-    stops every worker before :class:`KeyboardInterrupt` propagates (finished trials are kept).
+    stops every worker before :class:`KeyboardInterrupt` propagates (finished trials are kept);
+    workers run in their own process group (a terminal's Ctrl-C reaches only this process) and get
+    SIGTERM if this process dies.
     """
     ctx = mp.get_context("spawn")
     errors = ctx.Queue()
     n = plan.request.workers
 
     def spawn(w: int):
-        p = ctx.Process(target=_worker_main, args=(plan.request, group, name, target, w, n, deadline, errors,
-                                                   os.getpid()), name=f"cascade-optimize-{w}")
+        from .. import _entry
+
+        p = ctx.Process(target=_entry.worker, args=(plan.request, group, name, target, w, n, deadline, errors,
+                                                    os.getpid()), name=f"cascade-optimize-{w}")
         p.start()
+        # its own process group: Ctrl-C in a terminal reaches only this process, which stops the workers
+        with contextlib.suppress(OSError):
+            os.setpgid(p.pid, p.pid)
         return p
 
     procs: dict[int, Any] = {}
@@ -330,11 +341,14 @@ def _work_processes(plan: Plan, group: str | None, name: str, target: int, deadl
                 if c["finished"] != last:
                     last = c["finished"]
                     on_trial(study)
+        msg = _first_error(errors, 0)
     except BaseException:
         with deferred():
             _stop_workers([p for p in procs.values() if not isinstance(p, _Done)])
         raise
-    msg = _first_error(errors, 0)
+    finally:
+        errors.close()
+        errors.cancel_join_thread()
     if msg:
         raise InputError(msg)
     c = counts(study)
