@@ -314,8 +314,8 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         if gas_csv is not None and not isinstance(gas_csv, str):
             raise liq_t.err("gas_csv", "must be a path string")
         gas_token = liq_t.raw("gas_token")
-        if gas_token is not None and gas_token not in assets:
-            raise liq_t.err("gas_token", f"unknown asset '{gas_token}' (declare it under [assets])")
+        if gas_token is not None and (not isinstance(gas_token, str) or gas_token not in assets):
+            raise liq_t.err("gas_token", f"unknown asset {gas_token!r} (declare it under [assets])"[:200])
         liquidators = LiquidatorConfig(
             gas_per_call=liq_t.number("gas_per_call", LiquidatorConfig.gas_per_call, lo=0, hi=MAX_GAS_PER_CALL),
             gas_gwei=liq_t.number("gas_gwei", LiquidatorConfig.gas_gwei, lo=0, hi=MAX_GAS_GWEI),

@@ -648,8 +648,8 @@ def model_from_config(asset: str, cfg: Mapping[str, Any], file: str, resolve_pat
     known = ", ".join(MODELS)
     if name is _REQUIRED:
         raise InputError(f"missing (one of {known})", file=file, field=f"assets.{asset}.model")
-    if name not in MODELS:
-        raise InputError(f"unknown model {name!r} (known: {known})", file=file, field=f"assets.{asset}.model")
+    if not isinstance(name, str) or name not in MODELS:
+        raise InputError(f"unknown model {name!r} (known: {known})"[:300], file=file, field=f"assets.{asset}.model")
     return MODELS[name].from_config(asset, cfg, file, resolve_path, step_s=step_s, horizon_h=horizon_h)
 
 
