@@ -119,7 +119,7 @@ def check_writable(path: str | Path, option: str | None = None) -> None:
     The file is written as a temporary file in its folder and renamed, so what matters is that the
     path is not a directory and that its folder (or the nearest existing ancestor, when the folder
     is still to be created) is a writable directory. The check creates and removes a probe file
-    when the folder exists (permissions, read-only file systems and ACLs all show up).
+    there (permissions, read-only file systems and ACLs all show up).
     """
     p = Path(path)
     if p.is_dir():
@@ -132,12 +132,8 @@ def check_writable(path: str | Path, option: str | None = None) -> None:
         anc = anc.parent
     if not anc.is_dir():
         raise InputError(f"cannot write: '{anc}' is not a directory", file=str(p), field=option)
-    if anc != parent:
-        if not os.access(anc, os.W_OK | os.X_OK):
-            raise InputError(f"cannot write: folder '{anc}' is not writable", file=str(p), field=option)
-        return
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
+    try:  # a probe where the first new entry would go (the folder, or the ancestor the folders start in)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=anc)
     except OSError as e:
         raise _write_error(e, p, option) from None
     os.close(fd)

@@ -103,6 +103,8 @@ def url_secrets(url: str | None) -> tuple[str, ...]:
     user, colon, pw = userinfo.partition(":")
     if colon and pw:
         out.append(pw)
+        # drivers that split the authority at the FIRST '@' read the rest of the password as the host
+        out += [piece for piece in pw.split("@") if len(piece) >= 4]
     elif userinfo and _keylike(user):
         out.append(user)
     for part in (query, fragment):

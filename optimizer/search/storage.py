@@ -71,6 +71,11 @@ class StorageSpec:
     @classmethod
     def resolve(cls, storage: str | None, study: str, cwd: str | os.PathLike | None = None) -> StorageSpec:
         if storage and "://" in storage:
+            authority = storage.split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+            if authority.count("@") > 1:
+                raise InputError(f"{redact_url(storage)}: an '@' inside the user name or password must be written "
+                                 "%40 (database drivers split at the first '@' and would read the rest of the password "
+                                 "as the host name)", field="--storage")
             return cls(url=storage)
         base = Path(cwd or os.getcwd())
         path = Path(storage) if storage else Path(RUNS_DIR) / f"{study}.journal"
