@@ -78,6 +78,17 @@ def test_two_workers_finish_exactly_n_distinct_trials(tmp_path):
     assert sorted(t.number for t in trials) == list(range(7))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert json.loads(res.stdout)["study"]["trials"] == 7
+    # what is reproducible with several workers: each trial (same parameters -> same metrics, same paths)
+    from optimizer.engine import prepare
+    from optimizer.search.objective import Evaluator
+
+    plan = make_plan(SearchRequest(str(p), cwd=str(tmp_path)))
+    ev = Evaluator(prepare(plan.scenario))
+    full = [t for t in trials if is_full(t)]
+    assert full
+    for t in full[:2]:
+        again = ev.evaluate(plan.space.split(t.params)).metrics()
+        assert again["bad_debt_share"] == t.user_attrs["metrics"]["bad_debt_share"]
 
 
 def test_pareto_front_is_non_dominated(tmp_path):
