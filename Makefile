@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 UV_PIN  := uv==0.13.8
 STAMP   := $(VENV)/.synced
 
-.PHONY: setup install demo test bench lint lock clean
+.PHONY: setup install demo test bench lint lock clean reports
 
 setup: $(STAMP)
 
@@ -29,6 +29,24 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# The reports in reports/: every bundled proposal example (data/proposals/) on its default stress, and
+# one optimisation study. Folder names carry no date, so regenerating replaces them; a proposal that
+# breaks its scenario's risk budget exits 3 and still writes its report.
+REPORT_STUDY := runs/make-reports.journal
+reports: install
+	@export CASCADE_GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null); \
+	for f in data/proposals/20*.toml; do \
+	  n=$$(basename $$f .toml); echo "cascade proposal $$f"; \
+	  $(BIN)/cascade proposal $$f --out reports/proposal_$$n; rc=$$?; \
+	  if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then exit $$rc; fi; \
+	done; \
+	rm -f $(REPORT_STUDY) $(REPORT_STUDY).*; mkdir -p runs; \
+	echo "cascade optimize aave_v3_emode1_lst_depeg_24h"; \
+	$(BIN)/cascade optimize aave_v3_emode1_lst_depeg_24h --trials 30 --storage $(REPORT_STUDY) \
+	  --study make-reports --json > runs/make-reports.json; rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then exit $$rc; fi; \
+	$(BIN)/cascade report runs/make-reports.json --out reports/optimisation_aave_v3_emode1_lst_depeg_24h
 
 lint: setup
 	$(BIN)/ruff check optimizer protocols tests benchmarks tools

@@ -7,8 +7,9 @@ run), turns each batch's event array into a DataFrame and appends it to the CSV 
 :class:`optimizer.io.CsvChunkWriter`: memory stays at one batch, the file appears whole or not at
 all, and the run stops with a one-line error as soon as the CSV is projected not to fit on its disk.
 
-The writer is generic over the columns it is given: :func:`event_frame` decides the columns, in the
-order of the engine's :data:`~optimizer.engine.reference.EVENT_COLUMNS` after the identifying ones.
+The columns are those of :meth:`optimizer.engine.results.SimulationResult.events` (one definition:
+``path, step, hours, timestamp, protocol, account, collateral_asset`` and the engine's USD amounts and
+price); the writer is generic over whatever columns that frame has.
 """
 
 from __future__ import annotations
@@ -25,37 +26,14 @@ import pandas as pd
 PATHS_PER_BATCH = 16
 
 
-def event_frame(bound: Any, ev: np.ndarray) -> pd.DataFrame:
-    """The engine's event rows ``(path, step, protocol index, position, values...)`` as a DataFrame.
-
-    Columns: ``path, step, timestamp`` (ISO UTC for replays, ``+H.HHHHh`` from the start
-    otherwise), ``protocol``, ``account`` and the engine's value columns (USD amounts, price).
-    """
-    from .engine.reference import EVENT_COLUMNS
-
-    prep = bound.prepared
-    ev = np.asarray(ev, dtype=np.float64).reshape(-1, len(EVENT_COLUMNS))
-    path = ev[:, 0].astype(np.int64)
-    step = ev[:, 1].astype(np.int64)
-    proto = ev[:, 2].astype(np.int64)
-    pos = ev[:, 3].astype(np.int64)
-    ts = prep.paths.timestamps
-    if ts is not None:
-        stamp = np.char.add(np.datetime_as_string(np.asarray(ts)[step], unit="s"), "Z")
-    else:
-        hours = step * (prep.scenario.step_s / 3600.0)
-        stamp = np.char.add(np.char.add("+", np.char.mod("%.4f", hours)), "h") if len(step) else np.array([], str)
-    names = np.array([ad.name for ad in bound.adapters], dtype=object)
-    accounts = np.empty(len(pos), dtype=object)
-    for j, pb in enumerate(bound.books):
-        sel = proto == j
-        if sel.any():
-            accounts[sel] = np.asarray(pb.accounts).astype(str)[pos[sel]]
-    cols: dict[str, Any] = {"path": path, "step": step, "timestamp": stamp, "protocol": names[proto] if len(proto)
-                            else np.array([], object), "account": accounts}
-    for k, c in enumerate(EVENT_COLUMNS[4:], start=4):
-        cols[c] = ev[:, k]
-    return pd.DataFrame(cols)
+def csv_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """A :meth:`SimulationResult.events` frame as the CSV writes it: timestamps ISO-8601 UTC (``...Z``),
+    empty where there is none (synthetic paths: ``hours`` gives the time). Other columns as they are."""
+    out = frame.copy(deep=False)
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return out
 
 
 def simulate_with_events(prepared: Any, params: Mapping[str, Mapping[str, float]] | None, *, events_path: str | Path,
@@ -86,7 +64,7 @@ def simulate_with_events(prepared: Any, params: Mapping[str, Mapping[str, float]
             ev = np.array(ev, dtype=np.float64)
             if len(ev):
                 ev[:, 0] += lo
-            out.write(event_frame(bound, ev), done=hi)
+            out.write(csv_frame(SimulationResult(bound, raw, used, 0.0, ev).events()), done=hi)
             parts.append(raw)
             if progress is not None:
                 progress(hi, n)

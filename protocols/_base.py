@@ -10,7 +10,7 @@ import abc
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 
@@ -260,7 +260,61 @@ class CircuitBreakers:
 # --------------------------------------------------------------------------------------------
 
 
-class Adapter(abc.ABC):
+class VenueAdapter(abc.ABC):
+    """What every venue adapter shares, lending or perp: construction, parameters, breakers.
+
+    Lifecycle (the family's rule methods come after these; see :class:`Adapter` for lending and
+    :class:`protocols._perp.PerpAdapter` for perpetual-futures venues)::
+
+        adapter = AdapterCls.from_snapshot(snapshot_dict)    # current values from data/
+        schema  = adapter.schema()                           # tunables, units, bounds, invariants
+        cand    = adapter.with_params({...})                 # new frozen adapter, validated
+        cb      = cand.circuit_breakers()                    # limits the simulator enforces
+
+    Subclasses set ``name`` (registry key), ``title`` and ``family`` (``"lending"`` or ``"perp"``)
+    and implement ``_build_schema`` and ``circuit_breakers``.
+    """
+
+    name: ClassVar[str]
+    title: ClassVar[str]
+    family: ClassVar[str]
+
+    def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
+        self._snapshot = snapshot
+        schema = self._build_schema(snapshot)
+        merged = schema.merged(params)
+        schema.validate(merged)
+        self._schema = schema
+        self.params: dict[str, float] = merged
+
+    # --- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> Self:
+        return cls(snapshot)
+
+    def with_params(self, overrides: Mapping[str, float]) -> Self:
+        """A new adapter with ``overrides`` applied on top of this one's parameters."""
+        return type(self)(self._snapshot, {**self.params, **dict(overrides)})
+
+    @classmethod
+    @abc.abstractmethod
+    def _build_schema(cls, snapshot: Mapping[str, Any]) -> ParameterSchema:
+        """Read parameter specs (with current values) and invariants from the snapshot dict."""
+
+    def schema(self) -> ParameterSchema:
+        """The schema; ``ParamSpec.current`` is the snapshot value, not this candidate's."""
+        return self._schema
+
+    @property
+    def snapshot_meta(self) -> dict[str, Any]:
+        return {k: self._snapshot.get(k) for k in ("protocol", "market", "as_of") if k in self._snapshot}
+
+    @abc.abstractmethod
+    def circuit_breakers(self) -> CircuitBreakers:
+        """Halts and throughput limits implied by the current parameters."""
+
+
+class Adapter(VenueAdapter):
     """Liquidation rules of one venue, vectorised over positions.
 
     Lifecycle (the order in which the optimizer calls an adapter)::
@@ -285,38 +339,7 @@ class Adapter(abc.ABC):
     Subclasses set ``name`` (registry key), ``title`` and implement the abstract methods.
     """
 
-    name: ClassVar[str]
-    title: ClassVar[str]
-
-    def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
-        self._snapshot = snapshot
-        schema = self._build_schema(snapshot)
-        merged = schema.merged(params)
-        schema.validate(merged)
-        self._schema = schema
-        self.params: dict[str, float] = merged
-
-    # --- construction ------------------------------------------------------------------------
-    @classmethod
-    def from_snapshot(cls, snapshot: Mapping[str, Any]) -> Adapter:
-        return cls(snapshot)
-
-    def with_params(self, overrides: Mapping[str, float]) -> Adapter:
-        """A new adapter with ``overrides`` applied on top of this one's parameters."""
-        return type(self)(self._snapshot, {**self.params, **dict(overrides)})
-
-    @classmethod
-    @abc.abstractmethod
-    def _build_schema(cls, snapshot: Mapping[str, Any]) -> ParameterSchema:
-        """Read parameter specs (with current values) and invariants from the snapshot dict."""
-
-    def schema(self) -> ParameterSchema:
-        """The schema; ``ParamSpec.current`` is the snapshot value, not this candidate's."""
-        return self._schema
-
-    @property
-    def snapshot_meta(self) -> dict[str, Any]:
-        return {k: self._snapshot.get(k) for k in ("protocol", "market", "as_of") if k in self._snapshot}
+    family: ClassVar[str] = "lending"
 
     @property
     @abc.abstractmethod
@@ -343,10 +366,6 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     def liquidate(self, book: Book, prices: Prices, mask: np.ndarray | None = None) -> LiquidationOutcome:
         """Apply one liquidation call to each position in ``mask`` that the rules allow."""
-
-    @abc.abstractmethod
-    def circuit_breakers(self) -> CircuitBreakers:
-        """Halts and throughput limits implied by the current parameters."""
 
     def liquidation_price_drop(self, book: Book, prices: Prices, asset: str) -> np.ndarray:
         """Fractional fall of ``asset``'s price (others fixed) that brings health to 1.

@@ -1,19 +1,42 @@
-"""Risk metrics, each declared once: how it is computed per path and how it is summarised with its error.
+"""Risk metrics, each declared once: how it is computed per path, summarised, formatted and plotted.
+
+:data:`METRICS` is the one list that ``SimulationResult.per_path()`` / ``metrics()`` / ``summary()``,
+the comparison (paired differences), the markdown tables, the JSON and the figures iterate. A new
+metric (a ledger field a venue declares, a perp metric, a user-harm metric) is **one**
+:class:`MetricSpec` appended here::
+
+    MetricSpec("penalty_paid_usd", "USD", "Liquidation penalty paid by borrowers",
+               compute=ledger("liquidator_bonus_usd", "protocol_fee_usd"), fmt="usd", risk=+1)
 
 Monte Carlo estimates carry a standard error (means, probabilities) or a distribution-free 95 %
 confidence interval from order statistics (quantiles); expected shortfall gets a standard error from
-a seeded bootstrap, so the same inputs give the same numbers.
+a seeded bootstrap, so the same inputs give the same numbers. Differences between two candidates on
+the same paths (common random numbers) are *paired*: :func:`paired_difference` works on the per-path
+differences (and resamples paths jointly for quantiles), which is far tighter than two independent
+intervals.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import stats
 
+if TYPE_CHECKING:  # pragma: no cover
+    from .results import SimulationResult
+
 Z95 = 1.959963984540054
 ES_BOOTSTRAP = 400
+PAIRED_BOOTSTRAP = 400
+
+
+# ------------------------------------------------------------------------------------------------
+# Estimators
+# ------------------------------------------------------------------------------------------------
 
 
 def quantile_ci(x: np.ndarray, q: float) -> tuple[float, float, float]:
@@ -60,18 +83,337 @@ def mean_p99(x: np.ndarray) -> dict[str, float]:
             "p99": v, "p99_ci95": [lo, hi]}
 
 
+SUMMARIES: dict[str, Callable[[np.ndarray], dict[str, float]]] = {"tail": tail_summary, "mean_p99": mean_p99}
+
+# The statistics each summary kind reports, as (key, label): the rows of comparisons and tables.
+STATISTICS: dict[str, tuple[tuple[str, str], ...]] = {
+    "tail": (("mean", "mean"), ("var_95", "VaR 95"), ("var_99", "VaR 99"), ("es_99", "ES 99"),
+             ("p_positive", "P(> 0)")),
+    "mean_p99": (("mean", "mean"), ("p99", "p99")),
+}
+
+
+def _stat(xs_sorted: np.ndarray, key: str) -> np.ndarray:
+    """Statistic ``key`` along the last axis of already sorted samples (vectorised over bootstrap rows)."""
+    n = xs_sorted.shape[-1]
+    if key == "mean":
+        return xs_sorted.mean(-1)
+    if key in ("var_95", "var_99", "p99"):
+        q = {"var_95": 0.95, "var_99": 0.99, "p99": 0.99}[key]
+        k = max(min(int(np.ceil(q * n)) - 1, n - 1), 0)
+        return xs_sorted[..., k]
+    if key == "es_99":
+        k = max(min(int(np.ceil(0.99 * n)) - 1, n - 1), 0)
+        return xs_sorted[..., k:].mean(-1)
+    if key == "p_positive":
+        return (xs_sorted > 0).mean(-1)
+    raise KeyError(key)
+
+
+def paired_difference(current: np.ndarray, candidate: np.ndarray, key: str) -> dict[str, float]:
+    """Difference ``stat(candidate) - stat(current)`` of two per-path series on the SAME paths.
+
+    Means and probabilities: the mean of the per-path differences ± its standard error. Quantiles and
+    expected shortfall: the difference of the statistics, with a standard error from a seeded paired
+    bootstrap (the same resampled paths for both). ``ci95`` is ± 1.96 standard errors;
+    ``significant`` is True when it excludes zero.
+    """
+    a = np.asarray(current, float)
+    b = np.asarray(candidate, float)
+    if a.shape != b.shape:
+        raise ValueError("paired difference needs two series over the same paths")
+    n = a.size
+    if key in ("mean", "p_positive"):
+        d = (b > 0).astype(float) - (a > 0).astype(float) if key == "p_positive" else b - a
+        delta = float(d.mean())
+        se = float(d.std(ddof=1) / math.sqrt(n)) if n > 1 else 0.0
+    else:
+        delta = float(_stat(np.sort(b), key) - _stat(np.sort(a), key))
+        if n > 1:
+            idx = np.random.default_rng(0).integers(0, n, (PAIRED_BOOTSTRAP, n))
+            boots = _stat(np.sort(b[idx], axis=1), key) - _stat(np.sort(a[idx], axis=1), key)
+            se = float(np.std(boots, ddof=1))
+        else:
+            se = 0.0
+    lo, hi = delta - Z95 * se, delta + Z95 * se
+    return {"delta": delta, "stderr": se, "ci95": [lo, hi], "significant": bool(lo > 0 or hi < 0)}
+
+
+# ------------------------------------------------------------------------------------------------
+# Formatting (plain text: markdown and terminal renderers add their own markup)
+# ------------------------------------------------------------------------------------------------
+
+
+def _usd(x: float) -> str:
+    if x is None or x != x:
+        return "-"
+    if math.isinf(x):
+        return "unlimited" if x > 0 else "-unlimited"
+    sign = "-" if x < 0 else ""
+    a = abs(x)
+    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if a >= div:
+            return f"{sign}${a / div:,.3g}{suf}" if a / div < 1000 else f"{sign}${a / div:,.0f}{suf}"
+    return f"{sign}${a:,.0f}" if a >= 10 else f"{sign}${a:.2f}"
+
+
+FORMATS: dict[str, Callable[[float], str]] = {
+    "usd": _usd,
+    "share": lambda x: (f"{x * 100:.3f} %" if x == 0 or abs(x) >= 1e-5 else f"{x * 100:.2g} %"),  # fraction in %
+    "pct": lambda x: f"{x * 100:.2f} %",
+    "count": lambda x: f"{x:,.1f}" if abs(x) < 1e4 else f"{x:,.0f}",
+    "ratio": lambda x: f"{x:.3f}",
+    "hours": lambda x: f"{x:.2f} h",
+    "prob": lambda x: f"{x:.3f}",
+}
+
+
+def format_value(x: float | None, fmt: str) -> str:
+    """``x`` in the display format ``fmt`` (one of :data:`FORMATS`); None and NaN give ``-``."""
+    if x is None or (isinstance(x, float) and x != x):
+        return "-"
+    return FORMATS[fmt](float(x))
+
+
+def format_delta(x: float | None, fmt: str) -> str:
+    """A signed difference in the display format ``fmt`` (``+$1.2M``, ``-0.120 %``)."""
+    if x is None or (isinstance(x, float) and x != x):
+        return "-"
+    s = FORMATS[fmt](abs(float(x)))
+    return ("+" if x > 0 else "-" if x < 0 else "±") + s.lstrip("-")
+
+
+# ------------------------------------------------------------------------------------------------
+# Declarations
+# ------------------------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
 class MetricSpec:
+    """One metric, declared once.
+
+    Parameters
+    ----------
+    name
+        Key in ``SimulationResult.metrics()`` / ``per_path()`` and in every JSON output.
+    unit
+        Unit of the per-path value (``USD``, ``fraction of debt``, ``calls``, ``ratio``, ``hours``).
+    description
+        One sentence: what it measures (shown in report glossaries and ``summary()``).
+    compute
+        Per-path series from a :class:`~optimizer.engine.results.SimulationResult` (shape ``(paths,)``).
+        ``None`` for metrics that are not Monte Carlo series (``summary="exact"`` / ``"analysis"``).
+    summary
+        ``"tail"`` (mean, VaR 95/99 with CIs, ES 99, P(> 0)), ``"mean_p99"`` (mean ± se, p99 with CI),
+        ``"exact"`` (``value(result)`` returns a dict; not an estimate) or ``"analysis"`` (taken from
+        ``result.extra[name]`` when the analysis ran).
+    fmt
+        Display format of a value (a key of :data:`FORMATS`).
+    risk
+        +1 when a higher value is worse for the protocol (bad debt), -1 when better, 0 neutral; a
+        comparison's verdict reads it.
+    label
+        Short human label for tables (default: ``name``).
+    table
+        Shown in the reports' risk tables.
+    plot
+        ``"distribution"``: the report draws its per-path distribution, current vs candidate.
+    value
+        For ``summary="exact"``: a function of the result returning the JSON dict.
+    headline
+        For ``"exact"`` / ``"analysis"`` metrics: ``(key, label)`` pairs of the dict entries tables show.
+    table_stats
+        Which statistics of a Monte Carlo metric the report tables show (default: all it reports).
+    by_protocol
+        Also summarised per protocol when a scenario has several (``metrics()["by_protocol"]``).
+    """
+
     name: str
     unit: str
     description: str
+    compute: Callable[[SimulationResult], np.ndarray] | None = None
+    summary: str = "mean_p99"
+    fmt: str = "count"
+    risk: int = 0
+    label: str = ""
+    table: bool = True
+    plot: str | None = None
+    value: Callable[[SimulationResult], dict[str, Any]] | None = None
+    headline: tuple[tuple[str, str], ...] = ()
+    table_stats: tuple[str, ...] | None = None
+    by_protocol: Callable[[SimulationResult, int], np.ndarray] | None = None
+
+    @property
+    def title(self) -> str:
+        return self.label or self.name
+
+    @property
+    def monte_carlo(self) -> bool:
+        return self.summary in SUMMARIES
+
+    @property
+    def statistics(self) -> tuple[tuple[str, str], ...]:
+        return STATISTICS.get(self.summary, ())
+
+    @property
+    def table_rows(self) -> tuple[tuple[str, str], ...]:
+        """``(key, label)`` of what the report tables show: statistics (Monte Carlo) or dict entries."""
+        if not self.monte_carlo:
+            return self.headline
+        keep = self.table_stats
+        return tuple((k, lab) for k, lab in self.statistics if keep is None or k in keep)
+
+    def summarise(self, x: np.ndarray) -> dict[str, float]:
+        return SUMMARIES[self.summary](x)
+
+    def format(self, x: float | None) -> str:
+        return format_value(x, self.fmt)
+
+
+def ledger(*fields: str) -> Callable[[SimulationResult], np.ndarray]:
+    """Per-path sum over protocols of one or more ledger fields (``RawResults`` arrays of (paths, P))."""
+    def compute(res: SimulationResult) -> np.ndarray:
+        return sum(getattr(res.raw, f).sum(1) for f in fields)
+
+    compute.__doc__ = " + ".join(fields)
+    return compute
+
+
+def _protocol_column(field: str) -> Callable[[SimulationResult, int], np.ndarray]:
+    return lambda res, j: getattr(res.raw, field)[:, j]
+
+
+def _bad_debt_share(res: SimulationResult) -> np.ndarray:
+    bad = res.raw.bad_debt_usd.sum(1)
+    debt0 = res.raw.initial_debt_usd.sum(1)
+    return np.where(debt0 > 0, bad / np.where(debt0 > 0, debt0, 1), 0.0)
+
+
+def _amplification(res: SimulationResult) -> np.ndarray:
+    a = res.primary_asset()
+    exo_dd = 1.0 - res.raw.exo_low_min[:, a]
+    mkt_dd = 1.0 - res.raw.market_low_min[:, a]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(exo_dd > 1e-12, mkt_dd / exo_dd, 1.0)
+
+
+def _time_to_stabilise(res: SimulationResult) -> np.ndarray:
+    r = res.raw
+    step_h = res.scenario.step_s / 3600
+    return np.where(r.first_liquidation_step >= 0, (r.last_liquidation_step - r.first_liquidation_step + 1) * step_h,
+                    0.0)
+
+
+def _borrower_penalty_usd(res: SimulationResult) -> np.ndarray:
+    """Per path: the liquidation penalty borrowers paid (the user-harm metric), USD.
+
+    ``liquidator_bonus_usd + protocol_fee_usd``, summed over protocols. By each liquidation's
+    accounting identity (``collateral_seized = debt_repaid + liquidator_bonus + protocol_fee +
+    returned_to_owner``, checked per venue by the contract suite and tests/engine/test_accounting.py)
+    this is exactly the collateral value a borrower gave up beyond the debt it repaid and what it got
+    back:
+
+    * Aave v3: ``seized - repaid = repaid x (LB - 1)`` at the oracle, the liquidator's bonus net of the
+      treasury's ``liquidationProtocolFee`` plus that fee;
+    * Comet: the ``absorb`` penalty ``sum V_i x (1 - liquidationFactor_i)``, split between the
+      storefront discount (``x storeFrontPriceFactor``) and the reserves;
+    * Maker: per ``take``, collateral bought at the market price minus the DAI paid (the auction
+      discount to the keeper) plus the DAI paid above the debt (``chop``, to surplus); keeper
+      incentives (``tip``/``chip``) are paid by the protocol, not the vault owner, and are not in it.
+
+    Debt written off as bad debt is the protocol's loss, not a penalty, and is not in it.
+    """
+    return (res.raw.liquidator_bonus_usd + res.raw.protocol_fee_usd).sum(1)
+
+
+def _borrower_penalty_share(res: SimulationResult) -> np.ndarray:
+    pen = _borrower_penalty_usd(res)
+    debt0 = res.raw.initial_debt_usd.sum(1)
+    return np.where(debt0 > 0, pen / np.where(debt0 > 0, debt0, 1), 0.0)
+
+
+def _borrower_penalty_share_of_collateral(res: SimulationResult) -> np.ndarray:
+    pen = _borrower_penalty_usd(res)
+    coll = res.capital_efficiency()["collateral_usd"]
+    return pen / coll if coll > 0 else np.zeros_like(pen)
+
+
+def _capital_efficiency(res: SimulationResult) -> dict[str, float]:
+    return res.capital_efficiency()
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("bad_debt_usd", "USD", "Realised deficit plus open underwater debt at the horizon"),
-    MetricSpec("bad_debt_share", "fraction of debt", "Bad debt divided by the book's initial debt"),
-    MetricSpec("liquidated_usd", "USD", "Collateral seized by liquidations (oracle value)"),
-    MetricSpec("liquidations", "calls", "Liquidation calls (Aave liquidationCall, Comet absorb, Maker bark)"),
-    MetricSpec("amplification", "ratio", "Market drawdown / exogenous drawdown of the main collateral asset"),
-    MetricSpec("time_to_stabilise_h", "hours", "From the first to the last liquidation of a path"),
+    MetricSpec("bad_debt_usd", "USD", "Realised deficit plus open underwater debt at the horizon",
+               compute=lambda res: res.raw.bad_debt_usd.sum(1), summary="tail", fmt="usd", risk=+1,
+               label="bad debt", plot="distribution", by_protocol=lambda res, j: res.raw.bad_debt_usd[:, j]),
+    MetricSpec("bad_debt_share", "fraction of debt", "Bad debt divided by the book's initial debt",
+               compute=_bad_debt_share, summary="tail", fmt="share", risk=+1, label="bad debt / debt",
+               table_stats=("mean", "var_99", "es_99")),
+    MetricSpec("liquidated_usd", "USD", "Collateral seized by liquidations (oracle value)",
+               compute=ledger("collateral_seized_usd"), fmt="usd", risk=0, label="liquidated collateral", table_stats=("mean",),
+               by_protocol=_protocol_column("collateral_seized_usd")),
+    MetricSpec("liquidations", "calls", "Liquidation calls (Aave liquidationCall, Comet absorb, Maker bark)",
+               compute=ledger("liquidations"), fmt="count", risk=0, label="liquidation calls",
+               table_stats=("mean",)),
+    MetricSpec("amplification", "ratio", "Market drawdown / exogenous drawdown of the main collateral asset",
+               compute=_amplification, fmt="ratio", risk=+1, label="amplification",
+               table_stats=("mean", "p99")),
+    MetricSpec("time_to_stabilise_h", "hours", "From the first to the last liquidation of a path",
+               compute=_time_to_stabilise, fmt="hours", risk=0, label="time to stabilise",
+               table_stats=("mean",)),
+    MetricSpec("debt_repaid_usd", "USD", "Debt repaid by liquidators", compute=ledger("debt_repaid_usd"),
+               fmt="usd", table=False, label="debt repaid"),
+    MetricSpec("liquidator_bonus_usd", "USD", "Liquidation bonus earned by liquidators (paid by borrowers)",
+               compute=ledger("liquidator_bonus_usd"), fmt="usd", label="liquidator bonus", table=False),
+    MetricSpec("protocol_fee_usd", "USD", "Share of the bonus taken by the protocol treasury",
+               compute=ledger("protocol_fee_usd"), fmt="usd", table=False, label="protocol fee"),
+    MetricSpec("realised_bad_debt_usd", "USD", "Deficit written off during the horizon (no collateral left)",
+               compute=ledger("realised_bad_debt_usd"), fmt="usd", risk=+1, table=False,
+               label="realised bad debt"),
+    MetricSpec("unrealised_bad_debt_usd", "USD", "Open underwater debt at the horizon",
+               compute=ledger("unrealised_bad_debt_usd"), fmt="usd", risk=+1, table=False,
+               label="unrealised bad debt"),
+    MetricSpec("inventory_usd", "USD", "Collateral the protocol holds unsold at the horizon (Comet)",
+               compute=ledger("inventory_usd"), fmt="usd", table=False, label="protocol inventory"),
+    MetricSpec("borrower_penalty_usd", "USD",
+               "Liquidation penalty paid by borrowers: collateral given up beyond the debt repaid and returned",
+               compute=_borrower_penalty_usd, summary="tail", fmt="usd", risk=+1, label="borrower penalty",
+               table_stats=("mean",)),
+    MetricSpec("borrower_penalty_share", "fraction of debt", "Borrower penalty divided by the book's initial debt",
+               compute=_borrower_penalty_share, summary="tail", fmt="share", risk=+1, table=False,
+               label="borrower penalty / debt"),
+    MetricSpec("borrower_penalty_share_of_collateral", "fraction of collateral",
+               "Borrower penalty divided by the book's collateral value at t0",
+               compute=_borrower_penalty_share_of_collateral, summary="tail", fmt="share", risk=+1, table=False,
+               label="borrower penalty / collateral"),
+    MetricSpec("critical_drop", "fraction of price",
+               "Smallest instantaneous drop of every non-stable asset that starts a cascade (first liquidation "
+               "and market drop >= 1.1 x exogenous)", summary="analysis", fmt="pct", risk=-1,
+               label="critical drop", headline=(("first_liquidation", "critical drop: first liquidation"),
+                                                 ("cascade", "critical drop: cascade starts"))),
+    MetricSpec("capital_efficiency", "fraction of collateral",
+               "Borrowing power the parameters give the book at t0 / its collateral value (not an estimate)",
+               summary="exact", fmt="pct", risk=0, label="capital efficiency", value=_capital_efficiency,
+               headline=(("ratio", "capital efficiency"),)),
 )
+
+
+def metric(name: str) -> MetricSpec:
+    """The declaration of ``name``."""
+    for spec in METRICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"unknown metric '{name}' (declared: {', '.join(s.name for s in METRICS)})")
+
+
+def monte_carlo_metrics(specs: Sequence[MetricSpec] = METRICS) -> tuple[MetricSpec, ...]:
+    return tuple(s for s in specs if s.monte_carlo)
+
+
+def headline_value(spec: MetricSpec, entry: Any, key: str | None = None) -> float | None:
+    """The number a table shows for an exact/analysis metric entry of ``metrics()`` (its first headline)."""
+    if entry is None:
+        return None
+    if isinstance(entry, dict):
+        return entry.get(key or (spec.headline[0][0] if spec.headline else ""))
+    return entry

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import METRICS, mean_p99, tail_summary
+from .metrics import METRICS, Z95, tail_summary
 from .model import Bound, primary_asset
 from .reference import EVENT_COLUMNS, RawResults
 
@@ -17,15 +17,15 @@ class SimulationResult:
     """Outcome of one parameter set on one scenario.
 
     ``metrics()`` is the JSON-ready dict (every Monte Carlo estimate with a standard error or a 95 %
-    CI); ``summary()`` the same as a pandas DataFrame; ``raw`` the per-path arrays; ``events`` one row per
-    liquidation when asked for.
+    CI); ``summary()`` the same as a pandas DataFrame with CI columns; ``raw`` the per-path arrays;
+    ``events()`` / ``accounts()`` pandas DataFrames (``event_array`` holds the raw event rows when asked for).
     """
 
     bound: Bound
     raw: RawResults
     engine: str
     elapsed_s: float
-    events: np.ndarray | None = None
+    event_array: np.ndarray | None = None  # one row per liquidation (EVENT_COLUMNS), when asked for
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ per-path series
@@ -37,31 +37,8 @@ class SimulationResult:
         return primary_asset(self.bound)
 
     def per_path(self) -> dict[str, np.ndarray]:
-        r = self.raw
-        a = self.primary_asset()
-        exo_dd = 1.0 - r.exo_low_min[:, a]
-        mkt_dd = 1.0 - r.market_low_min[:, a]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            amp = np.where(exo_dd > 1e-12, mkt_dd / exo_dd, 1.0)
-        debt0 = r.initial_debt_usd.sum(1)
-        step_h = self.scenario.step_s / 3600
-        stab = np.where(r.first_liquidation_step >= 0,
-                        (r.last_liquidation_step - r.first_liquidation_step + 1) * step_h, 0.0)
-        bad = r.bad_debt_usd.sum(1)
-        return {
-            "bad_debt_usd": bad,
-            "bad_debt_share": np.where(debt0 > 0, bad / np.where(debt0 > 0, debt0, 1), 0.0),
-            "liquidated_usd": r.collateral_seized_usd.sum(1),
-            "liquidations": r.liquidations.sum(1),
-            "amplification": amp,
-            "time_to_stabilise_h": stab,
-            "debt_repaid_usd": r.debt_repaid_usd.sum(1),
-            "liquidator_bonus_usd": r.liquidator_bonus_usd.sum(1),
-            "protocol_fee_usd": r.protocol_fee_usd.sum(1),
-            "realised_bad_debt_usd": r.realised_bad_debt_usd.sum(1),
-            "unrealised_bad_debt_usd": r.unrealised_bad_debt_usd.sum(1),
-            "inventory_usd": r.inventory_usd.sum(1),
-        }
+        """Per-path series of every declared Monte Carlo metric (:data:`~optimizer.engine.metrics.METRICS`)."""
+        return {spec.name: np.asarray(spec.compute(self), float) for spec in METRICS if spec.monte_carlo}
 
     # ------------------------------------------------------------------ summaries
     def capital_efficiency(self) -> dict[str, float]:
@@ -79,25 +56,21 @@ class SimulationResult:
                 "ratio": cap / coll if coll else 0.0, "utilisation": debt / cap if cap else 0.0}
 
     def metrics(self) -> dict[str, Any]:
+        """JSON-ready dict, one entry per declared metric (Monte Carlo ones with their errors)."""
         pp = self.per_path()
-        out: dict[str, Any] = {
-            "bad_debt_usd": tail_summary(pp["bad_debt_usd"]),
-            "bad_debt_share": tail_summary(pp["bad_debt_share"]),
-            "liquidated_usd": mean_p99(pp["liquidated_usd"]),
-            "liquidations": mean_p99(pp["liquidations"]),
-            "amplification": mean_p99(pp["amplification"]),
-            "time_to_stabilise_h": mean_p99(pp["time_to_stabilise_h"]),
-        }
-        for k in ("debt_repaid_usd", "liquidator_bonus_usd", "protocol_fee_usd", "realised_bad_debt_usd",
-                  "unrealised_bad_debt_usd", "inventory_usd"):
-            out[k] = mean_p99(pp[k])
-        if "critical_drop" in self.extra:
-            out["critical_drop"] = self.extra["critical_drop"]
-        out["capital_efficiency"] = self.capital_efficiency()
+        out: dict[str, Any] = {}
+        for spec in METRICS:
+            if spec.monte_carlo:
+                out[spec.name] = spec.summarise(pp[spec.name])
+            elif spec.summary == "exact":
+                out[spec.name] = spec.value(self)
+            elif spec.summary == "analysis" and spec.name in self.extra:
+                out[spec.name] = self.extra[spec.name]
         if len(self.bound.adapters) > 1:
             out["by_protocol"] = {
-                ad.name: {"bad_debt_usd": tail_summary(self.raw.bad_debt_usd[:, j], with_es=False),
-                          "liquidated_usd": mean_p99(self.raw.collateral_seized_usd[:, j])}
+                ad.name: {spec.name: (tail_summary(spec.by_protocol(self, j), with_es=False) if spec.summary == "tail"
+                                      else spec.summarise(spec.by_protocol(self, j)))
+                          for spec in METRICS if spec.by_protocol is not None}
                 for j, ad in enumerate(self.bound.adapters)
             }
         return out
@@ -120,20 +93,33 @@ class SimulationResult:
         }
 
     def summary(self):
-        """One row per metric: estimate, standard error and 95 % interval where it applies."""
+        """One row per Monte Carlo metric: estimate, standard error and 95 % intervals (pandas DataFrame).
+
+        Columns: ``unit``, ``mean``, ``stderr``, ``mean_ci95_low``/``_high`` (± 1.96 se) and, where the
+        metric reports them, ``var_95``, ``var_99`` (each with ``_ci95_low``/``_high``, order-statistic
+        CIs), ``es_99`` ± ``es_99_stderr``, ``p_positive`` ± ``p_positive_stderr``, ``p99`` with its CI.
+        Values are in the row's ``unit``.
+        """
         import pandas as pd
 
         m = self.metrics()
         rows = []
         for spec in METRICS:
+            if not spec.monte_carlo:
+                continue
             v = m[spec.name]
-            if "var_99" in v:
-                rows.append({"metric": spec.name, "unit": spec.unit, "mean": v["mean"], "stderr": v["stderr"],
-                             "var_95": v["var_95"], "var_99": v["var_99"], "es_99": v["es_99"],
-                             "p_positive": v["p_positive"]})
-            else:
-                rows.append({"metric": spec.name, "unit": spec.unit, "mean": v["mean"], "stderr": v["stderr"],
-                             "p99": v["p99"]})
+            row: dict[str, Any] = {"metric": spec.name, "unit": spec.unit, "mean": v["mean"], "stderr": v["stderr"],
+                                   "mean_ci95_low": v["mean"] - Z95 * v["stderr"],
+                                   "mean_ci95_high": v["mean"] + Z95 * v["stderr"]}
+            for key in ("var_95", "var_99", "p99"):
+                if key in v:
+                    row[key] = v[key]
+                    row[f"{key}_ci95_low"], row[f"{key}_ci95_high"] = v[f"{key}_ci95"]
+            for key in ("es_99", "p_positive"):
+                if key in v:
+                    row[key] = v[key]
+                    row[f"{key}_stderr"] = v[f"{key}_stderr"]
+            rows.append(row)
         return pd.DataFrame(rows).set_index("metric")
 
     def data(self) -> dict[str, np.ndarray]:
@@ -152,13 +138,73 @@ class SimulationResult:
                              "p_liquidated": float(pi), "stderr": float(si)})
         return rows
 
+    def __repr__(self) -> str:
+        m = self.raw
+        return (f"<SimulationResult {self.scenario.name}: {m.n_paths} paths x {m.n_steps} steps, {self.engine} engine, "
+                f"mean bad debt ${float(m.bad_debt_usd.sum(1).mean()):,.0f}>")
+
+    def events(self):
+        """One row per liquidation call (pandas DataFrame; empty unless evaluated with ``events=True``).
+
+        Columns: ``path``, ``step``, ``hours`` (since the start), ``timestamp`` (replays; else NaT),
+        ``protocol``, ``account``, ``collateral_asset`` (the position's main collateral by value at t0),
+        then the USD amounts of the call (``debt_repaid_usd``, ``collateral_seized_usd``, ``bonus_usd``,
+        ``protocol_fee_usd``, ``bad_debt_usd``) and ``price`` (the collateral's oracle price, USD).
+        """
+        import pandas as pd
+
+        cols = ["path", "step", "hours", "timestamp", "protocol", "account", "collateral_asset", *EVENT_COLUMNS[4:]]
+        if self.event_array is None or len(self.event_array) == 0:
+            return pd.DataFrame(columns=cols)
+        ev = np.asarray(self.event_array)
+        path, step, proto, pos = (ev[:, k].astype(np.int64) for k in range(4))
+        ts = self.bound.prepared.paths.timestamps
+        names = np.array([ad.name for ad in self.bound.adapters], dtype=object)
+        account = np.empty(len(ev), dtype=object)
+        coll = np.empty(len(ev), dtype=object)
+        close0 = self.bound.prepared.paths.close[0, 0]
+        for j, pb in enumerate(self.bound.books):
+            m = proto == j
+            if not m.any():
+                continue
+            account[m] = pb.accounts[pos[m]].astype(object)
+            value = pb.book.collateral_tokens * close0[self.bound.coll_market[j]]
+            main = np.array(pb.book.collateral_assets, dtype=object)[np.argmax(value, axis=1)]
+            coll[m] = main[pos[m]]
+        out = {"path": path, "step": step, "hours": step * self.scenario.step_s / 3600.0,
+               "timestamp": (pd.to_datetime(ts[step]) if ts is not None else pd.NaT), "protocol": names[proto],
+               "account": account, "collateral_asset": coll}
+        for k, c in enumerate(EVENT_COLUMNS[4:], start=4):
+            out[c] = ev[:, k]
+        return pd.DataFrame(out, columns=cols)
+
+    def accounts(self):
+        """Per account: probability of at least one liquidation within the horizon and its stderr (DataFrame)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.account_probabilities(), columns=["protocol", "account", "p_liquidated", "stderr"])
+
+    def plot_bad_debt(self):
+        """Distribution of bad debt per path (USD): a matplotlib Figure."""
+        from ..report import figures
+
+        return figures.bad_debt_distribution({"current": self.per_path()["bad_debt_usd"]})
+
+    def plot_liquidation_map(self):
+        """Collateral liquidatable vs price drop (USD): a matplotlib Figure (needs ``analyses=True``)."""
+        from ..report import figures
+
+        if "liquidation_map" not in self.extra:
+            raise ValueError("no liquidation map: evaluate with analyses=True")
+        return figures.liquidation_map({"current": self.extra["liquidation_map"]})
+
     def event_rows(self) -> list[dict[str, Any]]:
-        if self.events is None:
+        if self.event_array is None:
             return []
         sc = self.scenario
         ts = self.bound.prepared.paths.timestamps
         rows = []
-        for e in self.events:
+        for e in self.event_array:
             path, step, j, pos = int(e[0]), int(e[1]), int(e[2]), int(e[3])
             stamp = str(ts[step]) + "Z" if ts is not None else f"+{step * sc.step_s / 3600:.4f}h"
             rows.append({"path": path, "step": step, "timestamp": stamp, "protocol": self.bound.adapters[j].name,

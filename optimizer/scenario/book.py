@@ -26,8 +26,10 @@ from ..errors import InputError
 from .limits import MAX_POSITION_USD, MAX_TOKENS, MAX_USD, check_book
 
 BOOK_KEYS = {"kind", "positions", "collateral", "debt", "collateral_usd", "ltv_utilisation", "health", "path",
-             "emode"}
+             "emode", "scale_to_caps"}
 MIN_HEALTH, MAX_HEALTH = 1e-3, 1e6  # a synthetic book's health factors (debt = collateral x LT / health)
+# Parameter fields that cap a book's exposure (whole tokens, 0 = no cap), in every adapter that has them.
+SUPPLY_CAP_FIELD, BORROW_CAP_FIELD = "supply_cap_tokens", "borrow_cap_tokens"
 CSV_COLUMNS = ("account", "protocol", "collateral_asset", "collateral_amount", "debt_asset", "debt_amount")
 
 
@@ -58,6 +60,7 @@ class SyntheticDraws:
     mode: str  # "ltv_utilisation" | "health"
     level: np.ndarray  # utilisation in (0, 1) or target health factor
     category: np.ndarray
+    scale_to_caps: bool = False  # grow/shrink each collateral to its supply cap (the exposure the cap permits)
 
 
 @dataclass(frozen=True)
@@ -177,6 +180,14 @@ def draw_synthetic(raw: Mapping[str, Any], adapter: Adapter, file: str, key: str
             adapter.emode_of(emode)
         except ValueError as e:
             raise InputError(f"{e} in the snapshot", file=file, field=f"{key}.emode") from None
+    scale = raw.get("scale_to_caps", False)
+    if not isinstance(scale, bool):
+        raise InputError(f"must be true or false, got {scale!r}"[:200], file=file, field=f"{key}.scale_to_caps")
+    if scale:
+        for a in coll_names:
+            if not _cap(adapter, a, SUPPLY_CAP_FIELD):
+                raise InputError(f"scale_to_caps needs a supply cap for {a} ({a}.{SUPPLY_CAP_FIELD} is 0 or absent: "
+                                 "no cap); set it in [[protocols]] params", file=file, field=f"{key}.scale_to_caps")
     ci = rng.choice(len(coll_names), size=n, p=coll_w)
     di = rng.choice(len(debt_names), size=n, p=debt_w)
     coll_usd = coll_dist.draw(rng, n)
@@ -190,7 +201,46 @@ def draw_synthetic(raw: Mapping[str, Any], adapter: Adapter, file: str, key: str
         raise InputError(f"health factors must lie in [{MIN_HEALTH:g}, {MAX_HEALTH:g}] (set min/max)", file=file,
                          field=f"{key}.health")
     return SyntheticDraws(coll_names, debt_names, ci, di, coll_usd, mode, level,
-                          np.full(n, emode, dtype=np.int64))
+                          np.full(n, emode, dtype=np.int64), scale)
+
+
+def _cap(adapter: Adapter, asset: str, field: str) -> float:
+    """A cap in whole tokens from the adapter's parameters (0.0: none)."""
+    return float(adapter.params.get(f"{asset}.{field}", 0.0) or 0.0)
+
+
+def cap_scale(draws: SyntheticDraws, adapter: Adapter, prices_usd: Mapping[str, float]) -> np.ndarray:
+    """Per position: the factor that brings each collateral asset's total to its supply cap under ``adapter``.
+
+    The drawn book gives the *shape* (who holds what, how much of their borrowing power they use); with
+    ``scale_to_caps`` its size per collateral asset is the supply cap, the exposure the cap permits
+    (every supplied token assumed to back borrowing as in the book). A cap is then a risk lever the search
+    can move: a larger cap means more collateral to liquidate into the same market.
+    """
+    if not draws.scale_to_caps:
+        return np.ones(draws.collateral_usd.shape[0])
+    factor = np.ones(len(draws.collateral_assets))
+    for c, a in enumerate(draws.collateral_assets):
+        held_usd = float(draws.collateral_usd[draws.collateral_index == c].sum())
+        cap = _cap(adapter, a, SUPPLY_CAP_FIELD)
+        if held_usd > 0 and cap > 0:
+            factor[c] = cap * prices_usd[a] / held_usd
+    return factor[draws.collateral_index]
+
+
+def apply_borrow_caps(book: Book, adapter: Adapter, prices: Prices) -> Book:
+    """Scale down each debt asset's debts pro rata where their total exceeds the asset's borrow cap."""
+    debt = book.debt_tokens
+    scale = np.ones(len(book.debt_assets))
+    for d, a in enumerate(book.debt_assets):
+        cap = _cap(adapter, a, BORROW_CAP_FIELD)
+        total = float(debt[:, d].sum())
+        if cap > 0 and total > cap:
+            scale[d] = cap / total
+    if (scale == 1.0).all():
+        return book
+    return Book(book.collateral_assets, book.debt_assets, book.collateral_tokens, debt * scale[None, :],
+                category=book.category)
 
 
 def materialize(draws: SyntheticDraws, adapter: Adapter, current: Adapter, prices_usd: Mapping[str, float],
@@ -200,7 +250,8 @@ def materialize(draws: SyntheticDraws, adapter: Adapter, current: Adapter, price
     pc = np.array([prices_usd[a] for a in draws.collateral_assets])
     pd = np.array([prices_usd[a] for a in draws.debt_assets])
     coll = np.zeros((n, len(draws.collateral_assets)))
-    coll[np.arange(n), draws.collateral_index] = draws.collateral_usd / pc[draws.collateral_index]
+    coll_usd = draws.collateral_usd * cap_scale(draws, adapter, prices_usd)
+    coll[np.arange(n), draws.collateral_index] = coll_usd / pc[draws.collateral_index]
     unit_debt = np.zeros((n, len(draws.debt_assets)))
     unit_debt[np.arange(n), draws.debt_index] = 1.0 / pd[draws.debt_index]  # $1 of debt
     prices = Prices(pc, pd)
@@ -212,6 +263,8 @@ def materialize(draws: SyntheticDraws, adapter: Adapter, current: Adapter, price
         debt_usd = current.health(probe, prices) / draws.level
     book = Book(draws.collateral_assets, draws.debt_assets, coll, unit_debt * debt_usd[:, None],
                 category=draws.category)
+    if draws.scale_to_caps:
+        book = apply_borrow_caps(book, adapter, prices)
     return ProtocolBook(protocol, np.array([f"{protocol}-{i}" for i in range(n)]), book)
 
 

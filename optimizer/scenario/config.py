@@ -67,7 +67,10 @@ class AssetConfig:
 
 OPTIMIZE_SAMPLERS = ("tpe", "cmaes", "nsga2", "grid")
 RISK_METRICS = ("var_99", "es_99", "mean", "var_95")
-OBJECTIVE_NAMES = ("efficiency", *RISK_METRICS)
+PRIMARY_OBJECTIVES = ("efficiency", "borrow_capacity_usd")  # maximised
+PENALTY_OBJECTIVE = "borrower_penalty"  # mean liquidation penalty borrowers pay / debt (minimised)
+SECOND_OBJECTIVES = (*RISK_METRICS, PENALTY_OBJECTIVE)  # minimised
+OBJECTIVE_NAMES = (*PRIMARY_OBJECTIVES, *SECOND_OBJECTIVES)
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,15 @@ class OptimizeConfig:
     # are liquidated the moment they borrow the maximum.
     min_liquidation_buffer_bps: float = 250.0
     smart_ltv_horizon_h: float | None = None  # None: the scenario's horizon
+    # The user-harm guard: the upper 95 % CI end of the mean liquidation penalty borrowers pay per path, as a
+    # share of debt, must stay <= this (None: not a constraint; still reported).
+    max_borrower_penalty_share: float | None = None
+    # Sets whose efficiency is within this of the best count as equally efficient (then the smaller change
+    # from today's values wins). 0: equal only (efficiency is computed exactly, with no Monte Carlo noise).
+    efficiency_tolerance: float = 0.0
+    out_of_sample_candidates: int = 6  # at most this many sets re-simulated out of sample to find the answer
+    feasible_sampling: bool = True  # draw candidates inside the invariant region (False: reject afterwards)
+    objectives_given: bool = False  # objectives were set in the table (else the default may follow the space)
 
 
 @dataclass(frozen=True)
@@ -342,6 +354,9 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         adapter = pt.string("adapter")
         if adapter not in ADAPTERS:
             raise pt.err("adapter", f"unknown adapter '{adapter}' (known: {', '.join(sorted(ADAPTERS))})")
+        if ADAPTERS[adapter].family != "lending":
+            raise pt.err("adapter", f"'{adapter}' is a perp venue; perp venues cannot be simulated yet "
+                                    "(the cascade engine runs lending adapters only)")
         if adapter in {p.adapter for p in protocols}:
             raise pt.err("adapter", f"'{adapter}' appears twice")
         params_t = pt.table("params")
@@ -457,6 +472,12 @@ def _parse_optimize(t: _Table) -> OptimizeConfig:
         min_liquidation_buffer_bps=t.number("min_liquidation_buffer_bps", 250.0, lo=0.0, hi=10_000.0),
         smart_ltv_horizon_h=(t.number("smart_ltv_horizon_h", lo=0.0, lo_open=True) if t.has("smart_ltv_horizon_h")
                              else None),
+        max_borrower_penalty_share=(t.number("max_borrower_penalty_share", lo=0.0, lo_open=True, hi=1.0)
+                                    if t.has("max_borrower_penalty_share") else None),
+        efficiency_tolerance=t.number("efficiency_tolerance", 0.0, lo=0.0, hi=1.0),
+        out_of_sample_candidates=t.integer("out_of_sample_candidates", 6, lo=1, hi=1000),
+        feasible_sampling=boolean("feasible_sampling", True),
+        objectives_given=t.has("objectives"),
     )
     t.no_unknown()
     return cfg
@@ -485,10 +506,10 @@ def parse_limit(v: Any, file: str | None, key: str) -> float | str:
 
 
 def check_objectives(objectives: tuple[str, ...], file: str | None, key: str) -> None:
-    """``("efficiency",)`` or ``("efficiency", <risk metric>)``."""
-    if not objectives or objectives[0] != "efficiency" or len(objectives) > 2:
-        raise InputError(f"must be [\"efficiency\"] or [\"efficiency\", <risk metric>], got {list(objectives)}",
-                         file=file, field=key)
-    if len(objectives) == 2 and objectives[1] not in RISK_METRICS:
-        raise InputError(f"unknown risk objective '{objectives[1]}' (one of {', '.join(RISK_METRICS)})",
+    """``(<primary>,)`` or ``(<primary>, <risk metric | borrower_penalty>)``; primary: efficiency | borrow_capacity_usd."""
+    if not objectives or objectives[0] not in PRIMARY_OBJECTIVES or len(objectives) > 2:
+        raise InputError(f"must be [\"efficiency\"] (or \"borrow_capacity_usd\"), optionally followed by a risk metric "
+                         f"or \"{PENALTY_OBJECTIVE}\", got {list(objectives)}", file=file, field=key)
+    if len(objectives) == 2 and objectives[1] not in SECOND_OBJECTIVES:
+        raise InputError(f"unknown second objective '{objectives[1]}' (one of {', '.join(SECOND_OBJECTIVES)})",
                          file=file, field=key)

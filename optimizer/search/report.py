@@ -9,7 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from .objective import ObjectiveSettings, dominates, feasible, is_full
+from .objective import METRICS_ATTR, ObjectiveSettings, dominates, feasible, is_full
 from .space import SearchSpace
 from .storage import counts
 
@@ -23,36 +23,38 @@ def trial_record(t: FrozenTrial, space: SearchSpace, settings: ObjectiveSettings
             "budget": settings.budget,
             "feasible": ua.get("risk_ci95_high") is not None and ua["risk_ci95_high"] <= settings.budget}
     out = {"trial": t.number, "params": {n: t.params[n] for n in space.names if n in t.params},
-           "efficiency": t.values[0] if t.values else ua.get("efficiency"), "risk": risk,
-           "metrics": ua.get("metrics", {})}
-    if settings.multi:
-        out["values"] = {"efficiency": t.values[0], settings.objectives[1]: t.values[1]}
+           "efficiency": ua.get("efficiency"), "borrow_capacity_usd": ua.get("borrow_capacity_usd"), "risk": risk,
+           "metrics": t.system_attrs.get(METRICS_ATTR) or ua.get("metrics", {}), "outcome": ua.get("outcome")}
+    if settings.multi and t.values and len(t.values) > 1:
+        out["values"] = {settings.primary: ua.get("efficiency") if settings.primary == "efficiency"
+                         else ua.get("borrow_capacity_usd"), settings.objectives[1]: t.values[1]}
     return out
 
 
 def changes(space: SearchSpace, params: dict[str, float]) -> list[dict[str, Any]]:
-    rows = []
-    for d in space.dims:
-        v = params.get(d.name, d.current)
-        delta = v - d.current
-        rows.append({"name": d.name, "unit": d.unit, "current": d.current, "new": v, "change": delta,
-                     "change_pct": (delta / d.current * 100.0) if d.current else None,
-                     "low": d.low, "high": d.high,
-                     "steward_limit": d.limit.describe(d.unit) if d.limit else None})
-    return rows
+    from .decide import changes as _changes
+
+    return _changes(space, params, None, {})
 
 
-def best_trial(study: optuna.Study) -> FrozenTrial | None:
-    """Most efficient feasible fully evaluated trial; ties go to the lower risk, then the earlier trial."""
-    cand = [t for t in study.get_trials(deepcopy=False) if is_full(t) and feasible(t)]
-    if not cand:
-        return None
-    return max(cand, key=lambda t: (t.values[0], -(t.user_attrs.get("risk_value") or 0.0), -t.number))
+def best_trial(study: optuna.Study, tolerance: float = 0.0) -> FrozenTrial | None:
+    """The first trial of the steward order: most efficient feasible fully evaluated; among equally efficient
+    ones the smaller change from today's values, then the lower risk (:func:`decide.steward_order`)."""
+    from .decide import steward_order
+
+    settings = ObjectiveSettings(objectives=tuple(_primary(study)))
+    order = steward_order(study.get_trials(deepcopy=False), settings, tolerance)
+    return order[0] if order else None
+
+
+def _primary(study: optuna.Study) -> list[str]:
+    names = study.metric_names or ["efficiency"]
+    return [names[0]]
 
 
 def pareto(study: optuna.Study) -> list[FrozenTrial]:
     """Non-dominated fully evaluated trials, by efficiency; of equal points only the first trial."""
-    full = [t for t in study.get_trials(deepcopy=False) if is_full(t)]
+    full = [t for t in study.get_trials(deepcopy=False) if is_full(t) and t.values and len(t.values) > 1]
     pts = {t.number: (t.values[0], t.values[1]) for t in full}
     front, seen = [], set()
     for t in full:
@@ -65,7 +67,11 @@ def pareto(study: optuna.Study) -> list[FrozenTrial]:
 
 def importance(study: optuna.Study, space: SearchSpace, settings: ObjectiveSettings) -> dict[str, Any]:
     """PED-ANOVA importances (optuna's default) over the fully evaluated trials, for efficiency and risk."""
-    full = [t for t in study.get_trials(deepcopy=False) if is_full(t)]
+    import copy
+
+    from optuna.trial import TrialState
+
+    full = [t for t in study.get_trials(deepcopy=False) if is_full(t) and t.user_attrs.get("risk_value") is not None]
     if len(full) < MIN_TRIALS_FOR_IMPORTANCE:
         return {"note": f"needs at least {MIN_TRIALS_FOR_IMPORTANCE} fully evaluated trials, have {len(full)}"}
     if len(space.dims) < 2:
@@ -74,8 +80,14 @@ def importance(study: optuna.Study, space: SearchSpace, settings: ObjectiveSetti
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tmp = optuna.create_study(directions=settings.directions)
-        tmp.add_trials(full)
-        targets = {"efficiency": lambda t: t.values[0], "risk": lambda t: t.user_attrs["risk_value"]}
+        copies = []
+        for t in full:  # over-budget trials are PRUNED in the study; here every full trial counts
+            c = copy.deepcopy(t)
+            c.state = TrialState.COMPLETE
+            c.values = [float(t.user_attrs.get("efficiency", 0.0))] + list((t.values or [0.0, 0.0])[1:])
+            copies.append(c)
+        tmp.add_trials(copies)
+        targets = {"efficiency": lambda t: t.user_attrs["efficiency"], "risk": lambda t: t.user_attrs["risk_value"]}
         for key, fn in targets.items():
             try:
                 imp = optuna.importance.get_param_importances(tmp, target=fn, params=list(space.names))
@@ -86,19 +98,41 @@ def importance(study: optuna.Study, space: SearchSpace, settings: ObjectiveSetti
     return out
 
 
+def dashboard_command(storage_display: str, storage_url: str | None) -> str:
+    """A command line that opens the study in optuna-dashboard, safe to paste (no password in it)."""
+    import shlex
+
+    from ..redact import redact_url
+
+    if storage_url:
+        import re
+
+        shown = redact_url(storage_url)
+        hint = "  # password from PGPASSWORD or ~/.pgpass" if shown != storage_url else ""
+        # drop what was redacted, so the line runs as it is and libpq finds the password itself
+        shown = shown.replace(":***@", "@")
+        shown = re.sub(r"([?&])[^=&#]+=\*\*\*(&|$)", lambda m: m.group(1) if m.group(2) else "", shown).rstrip("?&")
+        return f"optuna-dashboard {shlex.quote(shown)}{hint}"
+    return f"optuna-dashboard {shlex.quote(storage_display)}"
+
+
 def study_section(study: optuna.Study, storage_display: str, target: int, stopped: str,
-                  stats: dict[str, Any] | None = None) -> dict[str, Any]:
+                  stats: dict[str, Any] | None = None, storage_url: str | None = None) -> dict[str, Any]:
     c = counts(study)
     trials = study.get_trials(deepcopy=False)
     sim = sum(1 for t in trials if (t.user_attrs.get("paths") or 0) > 0)
     path_units = sum(t.user_attrs.get("paths") or 0 for t in trials)
+    finished = max(c["finished"], 1)
+    rejected = sum(1 for t in trials if "infeasible" in t.user_attrs)
     out = {"storage": storage_display, "name": study.study_name, "trials": c["finished"], "target": target,
            "states": {k: c[k] for k in ("complete", "pruned", "fail", "running", "waiting")},
            "simulated_trials": sim, "full_trials": sum(1 for t in trials if is_full(t)),
-           "infeasible_before_simulation": sum(1 for t in trials if "infeasible" in t.user_attrs),
+           "within_budget_trials": sum(1 for t in trials if is_full(t) and feasible(t)),
+           "infeasible_before_simulation": rejected,
+           "rejected_before_simulation_share": rejected / finished,
            "dominated_unsimulated": sum(1 for t in trials if t.user_attrs.get("stopped") == "dominated"),
            "paths_simulated": path_units, "stopped": stopped,
-           "dashboard": f"optuna-dashboard {storage_display}"}
+           "dashboard": dashboard_command(storage_display, storage_url)}
     if stats:
         out["this_run"] = stats
     return out
@@ -148,6 +182,7 @@ def _risk_cell(r: dict[str, Any] | None) -> str:
 
 
 def render(out: dict[str, Any]) -> None:
+    """The result of ``cascade optimize`` as text on stdout (``out``: :meth:`SearchResult.to_json`)."""
     import sys
 
     from rich.console import Console
@@ -156,74 +191,124 @@ def render(out: dict[str, Any]) -> None:
     con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     st = out["study"]
     obj = out["objective"]
+    names = out["space_names"]
     con.print(f"[bold]cascade optimize[/bold] {out['scenario']}: study '{st['name']}' in {st['storage']} "
               f"({st['trials']} trials: {st['full_trials']} fully simulated, {st['simulated_trials']} simulated, "
-              f"{st['infeasible_before_simulation']} infeasible before simulation, "
-              f"{st['dominated_unsimulated']} skipped as dominated)")
+              f"{st['infeasible_before_simulation']} rejected before simulation, "
+              f"{st['dominated_unsimulated']} skipped as less efficient than a feasible set)")
     con.print(f"objective: {obj['description']}")
-    best = out.get("best")
+    sets = ", ".join(f"seed {p['seed']} ({p['paths']} paths)" for p in out.get("path_sets") or [])
+    con.print(f"mode: {out.get('mode')} ({out.get('mode_reason')}); search paths: {sets}")
+    v = out["verdict"]
+    colour = "green" if v["exit_code"] == 0 else "red"
+    con.print(f"[bold {colour}]{v['status'].upper()}[/bold {colour}]: {v['message']}")
+    for note in v.get("notes") or []:
+        con.print(f"  note: {note}")
+    rec = out.get("recommendation")
     cur = out["current"]
+    oos = out.get("out_of_sample") or {}
     if out.get("pareto"):
         t = Table(title="Pareto front (fully evaluated trials)")
         t.add_column("trial", justify="right")
         t.add_column("efficiency", justify="right")
         t.add_column(obj["objectives"][1] if len(obj["objectives"]) > 1 else "risk", justify="right")
         t.add_column("within budget")
-        for name in out["space_names"]:
-            t.add_column(_short(name, out["space_names"]), justify="right")
+        for name in names:
+            t.add_column(_short(name, names), justify="right")
         for p in out["pareto"]:
-            vals = p["values"]
-            t.add_row(str(p["trial"]), _pct(vals["efficiency"], 2), _pct(list(vals.values())[1]),
-                      "yes" if p["risk"]["feasible"] else "no", *[_fmt(p["params"].get(n)) for n in out["space_names"]])
+            vals = list((p.get("values") or {}).values())
+            t.add_row(str(p["trial"]), _pct(p.get("efficiency"), 2), _pct(vals[1] if len(vals) > 1 else None),
+                      "yes" if p["risk"]["feasible"] else "no", *[_fmt(p["params"].get(n)) for n in names])
         con.print(t)
-    if best is None and not out.get("pareto"):
-        con.print("[bold red]no feasible parameter set found[/bold red]: every fully evaluated candidate breaks the "
-                  "risk budget (or none was evaluated yet); the current values are shown.")
-    if best is not None:
-        t = Table(title="best parameter set" + (" (joint, after per-asset search)" if out.get("per_asset") else ""))
-        for col in ("parameter", "current", "best", "change", "search range", "steward limit"):
-            t.add_column(col, justify="right" if col not in ("parameter",) else "left")
-        for ch in best["changes"]:
+    shown = rec if rec is not None else None
+    if shown is not None:
+        title = ("recommendation: keep today's set" if shown.get("unchanged") else
+                 "cheapest fix" if out.get("mode") == "repair" else "recommendation")
+        if shown.get("note") and not shown.get("unchanged"):
+            title += f" ({shown['note']})"
+        elif shown.get("trial") is not None:
+            title += f" (trial {shown['trial']})"
+        t = Table(title=title)
+        for col in ("parameter", "today", "recommended", "change", "why", "search range", "steward limit"):
+            t.add_column(col, justify="left" if col in ("parameter", "why") else "right")
+        for ch in shown["changes"]:
             delta = ch["change"]
             pct = f" ({ch['change_pct']:+.2f} %)" if ch["change_pct"] is not None and delta else ""
-            t.add_row(_short(ch["name"], out["space_names"]), _fmt(ch["current"], ch["unit"]), _fmt(ch["new"], ch["unit"]),
-                      (f"{delta:+,.6g} {ch['unit']}{pct}" if delta else "unchanged"),
+            t.add_row(_short(ch["name"], names), _fmt(ch["current"], ch["unit"]), _fmt(ch["new"], ch["unit"]),
+                      (f"{delta:+,.6g} {ch['unit']}{pct}" if delta else "-"), ch["status"],
                       f"[{_fmt(ch['low'], ch['unit'])}, {_fmt(ch['high'], ch['unit'])}]", ch["steward_limit"] or "off")
         con.print(t)
-    t = Table(title="metrics (bad debt as a share of debt; 95 % CIs)")
-    t.add_column("metric")
-    t.add_column("current", justify="right")
-    if best is not None:
-        t.add_column("best (in sample)", justify="right")
-    oos = out.get("out_of_sample") or {}
-    if oos.get("best"):
-        t.add_column(f"best (out of sample, seed {oos['seed']})", justify="right")
-    if oos.get("current"):
-        t.add_column("current (out of sample)", justify="right")
+        c = shown.get("cost")
+        if c and not shown.get("unchanged"):
+            con.print(f"borrowing power: {c['efficiency_points']:+.3f} points of capital efficiency, "
+                      f"{_signed_usd(c['borrow_capacity_usd'])} ({c['borrow_capacity_pct']:+.2f} %) against today's set")
+    elif out.get("best") is not None:
+        b = out["best"]
+        con.print(f"[red]in-sample winner (trial {b['trial']}) and runners-up fail out of sample: not a "
+                  "recommendation[/red]")
 
-    def row(label: str, get) -> None:
-        cells = [get(cur)]
-        if best is not None:
-            cells.append(get(best))
-        if oos.get("best"):
-            cells.append(get(oos["best"]))
-        if oos.get("current"):
-            cells.append(get(oos["current"]))
-        t.add_row(label, *cells)
+    t = Table(title="metrics (bad debt and the borrower penalty as a share of debt; 95 % CIs)")
+    t.add_column("metric")
+    cols: list[tuple[str, dict[str, Any]]] = [("today (in sample)", cur.get("in_sample") or cur)]
+    if rec is not None and not rec.get("unchanged"):
+        cols.append(("recommended (in sample)", rec.get("in_sample") or {}))
+        cols.append((f"recommended (out of sample, seed {oos.get('seed')})", rec.get("out_of_sample") or {}))
+    if oos.get("current"):
+        cols.append((f"today (out of sample, seed {oos.get('seed')})", oos["current"]))
+    if oos.get("first_check"):
+        fc = oos["first_check"]
+        cols.append((f"today (seed {fc['seed']})", fc["current"]))
+    for label, _ in cols:
+        t.add_column(label, justify="right")
 
     def m(d, *keys):
-        x = d.get("metrics", {})
+        x = d.get("metrics", {}) if isinstance(d, dict) else {}
         for k in keys:
             x = x.get(k, {}) if isinstance(x, dict) else {}
         return x if x != {} else None
 
+    def row(label: str, get) -> None:
+        t.add_row(label, *[get(d) for _, d in cols])
+
     row("capital efficiency", lambda d: _pct(m(d, "capital_efficiency", "ratio"), 2))
     row(f"{obj['risk_metric']} (constraint)", lambda d: _risk_cell(d.get("risk")))
     row("ES 99", lambda d: _pct(m(d, "bad_debt_share", "es_99")))
-    row("mean bad debt", lambda d: _usd(m(d, "bad_debt_usd", "mean")))
+    row("mean bad debt", lambda d: _usd_se(m(d, "bad_debt_usd", "mean"), m(d, "bad_debt_usd", "stderr")))
     row("VaR 99 bad debt", lambda d: _usd(m(d, "bad_debt_usd", "var_99")))
-    row("within budget", lambda d: "yes" if (d.get("risk") or {}).get("feasible") else "no")
+    row("borrower penalty (mean)", lambda d: _pct_se(m(d, "borrower_penalty_share", "mean"),
+                                                     m(d, "borrower_penalty_share", "stderr")))
+    row("borrower penalty (USD, mean)", lambda d: _usd(m(d, "borrower_penalty_usd", "mean")))
+    row("within budget", lambda d: "yes" if d.get("holds") else "no")
     con.print(t)
+
+    checks = out.get("out_of_sample_checks") or []
+    if checks and (len(checks) > 1 or not checks[0]["out_of_sample"]["holds"]):
+        t = Table(title="out-of-sample checks (in the order made)")
+        for col in ("set", "efficiency", "risk in sample", "risk out of sample", "result"):
+            t.add_column(col, justify="left" if col in ("set", "result") else "right")
+        for c in checks:
+            t.add_row(f"trial {c['trial']}" if c["trial"] is not None else "reverted set", _pct(c["efficiency"], 2),
+                      _risk_cell(c["in_sample"].get("risk")), _risk_cell((c["out_of_sample"] or {}).get("risk")),
+                      c["status"])
+        con.print(t)
+    front = out.get("tradeoff") or []
+    if front and len(front) > 1:
+        t = Table(title="trade-off curve: the most efficient set at each level of risk (fully evaluated trials)")
+        for col in ("trial", "efficiency", f"{obj['risk_metric']}", "upper 95 % CI", "within budget", ""):
+            t.add_column(col, justify="right")
+        for p in front[-12:]:
+            mark = ", ".join(x for x, on in (("today", p.get("current")),
+                                             ("recommended" + (" (reverted)" if rec and rec.get("trial") is None
+                                                               else ""), p.get("recommended"))) if on)
+            t.add_row(str(p["trial"]), _pct(p["efficiency"], 2), _pct(p["risk_value"]), _pct(p["risk_ci95_high"]),
+                      "yes" if p["within_budget"] else "no", mark)
+        con.print(t)
+    for cap in out.get("caps") or []:
+        largest = cap["largest_within_budget"]
+        con.print(f"{_short(cap['name'], names)}: the largest cap within budget found is "
+                  f"{_fmt(largest, cap['unit'])} {cap['unit']} (trial {cap['trial']}; today {_fmt(cap['current'], cap['unit'])},"
+                  f" searched [{_fmt(cap['search_range'][0], cap['unit'])}, {_fmt(cap['search_range'][1], cap['unit'])}])"
+                  if largest is not None else f"{_short(cap['name'], names)}: no cap within the search range is within budget")
     if out.get("per_asset"):
         t = Table(title="per-asset search, then the joint check")
         for col in ("group", "study", "efficiency", "risk", "within budget"):
@@ -243,7 +328,7 @@ def render(out: dict[str, Any]) -> None:
     if bl.get("collaterals"):
         t = Table(title=f"baseline: Smart LTV = exp(-c sigma sqrt(d/l)) - beta, c = {bl['c']:g}, "
                         f"sigma over {bl['horizon_h']:g} h")
-        for col in ("collateral", "sigma", "l (at beta)", "d (debt)", "beta", "Smart LTV", "optimised LTV",
+        for col in ("collateral", "sigma", "l (at beta)", "d (debt)", "beta", "Smart LTV", "recommended LTV",
                     "current LTV"):
             t.add_column(col, justify="left" if col == "collateral" else "right")
         for r in bl["collaterals"]:
@@ -262,7 +347,20 @@ def render(out: dict[str, Any]) -> None:
         con.print(f"parameter importance: {imp['note']}")
     elif imp.get("trials"):
         con.print(f"  (PED-ANOVA over {imp['trials']} fully evaluated trials; noisy with few trials)")
-    st = out["study"]
     con.print(f"study: {st['storage']} (name '{st['name']}', {st['trials']}/{st['target']} trials, stopped: "
-              f"{st['stopped']}); run the same command again to continue it (a larger --trials adds trials); "
-              f"view it with `{st['dashboard']}`")
+              f"{st['stopped']}); run the same command again to continue it (a larger --trials adds trials)")
+    con.print(f"dashboard: {st['dashboard']}")
+
+
+def _signed_usd(v: float | None) -> str:
+    if v is None:
+        return "-"
+    return ("+" if v >= 0 else "-") + _usd(abs(v))
+
+
+def _usd_se(v: float | None, se: float | None) -> str:
+    return "-" if v is None else f"{_usd(v)} ± {_usd(se)}"
+
+
+def _pct_se(v: float | None, se: float | None) -> str:
+    return "-" if v is None else f"{_pct(v)} ± {_pct(se)}"

@@ -25,7 +25,9 @@ import optuna
 from ..errors import InputError
 from ..interrupts import deferred
 from ..scenario.config import OPTIMIZE_SAMPLERS, OptimizeConfig, Scenario, check_objectives, load_scenario
+from .decide import Candidate
 from .objective import Evaluator, ObjectiveSettings, SearchObjective
+from .result import REPORT_ATTR, SearchResult, json_ready
 from .samplers import sampler_factory
 from .space import SearchSpace, build_space, scenario_adapters
 from .storage import StorageSpec, counts, create_or_load, fingerprint, study_name_from, work
@@ -48,6 +50,11 @@ class SearchRequest:
     engine: str = "auto"
     cwd: str | None = None
     free: tuple[str, ...] | None = None  # API: override the free parameters
+    paths: int | None = None  # --paths: the scenario's path count for this search (and out of sample)
+    # Set by optimize() once it knows whether today's set is within budget (workers rebuild the same plan):
+    mode: str | None = None  # "improve" | "repair"
+    path_seeds: tuple[int, ...] | None = None  # seeds of the path sets a candidate must hold on
+    sampler_seed: int | None = None  # the sampler's seed alone (default: the scenario's seed); paths unchanged
 
 
 @dataclass
@@ -62,6 +69,9 @@ class Plan:
     study: str
     storage: StorageSpec
     seed: int
+    path_seeds: tuple[int, ...] = ()
+    oos_seed: int = 0
+    oos_paths: int = 0
 
     def fingerprint_info(self, space: SearchSpace) -> dict[str, Any]:
         sc = self.scenario
@@ -74,6 +84,10 @@ class Plan:
         }
         if not self.settings.multi:
             info |= {"risk_metric": self.settings.risk_metric, "budget_share_of_debt": self.settings.budget}
+        if self.settings.max_penalty_share is not None:
+            info["max_borrower_penalty_share"] = self.settings.max_penalty_share
+        if len(self.path_seeds) > 1:
+            info["path_sets"] = [[seed, n] for seed, n in zip(self.path_seeds, self.settings.samples, strict=True)]
         return info
 
 
@@ -81,13 +95,25 @@ def make_plan(req: SearchRequest) -> Plan:
     sc = load_scenario(req.scenario)
     if req.seed is not None:
         sc = sc.with_overrides(seed=req.seed)
+    default_paths = sc.paths
+    if req.paths is not None:
+        if req.paths < 1:
+            raise InputError(f"must be >= 1, got {req.paths}", field="--paths")
+        sc = sc.with_overrides(paths=req.paths)
     cfg = sc.optimize
     if req.objectives is not None:
         check_objectives(req.objectives, None, "--objectives")
-        cfg = replace(cfg, objectives=tuple(req.objectives))
+        cfg = replace(cfg, objectives=tuple(req.objectives), objectives_given=True)
     if req.per_asset is not None:
         cfg = replace(cfg, per_asset=req.per_asset)
     sc = replace(sc, optimize=cfg)
+    adapters = scenario_adapters(sc)
+    space = build_space(sc, adapters, free=req.free)
+    _check_caps(sc, space)
+    if space.caps() and not cfg.objectives_given:
+        # efficiency (a ratio) does not change with the size of the book: caps earn borrowing power in USD
+        cfg = replace(cfg, objectives=("borrow_capacity_usd",))
+        sc = replace(sc, optimize=cfg)
     sampler = req.sampler or cfg.sampler or ("nsga2" if len(cfg.objectives) > 1 else "tpe")
     if sampler not in OPTIMIZE_SAMPLERS:
         raise InputError(f"unknown sampler '{sampler}' (one of {', '.join(OPTIMIZE_SAMPLERS)})", field="--sampler")
@@ -99,21 +125,61 @@ def make_plan(req: SearchRequest) -> Plan:
         except ImportError:
             raise InputError("the CMA-ES sampler needs the 'cmaes' package, which is not installed "
                              "(pip install cmaes)", field="--sampler") from None
-    adapters = scenario_adapters(sc)
-    space = build_space(sc, adapters, free=req.free)
+    oos_seed = cfg.out_of_sample_seed if cfg.out_of_sample_seed is not None else sc.seed + 1
+    oos_paths = cfg.out_of_sample_paths or sc.paths
+    path_seeds = tuple(req.path_seeds) if req.path_seeds else (sc.seed,)
+    samples = (sc.paths, *([oos_paths] * (len(path_seeds) - 1))) if len(path_seeds) > 1 else ()
+    if len(path_seeds) > 1:
+        oos_seed = max(path_seeds) + 1  # the confirmation set: paths no candidate was chosen on
     settings = ObjectiveSettings(objectives=cfg.objectives, risk_metric=cfg.risk_metric,
                                  budget=cfg.budget_share_of_debt, adaptive=cfg.adaptive,
-                                 screen_fraction=cfg.screen_fraction, min_screen_paths=cfg.min_screen_paths, eta=cfg.eta)
+                                 screen_fraction=cfg.screen_fraction, min_screen_paths=cfg.min_screen_paths,
+                                 eta=cfg.eta, mode=req.mode or "improve", samples=samples,
+                                 max_penalty_share=cfg.max_borrower_penalty_share)
     trials = req.trials if req.trials is not None else cfg.trials
-    if sampler == "grid" and req.trials is None:
-        trials = space.grid_size(cfg.grid_points)
     if req.workers < 1:
         raise InputError(f"must be >= 1, got {req.workers}", field="--workers")
     if req.timeout is not None and req.timeout <= 0:
         raise InputError(f"must be > 0 seconds, got {req.timeout:g}", field="--timeout")
-    name = req.study or study_name_from(sc.name)
-    return Plan(req, sc, cfg, space, settings, sampler, trials, name,
-                StorageSpec.resolve(req.storage, name, req.cwd), sc.seed)
+    name = req.study or study_name_from(sc.name) + (f"-{sc.paths}paths" if sc.paths != default_paths else "")
+    plan = Plan(req, sc, cfg, space, settings, sampler, trials, name,
+                StorageSpec.resolve(req.storage, name, req.cwd), sc.seed, path_seeds, oos_seed, oos_paths)
+    if sampler == "grid" and req.trials is None:
+        plan.trials = _grid_size(plan, space)
+    return plan
+
+
+def _check_caps(sc: Scenario, space: SearchSpace) -> None:
+    """A free cap must size something: the book of its protocol has to scale to the caps."""
+    for d in space.caps():
+        pc = next(p for p in sc.protocols if p.adapter == d.adapter)
+        if pc.book.kind != "synthetic" or not pc.book.raw.get("scale_to_caps"):
+            raise InputError(f"{d.name} is free but the {d.adapter} book does not scale to its caps, so the cap "
+                             "changes nothing; set scale_to_caps = true in its [protocols.book] (synthetic books)",
+                             file=sc.file, field="optimize.free")
+
+
+def _grid_size(plan: Plan, space: SearchSpace) -> int:
+    if plan.cfg.feasible_sampling:
+        return len(space.feasible_grid(plan.cfg.grid_points))
+    return space.grid_size(plan.cfg.grid_points)
+
+
+def search_paths(plan: Plan, prepared=None):
+    """The prepared scenario whose paths a candidate is judged on: the scenario's own paths, followed by
+    the paths of each further seed of ``plan.path_seeds`` (a repair that must hold where today's set failed)."""
+    import numpy as np
+
+    from ..engine import prepare
+
+    prepared = prepared if prepared is not None else prepare(plan.scenario)
+    if len(plan.path_seeds) <= 1:
+        return prepared
+    parts = [prepared.paths] + [fresh_paths(prepared, seed, n).paths
+                                for seed, n in zip(plan.path_seeds[1:], plan.settings.samples[1:], strict=True)]
+    p = prepared.paths
+    return replace(prepared, paths=replace(p, close=np.concatenate([x.close for x in parts]),
+                                           low=np.concatenate([x.low for x in parts])))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -136,7 +202,7 @@ def _group_space(plan: Plan, group: str | None) -> SearchSpace:
 
 def _target(plan: Plan, space: SearchSpace) -> int:
     if plan.sampler == "grid":
-        return min(plan.trials, space.grid_size(plan.cfg.grid_points))
+        return min(plan.trials, _grid_size(plan, space))
     return plan.trials
 
 
@@ -149,15 +215,17 @@ def run_study(plan: Plan, group: str | None, *, prepared=None, progress: Callabl
     storage = plan.storage.open(create=True)
     study = create_or_load(storage, name, plan.settings.directions, plan.fingerprint_info(space),
                            plan.storage.display)
+    if study.metric_names != plan.settings.metric_names:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names(plan.settings.metric_names)  # the dashboard names the objective(s)
     target = _target(plan, space)
     _enqueue_current(plan, space, study)
     if progress:
         progress(study, target, name)
     stats: dict[str, float] = {}
     if plan.request.workers == 1:
-        from ..engine import prepare
-
-        prepared = prepared if prepared is not None else prepare(plan.scenario)
+        prepared = prepared if prepared is not None else search_paths(plan)
         ev = Evaluator(prepared, plan.request.engine)
         stopped = _work_here(plan, space, study, storage, ev, target, 0, deadline,
                              (lambda s: progress(s, target, name)) if progress else None)
@@ -187,8 +255,10 @@ def _enqueue_current(plan: Plan, space: SearchSpace, study: optuna.Study) -> Non
 def _work_here(plan: Plan, space: SearchSpace, study: optuna.Study, storage, ev: Evaluator, target: int, worker: int,
                deadline: float | None, on_trial: Callable | None) -> str:
     objective = SearchObjective(space, ev, plan.settings)
-    make = sampler_factory(plan.sampler, space, seed=plan.seed, worker=worker, multi=plan.settings.multi,
-                           trials=target, population_size=plan.cfg.population_size, grid_points=plan.cfg.grid_points)
+    sampler_seed = plan.request.sampler_seed if plan.request.sampler_seed is not None else plan.seed
+    make = sampler_factory(plan.sampler, space, seed=sampler_seed, worker=worker, multi=plan.settings.multi,
+                           trials=target, population_size=plan.cfg.population_size, grid_points=plan.cfg.grid_points,
+                           feasible=plan.cfg.feasible_sampling)
     lock = plan.storage.slot_lock(study.study_name)
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # failures re-raise; Ctrl-C prints one line
     try:
@@ -230,9 +300,7 @@ def _worker_main(req: SearchRequest, group: str | None, name: str, target: int, 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             study = optuna.load_study(study_name=name, storage=storage)
-        from ..engine import prepare
-
-        ev = Evaluator(prepare(plan.scenario), req.engine)
+        ev = Evaluator(search_paths(plan), req.engine)
         _work_here(plan, space, study, storage, ev, target, worker, deadline, None)
     except KeyboardInterrupt:
         os._exit(130)
@@ -399,36 +467,101 @@ def fresh_paths(prepared, seed: int, n_paths: int):
     return replace(prepared, paths=paths)
 
 
-def _evaluated(res, settings: ObjectiveSettings, params: dict[str, float]) -> dict[str, Any]:
-    from .objective import compact_metrics, risk_of
+def _current_candidate(ev: Evaluator, space: SearchSpace, settings: ObjectiveSettings, ins: dict[str, Any],
+                       oos: dict[str, Any] | None) -> Candidate:
+    from .objective import efficiency
 
-    m = res.metrics()
-    return {"params": params, "metrics": compact_metrics(m),
-            "risk": risk_of(m, settings.risk_metric, res.raw.n_paths).as_dict(settings.budget)}
+    e = efficiency(ev.bind({}))
+    return Candidate(space.current(), None, e["ratio"], e["borrow_capacity_usd"], 0.0, ins, oos, "today's set")
 
 
-def optimize(req: SearchRequest, progress: Callable | None = None) -> dict[str, Any]:
-    """Run (or resume) the search of ``req`` and return the JSON-ready report."""
+def _record(c: Candidate | None) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {"trial": c.trial, "source_trial": c.source, "params": c.params, "efficiency": c.efficiency,
+            "borrow_capacity_usd": c.borrow_capacity_usd, "change": c.change, "note": c.note,
+            "in_sample": c.in_sample, "out_of_sample": c.out_of_sample,
+            # the PR 1 layout, kept for scripts: metrics and risk in sample at the top level
+            "metrics": c.in_sample.get("metrics"), "risk": c.in_sample.get("risk")}
+
+
+def _trial_rows(study: optuna.Study, space: SearchSpace) -> list[dict[str, Any]]:
+    keys = ("outcome", "fidelity", "paths", "efficiency", "borrow_capacity_usd", "change", "risk_value",
+            "risk_ci95_low", "risk_ci95_high", "penalty_mean_share", "penalty_mean_share_stderr", "bad_debt_mean_usd")
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        row = {"trial": t.number, "state": t.state.name.lower(), **{k: t.user_attrs.get(k) for k in keys}}
+        row |= {n: t.params.get(n) for n in space.names}
+        rows.append(row)
+    return rows
+
+
+def _mode(cur_in: dict[str, Any], cur_oos: dict[str, Any], multi: bool) -> tuple[str, str, bool]:
+    """(mode, why, two path sets) from today's set on the search paths and out of sample."""
+    if multi:
+        return "improve", "two objectives: the front is mapped whatever today's set does", False
+    if cur_in["holds"] and cur_oos["holds"]:
+        return "improve", "today's set is within budget in sample and out of sample", False
+    if not cur_in["holds"]:
+        return "repair", "today's set breaks the budget on the search paths", False
+    return ("repair", "today's set is within budget on the search paths but breaks it out of sample: candidates "
+            "must hold on both path sets, and the answer is confirmed on a third", True)
+
+
+def optimize(req: SearchRequest, progress: Callable | None = None,
+             log: Callable[[str], None] | None = None) -> SearchResult:
+    """Run (or resume) the search of ``req`` and return its :class:`~optimizer.search.SearchResult`.
+
+    Today's set is evaluated first, in sample and out of sample: within budget on both, the search looks
+    for more borrowing power (``improve``); over budget on either, it looks for the cheapest change that
+    brings it within budget (``repair``; when only the out-of-sample paths show the breach, candidates
+    must hold on both path sets and are confirmed on a third). The recommendation is the one that holds
+    out of sample (:mod:`optimizer.search.decide`); its JSON is stored as the study user attr
+    ``cascade_report``.
+    """
     from ..engine import prepare
     from . import report as rp
     from .baseline import smart_ltv_table
-    from .objective import risk_of
+    from .decide import assess, cap_report, changes, cost, decide, tradeoff
 
+    say = log or (lambda msg: None)
     t_start = time.perf_counter()
     plan = make_plan(req)
-    settings, space = plan.settings, plan.space
-    if plan.cfg.per_asset and settings.multi:
+    if plan.cfg.per_asset and plan.settings.multi:
         raise InputError("--per-asset needs a single objective (efficiency under the risk budget)",
                          field="--per-asset")
     deadline = time.time() + req.timeout if req.timeout else None
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    _precheck(plan)
     prepared = prepare(plan.scenario)
-    ev = Evaluator(prepared, req.engine)
+    ev0 = Evaluator(prepared, req.engine)
+    space = plan.space
+    cur = space.current()
+    say(f"today's set on the search paths ({prepared.n_paths} paths, seed {plan.seed})")
+    cur_in = assess(ev0, space, cur, replace(plan.settings, samples=()))
+    first_oos = plan.oos_seed
+    ev_oos1 = Evaluator(fresh_paths(prepared, first_oos, plan.oos_paths), req.engine)
+    say(f"today's set out of sample ({plan.oos_paths} paths, seed {first_oos})")
+    cur_oos1 = assess(ev_oos1, space, cur, replace(plan.settings, samples=()), samples=False)
+    mode, why, two_sets = _mode(cur_in, cur_oos1, plan.settings.multi)
+    seeds = (plan.seed, first_oos) if two_sets else (plan.seed,)
+    plan = make_plan(replace(req, mode=mode, path_seeds=seeds))
+    settings = plan.settings
+    say(f"mode: {mode} ({why})")
+    if two_sets:
+        ev_in = Evaluator(search_paths(plan, prepared), req.engine)
+        ev_oos = Evaluator(fresh_paths(prepared, plan.oos_seed, plan.oos_paths), req.engine)
+        cur_in = assess(ev_in, space, cur, settings)
+        cur_oos = assess(ev_oos, space, cur, settings, samples=False)
+    else:
+        ev_in, ev_oos, cur_oos = ev0, ev_oos1, cur_oos1
+    current = _current_candidate(ev_in, space, settings, cur_in, cur_oos)
+
     groups: list[str | None] = list(space.groups()) if plan.cfg.per_asset else [None]
     runs: list[StudyRun] = []
     try:
         for g in groups:
-            runs.append(run_study(plan, g, prepared=prepared, progress=progress, deadline=deadline))
+            runs.append(run_study(plan, g, prepared=ev_in.prepared, progress=progress, deadline=deadline))
     except KeyboardInterrupt:
         name = plan.study if len(runs) == len(groups) or groups[len(runs)] is None else f"{plan.study}.{groups[len(runs)]}"
         try:
@@ -439,121 +572,277 @@ def optimize(req: SearchRequest, progress: Callable | None = None) -> dict[str, 
         raise SearchInterrupted(f"interrupted: {done} in study '{name}' ({plan.storage.display}); run the same "
                                 "command again to resume") from None
 
-    current_res = ev.evaluate({})
-    current = _evaluated(current_res, settings, space.current())
-    cur_metrics_full = current_res.metrics()
-
+    tol = plan.cfg.efficiency_tolerance
     out: dict[str, Any] = {
         "scenario": plan.scenario.name, "scenario_file": plan.scenario.file, "seed": plan.seed,
-        "paths": prepared.n_paths, "sampler": plan.sampler,
-        "objective": {
-            "objectives": list(settings.objectives), "risk_metric": settings.risk_metric,
-            "budget_share_of_debt": settings.budget,
-            "description": (f"maximise capital efficiency (borrow capacity / collateral) subject to the upper end of "
-                            f"the 95 % CI of {settings.risk_metric} of bad debt / debt <= {settings.budget:.4%}"
-                            if not settings.multi else
-                            f"Pareto front of capital efficiency (max) vs {settings.objectives[1]} of bad debt / debt "
-                            f"(min); budget {settings.budget:.4%} on {settings.risk_metric} flagged"),
-            "adaptive_paths": [int(x) for x in (SearchObjective(space, ev, settings).stages)],
-        },
+        "paths": prepared.n_paths, "sampler": plan.sampler, "mode": mode, "mode_reason": why,
+        "path_sets": [{"seed": sd, "paths": n} for sd, n in zip(seeds, settings.samples or (prepared.n_paths,),
+                                                                 strict=True)],
+        "objective": _objective_section(plan, space, ev_in),
         "space": space.describe(), "space_names": list(space.names),
-        "current": current,
+        "current": _record(current),
     }
-
-    best_params: dict[str, float] | None = None
+    oos_sec: dict[str, Any] = {"seed": plan.oos_seed, "paths": plan.oos_paths, "current": cur_oos}
+    if two_sets:
+        oos_sec["first_check"] = {"seed": first_oos, "paths": plan.oos_paths, "current": cur_oos1,
+                                  "note": "today's set failed on these paths; the search judged candidates on them "
+                                          "too, so the out-of-sample check is on fresh paths"}
+    if any(getattr(m, "model", "") == "replay" for m in _models(plan.scenario)):
+        oos_sec["note"] = "replay scenario: the fresh paths repeat the recorded ones"
+    messages: list[str] = []
+    rec: Candidate | None = None
     if not plan.cfg.per_asset:
         r = runs[0]
         out["study"] = rp.study_section(r.study, plan.storage.display, _target(plan, space), r.stopped,
-                                        r.evaluator_stats)
+                                        r.evaluator_stats, plan.storage.url)
+        trials = r.study.get_trials(deepcopy=False)
         if settings.multi:
-            front = rp.pareto(r.study)
-            out["pareto"] = [rp.trial_record(t, space, settings) for t in front]
-            within = [t for t in front if t.user_attrs.get("risk_ci95_high", math.inf) <= settings.budget]
-            bt = max(within, key=lambda t: (t.values[0], -t.values[1])) if within else None
-            out["best_rule"] = "the most efficient point of the front within the risk budget"
+            d = _decide_front(r.study, space, settings, ev_oos, current, plan.cfg.out_of_sample_candidates, say)
+            out["pareto"] = [rp.trial_record(t, space, settings) for t in rp.pareto(r.study)]
+            out["best_rule"] = "the most efficient point of the front within the risk budget that holds out of sample"
         else:
+            say("choosing: steward order, out of sample, no free moves")
+            d = decide(r.study, space, settings, ev_in, ev_oos, current, k=plan.cfg.out_of_sample_candidates,
+                       tolerance=tol, log=say)
             out["pareto"] = []
-            bt = rp.best_trial(r.study)
-        if bt is not None:
-            best_params = {n: bt.params[n] for n in space.names}
-            out["best"] = rp.trial_record(bt, space, settings) | {"changes": rp.changes(space, best_params)}
-        else:
-            out["best"] = None
+        rec = d.recommendation
+        messages += d.messages
+        best = d.in_sample_best
+        out["best"] = None if best is None else (_record(best) | {
+            "changes": changes(space, best.params, best, {})})
+        out["out_of_sample_checks"] = d.checks
         out["importance"] = rp.importance(r.study, space, settings)
+        out["tradeoff"] = tradeoff(trials, current, rec, settings)
+        out["caps"] = cap_report(trials, space, rec)
+        out["trials"] = _trial_rows(r.study, space)
+        rec_changes = d.changes
     else:
-        per = []
-        joint: dict[str, float] = {}
-        for g, r in zip(groups, runs, strict=True):
-            bt = rp.best_trial(r.study)
-            rec = rp.trial_record(bt, r.space, settings) if bt is not None else None
-            per.append({"group": g, "study": r.name, "best": rec,
-                        "changes": rp.changes(r.space, {n: bt.params[n] for n in r.space.names}) if bt else None,
-                        "study_info": rp.study_section(r.study, plan.storage.display, _target(plan, r.space), r.stopped,
-                                                       r.evaluator_stats),
-                        "importance": rp.importance(r.study, r.space, settings)})
-            if bt is not None:
-                joint.update({n: bt.params[n] for n in r.space.names})
-        full_params = space.current() | joint
-        jres = ev.evaluate(space.split(full_params)) if joint else current_res
-        jm = jres.metrics()
-        jrisk = risk_of(jm, settings.risk_metric, jres.raw.n_paths)
+        rec, rec_changes, extra = _per_asset(plan, groups, runs, space, settings, ev_in, ev_oos, current, say)
+        out |= extra
+        out["tradeoff"] = []
+        out["caps"] = []
+        out["trials"] = []
+    oos_sec["best"] = (out.get("best") or {}).get("out_of_sample")
+    oos_sec["recommended"] = rec.out_of_sample if rec is not None else None
+    out["out_of_sample"] = oos_sec
 
-        def eff(m):
-            return m["capital_efficiency"]["ratio"]
+    if rec is not None:
+        out["recommendation"] = _record(rec) | {"changes": rec_changes, "cost": cost(current, rec),
+                                                "unchanged": rec.key() == current.key()}
+        out["no_effect"] = [c["name"] for c in rec_changes if c["status"] == "no effect, left unchanged"]
+    else:
+        out["recommendation"] = None
+        out["no_effect"] = []
+    out["cheapest_fix"] = (out["recommendation"] if mode == "repair" else None)
+    out["verdict"] = _verdict(mode, current, rec, out, messages, settings)
 
-        def mean_usd(m):
-            return m["bad_debt_usd"]["mean"]
-
-        inter = []
-        for label, f_joint, f_cur, f_group in (
-            ("capital efficiency", eff(jm), eff(cur_metrics_full), lambda rec: rec["metrics"]["capital_efficiency"]["ratio"]),
-            (f"{settings.risk_metric} of bad debt share", jrisk.value, current["risk"]["value"],
-             lambda rec: rec["risk"]["value"]),
-            ("mean bad debt (USD)", mean_usd(jm), mean_usd(cur_metrics_full),
-             lambda rec: rec["metrics"]["bad_debt_usd"]["mean"]),
-        ):
-            s = sum(f_group(p["best"]) - f_cur for p in per if p["best"] is not None)
-            inter.append({"metric": label, "joint_change": f_joint - f_cur, "sum_of_changes": s,
-                          "interaction": (f_joint - f_cur) - s})
-        out["per_asset"] = per
-        out["joint"] = {"params": full_params, "metrics": {k: jm[k] for k in ("bad_debt_share", "bad_debt_usd",
-                                                                          "liquidated_usd", "liquidations",
-                                                                          "capital_efficiency")},
-                        "risk": jrisk.as_dict(settings.budget), "interactions": inter}
-        out["pareto"] = []
-        out["study"] = {**per[0]["study_info"], "name": plan.study, "groups": [p["study"] for p in per],
-                        "trials": sum(p["study_info"]["trials"] for p in per)}
-        if joint:
-            best_params = full_params
-            out["best"] = {"trial": None, "params": full_params, "efficiency": eff(jm),
-                           "risk": out["joint"]["risk"], "metrics": out["joint"]["metrics"],
-                           "changes": rp.changes(space, full_params)}
-        else:
-            out["best"] = None
-        out["importance"] = {g["group"]: g["importance"] for g in per}
-
-    # out of sample: fresh paths (another seed), same book
-    oos_seed = plan.cfg.out_of_sample_seed if plan.cfg.out_of_sample_seed is not None else plan.seed + 1
-    oos_n = plan.cfg.out_of_sample_paths or prepared.n_paths
-    oos: dict[str, Any] = {"seed": oos_seed, "paths": oos_n}
-    if best_params is not None:
-        fresh = Evaluator(fresh_paths(prepared, oos_seed, oos_n), req.engine)
-        oos["best"] = _evaluated(fresh.evaluate(space.split(best_params)), settings, best_params)
-        oos["current"] = _evaluated(fresh.evaluate({}), settings, space.current())
-        if any(getattr(m, "model", "") == "replay" for m in _models(plan.scenario)):
-            oos["note"] = "replay scenario: the fresh paths repeat the recorded ones"
-    out["out_of_sample"] = oos
-
-    bound_cur = ev.bind({})
-    bound_best = ev.bind(space.split(best_params)) if best_params is not None else bound_cur
-    out["baseline"] = smart_ltv_table(bound_best, bound_cur, c=plan.cfg.smart_ltv_c,
+    bound_cur = ev0.bind({})
+    bound_rec = ev0.bind(space.split(rec.params)) if rec is not None else bound_cur
+    out["baseline"] = smart_ltv_table(bound_rec, bound_cur, c=plan.cfg.smart_ltv_c,
                                       horizon_h=plan.cfg.smart_ltv_horizon_h)
     for row in out["baseline"]["collaterals"]:
         row["searched"] = row["ltv_param"] in space.names
         if row["note"] and not row["searched"]:
             row["note"] += " (this LTV was not searched)"
     out["elapsed_s"] = round(time.perf_counter() - t_start, 3)
-    return out
+    result = SearchResult(json_ready(out))
+    _store(plan, groups, result)
+    return result
+
+
+def _precheck(plan: Plan) -> None:
+    """Refuse a study created for another search before simulating anything (create_or_load checks again)."""
+    import json
+
+    if plan.cfg.per_asset or (plan.storage.path and not os.path.exists(plan.storage.path)):
+        return
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            study = optuna.load_study(study_name=plan.study, storage=plan.storage.open(create=False))
+    except Exception:
+        return  # no such study yet (or the storage is unreadable: create_or_load says why)
+    prev = study.user_attrs.get("cascade_search")
+    if not isinstance(prev, dict):
+        return
+    info = plan.fingerprint_info(plan.space)
+    changed = sorted(k for k in (set(prev) | set(info)) - {"path_sets"}
+                     if json.dumps(prev.get(k), sort_keys=True, default=str)
+                     != json.dumps(info.get(k), sort_keys=True, default=str))
+    if changed:
+        raise InputError(f"study '{plan.study}' was created for a different search (changed: {', '.join(changed)}); "
+                         "pass --study NEW_NAME to start another, or delete the study", file=plan.storage.display,
+                         field="--study")
+
+
+def _objective_section(plan: Plan, space: SearchSpace, ev: Evaluator) -> dict[str, Any]:
+    s = plan.settings
+    what = ("capital efficiency (borrow capacity / collateral)" if s.primary == "efficiency"
+            else "borrowing power in USD (borrow capacity of the book at its caps)")
+    pen = (f"; the mean liquidation penalty borrowers pay, upper 95 % CI end, <= {s.max_penalty_share:.4%} of debt"
+           if s.max_penalty_share is not None else "")
+    sets = " on every search path set" if len(s.samples) > 1 else ""
+    desc = (f"maximise {what} subject to the upper end of the 95 % CI of {s.risk_metric} of bad debt / debt <= "
+            f"{s.budget:.4%}{sets}{pen}" if not s.multi else
+            f"Pareto front of {what} (max) vs {s.objectives[1]} of {'bad debt' if s.objectives[1] != 'borrower_penalty' else 'the borrower penalty'} "
+            f"/ debt (min); budget {s.budget:.4%} on {s.risk_metric} flagged")
+    return {"objectives": list(s.objectives), "primary": s.primary, "risk_metric": s.risk_metric,
+            "budget_share_of_debt": s.budget, "max_borrower_penalty_share": s.max_penalty_share,
+            "efficiency_tolerance": plan.cfg.efficiency_tolerance, "description": desc,
+            "adaptive_paths": [int(x) for x in SearchObjective(space, ev, s).stages]}
+
+
+def _verdict(mode: str, current: Candidate, rec: Candidate | None, out: dict[str, Any], messages: list[str],
+             settings: ObjectiveSettings) -> dict[str, Any]:
+    from .decide import cost
+    from .result import EXIT_NO_ANSWER, EXIT_OK
+
+    cur_in, cur_oos = current.in_sample["holds"], bool(current.out_of_sample and current.out_of_sample["holds"])
+    where = ("in sample and out of sample" if not (cur_in or cur_oos) else
+             "out of sample" if cur_in else "in sample")
+    if rec is None:
+        status = "no set within budget"
+        tried = len(out.get("out_of_sample_checks") or [])
+        if out.get("best") is None:
+            msg = (f"no parameter set within the steward limits is within budget in sample "
+                   f"(today's set breaks it {where}); try more trials, wider limits or a larger budget")
+        else:
+            status = "the recommendation fails out of sample"
+            msg = (f"the {tried} most efficient set(s) within budget in sample all break it out of sample: nothing "
+                   "holds; do not propose any of them (try more paths or trials)")
+        return {"exit_code": EXIT_NO_ANSWER, "status": status, "message": msg, "notes": messages}
+    if rec.key() == current.key():
+        msg = "today's set is within budget in sample and out of sample, and no set within the limits does better"
+    elif mode == "repair":
+        c = cost(current, rec)
+        msg = (f"today's set breaks the budget {where}; the cheapest fix within the steward limits holds in sample "
+               f"and out of sample and costs {-c['efficiency_points']:.3f} points of capital efficiency "
+               f"({_money(-c['borrow_capacity_usd'])} of borrowing power)"
+               if c["efficiency_points"] <= 0 else
+               f"today's set breaks the budget {where}; this set fixes it and adds "
+               f"{c['efficiency_points']:.3f} points of capital efficiency")
+    else:
+        c = cost(current, rec)
+        msg = (f"{c['efficiency_points']:+.3f} points of capital efficiency ({_money(c['borrow_capacity_usd'])} "
+               "of borrowing power), within budget in sample and out of sample")
+    return {"exit_code": EXIT_OK, "status": "within budget", "message": msg, "notes": messages}
+
+
+def _money(v: float) -> str:
+    sign = "-" if v < 0 else ""
+    v = abs(v)
+    for div, suf in ((1e9, "B"), (1e6, "M"), (1e3, "k")):
+        if v >= div:
+            return f"{sign}${v / div:.3g}{suf}"
+    return f"{sign}${v:.3g}"
+
+
+def _decide_front(study: optuna.Study, space: SearchSpace, settings: ObjectiveSettings, ev_oos: Evaluator,
+                  current: Candidate, k: int, say: Callable[[str], None]):
+    """Two objectives: the most efficient front point within budget that holds out of sample."""
+    from . import report as rp
+    from .decide import Decision, _row, assess, changes, from_trial
+
+    front = rp.pareto(study)
+    within = sorted((t for t in front if (t.user_attrs.get("risk_ci95_high") or math.inf) <= settings.budget),
+                    key=lambda t: (-(t.user_attrs.get("efficiency") or 0.0), t.user_attrs.get("change", 0.0)))
+    best = from_trial(within[0], space, settings) if within else None
+    if best is not None:
+        best.in_sample["holds"] = True
+    d = Decision(None, best)
+    for t in within[:k]:
+        c = from_trial(t, space, settings)
+        c.in_sample["holds"] = True
+        say(f"out of sample: checking trial {t.number}")
+        c.out_of_sample = assess(ev_oos, space, c.params, settings, samples=False)
+        d.checks.append(_row(space, c, "holds out of sample" if c.out_of_sample["holds"] else "fails out of sample"))
+        if c.out_of_sample["holds"]:
+            d.recommendation = c
+            break
+    d.changes = changes(space, d.recommendation.params if d.recommendation else current.params,
+                        d.recommendation, {})
+    return d
+
+
+def _per_asset(plan: Plan, groups, runs, space: SearchSpace, settings: ObjectiveSettings, ev_in: Evaluator,
+               ev_oos: Evaluator, current: Candidate, say: Callable[[str], None]):
+    """Each asset's best set, then all of them together, checked in and out of sample."""
+    from . import report as rp
+    from .decide import assess, changes, from_trial, steward_order
+
+    per = []
+    joint: dict[str, float] = {}
+    for g, r in zip(groups, runs, strict=True):
+        order = steward_order(r.study.get_trials(deepcopy=False), settings, plan.cfg.efficiency_tolerance)
+        bt = order[0] if order else None
+        rec = _record(from_trial(bt, r.space, settings)) if bt is not None else None
+        per.append({"group": g, "study": r.name, "best": rec,
+                    "changes": changes(r.space, {n: bt.params[n] for n in r.space.names}, None, {}) if bt else None,
+                    "study_info": rp.study_section(r.study, plan.storage.display, _target(plan, r.space), r.stopped,
+                                                   r.evaluator_stats, plan.storage.url),
+                    "importance": rp.importance(r.study, r.space, settings)})
+        if bt is not None:
+            joint.update({n: bt.params[n] for n in r.space.names})
+    full_params = space.current() | joint
+    say("per asset: the joint set in sample and out of sample")
+    jin = assess(ev_in, space, full_params, settings) if joint else current.in_sample
+    jout = assess(ev_oos, space, full_params, settings, samples=False) if joint else current.out_of_sample
+    from .objective import efficiency
+
+    e = efficiency(ev_in.bind(space.split(full_params)))
+    jc = Candidate(full_params, None, e["ratio"], e["borrow_capacity_usd"], space.change_size(full_params), jin, jout,
+                   "the per-asset sets together")
+
+    def eff(m):
+        return m["capital_efficiency"]["ratio"]
+
+    def mean_usd(m):
+        return m["bad_debt_usd"]["mean"]
+
+    cm = current.in_sample["metrics"]
+    inter = []
+    for label, f_joint, f_cur, f_group in (
+        ("capital efficiency", eff(jin["metrics"]), eff(cm), lambda rec: rec["metrics"]["capital_efficiency"]["ratio"]),
+        (f"{settings.risk_metric} of bad debt share", jin["risk"]["value"], current.in_sample["risk"]["value"],
+         lambda rec: rec["risk"]["value"]),
+        ("mean bad debt (USD)", mean_usd(jin["metrics"]), mean_usd(cm),
+         lambda rec: rec["metrics"]["bad_debt_usd"]["mean"]),
+    ):
+        s = sum(f_group(p["best"]) - f_cur for p in per if p["best"] is not None)
+        inter.append({"metric": label, "joint_change": f_joint - f_cur, "sum_of_changes": s,
+                      "interaction": (f_joint - f_cur) - s})
+    extra: dict[str, Any] = {
+        "per_asset": per, "pareto": [],
+        "joint": {"params": full_params, "metrics": jin["metrics"], "risk": jin["risk"], "out_of_sample": jout,
+                  "interactions": inter},
+        "study": {**per[0]["study_info"], "name": plan.study, "groups": [p["study"] for p in per],
+                  "trials": sum(p["study_info"]["trials"] for p in per)},
+        "importance": {g["group"]: g["importance"] for g in per},
+        "best": (_record(jc) | {"changes": changes(space, full_params, jc, {})}) if joint else None,
+        "out_of_sample_checks": [],
+    }
+    rec_c: Candidate | None = None
+    if joint and jin["holds"] and jout and jout["holds"]:
+        rec_c = jc
+    elif settings.mode == "improve":
+        rec_c = current
+    return rec_c, changes(space, rec_c.params if rec_c else current.params, rec_c, {}), extra
+
+
+def _store(plan: Plan, groups: list[str | None], result: SearchResult) -> None:
+    """The result as the study user attr ``cascade_report`` (every group's study with --per-asset)."""
+    import json
+
+    storage = plan.storage.open(create=False)
+    payload = json.loads(json.dumps(result.to_json()))
+    names = [plan.study if g is None else f"{plan.study}.{g}" for g in groups]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if plan.study not in names:  # --per-asset: the printed name holds the joint result (a study with no trials)
+            optuna.create_study(study_name=plan.study, storage=storage, directions=plan.settings.directions,
+                                load_if_exists=True).set_user_attr(REPORT_ATTR, payload)
+        for name in names:
+            optuna.load_study(study_name=name, storage=storage).set_user_attr(REPORT_ATTR, payload)
 
 
 def _models(sc: Scenario):

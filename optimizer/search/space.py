@@ -72,6 +72,15 @@ DEFAULT_RELATIVE = Limit(0.25, True)
 DEFAULT_STEP_BY_UNIT: dict[str, float] = {"bps": 25.0, "fraction": 0.0025, "ratio": 0.0025, "multiplier": 0.0025}
 
 _UNIT_CLAMP: dict[str, tuple[float, float]] = {"fraction": (0.0, 1.0)}
+
+# The liquidation buffer a candidate must keep on every searched asset (optimize.min_liquidation_buffer_bps):
+# adapter -> (lower field, upper field, factor to bps). One table, so a venue property can replace it.
+BUFFER_PAIRS: dict[str, tuple[str, str, float]] = {
+    "aave_v3": ("ltv_bps", "liquidation_threshold_bps", 1.0),
+    "compound_v3": ("borrow_collateral_factor", "liquidate_collateral_factor", 1e4),
+}
+CAP_FIELD_SUFFIX = "_cap_tokens"  # supply/borrow caps (whole tokens): they size a book with scale_to_caps
+MAX_ENUMERATED_GRID = 200_000  # the grid sampler lists the feasible points of grids up to this size
 _DECIMALS = 10  # float parameters are rounded to this many decimals (4-decimal storage checks stay exact)
 
 
@@ -104,6 +113,34 @@ class Dim:
     @property
     def group(self) -> str:
         return f"{self.adapter}:{self.asset or '(protocol)'}"
+
+    @property
+    def is_cap(self) -> bool:
+        return self.field.endswith(CAP_FIELD_SUFFIX)
+
+    def change(self, value: float) -> float:
+        """|value - current| as a share of the search range (0 = unchanged, 1 = the whole range)."""
+        width = self.high - self.low
+        return abs(float(value) - self.current) / width if width > 0 else 0.0
+
+    def steps(self, value: float) -> float:
+        """Grid steps from the current value (range shares x 20 for parameters without a step)."""
+        if self.step:
+            return abs(float(value) - self.current) / self.step
+        return 20.0 * self.change(value)
+
+    def random(self, rng: np.random.Generator) -> float:
+        """A uniform draw from the parameter's values (its grid when it has a step)."""
+        if self.high <= self.low:
+            return self.low if not self.integer else int(self.low)
+        if self.step:
+            n = int(round((self.high - self.low) / self.step))
+            v = self.low + int(rng.integers(0, n + 1)) * self.step
+        elif self.integer:
+            v = float(rng.integers(int(self.low), int(self.high) + 1))
+        else:
+            v = float(rng.uniform(self.low, self.high))
+        return int(round(v)) if self.integer else round(v, _DECIMALS)
 
     def distribution(self) -> BaseDistribution:
         if self.integer:
@@ -158,6 +195,59 @@ class SearchSpace:
     def current(self) -> dict[str, float]:
         return {d.name: d.current for d in self.dims}
 
+    def changed(self, params: Mapping[str, float]) -> list[str]:
+        """Names of the parameters ``params`` moves away from today's values."""
+        return [d.name for d in self.dims if d.name in params and abs(float(params[d.name]) - d.current) > 1e-12]
+
+    def change_size(self, params: Mapping[str, float]) -> float:
+        """How far ``params`` is from today's values: the sum of each move as a share of its search range."""
+        return float(sum(d.change(params[d.name]) for d in self.dims if d.name in params))
+
+    def steps(self, params: Mapping[str, float]) -> float:
+        return float(sum(d.steps(params[d.name]) for d in self.dims if d.name in params))
+
+    def caps(self) -> list[Dim]:
+        return [d for d in self.dims if d.is_cap]
+
+    def random_feasible(self, rng: np.random.Generator, start: Mapping[str, float] | None = None,
+                        tries: int = 200) -> dict[str, float] | None:
+        """A candidate inside the invariant region, by rejection one group (asset) at a time.
+
+        Groups of ``start`` (a sampler's proposal) that already satisfy every rule are kept; the others are
+        redrawn uniformly (each group's invariants and buffer involve only its own parameters). None when
+        no feasible point was found in ``tries`` draws of a group.
+        """
+        params = {d.name: (start[d.name] if start is not None and d.name in start else d.random(rng))
+                  for d in self.dims}
+        for g in self.groups():
+            sub = self.subset(g)
+            own = {n: params[n] for n in sub.names}
+            k = 0
+            while sub.check(own)[0]:
+                k += 1
+                if k > tries:
+                    return None
+                own = {d.name: d.random(rng) for d in sub.dims}
+            params.update(own)
+        return params if self.check(params)[0] == 0 else None
+
+    def feasible_grid(self, points: int) -> list[dict[str, float]]:
+        """Every grid point that satisfies the invariants and the buffer (grids up to MAX_ENUMERATED_GRID)."""
+        import itertools
+
+        grid = self.grid(points)
+        size = self.grid_size(points)
+        if size > MAX_ENUMERATED_GRID:
+            raise InputError(f"the grid has {size:,} points (more than {MAX_ENUMERATED_GRID:,}); use the tpe "
+                             "sampler, fewer free parameters or larger steps", field="--sampler")
+        names = list(grid)
+        out = []
+        for vals in itertools.product(*grid.values()):
+            p = dict(zip(names, vals, strict=True))
+            if self.check(p)[0] == 0:
+                out.append(p)
+        return out
+
     def split(self, params: Mapping[str, float]) -> dict[str, dict[str, float]]:
         """``{"aave_v3:WETH.ltv_bps": 8000}`` → ``{"aave_v3": {"WETH.ltv_bps": 8000.0}}``."""
         out: dict[str, dict[str, float]] = {}
@@ -195,12 +285,10 @@ class SearchSpace:
         out: list[str] = []
         if self.min_buffer_bps <= 0:
             return out
-        pairs = {"aave_v3": ("ltv_bps", "liquidation_threshold_bps", 1.0),
-                 "compound_v3": ("borrow_collateral_factor", "liquidate_collateral_factor", 1e4)}
         for adapter, over in self.split(params).items():
-            if adapter not in pairs:
+            if adapter not in BUFFER_PAIRS:
                 continue
-            lo_f, hi_f, to_bps = pairs[adapter]
+            lo_f, hi_f, to_bps = BUFFER_PAIRS[adapter]
             merged = {**self.adapters[adapter].params, **over}
             for asset in sorted({k.split(".")[0] for k in over if k.endswith((f".{lo_f}", f".{hi_f}"))}):
                 lo_k, hi_k = f"{asset}.{lo_f}", f"{asset}.{hi_f}"

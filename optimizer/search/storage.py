@@ -426,7 +426,7 @@ def work(study: optuna.Study, storage: BaseStorage, objective: Callable, *, targ
             if finished >= target:
                 return "done"
             sampler = sampler_for(len(trials))
-            if waiting == 0 and isinstance(sampler, optuna.samplers.GridSampler) and sampler.is_exhausted(study):
+            if waiting == 0 and hasattr(sampler, "is_exhausted") and sampler.is_exhausted(study):
                 return "exhausted"
             if finished + running < target:  # ask pops a WAITING retry first, else creates a trial
                 study.sampler = sampler

@@ -6,12 +6,13 @@ import pytest
 from _cli_helpers import cascade, cascade_in_process, one_line_error
 
 
-def test_protocols_lists_three_adapters_with_current_values_as_json(tmp_path):
+def test_protocols_lists_every_adapter_with_current_values_as_json(tmp_path):
     res = cascade("protocols", "--json", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
     by_name = {a["adapter"]: a for a in data["adapters"]}
-    assert set(by_name) == {"aave_v3", "compound_v3", "maker"}
+    assert set(by_name) == {"aave_v2", "aave_v3", "compound_v3", "maker", "maker_liq12", "binance_usdm", "dydx_v4",
+                            "gmx_v2", "hyperliquid"}
     aave = {p["name"]: p for p in by_name["aave_v3"]["parameters"]}
     assert aave["WETH.liquidation_threshold_bps"]["current"] == 8300
     assert aave["WETH.liquidation_threshold_bps"]["unit"] == "bps"

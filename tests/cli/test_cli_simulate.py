@@ -26,8 +26,10 @@ def test_simulate_json_events_and_accounts(tmp_path):
         assert key in m
     assert 0 < m["critical_drop"]["first_liquidation"] < 0.5
     rows = list(csv.DictReader((tmp_path / "ev.csv").open()))
-    assert list(rows[0]) == ["path", "step", "timestamp", "protocol", "account", "debt_repaid_usd",
-                             "collateral_seized_usd", "bonus_usd", "protocol_fee_usd", "bad_debt_usd", "price"]
+    assert list(rows[0]) == ["path", "step", "hours", "timestamp", "protocol", "account", "collateral_asset",
+                             "debt_repaid_usd", "collateral_seized_usd", "bonus_usd", "protocol_fee_usd", "bad_debt_usd",
+                             "price"]
+    assert {r["collateral_asset"] for r in rows} <= {"WETH", "WBTC"} and rows[0]["timestamp"] == ""
     assert len(rows) == pytest.approx(m["liquidations"]["mean"] * 4)
     acc = list(csv.DictReader((tmp_path / "acc.csv").open()))
     assert len(acc) == 1500 and all(0.0 <= float(r["p_liquidated"]) <= 1.0 for r in acc)

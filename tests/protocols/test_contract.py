@@ -1,6 +1,7 @@
 """The contract every adapter passes (like optuna's sampler/storage suites).
 
-Parametrised over ``protocols.ADAPTERS``; each adapter provides ``_factory_<name>.make_book``.
+Parametrised over ``protocols.LENDING_ADAPTERS``; each adapter provides ``_factory_<name>.make_book``
+(perp venues have their own suite, ``test_perp_contract.py``).
 """
 
 import importlib
@@ -9,12 +10,12 @@ import numpy as np
 import pytest
 
 from optimizer.snapshots import load_adapter
-from protocols import ADAPTERS, InvalidParameters, Prices
+from protocols import LENDING_ADAPTERS, InvalidParameters, Prices
 
 N = 400
 
 
-@pytest.fixture(scope="module", params=sorted(ADAPTERS))
+@pytest.fixture(scope="module", params=sorted(LENDING_ADAPTERS))
 def case(request):
     adapter = load_adapter(request.param)
     factory = importlib.import_module(f"_factory_{request.param}")

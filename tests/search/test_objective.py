@@ -34,8 +34,8 @@ liquidation_threshold_bps = [7600, 8800]
 """
 
 
-def test_infeasible_candidates_are_never_simulated(tmp_path, monkeypatch):
-    calls = []
+def _watch(monkeypatch) -> list[dict]:
+    calls: list[dict] = []
     original = Evaluator.simulate_range
 
     def watched(self, bound, lo, hi):
@@ -43,7 +43,14 @@ def test_infeasible_candidates_are_never_simulated(tmp_path, monkeypatch):
         return original(self, bound, lo, hi)
 
     monkeypatch.setattr(Evaluator, "simulate_range", watched)
-    plan = make_plan(SearchRequest(str(scenario(tmp_path, WIDE)), trials=14, cwd=str(tmp_path)))
+    return calls
+
+
+def test_infeasible_candidates_are_never_simulated(tmp_path, monkeypatch):
+    """The safety net: with sampling inside the invariant region off, broken candidates are rejected unsimulated."""
+    calls = _watch(monkeypatch)
+    plan = make_plan(SearchRequest(str(scenario(tmp_path, WIDE.replace("[optimize]\n", "[optimize]\nfeasible_sampling = false\n"))), trials=14,
+                                   cwd=str(tmp_path)))
     run = run_study(plan, None)
     trials = run.study.get_trials()
     infeasible = [t for t in trials if "infeasible" in t.user_attrs]
@@ -73,7 +80,10 @@ def test_the_constraint_is_the_upper_end_of_the_ci(tmp_path):
     study.enqueue_trial(cand)
     study.optimize(SearchObjective(plan.space, ev, s), n_trials=1)
     t = study.trials[0]
-    assert t.state == TrialState.COMPLETE
+    # over budget after every path: PRUNED (only sets within budget are COMPLETE), its value the efficiency
+    assert t.state == TrialState.PRUNED and t.user_attrs["fidelity"] == "full"
+    assert t.user_attrs["outcome"] == "over budget" and t.value == pytest.approx(t.user_attrs["efficiency"], rel=1e-6)
+    assert t.system_attrs["constraints"] == [0.0, pytest.approx(r.high - budget)]  # what optuna-dashboard reads
     assert t.user_attrs["risk_value"] == pytest.approx(r.value) and t.user_attrs["risk_value"] <= budget
     assert t.constraints["risk"] == pytest.approx(r.high - budget) and t.constraints["risk"] > 0
     with pytest.raises(ValueError):  # optuna: no feasible trial
@@ -82,6 +92,7 @@ def test_the_constraint_is_the_upper_end_of_the_ci(tmp_path):
     study2.enqueue_trial(cand)
     study2.optimize(SearchObjective(plan.space, ev, ObjectiveSettings(budget=r.high, adaptive=False)), n_trials=1)
     assert study2.best_trial.constraints["risk"] == pytest.approx(0.0)
+    assert study2.best_trial.state == TrialState.COMPLETE
 
 
 def test_clearly_infeasible_candidates_stop_at_screening(tmp_path):
@@ -92,6 +103,7 @@ def test_clearly_infeasible_candidates_stop_at_screening(tmp_path):
     study.enqueue_trial({"aave_v3:WETH.ltv_bps": 8700, "aave_v3:WETH.liquidation_threshold_bps": 8800})
     study.optimize(SearchObjective(plan.space, ev, s), n_trials=1)
     t = study.trials[0]
+    assert t.state == TrialState.PRUNED and t.user_attrs["outcome"] == "over budget at screening"
     assert t.user_attrs["fidelity"] == "screen" and t.user_attrs["paths"] == 4 < ev.n_paths
     assert t.user_attrs["risk_ci95_low"] > s.budget and t.constraints["risk"] > 0
     assert ev.paths_simulated == 4
@@ -110,13 +122,19 @@ def test_less_efficient_candidates_than_the_best_feasible_are_not_simulated(tmp_
     ev = Evaluator(prepare(plan.scenario))
     obj = SearchObjective(plan.space, ev, ObjectiveSettings(budget=0.5, min_screen_paths=4))
     study = optuna.create_study(direction="maximize")
+    # today: WETH LTV 8050, LT 8300
     study.enqueue_trial({"aave_v3:WETH.ltv_bps": 8400, "aave_v3:WETH.liquidation_threshold_bps": 8500})
     study.enqueue_trial({"aave_v3:WETH.ltv_bps": 8000, "aave_v3:WETH.liquidation_threshold_bps": 8500})
     study.enqueue_trial({"aave_v3:WETH.ltv_bps": 8400, "aave_v3:WETH.liquidation_threshold_bps": 8800})
-    study.optimize(obj, n_trials=3)
-    a, b, c = study.trials
+    study.enqueue_trial({"aave_v3:WETH.ltv_bps": 8400, "aave_v3:WETH.liquidation_threshold_bps": 8450})
+    study.optimize(obj, n_trials=4)
+    a, b, c, d = study.trials
     assert a.state == TrialState.COMPLETE and a.user_attrs["fidelity"] == "full"
     assert b.state == TrialState.PRUNED and b.user_attrs["stopped"] == "dominated" and b.user_attrs["paths"] == 0
-    assert b.intermediate_values == {0: pytest.approx(b.user_attrs["efficiency"])}
-    # as efficient as the best: simulated (ties go to the lower risk)
-    assert c.state == TrialState.COMPLETE and c.user_attrs["fidelity"] == "full"
+    assert b.intermediate_values == {0: pytest.approx(b.value)}
+    # as efficient as the best but a larger move (LT +500 for nothing): no free moves, not simulated
+    assert c.user_attrs["efficiency"] == a.user_attrs["efficiency"]
+    assert c.state == TrialState.PRUNED and c.user_attrs["stopped"] == "dominated"
+    # as efficient with a smaller move: simulated, and the best trial (the tie-break is in the value)
+    assert d.state == TrialState.COMPLETE and d.user_attrs["fidelity"] == "full"
+    assert study.best_trial.number == d.number and d.value > a.value

@@ -35,7 +35,11 @@ def test_same_seed_same_trials(tmp_path):
     runs = []
     for tag in ("a", "b"):
         plan = make_plan(SearchRequest(str(p), trials=8, storage=str(tmp_path / f"{tag}.journal"), cwd=str(tmp_path)))
-        runs.append(_summary(run_study(plan, None).study))
+        study = run_study(plan, None).study
+        runs.append(_summary(study))
+        # drawn inside the invariant region (LTV <= LT - 250 bps buffer, LT x bonus <= 100 %): nothing rejected
+        assert not [t for t in study.get_trials() if "infeasible" in t.user_attrs]
+        assert all(plan.space.check(t.params)[0] == 0 for t in study.get_trials())
     assert runs[0] == runs[1]
     other = make_plan(SearchRequest(str(p), trials=8, seed=99, storage=str(tmp_path / "c.journal"), cwd=str(tmp_path)))
     assert _summary(run_study(other, None).study) != runs[0]
@@ -120,12 +124,14 @@ ltv_bps = 50
 liquidation_bonus_bps = 50
 """)
     plan = make_plan(SearchRequest(str(p), cwd=str(tmp_path)))
-    assert plan.trials == 25
+    # the 5 x 5 grid around LTV 8050 / bonus 10500; LTV above 8050 leaves less than the 250 bps buffer
+    # below today's LT 8300: only the feasible 3 x 5 points are trials
+    assert plan.trials == 15
     study = run_study(plan, None).study
     seen = {(t.params["aave_v3:WETH.ltv_bps"], t.params["aave_v3:WETH.liquidation_bonus_bps"])
             for t in study.get_trials()}
-    assert seen == set(itertools.product(range(8000, 8101, 25), range(10450, 10551, 25)))
-    assert len(study.get_trials()) == 25
+    assert seen == set(itertools.product(range(8000, 8051, 25), range(10450, 10551, 25)))
+    assert len(study.get_trials()) == 15 and not [t for t in study.get_trials() if "infeasible" in t.user_attrs]
 
 
 def test_cmaes_runs_and_sees_constraints(tmp_path):

@@ -1,0 +1,59 @@
+"""The few lines the report commands print: the verdict, the key numbers, where the report is."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..engine.metrics import format_value
+
+
+def _where(out_dir: Path) -> str:
+    try:
+        return str(out_dir.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        from .manifest import scrub
+
+        return scrub(str(out_dir))
+
+
+def summary_lines(data: Mapping[str, Any], out_dir: Path) -> list[str]:
+    kind = data["kind"]
+    lines: list[str] = []
+    if kind in ("proposal", "comparison"):
+        title = data["proposal"]["title"] if kind == "proposal" else f"comparison on {data['scenario']['name']}"
+        lines.append(f"{title}")
+        lines.append(f"  scenario: {data['scenario']['name']} ({data['scenario']['paths']} paths, seed "
+                     f"{data['scenario']['seed']})")
+        lines.append(f"  verdict: {data['verdict']['text']}")
+        if kind == "proposal":
+            im = data["immediate"]["newly_liquidatable"]
+            lines.append(f"  liquidatable at once by the change: {im['positions']:,} positions, debt "
+                         f"{format_value(im['debt_usd'], 'usd')}")
+            mism = sum(1 for s in data["specification"] if s["mismatch"])
+            if mism:
+                lines.append(f"  {mism} 'before' value(s) differ from the snapshot in use (the proposal's are the "
+                             "baseline)")
+            b = data["proposed"].get("budget")
+            if b:
+                lines.append(f"  risk budget ({b['metric']} <= {format_value(b['budget'], 'share')}): proposed "
+                             f"{'within' if b['feasible'] else 'OVER'} (upper 95 % CI {format_value(b['ci95'][1], 'share')})")
+    elif kind == "simulation":
+        m = data["metrics"]["bad_debt_usd"]
+        lines.append(f"simulation {data['scenario']}: mean bad debt {format_value(m['mean'], 'usd')} ± "
+                     f"{format_value(m['stderr'], 'usd')}")
+    elif kind == "study":
+        rep = data["search"]
+        best = rep.get("best")
+        lines.append(f"study {rep.get('study', {}).get('name')}: "
+                     + ("no feasible set" if not best else f"best efficiency {best['efficiency'] * 100:.2f} %"))
+    lines.append(f"report: {_where(out_dir) + '/report.md'}")
+    return lines
+
+
+def print_summary(data: Mapping[str, Any], out_dir: Path, *, err: bool = False) -> None:
+    import click
+
+    for line in summary_lines(data, out_dir):
+        click.echo(line, err=err)
