@@ -114,7 +114,7 @@ def test_the_streamed_events_csv_is_the_in_memory_one_and_the_metrics_do_not_cha
     prep = prepare(load_scenario(write_scenario(tmp_path, paths=5)))
     whole = evaluate(prep, {}, events=True)
     streamed = simulate_with_events(prep, {}, events_path=tmp_path / "ev.csv", analyses=False, paths_per_batch=2)
-    got = pd.read_csv(tmp_path / "ev.csv", keep_default_na=False)
+    got = pd.read_csv(tmp_path / "ev.csv", keep_default_na=False, float_precision="round_trip")
     want = whole.events()
     assert list(got.columns) == list(want.columns) and len(got) == len(want) > 0
     for c in want.columns:
