@@ -128,6 +128,11 @@ def parse_dist(spec: Any, key: str, file: str, *, lo: float = -MAX_USD, hi: floa
     return Dist(d, MappingProxyType(params), clip_lo, clip_hi)
 
 
+def _dist(spec: Any, key: str, file: str, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Check a distribution table and draw ``n`` values (see :func:`parse_dist`; used by the perp books too)."""
+    return parse_dist(spec, key, file).draw(rng, n)
+
+
 def _shares(spec: Any, key: str, file: str, allowed: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
     if not isinstance(spec, Mapping) or not spec:
         raise InputError("must be a table of asset = share", file=file, field=key)

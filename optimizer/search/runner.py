@@ -654,14 +654,20 @@ def _precheck(plan: Plan) -> None:
     """Refuse a study created for another search before simulating anything (create_or_load checks again)."""
     import json
 
-    if plan.cfg.per_asset or (plan.storage.path and not os.path.exists(plan.storage.path)):
+    if plan.storage.path and not os.path.exists(plan.storage.path):
+        from ..io import check_writable
+
+        check_writable(plan.storage.path, "--storage")  # a journal that cannot be created: say so now
+        return
+    storage = plan.storage.open(create=True)  # a bad URL, a damaged journal: one line before any simulation
+    if plan.cfg.per_asset:
         return
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            study = optuna.load_study(study_name=plan.study, storage=plan.storage.open(create=False))
+            study = optuna.load_study(study_name=plan.study, storage=storage)
     except Exception:
-        return  # no such study yet (or the storage is unreadable: create_or_load says why)
+        return  # no such study yet
     prev = study.user_attrs.get("cascade_search")
     if not isinstance(prev, dict):
         return

@@ -92,7 +92,8 @@ def test_two_workers_finish_exactly_n_distinct_trials(tmp_path):
     assert full
     for t in full[:2]:
         again = ev.evaluate(plan.space.split(t.params)).metrics()
-        assert again["bad_debt_share"] == t.user_attrs["metrics"]["bad_debt_share"]
+        assert again["bad_debt_usd"]["mean"] == t.user_attrs["bad_debt_mean_usd"]
+        assert again["bad_debt_share"]["var_99"] == t.user_attrs["bad_debt_var_99_share"]
 
 
 def test_pareto_front_is_non_dominated(tmp_path):
