@@ -17,6 +17,7 @@ installed ``cascade`` executable. ``CASCADE_FULL_TESTS=1`` runs every case.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -217,6 +218,7 @@ def scenario_commands(name: str) -> list[tuple[str, list[str]]]:
                           "{root}/runs/s.journal"])]
 
 
+@functools.cache
 def scenario_cases() -> list[Case]:
     cases: list[Case] = []
     for src in SCENARIOS:
@@ -266,6 +268,7 @@ def _snapshot_leaves(data: dict[str, Any]) -> list[tuple[tuple, Any]]:
             and "provenance" not in p]
 
 
+@functools.cache
 def snapshot_cases() -> list[Case]:
     cases: list[Case] = []
     for src in SNAPSHOTS:
@@ -346,6 +349,7 @@ path = "book.csv"
 """
 
 
+@functools.cache
 def csv_cases() -> list[Case]:
     cases: list[Case] = []
     # a CSV book
@@ -409,6 +413,7 @@ def option_cases() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
+    """Every case (the generators are cached: cases are read-only once made)."""
     return scenario_cases() + snapshot_cases() + csv_cases() + option_cases()
 
 

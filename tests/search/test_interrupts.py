@@ -85,27 +85,38 @@ def test_a_trial_cut_before_its_parameters_were_drawn_is_not_requeued(tmp_path):
 # A signal at a random moment
 # ------------------------------------------------------------------------------------------------
 
-MOMENTS = [(signal.SIGINT, 11)] + ([(s, k) for k in range(12) for s in (signal.SIGINT, signal.SIGTERM)] if FULL else [])
+# (signal, seed, count the delay from the first finished trial): the default run cuts the search itself at a
+# random point after its first trial (inside a trial, between two, in a journal write); the full set also
+# cuts it at random moments from the start (imports, today's set, study creation, the final report).
+MOMENTS = [(signal.SIGINT, 11, True)] + ([(s, k, k % 3 == 0) for k in range(12) for s in (signal.SIGINT,
+                                                                                          signal.SIGTERM)]
+                                         if FULL else [])
 
 
-@pytest.mark.parametrize("sig, seed", MOMENTS)
-def test_a_signal_at_a_random_moment_exits_130_keeps_every_finished_trial_and_resumes_at_once(tmp_path, sig, seed):
+@pytest.mark.parametrize("sig, seed, after_first", MOMENTS)
+def test_a_signal_at_a_random_moment_exits_130_keeps_every_finished_trial_and_resumes_at_once(tmp_path, sig, seed,
+                                                                                              after_first):
     p = scenario(tmp_path)
     journal = tmp_path / "runs" / "engine-test.journal"
-    delay = random.Random(seed).uniform(0.2, 5.0)
+    delay = random.Random(seed).uniform(0.0, 1.0) if after_first else random.Random(seed).uniform(0.2, 8.0)
     proc = subprocess.Popen([CASCADE, "optimize", str(p), "--trials", "6"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     seen: dict = {}
     t0 = time.monotonic()
+    while after_first and not seen and proc.poll() is None and time.monotonic() - t0 < 240:
+        seen |= _read(journal)
+        time.sleep(0.02)
+    t0 = time.monotonic()
     while time.monotonic() - t0 < delay and proc.poll() is None:
         seen |= _read(journal)
-        time.sleep(0.05)
+        time.sleep(0.02)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode in (0, 130), (proc.returncode, err)
     assert "Traceback" not in err, err
     if proc.returncode == 130:
-        lines = [ln for ln in err.splitlines() if ln.strip()]
+        # (off a terminal `cascade optimize` logs its phases and trials as "cascade optimize: ..." lines)
+        lines = [ln for ln in err.splitlines() if ln.strip() and not ln.startswith("cascade optimize: ")]
         assert len(lines) == 1 and "interrupted" in lines[0], err
         if seen:  # the study existed: the line says what is kept and how to go on
             assert "saved" in lines[0] and ("resume" in lines[0] or "again" in lines[0]), err
@@ -161,13 +172,13 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs /proc")
 def test_a_killed_worker_is_reported_and_replaced_and_sigterm_stops_every_worker(tmp_path):
-    p = scenario(tmp_path, paths=32)
+    p = scenario(tmp_path)
     journal = tmp_path / "runs" / "engine-test.journal"
-    proc = subprocess.Popen([CASCADE, "optimize", str(p), "--trials", "40", "--workers", "2"], cwd=tmp_path,
+    proc = subprocess.Popen([CASCADE, "optimize", str(p), "--trials", "60", "--workers", "2"], cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and (len(_read(journal)) < 2 or len(_workers(proc.pid)) < 2):
+        while time.monotonic() < deadline and (len(_read(journal)) < 1 or len(_workers(proc.pid)) < 2):
             assert proc.poll() is None, proc.communicate()[1]
             time.sleep(0.1)
         victim = _workers(proc.pid)[0]
@@ -191,9 +202,4 @@ def test_a_killed_worker_is_reported_and_replaced_and_sigterm_stops_every_worker
     after = _read(journal)
     for number, rec in seen.items():
         assert after.get(number) == rec
-    res = subprocess.run([CASCADE, "optimize", str(p), "--trials", str(len(after) + 2), "--json"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=300, check=False)
-    assert res.returncode == 0 and "waiting for" not in res.stderr, res.stderr
-    trials = _study(journal).get_trials()
-    assert sum(t.state in FINISHED for t in trials) == len(after) + 2
-    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert not os.path.lexists(str(journal) + ".lock")  # (resuming is the random-moment test's job)
