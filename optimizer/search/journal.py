@@ -57,7 +57,8 @@ FLOCK_SUFFIX = ".lock.flock"
 
 
 def _say(msg: str) -> None:
-    print(f"cascade: {msg}", file=sys.stderr, flush=True)
+    """A notice (not an error): one line ``cascade: note: ...`` on stderr."""
+    print(f"cascade: note: {msg}", file=sys.stderr, flush=True)
 
 
 def _worker_alive(wid: str) -> bool | None:
@@ -247,8 +248,8 @@ class SafeJournalBackend(JournalFileBackend):
         with deferred():
             self._lock.acquire()
             try:
+                self._repair_merged_lines()  # first: a file that is not a journal at all is refused untouched
                 self._repair_tail()
-                self._repair_merged_lines()
             finally:
                 self._lock.release()
 
@@ -302,6 +303,7 @@ class SafeJournalBackend(JournalFileBackend):
         changed = False
         with open(self._file_path, "rb") as fh:
             lines = fh.readlines()
+        tail = lines.pop() if lines and not lines[-1].endswith(b"\n") else None  # _repair_tail's business
         for i, line in enumerate(lines):
             if _is_record(line):
                 fixed.append(line)
@@ -316,14 +318,22 @@ class SafeJournalBackend(JournalFileBackend):
                 changed = True
                 continue
             bad.append(i + 1)
+        total = len(lines) + (tail is not None)
+        if bad and bad[0] == 1:
+            raise InputError(f"not an optuna study journal (line 1 of {total} is not a study record); nothing was "
+                             "changed: pass another file, or a new one to start a study", file=self.display,
+                             field="--storage")
         if bad:
             more = "" if len(bad) == 1 else f" ({len(bad)} such lines)"
             keep = bad[0] - 1
-            raise InputError(f"line {bad[0]} of {len(lines)} is not a study record{more}: the file is damaged and "
+            raise InputError(f"line {bad[0]} of {total} is not a study record{more}: the file is damaged and "
                              f"was not changed; to resume from the {keep} records before it: cp {self.display} "
                              f"{self.display}.bak && head -n {keep} {self.display}.bak > {self.display} "
                              "(or start over with --storage NEW_FILE)", file=self.display, field="--storage")
         if changed:
+            if tail is not None:
+                lines.append(tail)
+                fixed.append(tail)
             backup = f"{self._file_path}.bak-{_stamp()}"
             with open(backup, "wb") as b:
                 b.writelines(lines)

@@ -316,7 +316,8 @@ def _worker_main(req: SearchRequest, group: str | None, name: str, target: int, 
 
 
 def _say(msg: str) -> None:
-    print(f"cascade: {msg}", file=sys.stderr, flush=True)
+    """A notice (not an error): one line ``cascade: note: ...`` on stderr."""
+    print(f"cascade: note: {msg}", file=sys.stderr, flush=True)
 
 
 def _stop_workers(procs: list, timeout_s: float = 30.0) -> None:

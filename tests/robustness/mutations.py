@@ -375,6 +375,88 @@ def csv_cases() -> list[Case]:
     return cases
 
 
+def _first_param(adapter: str) -> str:
+    from optimizer.snapshots import load_adapter
+
+    spec = load_adapter(adapter).schema().specs[0]
+    return f"{adapter}:{spec.name}={spec.current!r}"
+
+
+@functools.cache
+def compare_cases() -> list[Case]:
+    """``cascade compare`` on mutated (shrunk) scenarios: the candidate is today's first parameter, unchanged."""
+    out = []
+    for c in scenario_cases():
+        if not c.id.endswith(":simulate"):
+            continue
+        name = next(iter(c.files)) if c.files else None
+        src = next((p for p in SCENARIOS if name and p.stem == Path(name).stem), None)
+        base = tomllib.loads(src.read_text()) if src is not None else {}
+        protos = base.get("protocols") or [{}]
+        adapter = protos[0].get("adapter", "aave_v3")
+        argv = ["compare", *c.argv[1:2], "--set", _first_param(adapter), "--paths", "2", "--no-analyses", "--json",
+                "--out", "{root}/rep"]
+        out.append(Case(c.id.rsplit(":", 1)[0] + ":compare", argv, c.files, c.culprit, c.key, c.kind))
+    return out
+
+
+PROPOSALS = sorted(p for p in (DATA / "proposals").glob("*.toml") if p.name != "defaults.toml")
+
+
+@functools.cache
+def proposal_cases() -> list[Case]:
+    """``cascade proposal`` on mutated bundled proposal files (and whole-file mutations)."""
+    cases: list[Case] = []
+    for src in PROPOSALS:
+        base = tomllib.loads(src.read_text())
+        fname = src.name
+        variants: list[tuple[str, str | None, Any]] = []
+        for path, v in leaves(base):
+            if path[-1] in ("summary", "source", "link", "author", "title", "date", "market"):
+                continue
+            for mname, nv in value_mutations(v):
+                variants.append((mname, dotted(path), dump_toml(_set(base, path, nv))))
+        variants.append(("unknown_key", "bogus_key", dump_toml({**base, "bogus_key": 1})))
+        for mname, content in file_mutations(dump_toml(base).encode()):
+            variants.append((mname, None, content))
+        for mname, key, content in variants:
+            cases.append(Case(f"{src.stem}:{key or 'file'}:{mname}:proposal",
+                              ["proposal", "{root}/" + fname, "--paths", "2", "--json", "--out", "{root}/rep"],
+                              {fname: content}, fname, key, mname))
+    cases.append(Case("proposal:file:dev_zero:proposal", ["proposal", "/dev/zero", "--paths", "2"], {}, "/dev/zero",
+                      None, "dev_zero"))
+    return cases
+
+
+def _small_journal() -> bytes:
+    """A real optuna journal of a two-trial study (no cascade result in it)."""
+    import tempfile
+
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    with tempfile.TemporaryDirectory() as d:
+        p = Path(d) / "s.journal"
+        optuna.logging.set_verbosity(optuna.logging.ERROR)
+        study = optuna.create_study(study_name="s", storage=JournalStorage(JournalFileBackend(str(p))))
+        study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+        return p.read_bytes()
+
+
+@functools.cache
+def report_cases() -> list[Case]:
+    """``cascade report`` on a study journal that is not a cascade study, damaged or not a file at all."""
+    base = _small_journal()
+    variants = [("no_result", base), *file_mutations(base)]
+    lines = base.splitlines(keepends=True)
+    variants.append(("damaged_line", b"".join(lines[:2] + [b"not json\n"] + lines[2:])))
+    cases = [Case(f"s.journal:file:{m}:report", ["report", "{root}/s.journal", "--out", "{root}/rep"],
+                  {"s.journal": c}, "s.journal", None, m) for m, c in variants]
+    cases.append(Case("report:file:dev_zero:report", ["report", "/dev/zero"], {}, "/dev/zero", None, "dev_zero"))
+    return cases
+
+
 def option_cases() -> list[Case]:
     """Bad command-line values (the message must name the option)."""
     sc = "aave_v3_core_24h_jumps"
@@ -408,13 +490,29 @@ def option_cases() -> list[Case]:
         (["protocols", "--snapshot", "{root}/x.json"], "--snapshot"),
         (["simulate", "{root}/missing.toml"], "missing.toml"),
         (["simulate", "{root}"], "{root}"),
+        (["compare", sc, "--paths", "2"], "--set"),
+        (["compare", sc, "--set", "WETH.ltv_bps=9900", "--paths", "2"], "--set"),
+        (["compare", sc, "--set", "WETH.ltv_bps=nan", "--paths", "2"], "--set"),
+        (["proposal", "{root}/missing.toml"], "missing.toml"),
+        (["proposal", str(PROPOSALS[0]), "--index", "5"], "--index"),
+        (["proposal", str(PROPOSALS[0]), "--scenario", "{root}/missing.toml"], "missing.toml"),
+        (["report", "{root}/missing.journal"], "missing.journal"),
+        (["report", "postgresql+psycopg://u:S3cretPW@127.0.0.1:1/db?connect_timeout=1"], "127.0.0.1"),
+        (["fetch", "--protocol", "aave_v3", "--rpc", "http://u:S3cretPW@127.0.0.1:1/v3/0123456789abcdef0123456789abcdef",
+          "--retries", "0", "--timeout", "1", "--out", "{root}/snap.json"], "--rpc"),
+        (["fetch", "--protocol", "aave_v3", "--rpc", "not a url", "--out", "{root}/snap.json"], "--rpc"),
+        (["fetch", "--protocol", "aave_v3", "--accounts", "/dev/zero", "--rpc", "http://127.0.0.1:1",
+          "--out", "{root}/snap.json"], "/dev/zero"),
+        (["watch", "{root}/missing.toml", "--rpc", "http://127.0.0.1:1"], "missing.toml"),
+        (["watch", sc, "--rpc", "http://127.0.0.1:1", "--every", "soon"], "--every"),
     ]
     return [Case(f"option:{' '.join(a[:1] + a[2:])}", a, {}, c, None, "option") for a, c in bad]
 
 
 def all_cases() -> list[Case]:
     """Every case (the generators are cached: cases are read-only once made)."""
-    return scenario_cases() + snapshot_cases() + csv_cases() + option_cases()
+    return (scenario_cases() + snapshot_cases() + csv_cases() + compare_cases() + proposal_cases() + report_cases()
+            + option_cases())
 
 
 def sample(cases: list[Case], n: int, seed: int = 0) -> list[Case]:
@@ -485,7 +583,7 @@ def check(case: Case, out: Outcome, root: Path) -> str | None:
     """None when the outcome keeps the promise, else why not."""
     if out.traceback:
         return f"traceback:\n{out.traceback[-1500:]}"
-    allowed = (0, 2, 3) if case.argv[0] == "optimize" else (0, 2)  # 3: no answer within the risk budget
+    allowed = (0, 2, 3) if case.argv[0] in ("optimize", "proposal", "compare") else (0, 2)  # 3: a failing verdict
     if out.code not in allowed:
         return f"exit code {out.code}: {out.stderr[-500:]}"
     if out.code in (0, 3):
@@ -496,7 +594,9 @@ def check(case: Case, out: Outcome, root: Path) -> str | None:
                 return f"exit 0 but the JSON is not strict JSON ({e})"
         return None
     # `cascade optimize` logs its phases on stderr when it is not a terminal; the error is one more line
-    lines = [ln for ln in out.stderr.splitlines() if ln.strip() and not ln.startswith("cascade optimize: ")]
+    # and notices ("cascade: note: a torn journal tail was repaired") are not part of the error
+    lines = [ln for ln in out.stderr.splitlines()
+             if ln.strip() and not ln.startswith(("cascade optimize: ", "cascade: note: "))]
     if len(lines) != 1:
         return f"{len(lines)} lines on stderr: {out.stderr[-800:]}"
     msg = lines[0]

@@ -17,6 +17,9 @@ GROUPS = {
     "scenario-optimize": (lambda: [c for c in m.scenario_cases() if c.id.endswith(":optimize")], 90),
     "snapshot": (m.snapshot_cases, 150),
     "csv": (m.csv_cases, 70),
+    "compare": (m.compare_cases, 40),
+    "proposal": (m.proposal_cases, 40),
+    "report": (m.report_cases, 100),
     "options": (m.option_cases, 1000),
 }
 
@@ -53,7 +56,7 @@ def test_generated_cases_cover_every_mutation_and_command():
     assert {"removed", "wrong_type", "negative", "nan", "inf", "huge", "unknown_key", "truncated", "empty", "binary",
             "utf16", "latin1", "directory", "fifo", "dev_zero"} <= kinds
     commands = {c.argv[0] for c in cases}
-    assert {"simulate", "optimize", "validate", "protocols"} <= commands
+    assert {"simulate", "optimize", "validate", "protocols", "compare", "proposal", "report", "fetch", "watch"} <= commands
     assert {c.id.split(":")[0] for c in cases} >= {s.stem for s in m.SCENARIOS} | {s.stem for s in m.SNAPSHOTS}
 
 
