@@ -24,6 +24,16 @@ for servers. It is released as soon as the trial starts, so simulations run in p
 **Dead workers.** Every trial records its worker (``host:pid:start``) in the user attr ``worker``. A
 RUNNING trial whose worker was on this host and is gone (SIGKILL, OOM) is failed and re-queued with the
 same parameters by the next worker or command; on RDB the heartbeat covers other hosts.
+
+**Interrupted trials.** A trial cut by SIGINT/SIGTERM is FAIL; :func:`requeue_failed` re-queues every FAIL
+trial once with the same parameters (the current-parameters trial keeps its label), at most
+:data:`MAX_RETRIES` times per parameter set. From ``ask`` until the trial records its worker, signals
+are held (:mod:`optimizer.interrupts`), so no trial is left RUNNING without an owner.
+
+**The journal file** is read and written through :class:`~optimizer.search.journal.SafeJournalBackend`:
+a torn last line is repaired under the lock (never appended onto), and the lock of a killed process is
+detected (see that module). Every message that can contain a storage URL is redacted
+(:func:`optimizer.redact.redact_url`, and the URL's own secrets masked in driver errors).
 """
 
 from __future__ import annotations
