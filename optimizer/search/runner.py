@@ -22,6 +22,7 @@ from typing import Any
 
 import optuna
 
+from ..checks import check_engine
 from ..errors import InputError
 from ..interrupts import deferred
 from ..scenario.config import OPTIMIZE_SAMPLERS, OptimizeConfig, Scenario, check_objectives, load_scenario
@@ -535,6 +536,7 @@ def optimize(req: SearchRequest, progress: Callable | None = None,
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     _precheck(plan)
     prepared = prepare(plan.scenario)
+    check_engine(prepared, None, req.engine)  # --engine kernel on a book it cannot run: one line, not a traceback
     ev0 = Evaluator(prepared, req.engine)
     space = plan.space
     cur = space.current()

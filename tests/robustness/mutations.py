@@ -476,6 +476,10 @@ def option_cases() -> list[Case]:
         (["simulate", sc, "--events", "/proc/nope/x.csv"], "--events"),
         (["simulate", sc, "--accounts", "{root}"], "--accounts"),
         (["simulate", "maker_eth_a_black_thursday", "--engine", "kernel"], "--engine"),
+        (["optimize", "maker_eth_a_black_thursday", "--engine", "kernel", "--trials", "1", "--storage",
+          "{root}/s.journal"], "--engine"),
+        (["compare", "maker_eth_a_black_thursday", "--engine", "kernel", "--set", "maker:ETH-A.mat=1.45", "--paths",
+          "2"], "--engine"),
         (["optimize", sc, "--trials", "0"], "--trials"),
         (["optimize", sc, "--workers", "0"], "--workers"),
         (["optimize", sc, "--timeout", "-1"], "--timeout"),
@@ -515,14 +519,15 @@ def all_cases() -> list[Case]:
             + option_cases())
 
 
-def sample(cases: list[Case], n: int, seed: int = 0) -> list[Case]:
-    """A deterministic sample that keeps at least one case of every (file, mutation kind)."""
+def sample(cases: list[Case], n: int, seed: int = 0, per_file: bool = True) -> list[Case]:
+    """A deterministic sample that keeps at least one case of every (file, mutation kind), or of every
+    mutation kind with ``per_file=False`` (for commands that read files through the same loaders)."""
     if FULL or len(cases) <= n:
         return cases
     rng = random.Random(seed)
     by: dict[tuple[str, str], list[Case]] = {}
     for c in cases:
-        by.setdefault((c.id.split(":")[0], c.kind), []).append(c)
+        by.setdefault((c.id.split(":")[0] if per_file else "", c.kind), []).append(c)
     picked = [rng.choice(v) for v in by.values()]
     rest = [c for c in cases if c not in picked]
     picked += rng.sample(rest, max(0, min(len(rest), n - len(picked))))

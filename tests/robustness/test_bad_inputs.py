@@ -12,13 +12,13 @@ import mutations as m
 import pytest
 
 GROUPS = {
-    # group: (cases, sample size in the default run)
+    # group: (cases, sample size in the default run[, one per mutation kind only: same loaders as simulate])
     "scenario-simulate": (lambda: [c for c in m.scenario_cases() if c.id.endswith(":simulate")], 260),
     "scenario-optimize": (lambda: [c for c in m.scenario_cases() if c.id.endswith(":optimize")], 90),
     "snapshot": (m.snapshot_cases, 150),
     "csv": (m.csv_cases, 70),
-    "compare": (m.compare_cases, 40),
-    "proposal": (m.proposal_cases, 40),
+    "compare": (m.compare_cases, 16, False),
+    "proposal": (m.proposal_cases, 24, False),
     "report": (m.report_cases, 100),
     "options": (m.option_cases, 1000),
 }
@@ -26,8 +26,8 @@ GROUPS = {
 
 @pytest.mark.parametrize("group", list(GROUPS))
 def test_every_bad_input_is_one_line_exit_2_or_accepted(group, tmp_path):
-    make, n = GROUPS[group]
-    cases = m.sample(make(), n)
+    make, n, *per_file = GROUPS[group]
+    cases = m.sample(make(), n, per_file=per_file[0] if per_file else True)
     bad = m.check_cases(cases, tmp_path)
     assert not bad, f"{len(bad)} of {len(cases)} cases broke the promise:\n" + "\n".join(bad[:20])
 
