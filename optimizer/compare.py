@@ -413,6 +413,9 @@ def compare(scenario: str | Path | Scenario, params: Params, *, baseline: Params
     if progress:
         progress("preparing paths")
     prepared = prepare(sc)
+    from .checks import check_engine
+
+    check_engine(prepared, None, engine)  # --engine kernel on a book it cannot run: one line, not a traceback
     if progress:
         progress("current parameters")
     cur = evaluate(prepared, {}, engine=engine, analyses=analyses)

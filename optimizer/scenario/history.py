@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .limits import MAX_GAS_GWEI, MAX_PRICE_USD
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # project column name -> canonical name
@@ -108,13 +109,12 @@ def bar_interval_s(timestamps: np.ndarray) -> int:
 def _read_columns(path: str | Path, required: tuple[str, ...], optional: tuple[str, ...],
                   aliases: dict[str, str]) -> tuple[np.ndarray, dict[str, list[str]], str]:
     """Read a CSV into raw string columns; returns (line numbers, columns, source)."""
+    import io
+
+    from ..io import read_text
+
     src = str(path)
-    try:
-        fh = open(path, newline="", encoding="utf-8-sig")  # noqa: SIM115 - open errors need their own message
-    except FileNotFoundError:
-        raise InputError("file not found", file=src) from None
-    except OSError as e:
-        raise InputError(f"cannot read ({e.strerror})", file=src) from None
+    fh = io.StringIO(read_text(path, label=src), newline="")  # regular file, size cap, UTF-8 (BOM dropped)
     with fh:
         reader = csv.reader(fh)
         try:
@@ -148,8 +148,6 @@ def _read_columns(path: str | Path, required: tuple[str, ...], optional: tuple[s
                     cols[c].append(row[i].strip())
         except csv.Error as e:
             raise InputError(f"malformed CSV ({e})", file=src, field=f"line {reader.line_num}") from None
-        except UnicodeDecodeError:
-            raise InputError("not a UTF-8 text file", file=src) from None
     if len(lines) < 2:
         raise InputError(f"needs at least 2 data rows (got {len(lines)})", file=src)
     return np.asarray(lines), cols, src
@@ -226,6 +224,13 @@ def _check_min(x: np.ndarray, col: str, lines: np.ndarray, src: str, *, strict: 
         raise InputError(f"must be {rule} (got {x[i]:g})", **_where(src, lines, i, col))
 
 
+def _check_max(x: np.ndarray, col: str, lines: np.ndarray, src: str, hi: float) -> None:
+    bad = np.flatnonzero(x > hi)
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"must be <= {hi:g} (got {x[i]:g})", **_where(src, lines, i, col))
+
+
 def read_price_csv(path: str | Path) -> PriceHistory:
     """Read and validate a price CSV.
 
@@ -251,6 +256,7 @@ def read_price_csv(path: str | Path) -> PriceHistory:
     px = {c: _parse_floats(cols[c], c, lines, src) for c in PRICE_COLUMNS}
     for c in PRICE_COLUMNS:
         _check_min(px[c], c, lines, src, strict=True)
+        _check_max(px[c], c, lines, src, MAX_PRICE_USD)
     o, h, lo, c = px["open"], px["high"], px["low"], px["close"]
     bad = np.flatnonzero(h < lo)
     if bad.size:
@@ -284,6 +290,7 @@ def read_gas_csv(path: str | Path) -> GasHistory:
     ts = _parse_times(cols["timestamp"], lines, src)
     gas = _parse_floats(cols["avg_gas_gwei"], "avg_gas_gwei", lines, src)
     _check_min(gas, "avg_gas_gwei", lines, src, strict=False)
+    _check_max(gas, "avg_gas_gwei", lines, src, MAX_GAS_GWEI)
     _check_order(ts, lines, src)
     return GasHistory(_readonly(ts), _readonly(gas), src)
 
