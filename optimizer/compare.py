@@ -369,11 +369,11 @@ def check_params(sc: Scenario, params: Params, field: str = "params") -> None:
     from .engine.model import scenario_adapter
     from .errors import InputError
 
-    names = [p.adapter for p in sc.protocols]
-    for adapter, over in params.items():
-        if adapter not in names:
-            raise InputError(f"no protocol '{adapter}' in the scenario (has {', '.join(names)})", field=field)
-        i = names.index(adapter)
+    names = list(sc.protocol_ids)  # overrides are keyed by protocol id (default: the adapter name)
+    for pid, over in params.items():
+        if pid not in names:
+            raise InputError(f"no protocol '{pid}' in the scenario (has {', '.join(names)})", field=field)
+        i = names.index(pid)
         try:
             scenario_adapter(sc, i).with_params({**sc.protocols[i].params, **over})
         except InvalidParameters as e:
@@ -413,6 +413,9 @@ def compare(scenario: str | Path | Scenario, params: Params, *, baseline: Params
     if progress:
         progress("preparing paths")
     prepared = prepare(sc)
+    from .checks import check_engine
+
+    check_engine(prepared, None, engine)  # --engine kernel on a book it cannot run: one line, not a traceback
     if progress:
         progress("current parameters")
     cur = evaluate(prepared, {}, engine=engine, analyses=analyses)

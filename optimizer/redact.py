@@ -39,14 +39,16 @@ def _keylike(segment: str) -> bool:
     return bool(_KEYLIKE.match(s)) and any(c.isdigit() for c in s) and any(c.isalpha() for c in s)
 
 
+def _secret_key(k: str) -> bool:
+    name = unquote(k).strip().lower()
+    return name in SECRET_QUERY_KEYS or any(w in name for w in ("password", "secret", "token", "apikey", "api_key"))
+
+
 def _redact_pairs(part: str) -> str:
     out = []
     for pair in part.split("&"):
         k, eq, v = pair.partition("=")
-        name = unquote(k).strip().lower()
-        secret = name in SECRET_QUERY_KEYS or any(w in name for w in ("password", "secret", "token", "apikey",
-                                                                       "api_key"))
-        out.append(f"{k}={MASK}" if eq and v and secret else pair)
+        out.append(f"{k}={MASK}" if eq and v and _secret_key(k) else pair)
     return "&".join(out)
 
 
@@ -74,6 +76,44 @@ def redact_url(url: str) -> str:
     if hsep:
         out += "#" + _redact_pairs(fragment)
     return out
+
+
+def _split(url: str) -> tuple[str, str, str, str, str, str]:
+    """(scheme, userinfo, host, path, query, fragment) the way :func:`redact_url` reads a URL."""
+    scheme, _, rest = url.partition("://")
+    rest, _, fragment = rest.partition("#")
+    rest, _, query = rest.partition("?")
+    at = rest.rfind("@")
+    slash = rest.find("/", at + 1 if at >= 0 else 0)
+    authority, path = (rest, "") if slash < 0 else (rest[:slash], rest[slash:])
+    userinfo, _, host = authority.rpartition("@") if "@" in authority else ("", "", authority)
+    return scheme, userinfo, host, path, query, fragment
+
+
+def url_secrets(url: str | None) -> tuple[str, ...]:
+    """The credential strings inside ``url`` (as written and percent-decoded), for :func:`redact_text`.
+
+    A driver's error text may show a password outside any URL shape (a DSN ``password=...``, a
+    decoded form, a URL cut at a space); masking the strings themselves catches every rendering.
+    """
+    if not isinstance(url, str) or "://" not in url:
+        return ()
+    _, userinfo, _, path, query, fragment = _split(url)
+    out: list[str] = []
+    user, colon, pw = userinfo.partition(":")
+    if colon and pw:
+        out.append(pw)
+        # drivers that split the authority at the FIRST '@' read the rest of the password as the host
+        out += [piece for piece in pw.split("@") if len(piece) >= 4]
+    elif userinfo and _keylike(user):
+        out.append(user)
+    for part in (query, fragment):
+        for pair in part.split("&"):
+            k, eq, v = pair.partition("=")
+            if eq and v and _secret_key(k):
+                out.append(v)
+    out += [seg for seg in path.split("/") if seg and _keylike(seg)]
+    return tuple(dict.fromkeys(x for s in out for x in (s, unquote(s)) if x))
 
 
 def redact_text(text: str, secrets: tuple[str, ...] = ()) -> str:

@@ -520,6 +520,7 @@ def as_mask(book: Book, mask: np.ndarray | None) -> np.ndarray:
 _KINDS: dict[str, tuple[type, ...]] = {
     "number": (int, float),
     "int": (int,),
+    "uint8": (int,),  # ERC-20 decimals, Comet numAssets
     "bool": (bool,),
     "str": (str,),
     "dict": (dict,),
@@ -543,4 +544,6 @@ def field_of(snapshot: Mapping[str, Any], path: str, kind: str = "number", *, op
         raise SnapshotError(f"{path}: expected {kind}, got {type(node).__name__} {node!r}"[:200])
     if kind == "number" and not math.isfinite(node):
         raise SnapshotError(f"{path}: must be finite, got {node!r}")
+    if kind == "uint8" and not 0 <= node <= 255:
+        raise SnapshotError(f"{path}: must be a whole number in [0, 255] (uint8), got {node!r}"[:200])
     return node

@@ -112,7 +112,7 @@ class AaveV3(Adapter):
                 value = field_of(snapshot, f"assets.{sym}.{key}")
                 src, as_of = prov(node, key)
                 specs.append(ParamSpec(f"{sym}.{key}", unit, lo, hi, float(value), desc, True, src, as_of))
-            field_of(snapshot, f"assets.{sym}.decimals", "int")
+            field_of(snapshot, f"assets.{sym}.decimals", "uint8")
             invariants += cls._reserve_invariants(sym)
 
         for eid, node in emodes.items():

@@ -117,10 +117,10 @@ class CompoundV3(Adapter):
         assets = field_of(snapshot, "assets", "dict")
         if not assets:
             raise SnapshotError("assets: no collateral assets")
-        max_assets = field_of(snapshot, "market_params.max_collateral_assets", "int", optional=True)
+        max_assets = field_of(snapshot, "market_params.max_collateral_assets", "uint8", optional=True)
         if max_assets is not None and len(assets) > max_assets:
             raise SnapshotError(f"assets: {len(assets)} assets > max_collateral_assets={max_assets} (TooManyAssets)")
-        base_decimals = field_of(snapshot, "base_asset.decimals", "int")
+        base_decimals = field_of(snapshot, "base_asset.decimals", "uint8")
         field_of(snapshot, "base_asset.symbol", "str")
         market_source = field_of(snapshot, "source", "str")
         market_as_of = field_of(snapshot, "as_of", "str")
@@ -129,7 +129,7 @@ class CompoundV3(Adapter):
         invariants: list[Invariant] = []
         for sym in assets:
             path = f"assets.{sym}"
-            field_of(snapshot, f"{path}.decimals", "int")
+            field_of(snapshot, f"{path}.decimals", "uint8")
             source = field_of(snapshot, f"{path}.source", "str")
             as_of = field_of(snapshot, f"{path}.as_of", "str")
             status = field_of(snapshot, f"{path}.status", "str", optional=True)

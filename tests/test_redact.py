@@ -39,3 +39,40 @@ def test_host_and_user_stay_readable():
 
 def test_known_secrets_are_masked_in_free_text_also_url_quoted():
     assert redact_text("password p@ss:word! and p%40ss%3Aword%21", ("p@ss:word!",)) == "password *** and ***"
+
+
+@pytest.mark.parametrize("url", [
+    f"postgresql+psycopg://user:{SECRET}@db.example.com/cascade",
+    f"postgresql+psycopg://:{SECRET}@db.example.com/cascade",
+    f"postgresql+psycopg://user:S3c@{SECRET}@db.example.com/cascade",
+    f"postgresql+psycopg://user@db.example.com/cascade?password={SECRET}",
+])
+def test_driver_messages_that_render_the_password_otherwise_are_masked(url):
+    from optimizer.redact import url_secrets
+
+    secrets = url_secrets(url)
+    for text in (f'connection failed: password "{SECRET}" rejected', f"dsn: user=user password={SECRET} host=db",
+                 f"could not parse {url.replace('://', ':// ')}"):
+        assert SECRET not in redact_text(text, secrets)
+
+
+@pytest.mark.parametrize("url", [
+    f"nosuchdriver://user:{SECRET}@host/db",
+    f"postgresql+psycopg://user:{SECRET}@127.0.0.1:1/db",
+    f"postgresql+psycopg://:{SECRET}@127.0.0.1:1/db?connect_timeout=1",
+    f"postgresql+psycopg://user@127.0.0.1:1/db?password={SECRET}&connect_timeout=1",
+    f"postgresql+psycopg://user:S3c@{SECRET}@127.0.0.1:1/db?connect_timeout=1",
+])
+def test_cascade_optimize_never_prints_a_storage_password(tmp_path, url):
+    import sys
+    from pathlib import Path
+
+    from _cli_helpers import cascade_in_process
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "search"))
+    from search_helpers import scenario
+
+    res = cascade_in_process("optimize", scenario(tmp_path, paths=4, positions=100), "--storage", url, "--trials", "1",
+                             cwd=tmp_path)
+    assert res.returncode == 2 and "--storage" in res.stderr, res.stderr
+    assert SECRET not in res.stderr + res.stdout and "S3c@" not in res.stderr

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 from collections.abc import Sequence
 
+from ..checks import check_engine, check_overrides  # noqa: F401 - the commands' up-front checks
 from ..errors import InputError
 
 
@@ -84,6 +86,25 @@ class PathProgress:
 def json_default(x: object) -> object:
     if isinstance(x, float) and math.isnan(x):
         return None
+    if hasattr(x, "item") and callable(x.item):  # numpy scalars
+        return _finite(x.item())
     return str(x)
+
+
+def _finite(x: object) -> object:
+    """``x`` with every NaN or infinite float replaced by None (strict JSON has neither)."""
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_finite(v) for v in x]
+    return x
+
+
+def dumps_json(obj: object) -> str:
+    """The ``--json`` output: strict JSON (a NaN or an infinity, such as an infinitely deep market's
+    liquidity, is written as null), one space indent."""
+    return json.dumps(_finite(obj), indent=1, default=json_default, allow_nan=False)
 
 

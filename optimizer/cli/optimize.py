@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from ._app import cli
-from ._common import json_default, resolve_scenario
+from ._common import dumps_json, resolve_scenario
 
 
 @cli.command("optimize")
@@ -22,7 +21,9 @@ from ._common import json_default, resolve_scenario
                    "(default runs/<study>.journal in the current directory).")
 @click.option("--study", "study_name", metavar="NAME", help="Study name (default: from the scenario name).")
 @click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Local worker processes on the one study.")
+              help="Local worker processes on the one study. One worker is the reproducible reference (same "
+                   "seed, same trials, same answer); with several, each trial is reproducible but which ones "
+                   "are tried depends on timing, so the best set may differ: confirm it with --workers 1.")
 @click.option("--sampler", type=click.Choice(["tpe", "cmaes", "nsga2", "grid"]),
               help="Default: tpe (one objective), nsga2 (two).")
 @click.option("--objectives", metavar="efficiency[,RISK]",
@@ -71,7 +72,7 @@ def optimize_cmd(scenario: str, trials: int | None, timeout: float | None, stora
         click.echo(f"cascade: {e}", err=True)
         sys.exit(130)
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=1, default=json_default))
+        click.echo(dumps_json(result.to_json()))
     else:
         from ..search.report import render
 

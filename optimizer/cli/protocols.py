@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from protocols import ADAPTERS
 
 from ..errors import InputError
 from ._app import cli
-from ._common import json_default
+from ._common import dumps_json
 
 
 @cli.command("protocols")
@@ -42,7 +40,7 @@ def protocols_cmd(adapter: str | None, assets: tuple[str, ...], snapshot: str | 
             ],
         })
     if as_json:
-        click.echo(json.dumps({"adapters": report}, indent=1, default=json_default))
+        click.echo(dumps_json({"adapters": report}))
         return
     from ..report_text import render_protocols
 

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import sys
 
 import click
 
 from ._app import cli
-from ._common import PathProgress, json_default, resolve_scenario, split_protocol_overrides
+from ._common import (
+    PathProgress,
+    check_engine,
+    check_overrides,
+    dumps_json,
+    resolve_scenario,
+    split_protocol_overrides,
+)
 
 
 @cli.command("simulate")
@@ -24,7 +30,8 @@ from ._common import PathProgress, json_default, resolve_scenario, split_protoco
               help="auto = fast kernel when it supports the scenario, else the reference engine.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--events", "events_file", type=click.Path(dir_okay=False),
-              help="Write one CSV row per liquidation to this file.")
+              help="Write one CSV row per liquidation to this file (streamed to disk while the paths run; "
+                   "refused early when it is projected not to fit on its disk).")
 @click.option("--accounts", "accounts_file", type=click.Path(dir_okay=False),
               help="Write each account's probability of liquidation within the horizon to this CSV.")
 @click.option("--no-analyses", is_flag=True, help="Skip the critical-drop search and the liquidation map.")
@@ -35,27 +42,36 @@ def simulate_cmd(scenario: str, paths: int | None, seed: int | None, sets: tuple
     SCENARIO is a TOML file (see docs/scenario_format.md) or the name of a bundled scenario,
     e.g. aave_v3_core_24h_jumps.
     """
-    from ..engine import evaluate, prepare
-    from ..io import write_csv
+    from ..io import check_writable, write_csv
     from ..scenario.config import load_scenario
 
+    for path, option in ((events_file, "--events"), (accounts_file, "--accounts")):
+        if path:
+            check_writable(path, option)  # before the simulation, not after it
     sc = load_scenario(resolve_scenario(scenario)).with_overrides(paths=paths, seed=seed)
     overrides = split_protocol_overrides(sets, list(sc.protocol_ids))
+    check_overrides(sc, overrides)
+    from ..engine import evaluate, prepare  # numba: imported once the inputs are known to be good
     with PathProgress(sc.paths, enabled=not as_json or sys.stderr.isatty()) as tick:
         import time as _time
 
         t0 = _time.perf_counter()
         prepared = prepare(sc)
-        res = evaluate(prepared, overrides, engine=engine, events=events_file is not None,
-                       analyses=not no_analyses, progress=tick, batches=10 if sc.paths >= 50 else 1)
+        check_engine(prepared, overrides, engine)
+        if events_file:
+            from ..events import simulate_with_events
+
+            res = simulate_with_events(prepared, overrides, events_path=events_file, engine=engine,
+                                       analyses=not no_analyses, progress=tick)
+        else:
+            res = evaluate(prepared, overrides, engine=engine, analyses=not no_analyses, progress=tick,
+                           batches=10 if sc.paths >= 50 else 1)
         res.elapsed_s = _time.perf_counter() - t0
     out = res.to_json()
-    if events_file:
-        write_csv(events_file, res.event_columns(), res.event_rows())
     if accounts_file:
         write_csv(accounts_file, ["protocol", "account", "p_liquidated", "stderr"], res.account_probabilities())
     if as_json:
-        click.echo(json.dumps(out, indent=1, default=json_default))
+        click.echo(dumps_json(out))
         return
     from ..report_text import render_simulation
 

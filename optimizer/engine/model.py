@@ -25,11 +25,11 @@ from ..scenario.book import (
     materialize,
 )
 from ..scenario.config import Scenario
+from ..scenario.limits import MAX_PATH_BYTES, check_price_arrays  # noqa: F401 - MAX_PATH_BYTES re-exported
 
 # Streams of the one seed: paths and books draw from independent children so adding paths never
 # changes a book and vice versa.
 _STREAM_PATHS, _STREAM_BOOKS = 0, 1
-MAX_PATH_BYTES = 4 * 2**30  # refuse runs whose price arrays alone exceed 4 GiB
 
 
 @dataclass(frozen=True)
@@ -116,13 +116,9 @@ def prepare(scenario: Scenario) -> Prepared:
     path_seed, book_seed = seq.spawn(2)
     models, initial, corr, n_steps = build_models(scenario)
     n_assets = len(models)
-    need = scenario.paths * (n_steps + 1) * n_assets * 8 * 4  # close, low, high + generation scratch
-    if need > MAX_PATH_BYTES:
-        raise InputError(f"{scenario.paths} paths x {n_steps} steps x {n_assets} assets need "
-                         f"{need / 2**30:.1f} GiB of price arrays (limit {MAX_PATH_BYTES / 2**30:.0f} GiB); "
-                         "use fewer paths", file=scenario.file, field="scenario.paths")
+    check_price_arrays(scenario.paths, n_steps, n_assets, file=scenario.file, field="scenario.paths")
     paths = generate_paths(models, corr, scenario.paths, n_steps, scenario.step_s,
-                           np.random.default_rng(path_seed), initial)
+                           np.random.default_rng(path_seed), initial, file=scenario.file)
     assets = paths.assets
     liq = np.full((len(assets), 5), -1.0)
     hl = np.zeros(len(assets))

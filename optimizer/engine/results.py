@@ -213,25 +213,3 @@ class SimulationResult:
         if "liquidation_map" not in self.extra:
             raise ValueError("no liquidation map: evaluate with analyses=True")
         return figures.liquidation_map({"current": self.extra["liquidation_map"]})
-
-    @staticmethod
-    def event_columns() -> list[str]:
-        """Columns of :meth:`event_rows`: where and when, then the event record's amounts."""
-        return ["path", "step", "timestamp", "protocol", "account", "collateral_asset", *EVENT_VALUE_COLUMNS]
-
-    def event_rows(self) -> list[dict[str, Any]]:
-        """One dict per event record: ids and asset names resolved, amounts as floats (the events CSV)."""
-        if self.event_array is None:
-            return []
-        sc = self.scenario
-        ts = self.bound.prepared.paths.timestamps
-        ids, books = self.bound.ids, self.bound.books
-        rows = []
-        for e in self.event_array:
-            step, j, pos, c = int(e["step"]), int(e["protocol"]), int(e["position"]), int(e["collateral"])
-            stamp = str(ts[step]) + "Z" if ts is not None else f"+{step * sc.step_s / 3600:.4f}h"
-            rows.append({"path": int(e["path"]), "step": step, "timestamp": stamp, "protocol": ids[j],
-                         "account": str(books[j].accounts[pos]),
-                         "collateral_asset": books[j].book.collateral_assets[c] if c >= 0 else "",
-                         **{name: float(e[name]) for name in EVENT_VALUE_COLUMNS}})
-        return rows

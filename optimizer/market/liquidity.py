@@ -534,8 +534,8 @@ class Liquidity:
         if "model" not in cfg:
             raise InputError(f"missing key; one of {', '.join(MODEL_CODES)}", file=file, field=f"{base}.model")
         name = cfg["model"]
-        if name not in MODEL_CODES:
-            raise InputError(f"unknown model {name!r}; one of {', '.join(MODEL_CODES)}", file=file,
+        if not isinstance(name, str) or name not in MODEL_CODES:
+            raise InputError(f"unknown model {name!r}; one of {', '.join(MODEL_CODES)}"[:300], file=file,
                              field=f"{base}.model")
 
         allowed = set(_SHARED) | set(_REQUIRED[name]) | set(_DEFAULTS[name])

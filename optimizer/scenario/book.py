@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -22,9 +23,11 @@ import numpy as np
 from protocols import Adapter, Book, Prices
 
 from ..errors import InputError
+from .limits import MAX_POSITION_USD, MAX_TOKENS, MAX_USD, check_book
 
 BOOK_KEYS = {"kind", "positions", "collateral", "debt", "collateral_usd", "ltv_utilisation", "health", "path",
              "emode", "scale_to_caps"}
+MIN_HEALTH, MAX_HEALTH = 1e-3, 1e6  # a synthetic book's health factors (debt = collateral x LT / health)
 # Parameter fields that cap a book's exposure (whole tokens, 0 = no cap), in every adapter that has them.
 SUPPLY_CAP_FIELD, BORROW_CAP_FIELD = "supply_cap_tokens", "borrow_cap_tokens"
 CSV_COLUMNS = ("account", "protocol", "collateral_asset", "collateral_amount", "debt_asset", "debt_amount")
@@ -61,42 +64,74 @@ class SyntheticDraws:
     scale_to_caps: bool = False  # grow/shrink each collateral to its supply cap (the exposure the cap permits)
 
 
-def _dist(spec: Any, key: str, file: str, rng: np.random.Generator, n: int) -> np.ndarray:
+@dataclass(frozen=True)
+class Dist:
+    """A validated distribution table (``dist`` + its parameters + optional ``min``/``max`` clip)."""
+
+    kind: str
+    params: Mapping[str, float]
+    lo: float
+    hi: float
+
+    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        p = self.params
+        if self.kind == "lognormal":
+            x = p["median"] * np.exp(p["sigma"] * rng.standard_normal(n))
+        elif self.kind == "beta":
+            x = rng.beta(p["a"], p["b"], n)
+        elif self.kind == "uniform":
+            x = rng.uniform(p["low"], p["high"], n)
+        else:
+            x = np.full(n, p["value"])
+        return np.clip(x, self.lo, self.hi)
+
+
+DIST_PARAMS = {"lognormal": ("median", "sigma"), "beta": ("a", "b"), "uniform": ("low", "high"),
+               "constant": ("value",)}
+MAX_LOGNORMAL_SIGMA = 10.0
+
+
+def parse_dist(spec: Any, key: str, file: str, *, lo: float = -MAX_USD, hi: float = MAX_USD) -> Dist:
+    """Check a distribution table; every number finite and within ``[lo, hi]`` (values and clips)."""
     if not isinstance(spec, Mapping) or "dist" not in spec:
         raise InputError("must be a table with 'dist' (lognormal | beta | uniform | constant)", file=file, field=key)
 
-    def num(name: str, lo: float = -math.inf, lo_open: bool = False) -> float:
+    def num(name: str, low: float = lo, lo_open: bool = False, high: float = hi) -> float:
         v = spec.get(name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            raise InputError(f"'{name}' must be a finite number, got {v!r}", file=file, field=f"{key}.{name}")
-        if v < lo or (lo_open and v == lo):
-            raise InputError(f"'{name}' must be {'>' if lo_open else '>='} {lo:g}, got {v:g}", file=file,
+            raise InputError(f"'{name}' must be a finite number, got {v!r}"[:200], file=file, field=f"{key}.{name}")
+        if v < low or (lo_open and v == low) or v > high:
+            raise InputError(f"'{name}' must be in {'(' if lo_open else '['}{low:g}, {high:g}], got {v:g}", file=file,
                              field=f"{key}.{name}")
         return float(v)
 
     d = spec["dist"]
-    allowed = {"lognormal": {"median", "sigma"}, "beta": {"a", "b"}, "uniform": {"low", "high"},
-               "constant": {"value"}}
-    if d not in allowed:
-        raise InputError(f"unknown dist '{d}' (lognormal | beta | uniform | constant)", file=file,
+    if not isinstance(d, str) or d not in DIST_PARAMS:
+        raise InputError(f"unknown dist {d!r} (lognormal | beta | uniform | constant)"[:200], file=file,
                          field=f"{key}.dist")
-    extra = set(spec) - allowed[d] - {"dist", "min", "max"}
+    extra = set(spec) - set(DIST_PARAMS[d]) - {"dist", "min", "max"}
     if extra:
         raise InputError(f"unknown key '{sorted(extra)[0]}' for dist '{d}'", file=file, field=key)
     if d == "lognormal":
-        x = num("median", 0, True) * np.exp(num("sigma", 0) * rng.standard_normal(n))
+        params = {"median": num("median", 0.0, True), "sigma": num("sigma", 0.0, high=MAX_LOGNORMAL_SIGMA)}
     elif d == "beta":
-        x = rng.beta(num("a", 0, True), num("b", 0, True), n)
+        params = {"a": num("a", 0.0, True, 1e6), "b": num("b", 0.0, True, 1e6)}
     elif d == "uniform":
-        lo, hi = num("low"), num("high")
-        if hi < lo:
+        params = {"low": num("low"), "high": num("high")}
+        if params["high"] < params["low"]:
             raise InputError("high must be >= low", file=file, field=f"{key}.high")
-        x = rng.uniform(lo, hi, n)
     else:
-        x = np.full(n, num("value"))
-    lo = spec.get("min", -np.inf)
-    hi = spec.get("max", np.inf)
-    return np.clip(x, lo, hi)
+        params = {"value": num("value")}
+    clip_lo = num("min") if "min" in spec else -np.inf
+    clip_hi = num("max") if "max" in spec else np.inf
+    if clip_hi < clip_lo:
+        raise InputError(f"max {clip_hi:g} must be >= min {clip_lo:g}", file=file, field=f"{key}.max")
+    return Dist(d, MappingProxyType(params), clip_lo, clip_hi)
+
+
+def _dist(spec: Any, key: str, file: str, rng: np.random.Generator, n: int) -> np.ndarray:
+    """Check a distribution table and draw ``n`` values (see :func:`parse_dist`; used by the perp books too)."""
+    return parse_dist(spec, key, file).draw(rng, n)
 
 
 def _shares(spec: Any, key: str, file: str, allowed: tuple[str, ...]) -> tuple[tuple[str, ...], np.ndarray]:
@@ -107,8 +142,9 @@ def _shares(spec: Any, key: str, file: str, allowed: tuple[str, ...]) -> tuple[t
         if a not in allowed:
             raise InputError(f"'{a}' is not available here (known: {', '.join(allowed[:12])}"
                              f"{', ...' if len(allowed) > 12 else ''})", file=file, field=f"{key}.{a}")
-        if isinstance(w, bool) or not isinstance(w, (int, float)) or not w > 0:
-            raise InputError(f"share must be a positive number, got {w!r}", file=file, field=f"{key}.{a}")
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0 < w <= 1e12:
+            raise InputError(f"share must be a positive finite number, got {w!r}"[:200], file=file,
+                             field=f"{key}.{a}")
         names.append(a)
         weights.append(float(w))
     w = np.array(weights)
@@ -117,42 +153,59 @@ def _shares(spec: Any, key: str, file: str, allowed: tuple[str, ...]) -> tuple[t
 
 def draw_synthetic(raw: Mapping[str, Any], adapter: Adapter, file: str, key: str,
                    rng: np.random.Generator) -> SyntheticDraws:
-    """Random draws of a synthetic book (no dependence on the candidate's parameters)."""
+    """Random draws of a synthetic book (no dependence on the candidate's parameters).
+
+    Every key is checked (types, ranges, eMode ids against the snapshot, the memory the book will
+    need) before anything is drawn or allocated.
+    """
     extra = set(raw) - BOOK_KEYS
     if extra:
         raise InputError("unknown key", file=file, field=f"{key}.{sorted(extra)[0]}")
     n = raw.get("positions")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise InputError(f"must be a whole number >= 1, got {n!r}", file=file, field=f"{key}.positions")
+        raise InputError(f"must be a whole number >= 1, got {n!r}"[:200], file=file, field=f"{key}.positions")
     coll_names, coll_w = _shares(raw.get("collateral"), f"{key}.collateral", file, adapter.collateral_assets)
     debt_names, debt_w = _shares(raw.get("debt"), f"{key}.debt", file, adapter.debt_assets)
+    check_book(n, len(coll_names), len(debt_names), file=file, field=f"{key}.positions")
     modes = [m for m in ("ltv_utilisation", "health") if m in raw]
     if len(modes) != 1:
         raise InputError("give exactly one of ltv_utilisation or health", file=file, field=key)
-    ci = rng.choice(len(coll_names), size=n, p=coll_w)
-    di = rng.choice(len(debt_names), size=n, p=debt_w)
     if "collateral_usd" not in raw:
         raise InputError("missing", file=file, field=f"{key}.collateral_usd")
-    coll_usd = _dist(raw["collateral_usd"], f"{key}.collateral_usd", file, rng, n)
-    if not (coll_usd > 0).all():
-        raise InputError("collateral sizes must be positive (set min > 0)", file=file, field=f"{key}.collateral_usd")
+    coll_dist = parse_dist(raw["collateral_usd"], f"{key}.collateral_usd", file, lo=-MAX_POSITION_USD,
+                           hi=MAX_POSITION_USD)
     mode = modes[0]
-    level = _dist(raw[mode], f"{key}.{mode}", file, rng, n)
-    if mode == "ltv_utilisation" and not ((level > 0) & (level <= 1)).all():
-        raise InputError("utilisation must lie in (0, 1]", file=file, field=f"{key}.ltv_utilisation")
-    if mode == "health" and not (level > 0).all():
-        raise InputError("health factors must be positive", file=file, field=f"{key}.health")
+    level_dist = (parse_dist(raw[mode], f"{key}.{mode}", file, lo=-1e6, hi=1e6))
     emode = raw.get("emode", 0)
     if isinstance(emode, bool) or not isinstance(emode, int) or emode < 0:
-        raise InputError(f"must be an eMode id (whole number), got {emode!r}", file=file, field=f"{key}.emode")
+        raise InputError(f"must be an eMode id (whole number), got {emode!r}"[:200], file=file, field=f"{key}.emode")
+    if emode:
+        if not hasattr(adapter, "emode_of"):
+            raise InputError(f"{adapter.name} has no eMode categories (use 0)", file=file, field=f"{key}.emode")
+        try:
+            adapter.emode_of(emode)
+        except ValueError as e:
+            raise InputError(f"{e} in the snapshot", file=file, field=f"{key}.emode") from None
     scale = raw.get("scale_to_caps", False)
     if not isinstance(scale, bool):
-        raise InputError(f"must be true or false, got {scale!r}", file=file, field=f"{key}.scale_to_caps")
+        raise InputError(f"must be true or false, got {scale!r}"[:200], file=file, field=f"{key}.scale_to_caps")
     if scale:
         for a in coll_names:
             if not _cap(adapter, a, SUPPLY_CAP_FIELD):
                 raise InputError(f"scale_to_caps needs a supply cap for {a} ({a}.{SUPPLY_CAP_FIELD} is 0 or absent: "
                                  "no cap); set it in [[protocols]] params", file=file, field=f"{key}.scale_to_caps")
+    ci = rng.choice(len(coll_names), size=n, p=coll_w)
+    di = rng.choice(len(debt_names), size=n, p=debt_w)
+    coll_usd = coll_dist.draw(rng, n)
+    if not ((coll_usd > 0) & (coll_usd <= MAX_POSITION_USD)).all():
+        raise InputError(f"collateral sizes must lie in (0, {MAX_POSITION_USD:g}] USD (set min > 0, or a lower "
+                         "median/sigma or a max)", file=file, field=f"{key}.collateral_usd")
+    level = level_dist.draw(rng, n)
+    if mode == "ltv_utilisation" and not ((level > 0) & (level <= 1)).all():
+        raise InputError("utilisation must lie in (0, 1]", file=file, field=f"{key}.ltv_utilisation")
+    if mode == "health" and not ((level >= MIN_HEALTH) & (level <= MAX_HEALTH)).all():
+        raise InputError(f"health factors must lie in [{MIN_HEALTH:g}, {MAX_HEALTH:g}] (set min/max)", file=file,
+                         field=f"{key}.health")
     return SyntheticDraws(coll_names, debt_names, ci, di, coll_usd, mode, level,
                           np.full(n, emode, dtype=np.int64), scale)
 
@@ -253,7 +306,11 @@ def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set
     coll: dict[tuple[int, str], float] = {}
     debt: dict[tuple[int, str], float] = {}
     try:
-        for line, row in enumerate(reader, start=2):
+        for row in reader:
+            line = reader.line_num
+            if None in row or None in row.values():  # more / fewer fields than the header
+                raise InputError(f"expected {len(header)} fields like the header, got "
+                                 f"{'more' if None in row else 'fewer'}", file=file, field=f"line {line}")
             if row["protocol"] != protocol:
                 continue
             acct = (row["account"] or "").strip()
@@ -289,9 +346,9 @@ def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set
                 except ValueError:
                     raise InputError(f"not a number: '{raw_amount}'", file=file,
                                      field=f"line {line}: {amount_col}") from None
-                if not math.isfinite(amount) or amount < 0:
-                    raise InputError(f"must be a finite amount >= 0, got {raw_amount}", file=file,
-                                     field=f"line {line}: {amount_col}")
+                if not math.isfinite(amount) or not 0 <= amount <= MAX_TOKENS:
+                    raise InputError(f"must be a finite amount in [0, {MAX_TOKENS:g}] tokens, got {raw_amount}",
+                                     file=file, field=f"line {line}: {amount_col}")
                 bucket[(idx, asset)] = bucket.get((idx, asset), 0.0) + amount
     except csv.Error as e:
         raise InputError(f"malformed CSV ({e})", file=file, field=f"line {reader.line_num}") from None

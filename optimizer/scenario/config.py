@@ -19,6 +19,16 @@ from protocols import ADAPTERS
 
 from ..errors import InputError
 from ..snapshots import data_dir
+from .limits import (
+    MAX_GAS_GWEI,
+    MAX_GAS_PER_CALL,
+    MAX_HORIZON_H,
+    MAX_PRICE_USD,
+    MAX_STEPS,
+    MAX_USD,
+    MIN_PRICE_USD,
+    check_price_arrays,
+)
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
 
@@ -198,8 +208,21 @@ class Scenario:
                                  f"(has: {', '.join(p.id for p in protos)})", file=self.file, field="--set")
             protos = tuple(replace(p, params=MappingProxyType({**p.params, **params.get(p.id, {})}))
                            for p in protos)
+        if paths is not None and self.n_steps is not None:
+            check_price_arrays(paths, self.n_steps, len(self.assets), file=None, field="--paths")
         return replace(self, paths=self.paths if paths is None else paths,
                        seed=self.seed if seed is None else seed, protocols=protos)
+
+
+def _check_steps(horizon_h: float, step_min: float, file: str) -> None:
+    """A horizon of at least one step and at most MAX_STEPS steps (``horizon_h = 0`` is refused, not one step)."""
+    steps = horizon_h * 60.0 / step_min
+    if round(steps) < 1:
+        raise InputError(f"must be at least one step ({step_min:g} min = {step_min / 60:g} h), got {horizon_h:g}",
+                         file=file, field="scenario.horizon_h")
+    if steps > MAX_STEPS:
+        raise InputError(f"{horizon_h:g} h at {step_min:g} min is {steps:.0f} steps (limit {MAX_STEPS}); use a "
+                         "longer step_min or a shorter horizon", file=file, field="scenario.horizon_h")
 
 
 def resolve_path(rel: str, base_dir: Path, file: str, key: str) -> Path:
@@ -316,8 +339,10 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
     sc = root.table("scenario", required=True)
     name = sc.string("name")
     description = sc.string("description", "")
-    horizon_h = sc.number("horizon_h", -1.0, lo=0, lo_open=False)
+    horizon_h = sc.number("horizon_h", -1.0, lo=0, lo_open=True, hi=MAX_HORIZON_H)
     step_min = sc.number("step_min", required=True, lo=0, lo_open=True, hi=1440)
+    if horizon_h > 0:
+        _check_steps(horizon_h, step_min, file)
     n_paths = sc.integer("paths", 1000, lo=1, hi=10_000_000)
     seed = sc.integer("seed", 0, lo=0, hi=2**63 - 1)
     sc.no_unknown()
@@ -333,7 +358,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         if "model" not in model:
             raise at.err("model", "missing")
         price = (None if model.get("model") == "replay" and "price_usd" not in at.data
-                 else at.number("price_usd", None, lo=0, lo_open=True))
+                 else at.number("price_usd", None, lo=MIN_PRICE_USD, hi=MAX_PRICE_USD))
         liq = at.data.get("liquidity")
         if liq is not None and not isinstance(liq, dict):
             raise at.err("liquidity", "must be a table")
@@ -347,16 +372,16 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         if gas_csv is not None and not isinstance(gas_csv, str):
             raise liq_t.err("gas_csv", "must be a path string")
         gas_token = liq_t.raw("gas_token")
-        if gas_token is not None and gas_token not in assets:
-            raise liq_t.err("gas_token", f"unknown asset '{gas_token}' (declare it under [assets])")
+        if gas_token is not None and (not isinstance(gas_token, str) or gas_token not in assets):
+            raise liq_t.err("gas_token", f"unknown asset {gas_token!r} (declare it under [assets])"[:200])
         liquidators = LiquidatorConfig(
-            gas_per_call=liq_t.number("gas_per_call", LiquidatorConfig.gas_per_call, lo=0),
-            gas_gwei=liq_t.number("gas_gwei", LiquidatorConfig.gas_gwei, lo=0),
+            gas_per_call=liq_t.number("gas_per_call", LiquidatorConfig.gas_per_call, lo=0, hi=MAX_GAS_PER_CALL),
+            gas_gwei=liq_t.number("gas_gwei", LiquidatorConfig.gas_gwei, lo=0, hi=MAX_GAS_GWEI),
             gas_csv=resolve_path(gas_csv, base_dir, file, "liquidators.gas_csv") if gas_csv else None,
             gas_token=gas_token,
             max_calls_per_step=liq_t.integer("max_calls_per_step", LiquidatorConfig.max_calls_per_step, lo=1),
             reaction_delay_steps=liq_t.integer("reaction_delay_steps", 0, lo=0, hi=100_000),
-            min_profit_usd=liq_t.number("min_profit_usd", 0.0),
+            min_profit_usd=liq_t.number("min_profit_usd", 0.0, lo=-MAX_USD, hi=MAX_USD),
         )
         liq_t.no_unknown()
 
@@ -396,7 +421,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         bpath = None
         if kind == "csv":
             bpath = resolve_path(book_t.string("path"), base_dir, file, f"{book_t.key}.path")
-        reserves = pt.number("reserves_usd", 0.0)
+        reserves = pt.number("reserves_usd", 0.0, lo=-MAX_USD, hi=MAX_USD)
         snap = pt.raw("snapshot")
         if snap is not None and not (isinstance(snap, str) and snap):
             raise pt.err("snapshot", f"must be the path of a snapshot JSON file, got {snap!r}"[:200])
@@ -410,6 +435,9 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
     root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize"})
 
     step_s = step_min * 60.0
+    if horizon_h > 0:
+        check_price_arrays(n_paths, int(round(horizon_h * 60 / step_min)), len(assets), file=file,
+                           field="scenario.paths")
     return read_inputs(Scenario(
         file=file, name=name, description=description,
         horizon_h=None if horizon_h < 0 else horizon_h, step_s=step_s, paths=n_paths, seed=seed,

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from .limits import MAX_GAS_GWEI, MAX_PRICE_USD
 
 PRICE_COLUMNS = ("open", "high", "low", "close")
 # project column name -> canonical name
@@ -223,6 +224,13 @@ def _check_min(x: np.ndarray, col: str, lines: np.ndarray, src: str, *, strict: 
         raise InputError(f"must be {rule} (got {x[i]:g})", **_where(src, lines, i, col))
 
 
+def _check_max(x: np.ndarray, col: str, lines: np.ndarray, src: str, hi: float) -> None:
+    bad = np.flatnonzero(x > hi)
+    if bad.size:
+        i = int(bad[0])
+        raise InputError(f"must be <= {hi:g} (got {x[i]:g})", **_where(src, lines, i, col))
+
+
 def read_price_csv(path: str | Path) -> PriceHistory:
     """Read and validate a price CSV.
 
@@ -248,6 +256,7 @@ def read_price_csv(path: str | Path) -> PriceHistory:
     px = {c: _parse_floats(cols[c], c, lines, src) for c in PRICE_COLUMNS}
     for c in PRICE_COLUMNS:
         _check_min(px[c], c, lines, src, strict=True)
+        _check_max(px[c], c, lines, src, MAX_PRICE_USD)
     o, h, lo, c = px["open"], px["high"], px["low"], px["close"]
     bad = np.flatnonzero(h < lo)
     if bad.size:
@@ -281,6 +290,7 @@ def read_gas_csv(path: str | Path) -> GasHistory:
     ts = _parse_times(cols["timestamp"], lines, src)
     gas = _parse_floats(cols["avg_gas_gwei"], "avg_gas_gwei", lines, src)
     _check_min(gas, "avg_gas_gwei", lines, src, strict=False)
+    _check_max(gas, "avg_gas_gwei", lines, src, MAX_GAS_GWEI)
     _check_order(ts, lines, src)
     return GasHistory(_readonly(ts), _readonly(gas), src)
 

@@ -42,6 +42,7 @@ from scipy import optimize, signal, special
 
 from ..errors import InputError
 from .history import PriceHistory, align_returns, log_return_series, read_price_csv
+from .limits import MAX_MU_ANNUAL, MAX_PRICE_USD, MIN_PRICE_USD
 
 YEAR_S = 365 * 86_400
 DAY_S = 86_400
@@ -246,7 +247,7 @@ class GBM(_Model):
         """Validate ``[assets.<asset>]``: ``mu_annual`` (default 0), ``sigma_annual`` in [0, 10]."""
         c = _Cfg(asset, cfg, file, cls.model)
         c.check_keys(cls.KEYS)
-        return cls(c.number("mu_annual", 0.0), c.number("sigma_annual", lo=0.0, hi=MAX_SIGMA_ANNUAL),
+        return cls(c.number("mu_annual", 0.0, lo=-MAX_MU_ANNUAL, hi=MAX_MU_ANNUAL), c.number("sigma_annual", lo=0.0, hi=MAX_SIGMA_ANNUAL),
                    shocks=_shocks_from_config(c, horizon_h))
 
     def sample(self, n_paths: int, n_steps: int, step_s: float, rng: np.random.Generator,
@@ -287,7 +288,7 @@ class Merton(_Model):
         comp = cfg.get("compensated", False)
         if not isinstance(comp, bool):
             raise c.error("compensated", f"must be true or false (got {comp!r})")
-        return cls(c.number("mu_annual", 0.0), c.number("sigma_annual", lo=0.0, hi=MAX_SIGMA_ANNUAL),
+        return cls(c.number("mu_annual", 0.0, lo=-MAX_MU_ANNUAL, hi=MAX_MU_ANNUAL), c.number("sigma_annual", lo=0.0, hi=MAX_SIGMA_ANNUAL),
                    c.number("jump_intensity_per_day", lo=0.0, hi=1e4), c.number("jump_mean", lo=-5.0, hi=5.0),
                    c.number("jump_std", lo=0.0, hi=5.0), comp, shocks=_shocks_from_config(c, horizon_h))
 
@@ -334,7 +335,7 @@ class StudentT(_Model):
         """Validate ``[assets.<asset>]``: GBM keys plus ``dof`` > 2."""
         c = _Cfg(asset, cfg, file, cls.model)
         c.check_keys(cls.KEYS)
-        return cls(c.number("mu_annual", 0.0), c.number("sigma_annual", lo=0.0, hi=MAX_SIGMA_ANNUAL),
+        return cls(c.number("mu_annual", 0.0, lo=-MAX_MU_ANNUAL, hi=MAX_MU_ANNUAL), c.number("sigma_annual", lo=0.0, hi=MAX_SIGMA_ANNUAL),
                    c.number("dof", lo=2.0, lo_open=True, hi=1e6), shocks=_shocks_from_config(c, horizon_h))
 
     @staticmethod
@@ -402,7 +403,7 @@ class Garch(_Model):
             return cls(g.omega, g.alpha, g.beta, g.mu, step_s, g.h0, shocks=shocks)
         if not given:
             raise c.error("history", "missing: give history (a CSV to fit) or omega, alpha, beta")
-        omega = c.number("omega", lo=0.0, lo_open=True)
+        omega = c.number("omega", lo=0.0, lo_open=True, hi=1.0)
         alpha = c.number("alpha", lo=0.0, hi=1.0)
         beta = c.number("beta", lo=0.0, hi=1.0)
         if alpha + beta >= 1.0:
@@ -647,8 +648,8 @@ def model_from_config(asset: str, cfg: Mapping[str, Any], file: str, resolve_pat
     known = ", ".join(MODELS)
     if name is _REQUIRED:
         raise InputError(f"missing (one of {known})", file=file, field=f"assets.{asset}.model")
-    if name not in MODELS:
-        raise InputError(f"unknown model {name!r} (known: {known})", file=file, field=f"assets.{asset}.model")
+    if not isinstance(name, str) or name not in MODELS:
+        raise InputError(f"unknown model {name!r} (known: {known})"[:300], file=file, field=f"assets.{asset}.model")
     return MODELS[name].from_config(asset, cfg, file, resolve_path, step_s=step_s, horizon_h=horizon_h)
 
 
@@ -1000,8 +1001,8 @@ def _group_drivers(models: Mapping[str, PriceModel], corr: Correlation, n_paths:
 
 
 def generate_paths(models: Mapping[str, PriceModel], corr: Correlation | None, n_paths: int, n_steps: int,
-                   step_s: float, rng: np.random.Generator, initial_prices: Mapping[str, float | None]
-                   ) -> PricePaths:
+                   step_s: float, rng: np.random.Generator, initial_prices: Mapping[str, float | None],
+                   file: str | None = None) -> PricePaths:
     """Simulate exogenous closes and bar lows for every asset.
 
     Parameters
@@ -1089,7 +1090,17 @@ def generate_paths(models: Mapping[str, PriceModel], corr: Correlation | None, n
             hi[:, k:] *= 1.0 - s.drop
             if k >= 1 and not isinstance(m, Replay):  # the bar the shock lands in opened at the old price
                 np.maximum(hi[:, k], c[:, k - 1], out=hi[:, k])
+        _check_range(a, c, lo, hi, file)
         close[:, :, j] = c
         low[:, :, j] = lo
         high[:, :, j] = hi
     return PricePaths(assets, float(step_s), close, low, timestamps, high)
+
+
+def _check_range(asset: str, close: np.ndarray, low: np.ndarray, high: np.ndarray, file: str | None) -> None:
+    """Simulated prices must stay finite and within [MIN_PRICE_USD, MAX_PRICE_USD] (the engine never sees overflow)."""
+    lo_min, hi_max = float(np.min(low)), float(np.max(high))
+    if not (np.isfinite(lo_min) and np.isfinite(hi_max)) or lo_min < MIN_PRICE_USD or hi_max > MAX_PRICE_USD:
+        raise InputError(f"simulated prices leave [{MIN_PRICE_USD:g}, {MAX_PRICE_USD:g}] USD (from {lo_min:.3g} to "
+                         f"{hi_max:.3g}); lower the drift, volatility, jumps or shocks, or shorten the horizon",
+                         file=file, field=f"assets.{asset}")

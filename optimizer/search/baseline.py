@@ -1,6 +1,6 @@
 """The closed-form baseline printed beside the optimised LTV: Smart LTV (Risk DAO / B.Protocol).
 
-    LTV = exp(-c * sigma * sqrt(d / l)) - beta
+    LTV = max(0, exp(-c * sigma * sqrt(d / l)) - beta)
 
 * ``sigma``: volatility of the collateral against the debt asset over the liquidation horizon;
 * ``l``: DEX liquidity, the USD of collateral that can be sold with at most ``beta`` slippage;
@@ -46,13 +46,33 @@ YEAR_H = 365.0 * 24.0
 DISAGREE = 0.05  # note when |optimised - Smart LTV| exceeds 5 percentage points
 
 
-def smart_ltv(sigma: float, liquidity_usd: float, debt_usd: float, beta: float, c: float = 2.33) -> float:
-    """``exp(-c * sigma * sqrt(d / l)) - beta`` (``l = inf`` or ``d = 0``: ``1 - beta``)."""
+def smart_ltv(*, sigma: float, liquidity_usd: float, debt_usd: float, beta: float, c: float = 2.33) -> float:
+    """``max(0, exp(-c * sigma * sqrt(d / l)) - beta)``, as ``SmartLTV.sol`` computes it.
+
+    Keyword-only: the paper writes the inputs in the order (l, sigma, d, beta, c) and a positional
+    call in another order would silently return a wrong number. The on-chain implementation
+    subtracts ``beta`` with ``Math.trySub`` (0 when it would go negative) and returns 0 when the
+    exponent is too large, so the result is clamped at 0: no liquidity (``l <= 0``) gives 0, no
+    debt (``d = 0``) or infinite liquidity gives ``max(0, 1 - beta)``.
+
+    Parameters
+    ----------
+    sigma : float
+        Volatility of the collateral against the debt asset over the liquidation horizon (fraction).
+    liquidity_usd : float
+        USD of collateral that can be sold with at most ``beta`` slippage.
+    debt_usd : float
+        The debt (cap) in USD this collateral backs.
+    beta : float
+        Liquidation bonus as a fraction (0.05 for a 5 % bonus).
+    c : float
+        Risk level (confidence factor).
+    """
     if debt_usd <= 0 or math.isinf(liquidity_usd):
-        return 1.0 - beta
+        return max(0.0, 1.0 - beta)
     if liquidity_usd <= 0:
-        return -beta
-    return math.exp(-c * sigma * math.sqrt(debt_usd / liquidity_usd)) - beta
+        return 0.0
+    return max(0.0, math.exp(-c * sigma * math.sqrt(debt_usd / liquidity_usd)) - beta)
 
 
 def annual_sigma(model: Any) -> float | None:
@@ -122,8 +142,8 @@ def smart_ltv_table(best: Bound, current: Bound, *, c: float, horizon_h: float |
             beta_b, ltv_b = bl_best
             beta_c, ltv_c = bl_cur
             l_b, l_c = liquidity(beta_b), liquidity(beta_c)
-            s_b = smart_ltv(sigma, l_b, d_best[asset], beta_b, c)
-            s_c = smart_ltv(sigma, l_c, d_cur[asset], beta_c, c)
+            s_b = smart_ltv(sigma=sigma, liquidity_usd=l_b, debt_usd=d_best[asset], beta=beta_b, c=c)
+            s_c = smart_ltv(sigma=sigma, liquidity_usd=l_c, debt_usd=d_cur[asset], beta=beta_c, c=c)
             gap = ltv_b - s_b
             rows.append({
                 "adapter": best.ids[j], "asset": asset,
@@ -133,5 +153,5 @@ def smart_ltv_table(best: Bound, current: Bound, *, c: float, horizon_h: float |
                 "note": (f"optimised LTV {'above' if gap > 0 else 'below'} Smart LTV by {abs(gap) * 100:.1f} pp"
                          if abs(gap) > DISAGREE else None),
             })
-    return {"method": "Smart LTV (Risk DAO / B.Protocol): LTV = exp(-c*sigma*sqrt(d/l)) - beta", "c": c,
+    return {"method": "Smart LTV (Risk DAO / B.Protocol): LTV = max(0, exp(-c*sigma*sqrt(d/l)) - beta)", "c": c,
             "horizon_h": h, "disagree_above_pp": DISAGREE * 100, "collaterals": rows}

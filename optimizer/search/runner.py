@@ -7,11 +7,13 @@ Each process prepares the scenario once (paths, books: common random numbers acr
 
 from __future__ import annotations
 
+import contextlib
 import math
 import multiprocessing as mp
 import os
 import queue
 import signal
+import sys
 import time
 import warnings
 from collections.abc import Callable
@@ -20,7 +22,9 @@ from typing import Any
 
 import optuna
 
+from ..checks import check_engine
 from ..errors import InputError
+from ..interrupts import deferred
 from ..scenario.config import OPTIMIZE_SAMPLERS, OptimizeConfig, Scenario, check_objectives, load_scenario
 from .decide import Candidate
 from .objective import Evaluator, ObjectiveSettings, SearchObjective
@@ -266,10 +270,28 @@ def _work_here(plan: Plan, space: SearchSpace, study: optuna.Study, storage, ev:
         lock.close()
 
 
-def _worker_main(req: SearchRequest, group: str | None, name: str, target: int, worker: int, workers: int,
-                 deadline: float | None, errors: Any) -> None:
-    """Entry point of one worker process (spawned)."""
+def _die_with_parent(parent_pid: int) -> None:
+    """Linux: this worker gets SIGTERM when its parent dies (even by SIGKILL), so no worker outlives the command."""
     try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent_pid:  # the parent died before the prctl
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _worker_main(req: SearchRequest, group: str | None, name: str, target: int, worker: int, workers: int,
+                 deadline: float | None, errors: Any, parent_pid: int | None = None) -> None:
+    """Entry point of one worker process (spawned). Exit codes: 0 done, 1 error (message on ``errors``), 130 signal."""
+    try:
+        from ..interrupts import sigterm_as_interrupt
+
+        sigterm_as_interrupt()
+        if parent_pid is not None:
+            _die_with_parent(parent_pid)
         import numba
 
         numba.set_num_threads(max(1, numba.config.NUMBA_NUM_THREADS // workers))
@@ -285,54 +307,144 @@ def _worker_main(req: SearchRequest, group: str | None, name: str, target: int, 
     except KeyboardInterrupt:
         os._exit(130)
     except BaseException as e:
-        errors.put(f"worker {worker}: {e}".splitlines()[0][:400])
-        os._exit(1)
+        from ..redact import redact_text
+
+        try:
+            errors.put(redact_text(f"worker {worker}: {e}".splitlines()[0][:400]))
+            errors.close()
+            errors.join_thread()  # the queue's feeder thread must flush before _exit
+        finally:
+            os._exit(1)
+
+
+def _say(msg: str) -> None:
+    """A notice (not an error): one line ``cascade: note: ...`` on stderr."""
+    print(f"cascade: note: {msg}", file=sys.stderr, flush=True)
+
+
+def _stop_workers(procs: list, timeout_s: float = 30.0) -> None:
+    """SIGTERM every live worker, then SIGKILL stragglers.
+
+    SIGTERM, not SIGINT: a worker still starting up (before its handlers exist) then ends silently
+    instead of printing a traceback; a running one fails its trial (re-queued on resume) and exits 130.
+    """
+    for p in procs:
+        if p.is_alive() and p.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p.pid, signal.SIGTERM)
+    end = time.time() + timeout_s
+    try:
+        for p in procs:
+            p.join(timeout=max(0.0, end - time.time()))
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.kill()
+                p.join(timeout=5)
+
+
+def _exit_reason(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return "was interrupted" if code == 130 else f"exited with code {code}"
 
 
 def _work_processes(plan: Plan, group: str | None, name: str, target: int, deadline: float | None,
                     on_trial: Callable | None, study: optuna.Study) -> str:
+    """Run ``--workers`` processes on the study until it has ``target`` finished trials.
+
+    A worker that dies (SIGKILL, OOM) is reported in one line and replaced (at most ``workers``
+    times); its running trial is failed and re-queued with the same parameters by the survivors.
+    A worker error stops the others and becomes a one-line error. SIGINT/SIGTERM to this process
+    stops every worker before :class:`KeyboardInterrupt` propagates (finished trials are kept);
+    workers run in their own process group (a terminal's Ctrl-C reaches only this process) and get
+    SIGTERM if this process dies.
+    """
     ctx = mp.get_context("spawn")
     errors = ctx.Queue()
     n = plan.request.workers
-    procs = [ctx.Process(target=_worker_main, args=(plan.request, group, name, target, w, n, deadline, errors),
-                         name=f"cascade-optimize-{w}") for w in range(n)]
-    for p in procs:
+
+    def spawn(w: int):
+        from .. import _entry
+
+        p = ctx.Process(target=_entry.worker, args=(plan.request, group, name, target, w, n, deadline, errors,
+                                                    os.getpid()), name=f"cascade-optimize-{w}")
         p.start()
+        # its own process group: Ctrl-C in a terminal reaches only this process, which stops the workers
+        with contextlib.suppress(OSError):
+            os.setpgid(p.pid, p.pid)
+        return p
+
+    procs: dict[int, Any] = {}
+    replacements = 0
+    lost: list[str] = []
     try:
+        for w in range(n):
+            procs[w] = spawn(w)
         last = -1
-        while any(p.is_alive() for p in procs):
-            time.sleep(0.5)
+        while True:
+            for w, p in list(procs.items()):
+                if isinstance(p, _Done) or p.is_alive() or p.exitcode in (None, 0):
+                    continue
+                if p.exitcode == 1:  # an error: its message is on the queue
+                    _stop_workers(list(procs.values()))
+                    raise InputError(_first_error(errors) or f"worker {w} failed")
+                c = counts(study)
+                more = c["finished"] < target and (deadline is None or time.time() < deadline)
+                what = f"worker {w} (pid {p.pid}) {_exit_reason(p.exitcode)} with {c['finished']}/{target} trials " \
+                       "finished; its running trial is re-queued with the same parameters"
+                if more and replacements < n:
+                    replacements += 1
+                    _say(f"{what}; starting a replacement")
+                    procs[w] = spawn(w)
+                else:
+                    _say(what)
+                    lost.append(what)
+                    procs[w] = _Done(p.exitcode)
+            if not any(p.is_alive() for p in procs.values()):
+                break
+            time.sleep(0.25)
             if on_trial is not None:
                 c = counts(study)
                 if c["finished"] != last:
                     last = c["finished"]
                     on_trial(study)
-        for p in procs:
-            p.join()
-    except KeyboardInterrupt:
-        for p in procs:
-            if p.is_alive() and p.pid:
-                os.kill(p.pid, signal.SIGINT)
-        for p in procs:
-            p.join(timeout=30)
+        msg = _first_error(errors, 0)
+    except BaseException:
+        with deferred():
+            _stop_workers([p for p in procs.values() if not isinstance(p, _Done)])
         raise
-    msgs = []
-    while True:
-        try:
-            msgs.append(errors.get_nowait())
-        except queue.Empty:
-            break
-    if msgs:
-        raise InputError(msgs[0])
-    bad = [p.exitcode for p in procs if p.exitcode not in (0, None)]
-    if bad:
-        if 130 in bad:
-            raise KeyboardInterrupt
-        raise RuntimeError(f"a worker exited with code {bad[0]}")
+    finally:
+        errors.close()
+        errors.cancel_join_thread()
+    if msg:
+        raise InputError(msg)
     c = counts(study)
     if c["finished"] >= target:
         return "done"
-    return "timeout" if deadline is not None and time.time() >= deadline else "exhausted"
+    if deadline is not None and time.time() >= deadline:
+        return "timeout"
+    return "workers_died" if lost else "exhausted"
+
+
+class _Done:
+    """A worker that ended and was not replaced."""
+
+    def __init__(self, exitcode: int) -> None:
+        self.exitcode, self.pid = exitcode, None
+
+    def is_alive(self) -> bool:
+        return False
+
+
+def _first_error(errors: Any, wait_s: float = 2.0) -> str | None:
+    try:
+        return errors.get(timeout=wait_s) if wait_s else errors.get_nowait()
+    except queue.Empty:
+        return None
 
 
 # ------------------------------------------------------------------------------------------------
@@ -425,6 +537,7 @@ def optimize(req: SearchRequest, progress: Callable | None = None,
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     _precheck(plan)
     prepared = prepare(plan.scenario)
+    check_engine(prepared, None, req.engine)  # --engine kernel on a book it cannot run: one line, not a traceback
     ev0 = Evaluator(prepared, req.engine)
     space = plan.space
     cur = space.current()
@@ -545,14 +658,20 @@ def _precheck(plan: Plan) -> None:
     """Refuse a study created for another search before simulating anything (create_or_load checks again)."""
     import json
 
-    if plan.cfg.per_asset or (plan.storage.path and not os.path.exists(plan.storage.path)):
+    if plan.storage.path and not os.path.exists(plan.storage.path):
+        from ..io import check_writable
+
+        check_writable(plan.storage.path, "--storage")  # a journal that cannot be created: say so now
+        return
+    storage = plan.storage.open(create=True)  # a bad URL, a damaged journal: one line before any simulation
+    if plan.cfg.per_asset:
         return
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            study = optuna.load_study(study_name=plan.study, storage=plan.storage.open(create=False))
+            study = optuna.load_study(study_name=plan.study, storage=storage)
     except Exception:
-        return  # no such study yet (or the storage is unreadable: create_or_load says why)
+        return  # no such study yet
     prev = study.user_attrs.get("cascade_search")
     if not isinstance(prev, dict):
         return

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from _cli_helpers import cascade, one_line_error
+from _cli_helpers import cascade, cascade_in_process, one_line_error
 
 
 def test_protocols_lists_every_adapter_with_current_values_as_json(tmp_path):
@@ -32,11 +32,11 @@ def test_protocols_table_names_parameters_and_units(tmp_path):
 
 
 def test_unknown_adapter_is_a_one_line_error(tmp_path):
-    one_line_error(cascade("protocols", "aave_v9", cwd=tmp_path), "unknown adapter 'aave_v9'")
+    one_line_error(cascade_in_process("protocols", "aave_v9", cwd=tmp_path), "unknown adapter 'aave_v9'")
 
 
 def test_candidate_with_ltv_above_threshold_is_refused(tmp_path):
-    res = cascade("validate", "aave_v3", "--set", "WETH.ltv_bps=8400", cwd=tmp_path)
+    res = cascade_in_process("validate", "aave_v3", "--set", "WETH.ltv_bps=8400", cwd=tmp_path)
     one_line_error(res, "WETH.ltv_bps=8400", "WETH.liquidation_threshold_bps=8300",
                           "ltv <= liquidation threshold")
 
@@ -55,17 +55,17 @@ def test_valid_candidate_prints_the_change(tmp_path):
 def test_malformed_snapshot_is_a_one_line_error_naming_file_and_field(tmp_path, content, fragment):
     snap = tmp_path / "bad.json"
     snap.write_text(content)
-    res = cascade("protocols", "aave_v3", "--snapshot", str(snap), cwd=tmp_path)
+    res = cascade_in_process("protocols", "aave_v3", "--snapshot", str(snap), cwd=tmp_path)
     one_line_error(res, str(snap), fragment)
 
 
 def test_bad_override_syntax(tmp_path):
-    one_line_error(cascade("validate", "maker", "--set", "ETH-A.mat", cwd=tmp_path), "--set", "KEY=VALUE")
-    one_line_error(cascade("validate", "maker", "--set", "ETH-A.mat=abc", cwd=tmp_path), "not a number")
+    one_line_error(cascade_in_process("validate", "maker", "--set", "ETH-A.mat", cwd=tmp_path), "--set", "KEY=VALUE")
+    one_line_error(cascade_in_process("validate", "maker", "--set", "ETH-A.mat=abc", cwd=tmp_path), "not a number")
 
 
 def test_unknown_option_is_one_line(tmp_path):
-    one_line_error(cascade("protocols", "--frobnicate", cwd=tmp_path), "--frobnicate")
+    one_line_error(cascade_in_process("protocols", "--frobnicate", cwd=tmp_path), "--frobnicate")
 
 
 def test_demo_simulates_the_default_scenario(tmp_path):

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "engine"))
-from _cli_helpers import cascade, one_line_error
+from _cli_helpers import cascade, cascade_in_process, one_line_error
 from scenario_factory import write_scenario
 
 
@@ -26,9 +26,10 @@ def test_simulate_json_events_and_accounts(tmp_path):
         assert key in m
     assert 0 < m["critical_drop"]["first_liquidation"] < 0.5
     rows = list(csv.DictReader((tmp_path / "ev.csv").open()))
-    assert list(rows[0]) == ["path", "step", "timestamp", "protocol", "account", "collateral_asset", "debt_repaid_usd",
-                             "collateral_seized_usd", "bonus_usd", "protocol_fee_usd", "bad_debt_usd", "price"]
-    assert {r["collateral_asset"] for r in rows} <= {"WETH", "WBTC"} and rows[0]["collateral_asset"]
+    assert list(rows[0]) == ["path", "step", "hours", "timestamp", "protocol", "account", "collateral_asset",
+                             "debt_repaid_usd", "collateral_seized_usd", "bonus_usd", "protocol_fee_usd", "bad_debt_usd",
+                             "price"]
+    assert {r["collateral_asset"] for r in rows} <= {"WETH", "WBTC"} and rows[0]["timestamp"] == ""
     assert len(rows) == pytest.approx(m["liquidations"]["mean"] * 4)
     acc = list(csv.DictReader((tmp_path / "acc.csv").open()))
     assert len(acc) == 1500 and all(0.0 <= float(r["p_liquidated"]) <= 1.0 for r in acc)
@@ -40,21 +41,22 @@ def test_simulate_json_events_and_accounts(tmp_path):
 
 def test_set_override_changes_the_result_and_is_reported(tmp_path):
     scen = write_scenario(tmp_path, paths=3)
-    a = json.loads(cascade("simulate", str(scen), "--json", "--no-analyses", cwd=tmp_path).stdout)
-    b = json.loads(cascade("simulate", str(scen), "--json", "--no-analyses", "--set",
-                           "WETH.liquidation_threshold_bps=8100", cwd=tmp_path).stdout)
+    a = json.loads(cascade_in_process("simulate", str(scen), "--json", "--no-analyses", cwd=tmp_path).stdout)
+    b = json.loads(cascade_in_process("simulate", str(scen), "--json", "--no-analyses", "--set",
+                                      "WETH.liquidation_threshold_bps=8100", cwd=tmp_path).stdout)
     assert b["params"]["aave_v3"]["WETH.liquidation_threshold_bps"] == 8100
     assert b["metrics"]["liquidations"]["mean"] > a["metrics"]["liquidations"]["mean"]
 
 
 @pytest.mark.parametrize("args, fragments", [
-    (["--set", "WETH.ltv_bps=9000"], ["protocols[0].params", "WETH.ltv_bps=9000", "ltv <= liquidation threshold"]),
+    # a bad --set or --paths is blamed on the option, not on the scenario file
+    (["--set", "WETH.ltv_bps=9000"], ["cascade: error: --set: ", "WETH.ltv_bps=9000", "ltv <= liquidation threshold"]),
     (["--set", "maker:ETH-A.mat=2"], ["--set", "no protocol 'maker'"]),
-    (["--paths", "100000000"], ["scenario.paths", "GiB"]),
+    (["--paths", "100000000"], ["cascade: error: --paths: ", "GiB"]),
 ])
 def test_bad_overrides_are_one_line_errors(tmp_path, args, fragments):
     scen = write_scenario(tmp_path, paths=2)
-    one_line_error(cascade("simulate", str(scen), *args, cwd=tmp_path), *fragments)
+    one_line_error(cascade_in_process("simulate", str(scen), *args, cwd=tmp_path), *fragments)
 
 
 @pytest.mark.parametrize("text, fragments", [
@@ -64,8 +66,8 @@ def test_bad_overrides_are_one_line_errors(tmp_path, args, fragments):
 ])
 def test_malformed_scenarios_are_one_line_errors(tmp_path, text, fragments):
     (tmp_path / "bad.toml").write_text(text)
-    one_line_error(cascade("simulate", "bad.toml", cwd=tmp_path), *fragments)
+    one_line_error(cascade_in_process("simulate", "bad.toml", cwd=tmp_path), *fragments)
 
 
 def test_missing_scenario_file(tmp_path):
-    one_line_error(cascade("simulate", "nope.toml", cwd=tmp_path), "nope.toml", "file not found")
+    one_line_error(cascade_in_process("simulate", "nope.toml", cwd=tmp_path), "nope.toml", "file not found")

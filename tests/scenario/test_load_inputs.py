@@ -188,7 +188,7 @@ def test_two_markets_of_one_adapter_coexist_keyed_by_id(tmp_path):
     res = evaluate(prep, {"core": {"WETH.liquidation_threshold_bps": 8200}}, events=True, analyses=False)
     assert set(res.metrics()["by_protocol"]) == {"core", "prime"}
     assert res.bound.params["core"]["WETH.liquidation_threshold_bps"] == 8200
-    assert {r["protocol"] for r in res.event_rows()} <= {"core", "prime"}
+    assert set(res.events()["protocol"]) <= {"core", "prime"}
     assert res.raw.liquidations.sum(0).min() > 0  # both markets liquidate on the shared market
     with pytest.raises(InputError, match="no protocol 'aave_v3'"):
         evaluate(prep, {"aave_v3": {"WETH.ltv_bps": 7000}})

@@ -14,11 +14,34 @@ from optimizer.search import smart_ltv, smart_ltv_table
 
 def test_smart_ltv_formula_by_hand():
     # exp(-2.33 * 0.05 * sqrt(4e7 / 1e8)) - 0.05 = exp(-0.0736811...) - 0.05
-    assert smart_ltv(0.05, 1e8, 4e7, 0.05, 2.33) == pytest.approx(0.8789679228, rel=1e-9)
-    assert smart_ltv(0.05, math.inf, 4e7, 0.05) == pytest.approx(0.95)
-    assert smart_ltv(0.05, 1e8, 0.0, 0.075) == pytest.approx(0.925)
-    assert smart_ltv(0.10, 1e8, 4e7, 0.05) < smart_ltv(0.05, 1e8, 4e7, 0.05)  # more volatile, lower LTV
-    assert smart_ltv(0.05, 1e7, 4e7, 0.05) < smart_ltv(0.05, 1e8, 4e7, 0.05)  # thinner, lower LTV
+    f = lambda sigma, liq, d, beta, c=2.33: smart_ltv(sigma=sigma, liquidity_usd=liq, debt_usd=d, beta=beta, c=c)
+    assert f(0.05, 1e8, 4e7, 0.05, 2.33) == pytest.approx(0.8789679228, rel=1e-9)
+    assert f(0.05, math.inf, 4e7, 0.05) == pytest.approx(0.95)
+    assert f(0.05, 1e8, 0.0, 0.075) == pytest.approx(0.925)
+    assert f(0.10, 1e8, 4e7, 0.05) < f(0.05, 1e8, 4e7, 0.05)  # more volatile, lower LTV
+    assert f(0.05, 1e7, 4e7, 0.05) < f(0.05, 1e8, 4e7, 0.05)  # thinner, lower LTV
+
+
+# The vectors of the on-chain implementation's tests (backstop-protocol/smart-ltv,
+# test/unit/core/SmartLTV.t.sol: testLTVCalculationExact, testLTVCalculationMaxMantissa).
+def test_published_vector_exact():
+    ltv = smart_ltv(liquidity_usd=1_000_000, sigma=0.10, debt_usd=200_000, beta=0.05, c=3.0)
+    assert ltv == pytest.approx(0.82444657, abs=1e-8)
+
+
+def test_published_vector_clamps_to_zero():
+    assert smart_ltv(liquidity_usd=1e7, sigma=9.99, debt_usd=1e7, beta=0.19, c=4.9) == 0.0
+
+
+def test_no_liquidity_gives_zero_not_minus_beta():
+    assert smart_ltv(sigma=0.5, liquidity_usd=0.0, debt_usd=1e6, beta=0.05) == 0.0
+    assert smart_ltv(sigma=0.5, liquidity_usd=-1.0, debt_usd=1e6, beta=0.05) == 0.0
+    assert smart_ltv(sigma=0.5, liquidity_usd=1e6, debt_usd=0.0, beta=1.2) == 0.0
+
+
+def test_positional_calls_are_refused():
+    with pytest.raises(TypeError):
+        smart_ltv(1e7, 9.99, 1e7, 0.19, 4.9)  # the paper's (l, sigma, d, beta, c) order
 
 
 def test_table_inputs_from_the_scenario(tmp_path):
@@ -37,5 +60,6 @@ def test_table_inputs_from_the_scenario(tmp_path):
     assert wbtc["liquidity_usd"] == pytest.approx(5e8 * (0.05 / 0.04) ** 2, rel=1e-9)
     debt = sum(r["debt_usd"] for r in rows.values())
     assert debt == pytest.approx(b.books[0].book.debt_tokens.sum())  # USDC debt at $1, all allocated
-    assert weth["smart_ltv"] == pytest.approx(smart_ltv(weth["sigma"], weth["liquidity_usd"], weth["debt_usd"], 0.05))
+    assert weth["smart_ltv"] == pytest.approx(smart_ltv(sigma=weth["sigma"], liquidity_usd=weth["liquidity_usd"],
+                                                        debt_usd=weth["debt_usd"], beta=0.05))
     assert weth["optimised_ltv"] == weth["current_ltv"] == 0.805

@@ -12,7 +12,7 @@ import time
 
 import optuna
 import pytest
-from _cli_helpers import cascade, one_line_error
+from _cli_helpers import cascade, cascade_in_process, one_line_error
 from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
@@ -69,7 +69,8 @@ def test_resume_continues_to_the_total_and_keeps_finished_trials(tmp_path):
     assert out["baseline"]["collaterals"][0]["asset"] in ("WETH", "WBTC")
     # a different search on the same study name is refused, not mixed in
     q = scenario(tmp_path, name="q.toml", optimize='\n[optimize]\nfree = ["WETH.ltv_bps"]\n')
-    one_line_error(cascade("optimize", str(q), "--trials", "6", cwd=tmp_path), "--study", "different search")
+    one_line_error(cascade_in_process("optimize", str(q), "--trials", "6", cwd=tmp_path), "--study",
+                   "different search")
 
 
 def test_two_workers_finish_exactly_n_distinct_trials(tmp_path):
@@ -81,6 +82,18 @@ def test_two_workers_finish_exactly_n_distinct_trials(tmp_path):
     assert sorted(t.number for t in trials) == list(range(7))
     assert all(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
     assert json.loads(res.stdout)["study"]["trials"] == 7
+    # what is reproducible with several workers: each trial (same parameters -> same metrics, same paths)
+    from optimizer.engine import prepare
+    from optimizer.search.objective import Evaluator
+
+    plan = make_plan(SearchRequest(str(p), cwd=str(tmp_path)))
+    ev = Evaluator(prepare(plan.scenario))
+    full = [t for t in trials if is_full(t)]
+    assert full
+    for t in full[:2]:
+        again = ev.evaluate(plan.space.split(t.params)).metrics()
+        assert again["bad_debt_usd"]["mean"] == t.user_attrs["bad_debt_mean_usd"]
+        assert again["bad_debt_share"]["var_99"] == t.user_attrs["bad_debt_var_99_share"]
 
 
 def test_pareto_front_is_non_dominated(tmp_path):
@@ -191,11 +204,11 @@ def test_ctrl_c_keeps_finished_trials_and_says_how_to_resume(tmp_path):
 
 def test_bad_command_lines_are_one_line_errors(tmp_path):
     p = scenario(tmp_path)
-    one_line_error(cascade("optimize", str(p), "--sampler", "random", cwd=tmp_path), "--sampler", "random")
-    one_line_error(cascade("optimize", str(p), "--objectives", "efficiency,var_98", cwd=tmp_path),
+    one_line_error(cascade_in_process("optimize", str(p), "--sampler", "random", cwd=tmp_path), "--sampler", "random")
+    one_line_error(cascade_in_process("optimize", str(p), "--objectives", "efficiency,var_98", cwd=tmp_path),
                    "--objectives", "var_98")
     bad = scenario(tmp_path, name="bad.toml", optimize='\n[optimize]\nfree = ["WETH.ltv"]\n')
-    one_line_error(cascade("optimize", str(bad), cwd=tmp_path), "bad.toml", "optimize.free[0]", "WETH.ltv")
+    one_line_error(cascade_in_process("optimize", str(bad), cwd=tmp_path), "bad.toml", "optimize.free[0]", "WETH.ltv")
     neg = scenario(tmp_path, name="neg.toml",
                    optimize='\n[optimize]\nfree = ["WETH.ltv_bps"]\n[optimize.steward_limits]\nltv_bps = -100\n')
-    one_line_error(cascade("optimize", str(neg), cwd=tmp_path), "neg.toml", "steward_limits.ltv_bps", ">= 0")
+    one_line_error(cascade_in_process("optimize", str(neg), cwd=tmp_path), "neg.toml", "steward_limits.ltv_bps", ">= 0")
