@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 UV_PIN  := uv==0.13.8
 STAMP   := $(VENV)/.synced
 
-.PHONY: setup install demo test bench lint lock clean reports
+.PHONY: setup install demo test bench golden lint lock clean reports
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test: install
 
 bench: install
 	$(BIN)/python benchmarks/run.py
+
+# Rewrite tests/golden/ after a model change on purpose (refuses in CI); review and commit the diff.
+golden: install
+	$(BIN)/python tests/golden/regenerate.py
 
 # The reports in reports/: every bundled proposal example (data/proposals/) on its default stress, and
 # one optimisation study. Folder names carry no date, so regenerating replaces them; a proposal that

@@ -64,8 +64,8 @@ TARGET_EVAL_S, TARGET_SPEEDUP, TARGET_PEAK_GB = 1.0, 50.0, 2.0
 # engine agreement: counts exactly, USD totals to RTOL relative (ATOL_USD absorbs sums that should be 0)
 RTOL, ATOL_USD = 1e-9, 1e-6
 USD_FIELDS = ("debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd", "protocol_fee_usd",
-              "realised_bad_debt_usd", "unrealised_bad_debt_usd", "bad_debt_usd", "debt_removed_usd",
-              "returned_to_owner_usd", "inventory_usd")
+              "realised_bad_debt_usd", "unrealised_bad_debt_usd", "horizon_exposure_usd", "bad_debt_usd",
+              "debt_removed_usd", "returned_to_owner_usd", "inventory_usd")
 EXACT_FIELDS = ("liquidations", "first_liquidation_step", "last_liquidation_step")
 
 
@@ -150,10 +150,10 @@ def bench_workload(name: str, path: Path, args, k_ref: int) -> tuple[dict, list[
     if reason:
         raise SystemExit(f"bench: {name}: the kernel cannot run this scenario ({reason})")
     n_pos = sum(b.book.n_positions for b in bound.books)
-    close, low = prep.paths.close, prep.paths.low
+    close, low, high = prep.paths.close, prep.paths.low, prep.paths.bar_high
 
     log(f"[{name}] kernel warm-up (JIT compile or cache load) ...")
-    t_first, _ = timed(run_kernel, bound, inputs, close=close[:2], low=low[:2])
+    t_first, _ = timed(run_kernel, bound, inputs, close=close[:2], low=low[:2], high=high[:2])
     runs, kr = [], None
     for i in range(args.repeats):
         dt, (kr, _) = timed(run_kernel, bound, inputs)
@@ -187,10 +187,10 @@ def bench_workload(name: str, path: Path, args, k_ref: int) -> tuple[dict, list[
         log(f"[{name}]   {dt:.1f} s, {rr.liquidations[0].sum():.0f} liquidations")
     k = len(ref_times)
     ks = slice(0, k)
-    kk, _ = run_kernel(bound, inputs, close=close[ks], low=low[ks])
+    kk, _ = run_kernel(bound, inputs, close=close[ks], low=low[ks], high=high[ks])
     one = []
     for _ in range(args.repeats):  # like-for-like: the kernel on the same K paths on one thread
-        one.append(timed(run_kernel, bound, inputs, close=close[ks], low=low[ks], n_chunks=1)[0])
+        one.append(timed(run_kernel, bound, inputs, close=close[ks], low=low[ks], high=high[ks], n_chunks=1)[0])
     rel_max = {f: 0.0 for f in USD_FIELDS}
     for p, rr in enumerate(ref_raw):
         bad, rel = compare(kk, p, rr, 0)

@@ -19,7 +19,7 @@ def check_overrides(scenario, overrides: dict[str, dict[str, float]], option: st
     from .engine.model import scenario_adapter
 
     for i, pc in enumerate(scenario.protocols):
-        over = overrides.get(pc.adapter)
+        over = overrides.get(pc.id)
         if not over:
             continue
         base = scenario_adapter(scenario, i)

@@ -140,8 +140,8 @@ def paired_deltas(current: SimulationResult, candidate: SimulationResult) -> dic
     """Per declared Monte Carlo metric and statistic: the paired difference candidate - current."""
     a, b = current.per_path(), candidate.per_path()
     out: dict[str, dict[str, Any]] = {}
-    for spec in METRICS:
-        if spec.monte_carlo:
+    for spec in current.metric_specs():  # the declared metrics this result's ledger has
+        if spec.monte_carlo and spec.name in b:
             out[spec.name] = {key: paired_difference(a[spec.name], b[spec.name], key) for key, _ in spec.statistics}
     return out
 
@@ -259,12 +259,12 @@ class Comparison:
 
     def changes(self) -> list[dict[str, Any]]:
         rows = []
-        for j, ad in enumerate(self.current.bound.adapters):
+        for j, (pid, ad) in enumerate(zip(self.current.bound.ids, self.current.bound.adapters, strict=True)):
             cand = self.candidate.bound.adapters[j]
-            for key in self.params.get(ad.name, {}):
+            for key in self.params.get(pid, {}):
                 spec = ad.schema().spec(key)
                 a, b = ad.params[key], cand.params[key]
-                rows.append({"adapter": ad.name, "key": key, "unit": spec.unit, "current": a, "candidate": b,
+                rows.append({"adapter": pid, "key": key, "unit": spec.unit, "current": a, "candidate": b,
                              "change": b - a})
         return rows
 
@@ -369,11 +369,11 @@ def check_params(sc: Scenario, params: Params, field: str = "params") -> None:
     from .engine.model import scenario_adapter
     from .errors import InputError
 
-    names = [p.adapter for p in sc.protocols]
-    for adapter, over in params.items():
-        if adapter not in names:
-            raise InputError(f"no protocol '{adapter}' in the scenario (has {', '.join(names)})", field=field)
-        i = names.index(adapter)
+    names = list(sc.protocol_ids)  # overrides are keyed by protocol id (default: the adapter name)
+    for pid, over in params.items():
+        if pid not in names:
+            raise InputError(f"no protocol '{pid}' in the scenario (has {', '.join(names)})", field=field)
+        i = names.index(pid)
         try:
             scenario_adapter(sc, i).with_params({**sc.protocols[i].params, **over})
         except InvalidParameters as e:

@@ -20,7 +20,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 PATHS_PER_BATCH = 16
@@ -47,7 +46,7 @@ def simulate_with_events(prepared: Any, params: Mapping[str, Mapping[str, float]
     prepared paths.
     """
     from .engine import bind
-    from .engine.reference import RawResults
+    from .engine.ledger import Ledger
     from .engine.results import SimulationResult
     from .engine.simulate import run
     from .io import CsvChunkWriter
@@ -59,16 +58,17 @@ def simulate_with_events(prepared: Any, params: Mapping[str, Mapping[str, float]
     p = prepared.paths
     with CsvChunkWriter(events_path, option=option, total=n) as out:
         for lo, hi in itertools.pairwise(edges):
-            view = replace(prepared, paths=replace(p, close=p.close[lo:hi], low=p.low[lo:hi]))
+            view = replace(prepared, paths=replace(p, close=p.close[lo:hi], low=p.low[lo:hi],
+                                                   high=None if p.high is None else p.high[lo:hi]))
             raw, ev, used = run(replace(bound, prepared=view), engine=engine, events=True)
-            ev = np.array(ev, dtype=np.float64)
-            if len(ev):
-                ev[:, 0] += lo
+            if ev is not None and len(ev):
+                ev = ev.copy()
+                ev["path"] += lo  # the batch's paths are numbered from 0
             out.write(csv_frame(SimulationResult(bound, raw, used, 0.0, ev).events()), done=hi)
             parts.append(raw)
             if progress is not None:
                 progress(hi, n)
-    raw = parts[0] if len(parts) == 1 else RawResults.concat(parts)
+    raw = parts[0] if len(parts) == 1 else Ledger.concat(parts)
     res = SimulationResult(bound, raw, used, 0.0, None)
     if analyses:
         from .engine.analysis import critical_drop, liquidation_map

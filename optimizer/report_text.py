@@ -63,9 +63,12 @@ def render_simulation(result: dict[str, Any]) -> None:
         t.add_row(name, pm(v, fmt=fmt), ci(v, "var_95", fmt), ci(v, "var_99", fmt),
                   f"{fmt.format(v['es_99'])} ± {fmt.format(v['es_99_stderr'])}",
                   f"{v['p_positive']:.3f} ± {v['p_positive_stderr']:.3f}", "")
-    for name, fmt in (("liquidated_usd", "{:,.0f}"), ("liquidations", "{:,.1f}"), ("amplification", "{:.3f}"),
-                      ("time_to_stabilise_h", "{:.2f}"), ("liquidator_bonus_usd", "{:,.0f}"),
-                      ("protocol_fee_usd", "{:,.0f}"), ("inventory_usd", "{:,.0f}")):
+    fixed = (("liquidated_usd", "{:,.0f}"), ("liquidations", "{:,.1f}"), ("amplification", "{:.3f}"),
+             ("time_to_stabilise_h", "{:.2f}"))
+    # then every per-path ledger metric the scenario's venues declare (USD amounts), in their order
+    declared = tuple((k, "{:,.0f}") for k, v in m.items()
+                     if isinstance(v, dict) and "p99" in v and k not in dict(fixed) and k != "debt_repaid_usd")
+    for name, fmt in (*fixed, *declared):
         v = m[name]
         t.add_row(name, pm(v, fmt=fmt), "", "", "", "", ci(v, "p99", fmt))
     con.print(t)

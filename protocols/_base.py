@@ -10,6 +10,7 @@ import abc
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -223,6 +224,66 @@ class LiquidationOutcome:
         return {k: float(np.sum(getattr(self, k))) for k in keys} | {"liquidations": int(self.liquidated.sum())}
 
 
+@dataclass(frozen=True)
+class PositionTerms:
+    """Per position and collateral column, the terms the venue's rules apply to that collateral.
+
+    These are the numbers a fast engine needs to mirror the rules without calling them (the
+    simulator's kernel reads them), in common units across venues:
+
+    - ``health_weight``: weight of the column's USD value in the health ratio (Aave liquidation
+      threshold, per eMode; Comet liquidateCF; Maker ``1/mat``).
+    - ``borrow_weight``: weight in the borrow rule (Aave LTV; Comet borrowCF; Maker ``1/mat``).
+    - ``liquidation_bonus``: collateral value seized per unit of debt value a liquidation covers
+      (Aave liquidation bonus; Comet ``1/liquidationFactor``; Maker ``chop``).
+    - ``recovery``: debt value covered per unit of collateral value seized when the collateral does
+      not cover the debt (an underwater liquidation): Aave ``1/LB`` (seize = repay·LB, capped at the
+      balance), Comet liquidationFactor (as stored), Maker 1 (the penalty is taken from a surplus only).
+    - ``protocol_share``: share of the bonus (the seized value above the debt covered) the protocol
+      keeps (Aave liquidation protocol fee; Comet ``1 − storeFrontPriceFactor``; Maker 1).
+    - ``seizable``: the column can be seized by a liquidation (Aave: LT > 0).
+
+    Every array is ``(n_positions, n_collateral_columns)`` float64 (``seizable`` bool).
+    """
+
+    health_weight: np.ndarray
+    borrow_weight: np.ndarray
+    liquidation_bonus: np.ndarray
+    recovery: np.ndarray
+    protocol_share: np.ndarray
+    seizable: np.ndarray
+
+
+@dataclass(frozen=True)
+class RiskLevers:
+    """One collateral asset's risk levers in common units (fractions), read from a parameter set.
+
+    - ``ltv``: borrowing power per unit of collateral value (Aave LTV, Comet borrowCF, Maker ``1/mat``);
+    - ``liquidation_threshold``: collateral weight at which positions become liquidatable (Aave LT,
+      Comet liquidateCF, Maker ``1/mat``);
+    - ``liquidator_incentive``: the liquidator's discount as a fraction of the value it repays or buys
+      (Aave ``LB − 1``, Comet ``storeFrontPriceFactor·(1 − liquidationFactor)``, Maker ``chop − 1``);
+    - ``ltv_param``: the parameter key of the LTV lever (``"WETH.ltv_bps"``).
+    """
+
+    ltv: float
+    liquidation_threshold: float
+    liquidator_incentive: float
+    ltv_param: str
+
+
+@dataclass(frozen=True)
+class BufferPair:
+    """Two parameters of one asset whose gap is a liquidation buffer (LT − LTV), in bps.
+
+    ``gap_bps = (params[f"{asset}.{upper}"] − params[f"{asset}.{lower}"]) · bps_per_unit``.
+    """
+
+    lower: str
+    upper: str
+    bps_per_unit: float
+
+
 # --------------------------------------------------------------------------------------------
 # Circuit breakers (data the simulator enforces)
 # --------------------------------------------------------------------------------------------
@@ -278,6 +339,13 @@ class VenueAdapter(abc.ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     family: ClassVar[str]
+    #: parameter fields (the part after ``<asset>.``) a search tunes when a scenario names none
+    default_search_fields: ClassVar[tuple[str, ...]] = ()
+    #: per field, the largest change per update a risk steward may make: ``(value, relative)``,
+    #: ``value`` in the field's unit (or a fraction of the current value when ``relative``)
+    default_steward_limits: ClassVar[Mapping[str, tuple[float, bool]]] = MappingProxyType({})
+    #: parameter pairs whose gap is a buffer a search keeps (lending: LT − LTV)
+    liquidation_buffer_pairs: ClassVar[tuple[BufferPair, ...]] = ()
 
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         self._snapshot = snapshot
@@ -337,6 +405,13 @@ class Adapter(VenueAdapter):
     at the given price); repeated calls model repeated liquidations.
 
     Subclasses set ``name`` (registry key), ``title`` and implement the abstract methods.
+
+    Venue facts the simulator, the search, the baseline and reports read (public, so none of them
+    switches on venue names): :meth:`position_terms` (the per-position terms of the rules),
+    :meth:`risk_levers` (per asset, in common units), :meth:`liquidation_shortfall_usd`,
+    :meth:`liquidation_price_usd`, :meth:`priced_asset` (the market asset behind a book column),
+    and the class attributes ``default_search_fields``, ``default_steward_limits`` and
+    ``liquidation_buffer_pairs``.
     """
 
     family: ClassVar[str] = "lending"
@@ -366,6 +441,50 @@ class Adapter(VenueAdapter):
     @abc.abstractmethod
     def liquidate(self, book: Book, prices: Prices, mask: np.ndarray | None = None) -> LiquidationOutcome:
         """Apply one liquidation call to each position in ``mask`` that the rules allow."""
+
+    # --- venue facts (public: the simulator, search, baseline and reports read these) ----------
+    def check_categories(self, categories: np.ndarray) -> None:
+        """Raise ValueError naming the first per-position category (``Book.category``) the venue does not
+        know. Categories are venue-specific (Aave eMode ids); a venue without them accepts only 0."""
+        bad = np.unique(np.asarray(categories)[np.asarray(categories) != 0])
+        if bad.size:
+            raise ValueError(f"{self.title} has no position categories (eModes); got {int(bad[0])}")
+
+    def priced_asset(self, column: str) -> str:
+        """The market asset whose price a book column carries (identity; Maker ilk ETH-A -> ETH)."""
+        return column
+
+    @abc.abstractmethod
+    def position_terms(self, book: Book) -> PositionTerms:
+        """Per-position terms of the rules for each collateral column (see :class:`PositionTerms`)."""
+
+    def risk_levers(self, asset: str) -> RiskLevers | None:
+        """The asset's LTV, liquidation threshold and liquidator incentive (None: not a collateral)."""
+        return None
+
+    def liquidation_shortfall_usd(self, book: Book, prices: Prices) -> np.ndarray:
+        """Debt (USD) a complete liquidation at ``prices`` would leave uncovered, per position.
+
+        ``max(debt − Σ seizable collateral·recovery, 0)``: what the venue writes off when the
+        position is liquidated to the end, which is at least the underwater part
+        ``max(debt − collateral, 0)`` (recovery <= 1).
+        """
+        terms = self.position_terms(book)
+        pc = np.broadcast_to(prices.collateral_usd, book.collateral_tokens.shape)
+        pd = np.broadcast_to(prices.debt_usd, book.debt_tokens.shape)
+        covered = np.where(terms.seizable, book.collateral_tokens * pc * terms.recovery, 0.0).sum(axis=-1)
+        return np.maximum((book.debt_tokens * pd).sum(axis=-1) - covered, 0.0)
+
+    def liquidation_price_usd(self, book: Book, prices: Prices, asset: str) -> np.ndarray:
+        """Price of ``asset`` (others fixed) at which each position's health reaches 1.
+
+        ``prices[asset]·(1 − liquidation_price_drop)``: the current price for positions already
+        liquidatable, 0 where no fall of this asset can liquidate the position.
+        """
+        a = book.collateral_assets.index(asset)
+        p = np.broadcast_to(prices.collateral_usd, book.collateral_tokens.shape)[:, a]
+        drop = self.liquidation_price_drop(book, prices, asset)
+        return np.where(np.isfinite(drop), p * (1.0 - np.minimum(drop, 1.0)), 0.0)
 
     def liquidation_price_drop(self, book: Book, prices: Prices, asset: str) -> np.ndarray:
         """Fractional fall of ``asset``'s price (others fixed) that brings health to 1.

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -42,12 +43,15 @@ import numpy as np
 from ._base import (
     Adapter,
     Book,
+    BufferPair,
     CircuitBreakers,
     Invariant,
     LiquidationOutcome,
     ParameterSchema,
     ParamSpec,
+    PositionTerms,
     Prices,
+    RiskLevers,
     SnapshotError,
     as_mask,
     field_of,
@@ -83,6 +87,10 @@ class AaveV2(Adapter):
 
     name = "aave_v2"
     title = "Aave v2 Ethereum"
+    default_search_fields = ("ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps")
+    default_steward_limits = MappingProxyType({"ltv_bps": (500.0, False), "liquidation_threshold_bps": (500.0, False),
+                                               "liquidation_bonus_bps": (200.0, False)})
+    liquidation_buffer_pairs = (BufferPair("ltv_bps", "liquidation_threshold_bps", 1.0),)
 
     # ------------------------------------------------------------------ schema
     @classmethod
@@ -161,6 +169,26 @@ class AaveV2(Adapter):
 
     def _active(self, assets: tuple[str, ...]) -> np.ndarray:
         return np.array([bool(self._assets[a].get("active", True)) for a in assets])
+
+    # ------------------------------------------------------------------ venue facts
+    def position_terms(self, book: Book) -> PositionTerms:
+        """LT / LTV / LB per collateral column (no eModes); no protocol fee (the bonus is the liquidator's)."""
+        shape = book.collateral_tokens.shape
+        lt = self._per_asset("liquidation_threshold_bps", book.collateral_assets)
+        lb = self._per_asset("liquidation_bonus_bps", book.collateral_assets)
+        with np.errstate(divide="ignore"):
+            rec = np.where(lb > 0, 1.0 / np.where(lb > 0, lb, 1.0), 0.0)
+        b = lambda x: np.broadcast_to(x, shape).copy()
+        return PositionTerms(health_weight=b(lt), borrow_weight=b(self._per_asset("ltv_bps", book.collateral_assets)),
+                             liquidation_bonus=b(lb), recovery=b(rec), protocol_share=np.zeros(shape),
+                             seizable=b(lt > 0))
+
+    def risk_levers(self, asset: str) -> RiskLevers | None:
+        p = self.params
+        if f"{asset}.ltv_bps" not in p:
+            return None
+        return RiskLevers(ltv=p[f"{asset}.ltv_bps"] / BPS, liquidation_threshold=p[f"{asset}.liquidation_threshold_bps"] / BPS,
+                          liquidator_incentive=p[f"{asset}.liquidation_bonus_bps"] / BPS - 1.0, ltv_param=f"{asset}.ltv_bps")
 
     # ------------------------------------------------------------------ rules
     def account_values(self, book: Book, prices: Prices) -> dict[str, np.ndarray]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -22,12 +23,15 @@ import numpy as np
 from ._base import (
     Adapter,
     Book,
+    BufferPair,
     CircuitBreakers,
     Invariant,
     LiquidationOutcome,
     ParameterSchema,
     ParamSpec,
+    PositionTerms,
     Prices,
+    RiskLevers,
     SnapshotError,
     as_mask,
     field_of,
@@ -74,6 +78,12 @@ class AaveV3(Adapter):
 
     name = "aave_v3"
     title = "Aave v3 Ethereum Core"
+    default_search_fields = ("ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps")
+    # Aave risk stewards' largest change per update (bps)
+    default_steward_limits = MappingProxyType({"ltv_bps": (500.0, False), "liquidation_threshold_bps": (500.0, False),
+                              "liquidation_bonus_bps": (200.0, False),
+                              "liquidation_protocol_fee_bps": (500.0, False)})
+    liquidation_buffer_pairs = (BufferPair("ltv_bps", "liquidation_threshold_bps", 1.0),)
 
     # ------------------------------------------------------------------ schema
     @classmethod
@@ -190,6 +200,12 @@ class AaveV3(Adapter):
             "min_leftover_base_usd": float(c["min_leftover_base_usd"]),
         }
 
+    def check_categories(self, categories: np.ndarray) -> None:
+        """Every category must be 0 (no eMode) or an eMode id of the snapshot."""
+        for eid in np.unique(np.asarray(categories)).tolist():
+            if eid != 0:
+                self.emode_of(int(eid))
+
     def emode_of(self, eid: int) -> Mapping[str, Any]:
         if eid not in self._emodes:
             raise ValueError(f"unknown eMode category {eid} (known: {sorted(self._emodes)})")
@@ -230,6 +246,38 @@ class AaveV3(Adapter):
 
     def _rows(self, book: Book, tables: _AssetTables) -> np.ndarray:
         return np.searchsorted(tables.category_ids, book.category)
+
+    # ------------------------------------------------------------------ venue facts
+    def position_terms(self, book: Book) -> PositionTerms:
+        """Effective LT / LTV / LB per position (its eMode) and collateral, the treasury's fee share."""
+        t = self._tables(book)
+        rows = self._rows(book, t)
+        bonus = t.bonus[rows]
+        with np.errstate(divide="ignore"):
+            recovery = np.where(bonus > 0, 1.0 / np.where(bonus > 0, bonus, 1.0), 0.0)
+        return PositionTerms(health_weight=t.lt[rows], borrow_weight=t.ltv[rows], liquidation_bonus=bonus,
+                             recovery=recovery, protocol_share=np.broadcast_to(t.fee, bonus.shape).copy(),
+                             seizable=t.counted[rows])
+
+    def risk_levers(self, asset: str) -> RiskLevers | None:
+        p = self.params
+        if f"{asset}.ltv_bps" not in p:
+            return None
+        return RiskLevers(ltv=p[f"{asset}.ltv_bps"] / BPS, liquidation_threshold=p[f"{asset}.liquidation_threshold_bps"] / BPS,
+                          liquidator_incentive=p[f"{asset}.liquidation_bonus_bps"] / BPS - 1.0,
+                          ltv_param=f"{asset}.ltv_bps")
+
+    def liquidation_shortfall_usd(self, book: Book, prices: Prices) -> np.ndarray:
+        """``max(debt − Σ counted collateral / LB, 0)``: liquidating to the end seizes every counted
+        collateral and repays ``value/LB`` of debt for it; the rest is booked as deficit (v3.3)."""
+        t = self._tables(book)
+        rows = self._rows(book, t)
+        pc = np.broadcast_to(prices.collateral_usd, book.collateral_tokens.shape)
+        pd = np.broadcast_to(prices.debt_usd, book.debt_tokens.shape)
+        lb = t.bonus[rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            covered = np.where(t.counted[rows], book.collateral_tokens * pc / np.where(lb > 0, lb, 1.0), 0.0)
+        return np.maximum((book.debt_tokens * pd).sum(axis=-1) - covered.sum(axis=-1), 0.0)
 
     # ------------------------------------------------------------------ rules
     def account_values(self, book: Book, prices: Prices) -> dict[str, np.ndarray]:

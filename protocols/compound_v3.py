@@ -33,6 +33,7 @@ schema invariants, so a refused candidate names the revert. Searches should stay
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -40,12 +41,15 @@ import numpy as np
 from ._base import (
     Adapter,
     Book,
+    BufferPair,
     CircuitBreakers,
     Invariant,
     LiquidationOutcome,
     ParameterSchema,
     ParamSpec,
+    PositionTerms,
     Prices,
+    RiskLevers,
     SnapshotError,
     as_mask,
     field_of,
@@ -85,6 +89,10 @@ class CompoundV3(Adapter):
 
     name = "compound_v3"
     title = "Compound v3 (Comet) cUSDCv3"
+    default_search_fields = ("borrow_collateral_factor", "liquidate_collateral_factor", "liquidation_factor")
+    default_steward_limits = MappingProxyType({"borrow_collateral_factor": (0.05, False), "liquidate_collateral_factor": (0.05, False),
+                              "liquidation_factor": (0.02, False), "store_front_price_factor": (0.05, False)})
+    liquidation_buffer_pairs = (BufferPair("borrow_collateral_factor", "liquidate_collateral_factor", 1e4),)
 
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         super().__init__(snapshot, params)
@@ -181,6 +189,30 @@ class CompoundV3(Adapter):
     @property
     def debt_assets(self) -> tuple[str, ...]:
         return (self._base_symbol,)
+
+    def column_index(self, book: Book) -> np.ndarray:
+        """Index of each book collateral column in the market's asset order (see the factor arrays)."""
+        return self._columns(book)
+
+    def position_terms(self, book: Book) -> PositionTerms:
+        """liquidateCF / borrowCF / liquidationFactor (as stored, 4 decimals) per position and column."""
+        cols = self._columns(book)
+        shape = book.collateral_tokens.shape
+        lf = np.broadcast_to(self.liquidation_factor[cols], shape).copy()
+        return PositionTerms(health_weight=np.broadcast_to(self.liquidate_cf[cols], shape).copy(),
+                             borrow_weight=np.broadcast_to(self.borrow_cf[cols], shape).copy(),
+                             liquidation_bonus=1.0 / lf, recovery=lf,
+                             protocol_share=np.full(shape, 1.0 - self.store_front_price_factor),
+                             seizable=np.ones(shape, dtype=bool))
+
+    def risk_levers(self, asset: str) -> RiskLevers | None:
+        p = self.params
+        if f"{asset}.borrow_collateral_factor" not in p:
+            return None
+        beta = p.get("store_front_price_factor", 1.0) * (1.0 - p[f"{asset}.liquidation_factor"])
+        return RiskLevers(ltv=p[f"{asset}.borrow_collateral_factor"],
+                          liquidation_threshold=p[f"{asset}.liquidate_collateral_factor"],
+                          liquidator_incentive=beta, ltv_param=f"{asset}.borrow_collateral_factor")
 
     def _columns(self, book: Book) -> np.ndarray:
         """Index of each book column in the market's asset order (books may hold any subset)."""

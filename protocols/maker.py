@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -37,7 +38,9 @@ from ._base import (
     LiquidationOutcome,
     ParameterSchema,
     ParamSpec,
+    PositionTerms,
     Prices,
+    RiskLevers,
     SnapshotError,
     as_mask,
     field_of,
@@ -592,6 +595,8 @@ class Maker(Adapter):
 
     name = "maker"
     title = "Maker/Sky Liquidations 2.0"
+    default_search_fields = ("mat", "chop")
+    default_steward_limits = MappingProxyType({"mat": (0.05, False), "chop": (0.02, False)})
 
     # ------------------------------------------------------------------ schema
     @classmethod
@@ -631,6 +636,28 @@ class Maker(Adapter):
         """Ilk -> token symbol whose price the ilk's column carries (ETH-A -> ETH, WSTETH-B -> wstETH)."""
         return {ilk: _underlying(ilk) for ilk in self._facts}
 
+    def priced_asset(self, column: str) -> str:
+        """The token behind an ilk column (ETH-A -> ETH, WSTETH-B -> wstETH)."""
+        return _underlying(column)
+
+    def position_terms(self, book: Book) -> PositionTerms:
+        """``1/mat`` as both weights, ``chop`` as the bonus, recovery 1 (the penalty comes from a surplus)."""
+        self._check_layout(book)
+        shape = book.collateral_tokens.shape
+        w = np.broadcast_to(1.0 / (PAR * self._per_ilk("mat", book.collateral_assets)), shape).copy()
+        return PositionTerms(health_weight=w, borrow_weight=w.copy(),
+                             liquidation_bonus=np.broadcast_to(self._per_ilk("chop", book.collateral_assets),
+                                                               shape).copy(),
+                             recovery=np.ones(shape), protocol_share=np.ones(shape),
+                             seizable=np.ones(shape, dtype=bool))
+
+    def risk_levers(self, asset: str) -> RiskLevers | None:
+        p = self.params
+        if f"{asset}.mat" not in p:
+            return None
+        return RiskLevers(ltv=1.0 / p[f"{asset}.mat"], liquidation_threshold=1.0 / p[f"{asset}.mat"],
+                          liquidator_incentive=p[f"{asset}.chop"] - 1.0, ltv_param=f"{asset}.mat")
+
     def calc(self, ilk: str) -> Calc:
         p, kind = self.params, self._facts[ilk].calc_kind
         if kind == LINEAR:
@@ -649,6 +676,10 @@ class Maker(Adapter):
 
     def _per_ilk(self, suffix: str, ilks: tuple[str, ...]) -> np.ndarray:
         return np.array([self.params[f"{ilk}.{suffix}"] for ilk in ilks])
+
+    def vault_ilk(self, book: Book) -> np.ndarray:
+        """Ilk (collateral column) of each vault: its one non-zero ink column, 0 for an empty vault."""
+        return self._check_layout(book)
 
     def _check_layout(self, book: Book) -> np.ndarray:
         """Column (ilk) index of each vault: its one non-zero ink column, 0 for an empty vault.

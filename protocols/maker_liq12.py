@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,9 @@ from ._base import (
     LiquidationOutcome,
     ParameterSchema,
     ParamSpec,
+    PositionTerms,
     Prices,
+    RiskLevers,
     SnapshotError,
     as_mask,
     field_of,
@@ -240,6 +243,8 @@ class MakerLiq12(Adapter):
 
     name = "maker_liq12"
     title = "Maker Liquidations 1.x (Cat + Flipper English auctions)"
+    default_search_fields = ("mat", "chop")
+    default_steward_limits = MappingProxyType({"mat": (0.05, False), "chop": (0.02, False)})
 
     # ------------------------------------------------------------------ schema
     @classmethod
@@ -308,6 +313,26 @@ class MakerLiq12(Adapter):
     def underlying(self) -> dict[str, str]:
         """Ilk -> token whose price the ilk's column carries (ETH-A -> ETH)."""
         return {ilk: _underlying(ilk) for ilk in self.collateral_assets}
+
+    def priced_asset(self, column: str) -> str:
+        """The token behind an ilk column (ETH-A -> ETH)."""
+        return _underlying(column)
+
+    def position_terms(self, book: Book) -> PositionTerms:
+        """``1/mat`` as both weights, ``chop`` as the bonus, recovery 1 (the penalty comes from a surplus)."""
+        self.vault_ilk(book)
+        shape = book.collateral_tokens.shape
+        w = np.broadcast_to(1.0 / (PAR * self._per_ilk("mat", book.collateral_assets)), shape).copy()
+        chop = np.broadcast_to(self._per_ilk("chop", book.collateral_assets), shape).copy()
+        return PositionTerms(health_weight=w, borrow_weight=w.copy(), liquidation_bonus=chop, recovery=np.ones(shape),
+                             protocol_share=np.ones(shape), seizable=np.ones(shape, dtype=bool))
+
+    def risk_levers(self, asset: str) -> RiskLevers | None:
+        p = self.params
+        if f"{asset}.mat" not in p:
+            return None
+        return RiskLevers(ltv=1.0 / p[f"{asset}.mat"], liquidation_threshold=1.0 / p[f"{asset}.mat"],
+                          liquidator_incentive=p[f"{asset}.chop"] - 1.0, ltv_param=f"{asset}.mat")
 
     def ilk(self, name: str) -> IlkRules:
         if name not in self._snapshot["ilks"]:

@@ -26,14 +26,15 @@ def parse_overrides(items: Sequence[str], option: str = "--set") -> dict[str, fl
 
 
 def split_protocol_overrides(sets: Sequence[str], protocols: Sequence[str]) -> dict[str, dict[str, float]]:
-    """``--set [ADAPTER:]KEY=VALUE``: the adapter prefix is needed only with several protocols."""
+    """``--set [ID:]KEY=VALUE``: the protocol id (default: the adapter name) is needed only with several
+    protocols; ``protocols`` are the scenario's ids."""
     out: dict[str, dict[str, float]] = {}
     for item in sets:
         head, sep, _ = item.partition("=")
         adapter, colon, key = head.partition(":")
         if not colon:
             if len(protocols) != 1:
-                raise InputError(f"'{item}': name the protocol as ADAPTER:KEY=VALUE (scenario has "
+                raise InputError(f"'{item}': name the protocol as ID:KEY=VALUE (scenario has "
                                  f"{', '.join(protocols)})", field="--set")
             adapter, key = protocols[0], head
         if adapter not in protocols:

@@ -36,7 +36,7 @@ def compare_cmd(scenario: str, sets: tuple[str, ...], paths: int | None, seed: i
 
     t0 = time.perf_counter()
     sc = load_scenario(resolve_scenario(scenario)).with_overrides(paths=paths, seed=seed)
-    params = split_protocol_overrides(sets, [p.adapter for p in sc.protocols])
+    params = split_protocol_overrides(sets, list(sc.protocol_ids))
     out_dir = out_dir_for(out, f"compare-{sc.name}")
     res = compare(sc, params, engine=engine, analyses=not no_analyses, progress=progress_printer(not as_json),
                   params_field="--set")

@@ -21,9 +21,10 @@ from ._common import (
 @click.argument("scenario", type=click.Path(dir_okay=False))
 @click.option("--paths", type=click.IntRange(min=1), help="Monte Carlo paths (default: the scenario's).")
 @click.option("--seed", type=click.IntRange(min=0), help="Seed (default: the scenario's).")
-@click.option("--set", "sets", multiple=True, metavar="[ADAPTER:]KEY=VALUE",
+@click.option("--set", "sets", multiple=True, metavar="[ID:]KEY=VALUE",
               help="Override one protocol parameter, e.g. --set WETH.liquidation_threshold_bps=8200 "
-                   "(prefix with the adapter, aave_v3:WETH..., when the scenario has several protocols). "
+                   "(prefix with the protocol id, aave_v3:WETH..., when the scenario has several protocols; "
+                   "the id defaults to the adapter name). "
                    "Keys as listed by `cascade protocols`.")
 @click.option("--engine", type=click.Choice(["auto", "kernel", "reference"]), default="auto", show_default=True,
               help="auto = fast kernel when it supports the scenario, else the reference engine.")
@@ -48,7 +49,7 @@ def simulate_cmd(scenario: str, paths: int | None, seed: int | None, sets: tuple
         if path:
             check_writable(path, option)  # before the simulation, not after it
     sc = load_scenario(resolve_scenario(scenario)).with_overrides(paths=paths, seed=seed)
-    overrides = split_protocol_overrides(sets, [p.adapter for p in sc.protocols])
+    overrides = split_protocol_overrides(sets, list(sc.protocol_ids))
     check_overrides(sc, overrides)
     from ..engine import evaluate, prepare  # numba: imported once the inputs are known to be good
     with PathProgress(sc.paths, enabled=not as_json or sys.stderr.isatty()) as tick:

@@ -11,6 +11,9 @@ For repeated evaluations on the same paths (the search), prepare once and evalua
 
     prepared = prepare(load_scenario(path))
     evaluate(prepared, {"aave_v3": {...}})
+
+Parameters are keyed by the scenario protocol's ``id`` (default: its adapter name). ``res.raw`` is the
+per-path :class:`~optimizer.engine.ledger.Ledger` (core fields plus those the venues declare).
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ class _ShockRunner:
             raw, _ = run_kernel(self.bound, self.inputs, close=close, low=close, gas_gwei=gas)
         else:
             prep = self.bound.prepared
-            paths = replace(prep.paths, close=close, low=close, timestamps=None)
+            paths = replace(prep.paths, close=close, low=close, high=close, timestamps=None)
             shocked = replace(self.bound, prepared=replace(prep, paths=paths, gas_gwei=gas))
             raw = run_reference(shocked)
         a = self.primary

@@ -2,7 +2,7 @@
 
 Positions with one collateral and one debt asset are liquidatable exactly when the oracle ratio
 ``P_coll / P_debt`` falls below their *liquidation ratio* ``debt / (collateral · LT)``. Positions are
-sorted once by that ratio per (protocol, collateral, debt) group; each path walks a pointer down the
+sorted once by that ratio per (venue, collateral, debt) group; each path walks a pointer down the
 sorted array as prices fall, so a step costs O(groups + liquidations), not O(positions). Positions
 that survive a partial liquidation (Aave's 50 % close factor) or that were examined but were
 healthy go into a per-group max-heap keyed by their current ratio; positions skipped for the call
@@ -10,19 +10,118 @@ cap, the reaction delay or profit wait in a pending list for the next step. Ever
 confirmed with the adapters' exact health formula (same float operations), so both engines find the
 same liquidations.
 
+The kernel mirrors venue rules, not venues: each venue simulator that it can run declares which
+rule (:data:`RULES`) and hands over the per-position terms (``KernelSpec``, built from the adapters'
+public ``position_terms``). Inputs are named structs (NamedTuples of arrays): :class:`KMarket`,
+:class:`KPositions`, :class:`KVenues`, :class:`KGroups`, :class:`KLiquidators`, :class:`KOut`.
+
 Paths run in parallel in ``n_chunks`` chunks, each with its own scratch state; results do not
 depend on the number of threads.
 """
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit, prange
 
 from ..market.liquidity import decay
-from ._market import impact_factor, proceeds_usd, storefront_quantity
+from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
 
-KIND_AAVE, KIND_COMET = 0, 1
+#: Aave-style liquidationCall (close factor, bonus, protocol fee, dust rule, v3.3 deficit cleanup) on the
+#: position's one collateral and one debt, by profit-seeking liquidators who sell the collateral minus
+#: the fee share and buy the debt they repay
+RULE_CLOSE_FACTOR_CALL = 0
+#: Comet-style absorb of the whole position into the venue's inventory (no profit needed), sold later
+#: through a storefront while reserves are below target
+RULE_ABSORB = 1
+RULES = (RULE_CLOSE_FACTOR_CALL, RULE_ABSORB)
+#: per-venue constants a KernelSpec may give (absent ones are 0; ``target`` defaults to +inf)
+VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target")
+
+
+class KMarket(NamedTuple):
+    """Price paths (exogenous), pools (one per asset) and gas."""
+
+    close: np.ndarray  # (P, T+1, A)
+    low: np.ndarray
+    high: np.ndarray
+    liq: np.ndarray  # (A, 5) liquidity rows
+    hl: np.ndarray  # (A,) recovery half-lives, s
+    step_s: float
+    gas_usd_per_call: float  # gas units x 1e-9 (gwei -> native) per call
+    gas_token: int  # asset pricing gas, -1 = free
+    gas_gwei: np.ndarray  # (T+1,)
+
+
+class KPositions(NamedTuple):
+    """One row per position with collateral and debt, stored in walk order (group, ratio)."""
+
+    venue: np.ndarray  # int64
+    row: np.ndarray  # book row
+    ca: np.ndarray  # market asset of the collateral
+    da: np.ndarray  # market asset of the debt
+    cc: np.ndarray  # book column of the collateral
+    group: np.ndarray
+    c0: np.ndarray  # float64 tokens
+    d0: np.ndarray
+    lt: np.ndarray  # health weight
+    lb: np.ndarray  # rule's liquidation multiplier (bonus; absorb: liquidation factor)
+    fee: np.ndarray  # protocol share of the bonus
+
+
+class KVenues(NamedTuple):
+    rule: np.ndarray  # int64 (V,)
+    lag: np.ndarray  # int64 oracle lag, steps
+    close_factor: np.ndarray
+    cf_hf: np.ndarray
+    min_base: np.ndarray
+    floor: np.ndarray
+    sf: np.ndarray
+    target_res: np.ndarray
+    res0: np.ndarray
+    store_cols: np.ndarray  # int64 (V, Cmax): market asset of each book column (-1: none)
+    store_lf: np.ndarray  # (V, Cmax)
+
+
+class KGroups(NamedTuple):
+    venue: np.ndarray
+    ca: np.ndarray
+    da: np.ndarray
+    off: np.ndarray  # (G+1,)
+    order: np.ndarray  # (n,) position index in walk order
+    key: np.ndarray  # (n,) initial liquidation ratio, descending within a group
+
+
+class KLiquidators(NamedTuple):
+    max_calls: int
+    delay: int
+    min_profit: float
+
+
+class KOut(NamedTuple):
+    """Ledger arrays the kernel fills: (paths, V) per venue, (paths,) per path, (paths, A) per asset."""
+
+    liquidations: np.ndarray
+    debt_repaid_usd: np.ndarray
+    collateral_seized_usd: np.ndarray
+    liquidator_bonus_usd: np.ndarray
+    protocol_fee_usd: np.ndarray
+    realised_bad_debt_usd: np.ndarray
+    unrealised_bad_debt_usd: np.ndarray
+    horizon_exposure_usd: np.ndarray
+    inventory_usd: np.ndarray
+    returned_to_owner_usd: np.ndarray
+    debt_removed_usd: np.ndarray
+    first_liquidation_step: np.ndarray
+    last_liquidation_step: np.ndarray
+    market_low_min: np.ndarray
+    exo_low_min: np.ndarray
+    events: np.ndarray  # EVENT_DTYPE records
+    n_events: np.ndarray  # (1,) int64: events counted (stored up to events.shape[0])
+    events_cap: int  # -1: events off
+
 KEY_TOL = 1e-12  # keys are a pre-filter; the exact health check decides
 
 
@@ -143,50 +242,77 @@ def _key(c, d, lt):
 
 
 @njit(cache=True)
-def _oracle(j, t, proto_lag, low_hist, hist, a):
-    """Protocol j's oracle price of asset a at (completed or current) step t."""
-    if proto_lag[j] == 0:
+def _oracle(j, t, lag, low_hist, hist, a):
+    """Venue j's collateral-side oracle price of asset a at (completed or current) step t."""
+    if lag[j] == 0:
         return low_hist[t, a]
-    return hist[max(t - proto_lag[j], 0), a]
+    return hist[max(t - lag[j], 0), a]
 
 
 @njit(cache=True)
-def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token, gas_gwei,
-              pos_proto, pos_row, pos_ca, pos_da, pos_group, c0, d0, lt, lb, fee,
-              proto_kind, proto_lag, close_factor, cf_hf, min_base, floor, sf, target_res, res0,
-              comet_cols, comet_lf,
-              grp_proto, grp_ca, grp_da, goff, gorder, gkey,
-              max_calls, delay, min_profit,
-              # scratch
+def _horizon(k, i, c, d, pc, pd, lt_i, lb_i, rule, j, o_ubad, o_expo):
+    """One open position at the horizon: underwater debt, and its exposure when liquidatable."""
+    shortfall = d * pd - c * pc
+    if shortfall > 0.0:
+        o_ubad[k, j] += shortfall
+    if d > 0.0 and _health(c, d, pc, pd, lt_i) < 1.0:
+        debt_usd = d * pd
+        if rule == RULE_CLOSE_FACTOR_CALL:  # seize everything: covers value / bonus of the debt
+            covered = c * pc / (lb_i if lb_i > 0.0 else 1.0)
+        else:  # absorb: credit = value x liquidation factor
+            covered = c * pc * lb_i
+        short = max(debt_usd - covered, 0.0)
+        exposure = short - max(debt_usd - c * pc, 0.0)
+        if exposure > 0.0:
+            o_expo[k, j] += exposure
+
+
+@njit(cache=True)
+def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, hist, low_hist,
-              # outputs
-              o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_ret, o_drem, o_first, o_last,
-              o_mlow, o_elow, o_acct, ev, ev_n, ev_cap):
+              high_hist):
+    close, low, high, liq, hl = m.close, m.low, m.high, m.liq, m.hl
+    c0, d0, lt, lb, fee = pos.c0, pos.d0, pos.lt, pos.lb, pos.fee
+    pos_proto, pos_row, pos_ca, pos_da, pos_group = pos.venue, pos.row, pos.ca, pos.da, pos.group
+    grp_proto, grp_ca, grp_da, goff, gorder, gkey = grp.venue, grp.ca, grp.da, grp.off, grp.order, grp.key
+    proto_kind, proto_lag = ven.rule, ven.lag
+    v_cf, v_cf_hf, v_min_base, v_floor, v_sf = ven.close_factor, ven.cf_hf, ven.min_base, ven.floor, ven.sf
+    v_target, store_cols, store_lf, pos_cc = ven.target_res, ven.store_cols, ven.store_lf, pos.cc
+    max_calls, delay, min_profit = lq.max_calls, lq.delay, lq.min_profit
+    ev, ev_n, ev_cap = out.events, out.n_events, out.events_cap
+    # outputs as locals (an array read through a tuple field in the hot loop costs a refcount each time)
+    o_liqs, o_repaid, o_seized, o_bonus = out.liquidations, out.debt_repaid_usd, out.collateral_seized_usd, \
+        out.liquidator_bonus_usd
+    o_fee, o_rbad, o_ret, o_drem = out.protocol_fee_usd, out.realised_bad_debt_usd, out.returned_to_owner_usd, \
+        out.debt_removed_usd
+    o_inv, o_mlow, o_elow = out.inventory_usd, out.market_low_min, out.exo_low_min
+    o_ubad, o_expo = out.unrealised_bad_debt_usd, out.horizon_exposure_usd
     n_assets = close.shape[2]
     T = close.shape[1] - 1
     n_groups = grp_proto.shape[0]
     n_proto = proto_kind.shape[0]
     ptr = goff[:-1].copy()
     hsize = np.zeros(n_groups, np.int64)
-    sold = np.zeros(n_assets)
+    sold = np.zeros(n_assets)  # net signed flow per pool (one pool per asset)
     n_pend = 0
     tl_n = 0
     inventory = np.zeros((n_proto, n_assets))
-    reserves = res0.copy()
+    reserves = ven.res0.copy()
     for a in range(n_assets):
         hist[0, a] = close[path, 0, a]
         low_hist[0, a] = close[path, 0, a]
+        high_hist[0, a] = close[path, 0, a]
     # Path bounds for pruning positions that can never be profitable to liquidate.
     max_px = np.empty(n_assets)
     for a in range(n_assets):
-        m = close[path, 0, a]
+        mx = high[path, 0, a]
         for t in range(1, T + 1):
-            m = max(m, close[path, t, a])
-        max_px[a] = m
+            mx = max(mx, high[path, t, a])
+        max_px[a] = mx
     gas_step_usd = np.zeros(T + 1)  # one liquidation call's gas in USD at each step
-    if gas_token >= 0:
+    if m.gas_token >= 0:
         for t in range(1, T + 1):
-            gas_step_usd[t] = gas_usd_per_call * gas_gwei[t] * 1e-9 * close[path, t, gas_token]
+            gas_step_usd[t] = m.gas_usd_per_call * m.gas_gwei[t] * 1e-9 * close[path, t, m.gas_token]
     gas_min = gas_step_usd[1:].min()
     first_step = -1
     last_step = -1
@@ -197,12 +323,13 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
     thr = np.empty(n_groups)
     mkt_low = np.empty(n_assets)
     mkt_close = np.empty(n_assets)
+    mkt_high = np.empty(n_assets)
     round_sales = np.empty(n_assets)
     calls_left = np.empty(n_proto, np.int64)
 
     for t in range(1, T + 1):
         for a in range(n_assets):
-            sold[a] = decay(sold[a], step_s, hl[a])
+            sold[a] = decay(sold[a], m.step_s, hl[a])
         for j in range(n_proto):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
@@ -218,12 +345,13 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
                 f = impact_factor(liq, a, sold[a])
                 mkt_low[a] = low[path, t, a] * f
                 mkt_close[a] = close[path, t, a] * f
+                mkt_high[a] = high[path, t, a] * f
                 low_hist[t, a] = mkt_low[a]
             for g in range(n_groups):
                 j = grp_proto[g]
-                if proto_lag[j] == 0:
+                if proto_lag[j] == 0:  # collateral at the bar's low, debt at its high
                     oc[g] = mkt_low[grp_ca[g]]
-                    od[g] = mkt_close[grp_da[g]]
+                    od[g] = mkt_high[grp_da[g]]
                 else:
                     h = max(t - proto_lag[j], 0)
                     oc[g] = hist[h, grp_ca[g]]
@@ -231,8 +359,8 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
                 ratio = oc[g] / od[g]
                 if delay > 0:  # liquidators act on what was already liquidatable `delay` steps ago
                     pc_past[g] = _oracle(j, tp, proto_lag, low_hist, hist, grp_ca[g])
-                    # debt assets at the close (no lag) or the lagged close
-                    pd_past[g] = hist[tp, grp_da[g]] if proto_lag[j] == 0 else \
+                    # debt assets at the bar's high (no lag) or the lagged close
+                    pd_past[g] = high_hist[tp, grp_da[g]] if proto_lag[j] == 0 else \
                         _oracle(j, tp, proto_lag, low_hist, hist, grp_da[g])
                     ratio = max(ratio, pc_past[g] / pd_past[g])
                 thr[g] = ratio * (1.0 - KEY_TOL)
@@ -241,7 +369,7 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
             executed_any = False
             n_back = 0
             for j in range(n_proto):
-                # Work down protocol j's liquidatable positions by (health, book row) while calls remain.
+                # Work down venue j's liquidatable positions by (health, book row) while calls remain.
                 while calls_left[j] > 0:
                     best_g = -1
                     best_hf = np.inf
@@ -276,11 +404,12 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
                     pc = oc[g]
                     pd = od[g]
                     a = pos_ca[i]
+                    da = pos_da[i]
                     c = c_cur[i]
                     d = d_cur[i]
-                    if proto_kind[j] == KIND_AAVE:
+                    if proto_kind[j] == RULE_CLOSE_FACTOR_CALL:
                         ok, new_c, new_d, repay, seize, fee_tok, deficit = _aave_call(
-                            c, d, pc, pd, lt[i], lb[i], fee[i], close_factor[j], cf_hf[j], min_base[j], floor[j])
+                            c, d, pc, pd, lt[i], lb[i], fee[i], v_cf[j], v_cf_hf[j], v_min_base[j], v_floor[j])
                         if not ok:  # refused (dust): not again this step
                             pend[n_pend] = i
                             n_pend += 1
@@ -295,19 +424,23 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
                         profit = bonus_usd - gas_usd - min_profit
                         if sell != 0.0:
                             profit -= sell * pc - proceeds_usd(liq, a, sold[a], sell, low[path, t, a])
+                        if repay != 0.0:  # the liquidator buys the debt it repays
+                            profit -= purchase_usd(liq, da, sold[da], repay, high[path, t, da]) - repay * pd
                         if not profit >= 0.0:
-                            # With no oracle lag slippage is >= 0, so the bonus on the whole debt at the path's
+                            # With no oracle lag slippage is >= 0 (and with a debt market of infinite depth the
+                            # debt price is the bar's high), so the bonus on the whole debt at the path's
                             # highest debt price bounds every future profit: below the path's cheapest gas the
                             # position can never be liquidated and is dropped instead of re-examined.
-                            ub = d * max_px[pos_da[i]] * (lb[i] - 1.0) * (1.0 - fee[i]) - gas_min - min_profit
-                            if not (proto_lag[j] == 0 and ub < 0.0):
+                            ub = d * max_px[da] * (lb[i] - 1.0) * (1.0 - fee[i]) - gas_min - min_profit
+                            if not (proto_lag[j] == 0 and liq[da, 0] < 0 and ub < 0.0):
                                 pend[n_pend] = i
                                 n_pend += 1
                             continue
                         repaid_usd = repay * pd
                         bad_usd = deficit * pd
                         round_sales[a] += sell
-                    else:  # Comet absorb: the whole account; the absorber is paid nothing and needs no profit
+                        round_sales[da] -= repay
+                    else:  # absorb: the whole account; the absorber is paid nothing and needs no profit
                         value = c * pc
                         lfi = lb[i]
                         penalty = value * (1.0 - lfi)
@@ -315,8 +448,8 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
                         owed = d * pd
                         repaid_usd = min(credit, owed)
                         seized_usd = value
-                        bonus_usd = penalty * sf[j]
-                        fee_usd = penalty * (1.0 - sf[j])
+                        bonus_usd = penalty * v_sf[j]
+                        fee_usd = penalty * (1.0 - v_sf[j])
                         bad_usd = max(owed - credit, 0.0)
                         new_c = 0.0
                         new_d = 0.0
@@ -341,30 +474,31 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
                     if ev_cap >= 0:  # -1: events off; else count all, store up to ev_cap
                         e = ev_n[0]
                         if e < ev_cap:
-                            ev[e, 0] = path
-                            ev[e, 1] = t
-                            ev[e, 2] = j
-                            ev[e, 3] = pos_row[i]
-                            ev[e, 4] = repaid_usd
-                            ev[e, 5] = seized_usd
-                            ev[e, 6] = bonus_usd
-                            ev[e, 7] = fee_usd
-                            ev[e, 8] = bad_usd
-                            ev[e, 9] = pc
+                            ev[e].path = path
+                            ev[e].step = t
+                            ev[e].protocol = j
+                            ev[e].position = pos_row[i]
+                            ev[e].collateral = pos_cc[i]
+                            ev[e].debt_repaid_usd = repaid_usd
+                            ev[e].collateral_seized_usd = seized_usd
+                            ev[e].bonus_usd = bonus_usd
+                            ev[e].protocol_fee_usd = fee_usd
+                            ev[e].bad_debt_usd = bad_usd
+                            ev[e].price = pc
                         ev_n[0] = e + 1
                     if _key(new_c, new_d, lt[i]) >= 0.0:  # survived (partial): may go again next round
                         back[n_back] = i
                         n_back += 1
-            # ---- Comet storefront: buyers take absorbed collateral while reserves < target and it pays
+            # ---- storefronts (absorb rule): buyers take inventory while reserves < target and it pays
             for j in range(n_proto):
-                if proto_kind[j] != KIND_COMET or reserves[j] >= target_res[j]:
+                if proto_kind[j] != RULE_ABSORB or reserves[j] >= v_target[j]:
                     continue
-                for cc in range(comet_cols.shape[1]):
-                    a = comet_cols[j, cc]
+                for cc in range(store_cols.shape[1]):
+                    a = store_cols[j, cc]
                     if a < 0 or not inventory[j, a] > 0.0:
                         continue
                     opx = mkt_low[a] if proto_lag[j] == 0 else hist[max(t - proto_lag[j], 0), a]
-                    store_px = opx * (1.0 - sf[j] * (1.0 - comet_lf[j, cc]))
+                    store_px = opx * (1.0 - v_sf[j] * (1.0 - store_lf[j, cc]))
                     qty = storefront_quantity(liq, a, sold[a] + round_sales[a], low[path, t, a], store_px,
                                               inventory[j, a])
                     if qty <= 0.0:
@@ -385,39 +519,58 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
             f = impact_factor(liq, a, sold[a])
             hist[t, a] = close[path, t, a] * f
             low_hist[t, a] = low[path, t, a] * f
+            high_hist[t, a] = high[path, t, a] * f
             r = low_hist[t, a] / close[path, 0, a]
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
-    # ---- horizon: open underwater debt and unsold inventory at the final market close.
-    # Untouched positions keep their sorted keys; one underwater at the end has d/c > P_c/P_d, hence
-    # key = d/(c*lt) > P_c/P_d (lt <= 1): a prefix of its group. Touched ones are checked one by one.
+    # ---- horizon: open underwater debt, the exposure of positions left liquidatable and unsold
+    # inventory at the final market close. Untouched positions keep their sorted keys; one that is
+    # liquidatable at the end has key = d/(c*lt) > P_c/P_d (underwater ones too, as lt <= 1): a prefix of
+    # its group (the key tolerance widens it; the exact health decides). Touched ones one by one.
     for g in range(n_groups):
-        ratio = hist[T, grp_ca[g]] / hist[T, grp_da[g]]
+        pc_end = hist[T, grp_ca[g]]
+        pd_end = hist[T, grp_da[g]]
+        ratio = pc_end / pd_end
+        thr_end = ratio * (1.0 - KEY_TOL)
+        thr_sure = ratio * (1.0 + KEY_TOL)  # above it health < 1 without checking
+        j = grp_proto[g]
+        absorb = proto_kind[j] == RULE_ABSORB
+        ubad = 0.0
+        expo = 0.0
         for p in range(goff[g], goff[g + 1]):
-            if not gkey[p] > ratio:
+            if not gkey[p] > thr_end:
                 break
             i = gorder[p]
-            if not touched_flag[i]:
-                shortfall = d0[i] * hist[T, pos_da[i]] - c0[i] * hist[T, pos_ca[i]]
-                if shortfall > 0.0:
-                    o_ubad[k, pos_proto[i]] += shortfall
+            if touched_flag[i]:
+                continue
+            cpc = c0[i] * pc_end
+            dpd = d0[i] * pd_end
+            if dpd - cpc > 0.0:
+                ubad += dpd - cpc
+            covered = cpc * lb[i] if absorb else cpc / (lb[i] if lb[i] > 0.0 else 1.0)
+            if dpd > covered and (gkey[p] > thr_sure or _health(c0[i], d0[i], pc_end, pd_end, lt[i]) < 1.0):
+                e = (dpd - covered) - max(dpd - cpc, 0.0)
+                if e > 0.0:
+                    expo += e
+        o_ubad[k, j] += ubad
+        o_expo[k, j] += expo
     for q in range(tl_n):
         i = touched_list[q]
         o_drem[k, pos_proto[i]] += (d0[i] - d_cur[i]) * hist[T, pos_da[i]]
-        shortfall = d_cur[i] * hist[T, pos_da[i]] - c_cur[i] * hist[T, pos_ca[i]]
-        if shortfall > 0.0:
-            o_ubad[k, pos_proto[i]] += shortfall
+        _horizon(k, i, c_cur[i], d_cur[i], hist[T, pos_ca[i]], hist[T, pos_da[i]], lt[i], lb[i],
+                 proto_kind[pos_proto[i]], pos_proto[i], o_ubad, o_expo)
     for j in range(n_proto):
         for a in range(n_assets):
             o_inv[k, j] += inventory[j, a] * hist[T, a]
+    o_first, o_last = out.first_liquidation_step, out.last_liquidation_step
     o_first[k] = first_step
     o_last[k] = last_step
     # ---- reset scratch for the next path (only what was touched)
     for q in range(tl_n):
         i = touched_list[q]
         if liq_once[i]:
-            o_acct[i] += 1
+            acct[i] += 1
         c_cur[i] = c0[i]
         d_cur[i] = d0[i]
         touched_flag[i] = False
@@ -425,20 +578,19 @@ def _run_path(path, k, close, low, liq, hl, step_s, gas_usd_per_call, gas_token,
 
 
 @njit(parallel=True, cache=True)
-def run_paths(n_chunks, close, low, liq, hl, step_s, gas_usd_per_call, gas_token, gas_gwei,
-              pos_proto, pos_row, pos_ca, pos_da, pos_group, c0, d0, lt, lb, fee,
-              proto_kind, proto_lag, close_factor, cf_hf, min_base, floor, sf, target_res, res0,
-              comet_cols, comet_lf, grp_proto, grp_ca, grp_da, goff, gorder, gkey,
-              max_calls, delay, min_profit,
-              o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_ret, o_drem, o_first, o_last,
-              o_mlow, o_elow, o_acct_chunks, ev, ev_n, ev_cap):
-    n_paths = close.shape[0]
-    n = c0.shape[0]
-    T = close.shape[1] - 1
-    n_assets = close.shape[2]
+def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
+    """All paths of ``m`` in ``n_chunks`` parallel chunks; ``acct_chunks[ch]`` counts per position.
+
+    (Writes go through :func:`_run_path`: numba's parallel backend drops item assignments to arrays
+    reached through a tuple field inside a ``prange`` body.)
+    """
+    n_paths = m.close.shape[0]
+    n = pos.c0.shape[0]
+    T = m.close.shape[1] - 1
+    n_assets = m.close.shape[2]
     for ch in prange(n_chunks):
-        c_cur = c0.copy()
-        d_cur = d0.copy()
+        c_cur = pos.c0.copy()
+        d_cur = pos.d0.copy()
         touched_flag = np.zeros(n, np.bool_)
         touched_list = np.empty(n, np.int64)  # each position at most once per path
         liq_once = np.zeros(n, np.bool_)
@@ -448,12 +600,8 @@ def run_paths(n_chunks, close, low, liq, hl, step_s, gas_usd_per_call, gas_token
         back = np.empty(n, np.int64)
         hist = np.empty((T + 1, n_assets))
         low_hist = np.empty((T + 1, n_assets))
+        high_hist = np.empty((T + 1, n_assets))
         for path in range(ch, n_paths, n_chunks):
-            _run_path(path, path, close, low, liq, hl, step_s, gas_usd_per_call, gas_token, gas_gwei,
-                      pos_proto, pos_row, pos_ca, pos_da, pos_group, c0, d0, lt, lb, fee,
-                      proto_kind, proto_lag, close_factor, cf_hf, min_base, floor, sf, target_res, res0,
-                      comet_cols, comet_lf, grp_proto, grp_ca, grp_da, goff, gorder, gkey,
-                      max_calls, delay, min_profit,
+            _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
                       c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, hist, low_hist,
-                      o_liqs, o_repaid, o_seized, o_bonus, o_fee, o_rbad, o_ubad, o_inv, o_ret, o_drem, o_first, o_last,
-                      o_mlow, o_elow, o_acct_chunks[ch], ev, ev_n, ev_cap)
+                      high_hist)

@@ -2,15 +2,16 @@
 
 One :class:`MakerAuctions` per path and Maker protocol holds the auction state (arrays over
 auctions: ilk column, ``tab``, ``lot``, ``top``, ``tic``, owner row, debt still to cover) plus
-``dirt`` per ilk, ``Dirt`` and the Clipper ``stopped`` level per ilk. The reference engine calls
-:meth:`MakerAuctions.round` in every round of every step, in place of ``adapter.liquidate``, and
-:meth:`MakerAuctions.finish` at the horizon. The contract rules are the adapter's pure functions
+``dirt`` per ilk, ``Dirt`` and the Clipper ``stopped`` level per ilk. The Maker venue simulator
+(:class:`optimizer.engine.venues.maker.MakerVenue`) calls :meth:`MakerAuctions.trip` at the start of
+every step, :meth:`MakerAuctions.round` in every round, in place of ``adapter.liquidate``, and
+:meth:`MakerAuctions.finish` at the horizon; each returns its ledger deltas in ``deltas``. The contract rules are the adapter's pure functions
 (:func:`protocols.maker.bark`, ``kick``, ``needs_redo``, ``redo``, ``purchase``, ``take``,
 ``trip_breaker``); this module only drives them through time and does the accounting.
 
 Per round of step ``t`` (time ``now = t·step_s``), in this order:
 
-1. **ClipperMom** (first round of the step only): the OSM's current price ``peek`` is the oracle
+1. **ClipperMom** (at the start of the step, at round-0 prices): the OSM's current price ``peek`` is the oracle
    price the engine computes for the protocol (market close ``lag`` steps ago, lag = OSM hop /
    step + ``oracle.lag_steps``); its next price ``peep`` is the feed the OSM reads now: the current
    market close (the close ``oracle.lag_steps`` ago when the scenario adds a lag). An ilk with a
@@ -97,12 +98,16 @@ _MIN_SLICE = 1e-12  # relative to the lot: smaller buys are float noise of the p
 class MakerAuctions:
     """Auction state of one Maker protocol on one path (see the module docstring)."""
 
-    def __init__(self, adapter: Maker, book: Book, coll_market: np.ndarray, debt_market: np.ndarray, *,
-                 res: Any, k: int, j: int, path: int, liquidated_once: np.ndarray, liq: np.ndarray,
-                 min_profit_usd: float, events: list[tuple] | None = None, trace: list[dict] | None = None):
+    def __init__(self, adapter: Maker, book: Book, coll_market: np.ndarray, debt_market: np.ndarray,
+                 coll_pool: np.ndarray | None = None, *, j: int, path: int, liquidated_once: np.ndarray,
+                 liq: np.ndarray, min_profit_usd: float, events: list[tuple] | None = None,
+                 trace: list[dict] | None = None):
         self.book = book
         self.cm, self.dm = np.asarray(coll_market), np.asarray(debt_market)
-        self.res, self.k, self.j, self.path = res, k, j, int(path)
+        self.cp = self.cm if coll_pool is None else np.asarray(coll_pool)  # pool of each ilk's token
+        self.j, self.path = j, int(path)
+        self.deltas: dict[str, float] = {}  # ledger deltas since the caller last took them
+        self.marked = False  # a bark or take happened since the caller last looked
         self.liquidated_once = liquidated_once
         self.liq, self.min_profit = liq, float(min_profit_usd)
         self.events, self.trace = events, trace
@@ -123,7 +128,7 @@ class MakerAuctions:
         self.Hole = float(adapter.params["Hole_dai"])
         self.dirt = np.zeros(len(ilks))
         self.Dirt = 0.0
-        self.col = adapter._check_layout(book)  # ilk column of each vault (fixed: a vault has one ilk)
+        self.col = adapter.vault_ilk(book)  # ilk column of each vault (fixed: a vault has one ilk)
         # auctions (append-only; finished ones keep tab = lot = 0)
         self.a_ilk = np.zeros(0, np.int64)
         self.a_owner = np.zeros(0, np.int64)
@@ -142,23 +147,31 @@ class MakerAuctions:
         return Auctions(self.tab[idx], self.lot[idx], self.top[idx], self.tic[idx])
 
     def _mark(self, t: int) -> None:
-        r = self.res
-        if r.first_liquidation_step[self.k] < 0:
-            r.first_liquidation_step[self.k] = t
-        r.last_liquidation_step[self.k] = t
+        self.marked = True
+
+    def _add(self, name: str, value: float) -> None:
+        self.deltas[name] = self.deltas.get(name, 0.0) + value
+
+    def take_deltas(self) -> dict[str, float]:
+        out, self.deltas = self.deltas, {}
+        return out
 
     def _log(self, **row: Any) -> None:
         if self.trace is not None:
             self.trace.append({"path": self.path, "protocol": self.j, **row})
 
     # ------------------------------------------------------------------ one round
-    def round(self, t: int, now_s: float, first_round: bool, cand: np.ndarray, osm_c: np.ndarray,
-              osm_next_c: np.ndarray, mkt_low: np.ndarray, mkt_close: np.ndarray, exo_low: np.ndarray,
-              sold: np.ndarray, gas_usd: float, calls_left: int, round_sales: np.ndarray) -> tuple[bool, int]:
-        """Trip, redo, bark, take. Returns (anything changed, take calls used)."""
+    def trip(self, t: int, osm_c: np.ndarray, osm_next_c: np.ndarray) -> None:
+        """ClipperMom, once per step before the first round."""
+        self._trip(t, osm_c, osm_next_c)
+
+    def round(self, t: int, now_s: float, cand: np.ndarray, osm_c: np.ndarray, mkt_low: np.ndarray,
+              mkt_close: np.ndarray, exo_low: np.ndarray, flow: np.ndarray, gas_usd: float, calls_left: int,
+              round_sales: np.ndarray) -> tuple[bool, int]:
+        """Redo, bark, take. ``flow`` is the pools' state at the round's start; the tokens keepers sell
+        go to ``round_sales`` (per pool). Returns (anything changed, take calls used)."""
         p_dai = float(mkt_close[self.dm[0]])
-        if first_round:
-            self._trip(t, osm_c, osm_next_c)
+        sold = flow
         did = self._redo(t, now_s, osm_c, p_dai)
         did |= self._bark(t, now_s, cand, osm_c, p_dai)
         used = self._take(t, now_s, mkt_low, p_dai, exo_low, sold, gas_usd, calls_left, round_sales)
@@ -185,7 +198,7 @@ class MakerAuctions:
                 continue
             did = True
             self.top[idx], self.tic[idx] = r.auctions.top, r.auctions.tic
-            self.res.keeper_incentive_usd[self.k, self.j] += float(r.coin_dai.sum()) * p_dai
+            self._add("keeper_incentive_usd", float(r.coin_dai.sum()) * p_dai)
             for i, coin in zip(idx[go], r.coin_dai[go], strict=True):
                 self._log(event="redo", step=t, auction=int(i), vault=int(self.a_owner[i]), top=float(self.top[i]),
                           coin_dai=float(coin))
@@ -226,9 +239,8 @@ class MakerAuctions:
         self.top = np.concatenate([self.top, auc.top])
         self.tic = np.concatenate([self.tic, auc.tic])
         self.due = np.concatenate([self.due, due])
-        r = self.res
-        r.liquidations[self.k, self.j] += g.size
-        r.keeper_incentive_usd[self.k, self.j] += float(coin.sum()) * p_dai
+        self._add("liquidations", float(g.size))
+        self._add("keeper_incentive_usd", float(coin.sum()) * p_dai)
         self.liquidated_once[g] = True
         self._mark(t)
         if self.trace is not None:  # dirt/Dirt: the counters each bark saw (before its own tab)
@@ -254,7 +266,8 @@ class MakerAuctions:
             done, p = needs_redo(self._auctions(idx), self.calc[c], now_s, tail_s=self.tail[c], cusp=self.cusp[c])
             price[idx], stuck[idx] = p, done
         run &= ~stuck  # take reverts with Clipper/needs-reset
-        a = self.cm[self.a_ilk]
+        a = self.cm[self.a_ilk]  # market asset (prices) and pool (flows) of each auction's token
+        pool = self.cp[self.a_ilk]
         px_usd = price * p_dai
         # Upper bound of the profit (proceeds <= tokens x marginal price): cheap vectorised filter.
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -266,14 +279,14 @@ class MakerAuctions:
         best_amt = np.zeros(cand.size)
         best_profit = np.full(cand.size, -np.inf)
         for n, i in enumerate(cand):
-            ai, c = int(a[i]), int(self.a_ilk[i])
-            q = storefront_quantity(self.liq, ai, sold[ai], exo_low[ai], px_usd[i], self.lot[i])
+            ai, c, pi = int(a[i]), int(self.a_ilk[i]), int(pool[i])
+            q = storefront_quantity(self.liq, pi, sold[pi], exo_low[ai], px_usd[i], self.lot[i])
             for amt in ((q,) if q >= self.lot[i] else (q, self.lot[i])):
                 owe, slc, ok = purchase(self.tab[i], self.lot[i], price[i], amt, self.chost[c])
                 owe, slc = float(owe), float(slc)
                 if not ok or slc <= _MIN_SLICE * self.lot[i]:
                     continue
-                profit = (proceeds_usd(self.liq, ai, sold[ai], slc, exo_low[ai]) - owe * p_dai - gas_usd
+                profit = (proceeds_usd(self.liq, pi, sold[pi], slc, exo_low[ai]) - owe * p_dai - gas_usd
                           - self.min_profit)
                 if profit > best_profit[n]:
                     best_profit[n], best_amt[n] = profit, amt
@@ -283,7 +296,7 @@ class MakerAuctions:
             return 0
         order = np.lexsort((cand, -best_profit))[:calls_left]
         cand, best_amt = cand[order], best_amt[order]
-        r, k, j = self.res, self.k, self.j
+        j = self.j
         for c in np.unique(self.a_ilk[cand]):
             sel = self.a_ilk[cand] == c
             idx, amt = cand[sel], best_amt[sel]
@@ -305,17 +318,18 @@ class MakerAuctions:
             self.Dirt = max(self.Dirt - digs, 0.0)
             seized = (slc + ret) * P
             bonus = slc * P - owe * p_dai
-            r.debt_repaid_usd[k, j] += float(repaid.sum()) * p_dai
-            r.protocol_fee_usd[k, j] += float(fee.sum()) * p_dai
-            r.realised_bad_debt_usd[k, j] += float(bad.sum()) * p_dai
-            r.collateral_seized_usd[k, j] += float(seized.sum())
-            r.liquidator_bonus_usd[k, j] += float(bonus.sum())
-            r.returned_to_owner_usd[k, j] += float((ret * P).sum())
-            round_sales[ai] += float(slc.sum())
+            self._add("debt_repaid_usd", float(repaid.sum()) * p_dai)
+            self._add("protocol_fee_usd", float(fee.sum()) * p_dai)
+            self._add("realised_bad_debt_usd", float(bad.sum()) * p_dai)
+            self._add("collateral_seized_usd", float(seized.sum()))
+            self._add("liquidator_bonus_usd", float(bonus.sum()))
+            self._add("returned_to_owner_usd", float((ret * P).sum()))
+            round_sales[int(self.cp[c])] += float(slc.sum())
             for n, i in enumerate(idx):
                 if self.events is not None:
-                    self.events.append((self.path, t, j, int(self.a_owner[i]), repaid[n] * p_dai, seized[n],
-                                        bonus[n], fee[n] * p_dai, bad[n] * p_dai, float(tk.price[n]) * p_dai))
+                    self.events.append((self.path, t, j, int(self.a_owner[i]), int(c), repaid[n] * p_dai,
+                                        seized[n], bonus[n], fee[n] * p_dai, bad[n] * p_dai,
+                                        float(tk.price[n]) * p_dai))
                 self._log(event="take", step=t, auction=int(i), vault=int(self.a_owner[i]), price=float(tk.price[n]),
                           owe_dai=float(owe[n]), slice=float(slc[n]), returned=float(ret[n]),
                           bad_debt_dai=float(bad[n]), market_price=P, tab_left=float(self.tab[i]),
@@ -324,15 +338,15 @@ class MakerAuctions:
         return int(cand.size)
 
     # ------------------------------------------------------------------ horizon
-    def finish(self, final_close: np.ndarray) -> None:
+    def finish(self, final_close: np.ndarray) -> dict[str, float]:
         """Running auctions at the horizon: lot value -> inventory, uncovered due -> unrealised bad debt."""
         run = self.running
         if not run.any():
-            return
+            return {}
         p_dai = float(final_close[self.dm[0]])
         value = self.lot[run] * final_close[self.cm[self.a_ilk[run]]]
-        self.res.inventory_usd[self.k, self.j] += float(value.sum())
-        self.res.unrealised_bad_debt_usd[self.k, self.j] += float(np.maximum(self.due[run] * p_dai - value, 0.0).sum())
+        return {"inventory_usd": float(value.sum()),
+                "unrealised_bad_debt_usd": float(np.maximum(self.due[run] * p_dai - value, 0.0).sum())}
 
 
 __all__ = ["MakerAuctions"]

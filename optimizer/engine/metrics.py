@@ -271,12 +271,34 @@ class MetricSpec:
 
 
 def ledger(*fields: str) -> Callable[[SimulationResult], np.ndarray]:
-    """Per-path sum over protocols of one or more ledger fields (``RawResults`` arrays of (paths, P))."""
+    """Per-path sum over protocols of one or more ledger fields (:class:`~optimizer.engine.ledger.Ledger`
+    arrays of (paths, P)). A result whose ledger lacks one of them (its venues do not declare it) skips
+    the metric."""
+
     def compute(res: SimulationResult) -> np.ndarray:
         return sum(getattr(res.raw, f).sum(1) for f in fields)
 
     compute.__doc__ = " + ".join(fields)
+    compute.ledger_fields = fields  # type: ignore[attr-defined]
     return compute
+
+
+def _needs(*fields: str) -> Callable[[Callable], Callable]:
+    """Mark a compute function with the ledger fields it reads (see :func:`ledger`)."""
+
+    def mark(fn: Callable) -> Callable:
+        fn.ledger_fields = fields  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+def ledger_metric(field: Any) -> MetricSpec:
+    """A metric for a ledger field a venue declares (``LedgerField.metric``) that :data:`METRICS` does not
+    list: its per-path sum over protocols, mean ± se and p99, per protocol too."""
+    return MetricSpec(field.name, field.unit, field.description, compute=ledger(field.name),
+                      fmt="usd" if field.unit == "USD" else "count", table=False,
+                      by_protocol=_protocol_column(field.name))
 
 
 def _protocol_column(field: str) -> Callable[[SimulationResult, int], np.ndarray]:
@@ -304,6 +326,7 @@ def _time_to_stabilise(res: SimulationResult) -> np.ndarray:
                     0.0)
 
 
+@_needs("liquidator_bonus_usd", "protocol_fee_usd")
 def _borrower_penalty_usd(res: SimulationResult) -> np.ndarray:
     """Per path: the liquidation penalty borrowers paid (the user-harm metric), USD.
 
@@ -326,12 +349,14 @@ def _borrower_penalty_usd(res: SimulationResult) -> np.ndarray:
     return (res.raw.liquidator_bonus_usd + res.raw.protocol_fee_usd).sum(1)
 
 
+@_needs("liquidator_bonus_usd", "protocol_fee_usd")
 def _borrower_penalty_share(res: SimulationResult) -> np.ndarray:
     pen = _borrower_penalty_usd(res)
     debt0 = res.raw.initial_debt_usd.sum(1)
     return np.where(debt0 > 0, pen / np.where(debt0 > 0, debt0, 1), 0.0)
 
 
+@_needs("liquidator_bonus_usd", "protocol_fee_usd")
 def _borrower_penalty_share_of_collateral(res: SimulationResult) -> np.ndarray:
     pen = _borrower_penalty_usd(res)
     coll = res.capital_efficiency()["collateral_usd"]
@@ -343,7 +368,8 @@ def _capital_efficiency(res: SimulationResult) -> dict[str, float]:
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("bad_debt_usd", "USD", "Realised deficit plus open underwater debt at the horizon",
+    MetricSpec("bad_debt_usd", "USD", "Realised deficit, open underwater debt at the horizon, and the certain "
+               "deficit of accounts left liquidatable at the horizon (horizon_exposure_usd)",
                compute=lambda res: res.raw.bad_debt_usd.sum(1), summary="tail", fmt="usd", risk=+1,
                label="bad debt", plot="distribution", by_protocol=lambda res, j: res.raw.bad_debt_usd[:, j]),
     MetricSpec("bad_debt_share", "fraction of debt", "Bad debt divided by the book's initial debt",
@@ -373,6 +399,11 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("unrealised_bad_debt_usd", "USD", "Open underwater debt at the horizon",
                compute=ledger("unrealised_bad_debt_usd"), fmt="usd", risk=+1, table=False,
                label="unrealised bad debt"),
+    MetricSpec("horizon_exposure_usd", "USD",
+               "Certain deficit of accounts left liquidatable at the horizon (nobody liquidated them: gas above "
+               "the bonus, the call cap): what a liquidation at the final prices would leave uncovered beyond "
+               "their underwater part; included in bad debt", compute=ledger("horizon_exposure_usd"), fmt="usd",
+               risk=+1, table=False, label="horizon exposure", by_protocol=_protocol_column("horizon_exposure_usd")),
     MetricSpec("inventory_usd", "USD", "Collateral the protocol holds unsold at the horizon (Comet)",
                compute=ledger("inventory_usd"), fmt="usd", table=False, label="protocol inventory"),
     MetricSpec("borrower_penalty_usd", "USD",

@@ -2,7 +2,8 @@
 
 ``prepare(scenario)`` builds everything that does not depend on protocol parameters — price paths,
 liquidity, gas, synthetic-book draws — from one seed (common random numbers). ``bind(prepared,
-params)`` then applies one candidate's parameters: adapters and position books.
+params)`` then applies one candidate's parameters: adapters and position books. Protocols are keyed
+by their scenario ``id`` (default: the adapter name) everywhere.
 """
 
 from __future__ import annotations
@@ -22,11 +23,9 @@ from ..scenario.book import (
     draw_synthetic,
     market_asset,
     materialize,
-    read_csv_book,
 )
 from ..scenario.config import Scenario
 from ..scenario.limits import MAX_PATH_BYTES, check_price_arrays  # noqa: F401 - MAX_PATH_BYTES re-exported
-from ..snapshots import load_adapter
 
 # Streams of the one seed: paths and books draw from independent children so adding paths never
 # changes a book and vice versa.
@@ -35,11 +34,31 @@ _STREAM_PATHS, _STREAM_BOOKS = 0, 1
 
 @dataclass(frozen=True)
 class Market:
-    """Per market asset: liquidity model rows for the numba kernels and recovery half-lives."""
+    """The market: assets and the pools forced flows trade through.
+
+    Pools carry the net signed flow of liquidations (sales and purchases) with a liquidity model and a
+    recovery half-life. By default there is one shared pool per asset (pool ``p`` = asset ``p``), whose
+    impact the asset's market price (and so every oracle) reads; venues route their flows to pools
+    (:attr:`optimizer.engine.venues.VenueContext.coll_pool` / ``debt_pool``).
+    """
 
     assets: tuple[str, ...]
     liquidity: np.ndarray  # (A, 5): model code (-1 = infinitely deep), 4 params
     half_life_s: np.ndarray  # (A,)
+
+    @property
+    def pool_liquidity(self) -> np.ndarray:
+        """(pools, 5) liquidity rows (one pool per asset)."""
+        return self.liquidity
+
+    @property
+    def pool_half_life_s(self) -> np.ndarray:
+        return self.half_life_s
+
+    @property
+    def price_pool(self) -> np.ndarray:
+        """(A,) the pool whose impact each asset's market price reads."""
+        return np.arange(len(self.assets))
 
 
 @dataclass(frozen=True)
@@ -49,8 +68,8 @@ class Prepared:
     market: Market
     gas_gwei: np.ndarray  # (T+1,) gwei per step
     gas_token: int  # market asset index, -1 = gas costs nothing
-    draws: Mapping[str, SyntheticDraws | ProtocolBook]
-    current: Mapping[str, Adapter]
+    draws: Mapping[str, SyntheticDraws | ProtocolBook]  # by protocol id
+    current: Mapping[str, Adapter]  # by protocol id: the scenario's parameters
 
     @property
     def n_paths(self) -> int:
@@ -70,7 +89,11 @@ class Bound:
     books: tuple[ProtocolBook, ...]
     coll_market: tuple[np.ndarray, ...]  # per protocol: market asset index of each book collateral column
     debt_market: tuple[np.ndarray, ...]
-    params: Mapping[str, Mapping[str, float]]
+    params: Mapping[str, Mapping[str, float]]  # by protocol id: the effective overrides
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return self.prepared.scenario.protocol_ids
 
 
 def oracle_lag_steps(bound: Bound) -> list[int]:
@@ -80,10 +103,15 @@ def oracle_lag_steps(bound: Bound) -> list[int]:
 
 
 def prepare(scenario: Scenario) -> Prepared:
+    """Paths, liquidity, gas and book draws of a scenario, from its seed. No I/O: the scenario's files
+    were read and validated by :func:`~optimizer.scenario.config.load_scenario`."""
     from ..market.liquidity import Liquidity
-    from ..scenario.history import read_gas_csv
     from ..scenario.prices import generate_paths
 
+    if not scenario.inputs_current:  # built or changed by hand (dataclasses.replace): read its files here
+        from ..scenario.config import read_inputs
+
+        scenario = read_inputs(scenario)
     seq = np.random.SeedSequence(scenario.seed)
     path_seed, book_seed = seq.spawn(2)
     models, initial, corr, n_steps = build_models(scenario)
@@ -102,66 +130,49 @@ def prepare(scenario: Scenario) -> Prepared:
             hl[i] = lq.recovery_half_life_s
 
     lc = scenario.liquidators
-    if lc.gas_csv is not None:
-        gas = read_gas_csv(lc.gas_csv)
-        gas_gwei = _align_gas(gas, paths, scenario)
+    if lc.gas_history is not None:
+        gas_gwei = _align_gas(lc.gas_history, paths, scenario)
     else:
         gas_gwei = np.full(n_steps + 1, lc.gas_gwei)
     gas_token = assets.index(lc.gas_token) if lc.gas_token else -1
-    initial = {a: float(paths.close[0, 0, i]) for i, a in enumerate(assets)}
 
     book_rng = np.random.default_rng(book_seed)
     draws: dict[str, SyntheticDraws | ProtocolBook] = {}
     current: dict[str, Adapter] = {}
-    known = set(assets)
     for i, pc in enumerate(scenario.protocols):
         base = scenario_adapter(scenario, i)
         try:
             cur = base.with_params(dict(pc.params)) if pc.params else base
         except InvalidParameters as e:
             raise InputError(str(e), file=scenario.file, field=f"protocols[{i}].params") from None
-        current[pc.adapter] = cur
-        key = f"protocols[{i}].book"
+        current[pc.id] = cur
         if pc.book.kind == "csv":
-            assert pc.book.path is not None
-            try:
-                draws[pc.adapter] = read_csv_book(pc.book.path, pc.adapter, cur, known)
-            except InputError as e:  # name the scenario key that points at the CSV too
-                raise InputError(str(e), file=scenario.file, field=f"{key}.path") from None
+            draws[pc.id] = pc.csv_book
         else:
-            d = draw_synthetic(pc.book.raw, cur, scenario.file, key, book_rng)
-            for a in (*d.collateral_assets, *d.debt_assets):
-                if market_asset(cur, a) not in known:
-                    raise InputError(f"asset '{market_asset(cur, a)}' has no price model in the scenario",
-                                     file=scenario.file, field=key)
-            draws[pc.adapter] = d
+            draws[pc.id] = draw_synthetic(pc.book.raw, cur, scenario.file, f"protocols[{i}].book", book_rng)
     market = Market(assets, liq, hl)
     return Prepared(scenario, paths, market, gas_gwei, gas_token, draws, current)
 
 
 def scenario_adapter(scenario: Scenario, i: int) -> Adapter:
-    """Protocol ``i``'s adapter from its snapshot (the scenario's ``snapshot =`` file or the bundled one)."""
-    pc = scenario.protocols[i]
-    if pc.snapshot is None:
-        return load_adapter(pc.adapter)
-    try:
-        return load_adapter(pc.adapter, pc.snapshot)
-    except InputError as e:  # name the scenario key that points at the snapshot too
-        raise InputError(str(e), file=scenario.file, field=f"protocols[{i}].snapshot") from None
+    """Protocol ``i``'s adapter from its snapshot (read by load_scenario: the ``snapshot =`` file or the
+    bundled one), without the scenario's parameter overrides."""
+    if not scenario.inputs_current:  # built or changed by hand
+        from ..scenario.config import read_inputs
+
+        return read_inputs(scenario).protocols[i].base_adapter
+    return scenario.protocols[i].base_adapter
 
 
 def build_models(scenario: Scenario) -> tuple[dict, dict, Any, int]:
-    """Price models, initial prices, correlation and step count of a scenario (validated)."""
-    from ..scenario.prices import correlation_from_config, horizon_steps, model_from_config
+    """Price models, initial prices, correlation and step count of a scenario (validated at load)."""
+    if not scenario.inputs_current:
+        from ..scenario.config import read_inputs
 
-    models = {a: model_from_config(a, dict(cfg.model), scenario.file, scenario.resolve, step_s=scenario.step_s,
-                                   horizon_h=scenario.horizon_h)
-              for a, cfg in scenario.assets.items()}
-    corr = (correlation_from_config(dict(scenario.correlation), scenario.file, scenario.resolve,
-                                    step_s=scenario.step_s, models=models) if scenario.correlation else None)
-    n_steps = horizon_steps(models, scenario.horizon_h, scenario.step_s, scenario.file)
+        scenario = read_inputs(scenario)
+    assert scenario.prices is not None
     initial = {a: cfg.price_usd for a, cfg in scenario.assets.items()}
-    return models, initial, corr, n_steps
+    return dict(scenario.prices.models), initial, scenario.prices.correlation, scenario.prices.n_steps
 
 
 def _align_gas(gas: Any, paths: Any, scenario: Scenario) -> np.ndarray:
@@ -179,7 +190,7 @@ def _align_gas(gas: Any, paths: Any, scenario: Scenario) -> np.ndarray:
 
 
 def bind(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | None = None) -> Bound:
-    """Apply one candidate's parameter overrides ``{adapter: {key: value}}`` on top of the scenario's."""
+    """Apply one candidate's parameter overrides ``{protocol id: {key: value}}`` on top of the scenario's."""
     params = params or {}
     sc = prepared.scenario
     unknown = set(params) - set(prepared.current)
@@ -188,16 +199,16 @@ def bind(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | None = 
     adapters, books, cm, dm = [], [], [], []
     initial = {a: float(prepared.paths.close[0, 0, i]) for i, a in enumerate(prepared.market.assets)}
     for i, pc in enumerate(sc.protocols):
-        cur = prepared.current[pc.adapter]
-        over = params.get(pc.adapter, {})
+        cur = prepared.current[pc.id]
+        over = params.get(pc.id, {})
         try:
             ad = cur.with_params(dict(over)) if over else cur
         except InvalidParameters as e:
             raise InputError(str(e), file=sc.file, field=f"protocols[{i}].params") from None
-        d = prepared.draws[pc.adapter]
+        d = prepared.draws[pc.id]
         if isinstance(d, SyntheticDraws):
             px = {a: initial[market_asset(ad, a)] for a in (*d.collateral_assets, *d.debt_assets)}
-            pb = materialize(d, ad, cur, px, pc.adapter)
+            pb = materialize(d, ad, cur, px, pc.id)
         else:
             pb = d
         adapters.append(ad)
@@ -205,7 +216,7 @@ def bind(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | None = 
         assets = prepared.market.assets
         cm.append(np.array([assets.index(market_asset(ad, a)) for a in pb.book.collateral_assets], np.int64))
         dm.append(np.array([assets.index(market_asset(ad, a)) for a in pb.book.debt_assets], np.int64))
-    effective = {pc.adapter: {**pc.params, **params.get(pc.adapter, {})} for pc in sc.protocols}
+    effective = {pc.id: {**pc.params, **params.get(pc.id, {})} for pc in sc.protocols}
     return Bound(prepared, tuple(adapters), tuple(books), tuple(cm), tuple(dm), effective)
 
 
@@ -216,3 +227,20 @@ def primary_asset(bound: Bound) -> int:
     for j, pb in enumerate(bound.books):
         np.add.at(value, bound.coll_market[j], pb.book.collateral_tokens.sum(0) * close0[bound.coll_market[j]])
     return int(np.argmax(value))
+
+
+def venue_contexts(bound: Bound) -> list:
+    """One :class:`~optimizer.engine.venues.VenueContext` per protocol of the candidate (default routes:
+    every column's flows go to its asset's own pool)."""
+    from .venues import VenueContext
+
+    sc = bound.prepared.scenario
+    out = []
+    for j, (pc, ad, pb) in enumerate(zip(sc.protocols, bound.adapters, bound.books, strict=True)):
+        pool = bound.prepared.market.price_pool
+        out.append(VenueContext(index=j, id=pc.id, adapter=ad, book=pb, coll_market=bound.coll_market[j],
+                                debt_market=bound.debt_market[j], coll_pool=pool[bound.coll_market[j]],
+                                debt_pool=pool[bound.debt_market[j]], liquidators=sc.liquidators,
+                                step_s=sc.step_s, scenario_lag_steps=sc.oracle_lag_steps,
+                                reserves_usd=pc.reserves_usd))
+    return out

@@ -7,9 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from .metrics import METRICS, Z95, tail_summary
+from .ledger import EVENT_VALUE_COLUMNS, Ledger
+from .metrics import METRICS, Z95, MetricSpec, ledger_metric, tail_summary
 from .model import Bound, primary_asset
-from .reference import EVENT_COLUMNS, RawResults
+
+RawResults = Ledger  # the per-path results' former name
 
 
 @dataclass
@@ -17,15 +19,17 @@ class SimulationResult:
     """Outcome of one parameter set on one scenario.
 
     ``metrics()`` is the JSON-ready dict (every Monte Carlo estimate with a standard error or a 95 %
-    CI); ``summary()`` the same as a pandas DataFrame with CI columns; ``raw`` the per-path arrays;
-    ``events()`` / ``accounts()`` pandas DataFrames (``event_array`` holds the raw event rows when asked for).
+    CI); ``summary()`` the same as a pandas DataFrame with CI columns; ``raw`` the per-path
+    :class:`~optimizer.engine.ledger.Ledger` (core fields plus those the scenario's venues declare);
+    ``events()`` / ``accounts()`` pandas DataFrames (``event_array`` holds the event records,
+    :data:`~optimizer.engine.ledger.EVENT_DTYPE`, when asked for).
     """
 
     bound: Bound
-    raw: RawResults
+    raw: Ledger
     engine: str
     elapsed_s: float
-    event_array: np.ndarray | None = None  # one row per liquidation (EVENT_COLUMNS), when asked for
+    event_array: np.ndarray | None = None  # one EVENT_DTYPE record per liquidation, when asked for
     extra: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ per-path series
@@ -36,9 +40,20 @@ class SimulationResult:
     def primary_asset(self) -> int:
         return primary_asset(self.bound)
 
+    def metric_specs(self) -> tuple[MetricSpec, ...]:
+        """The metrics of this result: the declared ones whose ledger fields it has (:data:`METRICS`), then
+        one per further metric field the scenario's venues declare in the ledger (a venue's own field)."""
+        have = set(self.raw.names()) if self.raw is not None else set()
+        specs = [s for s in METRICS if set(getattr(s.compute, "ledger_fields", ())) <= have]
+        declared = {s.name for s in METRICS}
+        if self.raw is not None:
+            specs += [ledger_metric(f) for f in self.raw.fields
+                      if f.metric and f.axis == "venue" and f.name not in declared]
+        return tuple(specs)
+
     def per_path(self) -> dict[str, np.ndarray]:
-        """Per-path series of every declared Monte Carlo metric (:data:`~optimizer.engine.metrics.METRICS`)."""
-        return {spec.name: np.asarray(spec.compute(self), float) for spec in METRICS if spec.monte_carlo}
+        """Per-path series of every Monte Carlo metric of :meth:`metric_specs`."""
+        return {spec.name: np.asarray(spec.compute(self), float) for spec in self.metric_specs() if spec.monte_carlo}
 
     # ------------------------------------------------------------------ summaries
     def capital_efficiency(self) -> dict[str, float]:
@@ -58,8 +73,9 @@ class SimulationResult:
     def metrics(self) -> dict[str, Any]:
         """JSON-ready dict, one entry per declared metric (Monte Carlo ones with their errors)."""
         pp = self.per_path()
+        specs = self.metric_specs()
         out: dict[str, Any] = {}
-        for spec in METRICS:
+        for spec in specs:
             if spec.monte_carlo:
                 out[spec.name] = spec.summarise(pp[spec.name])
             elif spec.summary == "exact":
@@ -68,10 +84,10 @@ class SimulationResult:
                 out[spec.name] = self.extra[spec.name]
         if len(self.bound.adapters) > 1:
             out["by_protocol"] = {
-                ad.name: {spec.name: (tail_summary(spec.by_protocol(self, j), with_es=False) if spec.summary == "tail"
-                                      else spec.summarise(spec.by_protocol(self, j)))
-                          for spec in METRICS if spec.by_protocol is not None}
-                for j, ad in enumerate(self.bound.adapters)
+                pid: {spec.name: (tail_summary(spec.by_protocol(self, j), with_es=False) if spec.summary == "tail"
+                                  else spec.summarise(spec.by_protocol(self, j)))
+                      for spec in specs if spec.by_protocol is not None}
+                for j, pid in enumerate(self.bound.ids)
             }
         return out
 
@@ -104,7 +120,7 @@ class SimulationResult:
 
         m = self.metrics()
         rows = []
-        for spec in METRICS:
+        for spec in self.metric_specs():
             if not spec.monte_carlo:
                 continue
             v = m[spec.name]
@@ -133,9 +149,9 @@ class SimulationResult:
         for j, pb in enumerate(self.bound.books):
             p = self.raw.account_liquidated[j] / n
             se = np.sqrt(p * (1 - p) / n)
+            pid = self.bound.ids[j]
             for acct, pi, si in zip(pb.accounts, p, se, strict=True):
-                rows.append({"protocol": self.bound.adapters[j].name, "account": str(acct),
-                             "p_liquidated": float(pi), "stderr": float(si)})
+                rows.append({"protocol": pid, "account": str(acct), "p_liquidated": float(pi), "stderr": float(si)})
         return rows
 
     def __repr__(self) -> str:
@@ -147,35 +163,35 @@ class SimulationResult:
         """One row per liquidation call (pandas DataFrame; empty unless evaluated with ``events=True``).
 
         Columns: ``path``, ``step``, ``hours`` (since the start), ``timestamp`` (replays; else NaT),
-        ``protocol``, ``account``, ``collateral_asset`` (the position's main collateral by value at t0),
+        ``protocol`` (the scenario id), ``account``, ``collateral_asset`` (the collateral the call seized),
         then the USD amounts of the call (``debt_repaid_usd``, ``collateral_seized_usd``, ``bonus_usd``,
         ``protocol_fee_usd``, ``bad_debt_usd``) and ``price`` (the collateral's oracle price, USD).
         """
         import pandas as pd
 
-        cols = ["path", "step", "hours", "timestamp", "protocol", "account", "collateral_asset", *EVENT_COLUMNS[4:]]
+        cols = ["path", "step", "hours", "timestamp", "protocol", "account", "collateral_asset",
+                *EVENT_VALUE_COLUMNS]
         if self.event_array is None or len(self.event_array) == 0:
             return pd.DataFrame(columns=cols)
-        ev = np.asarray(self.event_array)
-        path, step, proto, pos = (ev[:, k].astype(np.int64) for k in range(4))
+        ev = self.event_array
+        path, step, proto, pos, col = (ev[k].astype(np.int64) for k in ("path", "step", "protocol", "position",
+                                                                       "collateral"))
         ts = self.bound.prepared.paths.timestamps
-        names = np.array([ad.name for ad in self.bound.adapters], dtype=object)
+        names = np.array(self.bound.ids, dtype=object)
         account = np.empty(len(ev), dtype=object)
-        coll = np.empty(len(ev), dtype=object)
-        close0 = self.bound.prepared.paths.close[0, 0]
+        coll = np.full(len(ev), "", dtype=object)
         for j, pb in enumerate(self.bound.books):
             m = proto == j
             if not m.any():
                 continue
             account[m] = pb.accounts[pos[m]].astype(object)
-            value = pb.book.collateral_tokens * close0[self.bound.coll_market[j]]
-            main = np.array(pb.book.collateral_assets, dtype=object)[np.argmax(value, axis=1)]
-            coll[m] = main[pos[m]]
+            cols_j = np.array([*pb.book.collateral_assets, ""], dtype=object)
+            coll[m] = cols_j[np.where(col[m] >= 0, col[m], len(cols_j) - 1)]
         out = {"path": path, "step": step, "hours": step * self.scenario.step_s / 3600.0,
                "timestamp": (pd.to_datetime(ts[step]) if ts is not None else pd.NaT), "protocol": names[proto],
                "account": account, "collateral_asset": coll}
-        for k, c in enumerate(EVENT_COLUMNS[4:], start=4):
-            out[c] = ev[:, k]
+        for c in EVENT_VALUE_COLUMNS:
+            out[c] = ev[c]
         return pd.DataFrame(out, columns=cols)
 
     def accounts(self):
@@ -197,17 +213,3 @@ class SimulationResult:
         if "liquidation_map" not in self.extra:
             raise ValueError("no liquidation map: evaluate with analyses=True")
         return figures.liquidation_map({"current": self.extra["liquidation_map"]})
-
-    def event_rows(self) -> list[dict[str, Any]]:
-        if self.event_array is None:
-            return []
-        sc = self.scenario
-        ts = self.bound.prepared.paths.timestamps
-        rows = []
-        for e in self.event_array:
-            path, step, j, pos = int(e[0]), int(e[1]), int(e[2]), int(e[3])
-            stamp = str(ts[step]) + "Z" if ts is not None else f"+{step * sc.step_s / 3600:.4f}h"
-            rows.append({"path": path, "step": step, "timestamp": stamp, "protocol": self.bound.adapters[j].name,
-                         "account": str(self.bound.books[j].accounts[pos]),
-                         **{c: float(v) for c, v in zip(EVENT_COLUMNS[4:], e[4:], strict=True)}})
-        return rows

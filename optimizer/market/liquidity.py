@@ -1,12 +1,16 @@
 """Market liquidity and price impact of liquidation sales.
 
-The cascade kernel keeps, per path and per asset, one scalar state ``sold_tokens``: the cumulative net
-tokens that liquidations sold into the market, decaying back to 0 with the recovery half-life (arbitrage
-and fresh liquidity refill the book). From that state it asks two things, both answered here by
-numba-jitted scalar functions on plain floats:
+The cascade engines keep, per path and per pool, one scalar state ``flow`` (``sold_tokens`` below): the
+cumulative *net signed* tokens forced flows moved through the pool -- positive for sales into it
+(liquidated collateral), negative for purchases from it (a liquidator buying the debt asset it repays,
+a liquidated short buying back) -- decaying back to 0 with the recovery half-life (arbitrage and fresh
+liquidity refill the book). From that state they ask three things, all answered here by numba-jitted
+scalar functions on plain floats:
 
-* :func:`price_factor` -- market price / exogenous price after ``sold_tokens`` were sold;
-* :func:`sale_proceeds_usd` -- USD raised by selling ``dq`` more tokens at the current exogenous price.
+* :func:`price_factor` -- market price / exogenous price at state ``flow`` (< 1 after net sales, > 1 after
+  net purchases);
+* :func:`sale_proceeds_usd` -- USD raised by selling ``dq`` more tokens at the current exogenous price;
+* :func:`purchase_cost_usd` -- USD paid to buy ``dq`` tokens at the current exogenous price.
 
 Models and parameter packing
 ----------------------------
@@ -49,8 +53,17 @@ SQRT and LINEAR are *price* laws (oracles.md §6): ``1 - y*sigma*sqrt(Q_usd/V)``
 :data:`MIN_PRICE_FACTOR` so prices stay positive; a sale raises the integral of the price over the sale.
 LINEAR is exactly linear in USD sold above the floor, as the leverage-spiral oracle (§5) requires.
 
-Sign conventions: ``sold_tokens >= 0`` and ``dq >= 0``. Buys are out of scope (the state only grows by
-sales and decays towards 0); negative inputs are clamped to 0.
+Signed flows (purchases)
+------------------------
+The state may be negative (net purchases). Below 0 the laws continue upwards: AMM ``(x / (x + s))**2`` (the
+tokens bought leave the pool, so its token reserve is ``x + s``; the swap fee is charged on the USD paid
+in), SQRT ``1 + y*sigma*sqrt(-s*p0/V)``, LINEAR ``1 - 0.02*s*p0/depth_usd_2pct`` (symmetric, no cap).
+Prices move continuously through 0. A sale that starts below 0 raises the integral of the price over the
+states it crosses (AMM: after the fee); a purchase of ``dq`` from state ``s`` pays the integral of the
+price over ``[s - dq, s]`` (AMM: divided by ``1 - fee``), so buying back what was just sold costs at least
+what the sale raised. ``dq >= 0`` always; ``sale_proceeds_usd`` from a state ``>= 0`` is unchanged from the
+one-sided model. Because the state is a *net* flow, a sale and a purchase in one pool offset each other
+before the law is applied (the fee is not charged twice); that is the model, not an AMM's exact path.
 """
 
 from __future__ import annotations
@@ -177,6 +190,45 @@ def _floored_linear_integral(c, a, d):
 
 
 @njit(cache=True)
+def _amm_buy_integral(x, lo, hi):
+    """Integral of ``(x / (x + s))**2`` over ``[lo, hi]`` with ``lo <= hi <= 0`` (the purchase branch)."""
+    return x * x * (1.0 / (x + lo) - 1.0 / (x + hi))
+
+
+@njit(cache=True)
+def _amm_reserve_floor(x):
+    """Smallest token reserve the purchase branch reaches: buying the whole pool is impossible."""
+    return x * 1e-9
+
+
+@njit(cache=True)
+def _buy_side_integral(model, params, lo, hi):
+    """Integral of the price factor over ``[lo, hi]`` with ``lo <= hi <= 0`` (net purchases)."""
+    if hi <= lo:
+        return 0.0
+    if model == AMM:
+        x = params[0]
+        floor = _amm_reserve_floor(x) - x  # states below this are clamped (price factor at its cap)
+        if lo < floor:
+            capped = min(hi, floor) - lo
+            r = x / _amm_reserve_floor(x)
+            return capped * r * r + (_amm_buy_integral(x, floor, hi) if hi > floor else 0.0)
+        return _amm_buy_integral(x, lo, hi)
+    elif model == SQRT:
+        c = params[0] * params[1] * math.sqrt(params[3] / params[2])
+        a = -hi  # substitute u = -s: integral of 1 + c*sqrt(u) over [a, b]
+        b = -lo
+        sa = math.sqrt(a)
+        sb = math.sqrt(b)
+        mean_sqrt = (a + sa * sb + b) / (sa + sb) if sb > 0.0 else 0.0
+        return (b - a) * (1.0 + (2.0 / 3.0) * c * mean_sqrt)
+    elif model == LINEAR:
+        c = 0.02 * params[1] / params[0]
+        return (hi - lo) * (1.0 - c * 0.5 * (lo + hi))
+    raise ValueError("unknown liquidity model code")
+
+
+@njit(cache=True)
 def price_factor(model, params, sold_tokens):
     """Market price / exogenous price after ``sold_tokens`` were sold into the market.
 
@@ -195,8 +247,21 @@ def price_factor(model, params, sold_tokens):
         AMM: ``(x / (x + (1 - fee) * sold))**2`` (on-chain price ratio, no arbitrage);
         SQRT: ``max(1 - y*sigma*sqrt(sold*p0/V), MIN_PRICE_FACTOR)``;
         LINEAR: ``max(1 - 0.02*sold*p0/depth_usd_2pct, MIN_PRICE_FACTOR)``.
+        A negative state (net purchases) gives a factor above 1: AMM ``(x / (x + s))**2`` (the token
+        reserve is floored at ``1e-9 x``), SQRT ``1 + y*sigma*sqrt(-s*p0/V)``, LINEAR ``1 - 0.02*s*p0/depth``.
     """
-    q = max(sold_tokens, 0.0)
+    if sold_tokens < 0.0:
+        b = -sold_tokens
+        if model == AMM:
+            x = params[0]
+            r = x / max(x - b, _amm_reserve_floor(x))
+            return r * r
+        elif model == SQRT:
+            return 1.0 + params[0] * params[1] * math.sqrt(b * params[3] / params[2])
+        elif model == LINEAR:
+            return 1.0 + 0.02 * (b * params[1]) / params[0]
+        raise ValueError("unknown liquidity model code")
+    q = sold_tokens
     if model == AMM:
         x = params[0]
         r = x / (x + (1.0 - params[2]) * q)
@@ -207,6 +272,25 @@ def price_factor(model, params, sold_tokens):
     elif model == LINEAR:
         f = 1.0 - 0.02 * (q * params[1]) / params[0]
         return max(f, MIN_PRICE_FACTOR)
+    raise ValueError("unknown liquidity model code")
+
+
+@njit(cache=True)
+def _sale_from_nonnegative(model, params, a, d, exo_price):
+    """Proceeds of selling ``d > 0`` tokens from a state ``a >= 0`` (the one-sided model)."""
+    if model == AMM:
+        x = params[0]
+        y = params[1]
+        fee = params[2]
+        r_in = x + (1.0 - fee) * a
+        r_out = (x * y / r_in) * (exo_price * x / y)  # k / R_in, USD side rescaled by exo/p0
+        return get_amount_out_float(d, r_in, r_out, fee)
+    elif model == SQRT:
+        c = params[0] * params[1] * math.sqrt(params[3] / params[2])  # impact per sqrt(token)
+        return exo_price * _floored_sqrt_integral(c, a, d)
+    elif model == LINEAR:
+        c = 0.02 * params[1] / params[0]  # impact per token
+        return exo_price * _floored_linear_integral(c, a, d)
     raise ValueError("unknown liquidity model code")
 
 
@@ -233,26 +317,64 @@ def sale_proceeds_usd(model, params, sold_before, dq, exo_price):
         AMM: ``getAmountOut(dq, R_in, R_out * exo_price/p0)`` in float with
         ``R_in = x + (1-fee)*sold_before``, ``R_out = k / R_in``, ``p0 = y/x``;
         SQRT / LINEAR: ``exo_price * integral of price_factor over [sold_before, sold_before + dq]``.
-        The new state is ``sold_before + dq`` for every model.
+        The new state is ``sold_before + dq`` for every model. From a negative state (net purchases)
+        the part of the sale below 0 raises the integral of the purchase branch (AMM: times ``1 - fee``).
     """
-    a = max(sold_before, 0.0)
     d = max(dq, 0.0)
     if d == 0.0:
         return 0.0
-    if model == AMM:
-        x = params[0]
-        y = params[1]
-        fee = params[2]
-        r_in = x + (1.0 - fee) * a
-        r_out = (x * y / r_in) * (exo_price * x / y)  # k / R_in, USD side rescaled by exo/p0
-        return get_amount_out_float(d, r_in, r_out, fee)
-    elif model == SQRT:
-        c = params[0] * params[1] * math.sqrt(params[3] / params[2])  # impact per sqrt(token)
-        return exo_price * _floored_sqrt_integral(c, a, d)
-    elif model == LINEAR:
-        c = 0.02 * params[1] / params[0]  # impact per token
-        return exo_price * _floored_linear_integral(c, a, d)
-    raise ValueError("unknown liquidity model code")
+    if sold_before < 0.0:
+        hi = min(sold_before + d, 0.0)
+        below = _buy_side_integral(model, params, sold_before, hi)
+        if model == AMM:
+            below *= 1.0 - params[2]
+        rest = sold_before + d - hi  # the part of the sale above 0
+        return exo_price * below + (_sale_from_nonnegative(model, params, 0.0, rest, exo_price) if rest > 0.0
+                                    else 0.0)
+    return _sale_from_nonnegative(model, params, sold_before, d, exo_price)
+
+
+@njit(cache=True)
+def purchase_cost_usd(model, params, state, dq, exo_price):
+    """USD paid to buy ``dq`` tokens from the pool at state ``state`` and exogenous price ``exo_price``.
+
+    Parameters
+    ----------
+    model : int
+        :data:`AMM`, :data:`SQRT` or :data:`LINEAR`.
+    params : tuple of 4 floats or float64 array (length >= 4)
+        Packed parameters.
+    state : float
+        Signed state before the purchase, tokens (negative after net purchases).
+    dq : float
+        Tokens bought (>= 0); the new state is ``state - dq``.
+    exo_price : float
+        Exogenous (reference) price in USD per token.
+
+    Returns
+    -------
+    float
+        ``exo_price * integral of price_factor over [state - dq, state]`` (the price rises as the state
+        falls); AMM: divided by ``1 - fee`` (the fee is charged on the USD paid in). Above 0 the
+        integral runs over the sale branch (buying back tokens sold earlier), so a sale followed by the
+        same purchase never makes money.
+    """
+    d = max(dq, 0.0)
+    if d == 0.0:
+        return 0.0
+    lo = state - d
+    total = 0.0
+    if state > 0.0:  # buying back along the sale branch, down to 0
+        above = min(d, state)
+        total += _sale_from_nonnegative(model, params, state - above, above, 1.0)
+        if model == AMM:
+            total /= 1.0 - params[2]  # proceeds were after the fee; a buyer pays it on top
+    if lo < 0.0:
+        below = _buy_side_integral(model, params, lo, min(state, 0.0))
+        if model == AMM:
+            below /= 1.0 - params[2]
+        total += below
+    return exo_price * total
 
 
 @njit(cache=True)

@@ -393,7 +393,8 @@ def replays(spec: ProposalSpec, names: tuple[str, ...], changes: list[ResolvedCh
         except Exception as e:
             out.append({**entry, "status": f"the change does not apply to this replay's parameters: {e}"})
             continue
-        c = compare(sc, {spec.adapter: prop}, baseline={spec.adapter: base}, engine=engine, analyses=False)
+        pid = sc.protocols[j].id
+        c = compare(sc, {pid: prop}, baseline={pid: base}, engine=engine, analyses=False)
         cm, pm = c.current.metrics(), c.candidate.metrics()
         touched = any(touches(rc, c.current.bound, j) for rc in changes if rc.modelled)
         row = {**entry, "status": "ok", "paths": c.prepared.n_paths, "touches_book": touched,
@@ -542,7 +543,8 @@ def analyse_proposal(proposal: str | Path | ProposalSpec, scenario: str | Path |
     base, prop = baseline_and_proposed(spec, changes, adapter)
     if progress:
         progress(f"comparing on {sc.name}")
-    cmp = compare(sc, {spec.adapter: prop}, baseline={spec.adapter: base}, paths=paths, seed=seed, engine=engine,
+    pid = pc.id  # overrides are keyed by the scenario's protocol id
+    cmp = compare(sc, {pid: prop}, baseline={pid: base}, paths=paths, seed=seed, engine=engine,
                   analyses=True)
     touched = {i: touches(rc, cmp.current.bound, j) for i, rc in enumerate(changes)}
     immediate = immediate_liquidations(cmp, j)
@@ -558,7 +560,7 @@ def analyse_proposal(proposal: str | Path | ProposalSpec, scenario: str | Path |
         n_rec = min(recommend_paths or SENSITIVITY_PATHS, cmp.prepared.n_paths)
         rec = recommend(cmp.scenario, spec.adapter, base, free, trials=recommend_trials, paths=n_rec, engine=engine)
         if rec.get("params"):
-            rec_res = evaluate(cmp.prepared, {spec.adapter: rec["params"]}, engine=engine, analyses=True)
+            rec_res = evaluate(cmp.prepared, {pid: rec["params"]}, engine=engine, analyses=True)
             rm = rec_res.metrics()
             rec["metrics"] = rm
             rec["budget"] = budget_check(cmp.scenario, rm, cmp.prepared.n_paths)
@@ -578,7 +580,7 @@ def analyse_proposal(proposal: str | Path | ProposalSpec, scenario: str | Path |
     reps = replays(spec, rep_names, changes, engine, progress, rep_scen) if rep_names else []
     sens: dict[str, Any] = {"skipped": "--no-sensitivity"}
     if sensitivity_on:
-        sens = sensitivity(cmp, spec.adapter, changes, base, prop, paths=sensitivity_paths or cmp.prepared.n_paths,
+        sens = sensitivity(cmp, pid, changes, base, prop, paths=sensitivity_paths or cmp.prepared.n_paths,
                            engine=engine, progress=progress)
     sl = smart_ltv(cmp, {rc.target for rc in changes})
     result = ProposalResult(spec, stress, changes, cmp, immediate, rec, reps, sens, sl, touched,

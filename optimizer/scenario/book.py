@@ -31,6 +31,7 @@ MIN_HEALTH, MAX_HEALTH = 1e-3, 1e6  # a synthetic book's health factors (debt = 
 # Parameter fields that cap a book's exposure (whole tokens, 0 = no cap), in every adapter that has them.
 SUPPLY_CAP_FIELD, BORROW_CAP_FIELD = "supply_cap_tokens", "borrow_cap_tokens"
 CSV_COLUMNS = ("account", "protocol", "collateral_asset", "collateral_amount", "debt_asset", "debt_amount")
+CSV_OPTIONAL = ("emode",)  # the account's Aave eMode id (0 = none), the same on every row of an account
 
 
 @dataclass(frozen=True)
@@ -273,42 +274,64 @@ def materialize(draws: SyntheticDraws, adapter: Adapter, current: Adapter, price
     return ProtocolBook(protocol, np.array([f"{protocol}-{i}" for i in range(n)]), book)
 
 
-def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set[str]) -> ProtocolBook:
-    """Explicit book: ``account,protocol,collateral_asset,collateral_amount,debt_asset,debt_amount``.
+def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set[str],
+                  text: str | None = None) -> ProtocolBook:
+    """Explicit book: ``account,protocol,collateral_asset,collateral_amount,debt_asset,debt_amount[,emode]``.
 
-    Several rows per account add up (several collaterals or debts). Rows of other protocols are
-    skipped. Amounts are whole tokens. Errors name the file, the line and the column.
+    Several rows per account add up (several collaterals or debts). Rows whose ``protocol`` is not
+    ``protocol`` (the scenario protocol's id, by default its adapter name) are skipped. Amounts are whole
+    tokens. ``emode`` (optional, integer >= 0, 0 = none) is the account's Aave eMode category, the same on
+    every row of the account; the adapter must know it. The file is read through
+    :func:`optimizer.io.read_text` (or given as ``text``). Errors name the file, the line and the column.
     """
     import io
 
     from ..io import read_text
 
     file = str(path)
-    fh = io.StringIO(read_text(path, label=file), newline="")  # regular file, size cap, UTF-8
-    with fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise InputError(f"missing column '{missing[0]}' (need {', '.join(CSV_COLUMNS)})", file=file)
-        accounts: dict[str, int] = {}
-        coll: dict[tuple[int, str], float] = {}
-        debt: dict[tuple[int, str], float] = {}
-        for row in _rows(reader, file):
+    if text is None:
+        text = read_text(path, label=file)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames or []
+    except csv.Error as e:
+        raise InputError(f"malformed CSV ({e})", file=file, field="line 1") from None
+    missing = [c for c in CSV_COLUMNS if c not in header]
+    if missing:
+        raise InputError(f"missing column '{missing[0]}' (need {', '.join(CSV_COLUMNS)}; optional "
+                         f"{', '.join(CSV_OPTIONAL)})", file=file)
+    has_emode = "emode" in header
+    accounts: dict[str, int] = {}
+    emode: dict[int, tuple[int, int]] = {}  # account index -> (eMode id, first line)
+    coll: dict[tuple[int, str], float] = {}
+    debt: dict[tuple[int, str], float] = {}
+    try:
+        for row in reader:
             line = reader.line_num
             if None in row or None in row.values():  # more / fewer fields than the header
-                raise InputError(f"expected {len(reader.fieldnames or [])} fields like the header, got "
+                raise InputError(f"expected {len(header)} fields like the header, got "
                                  f"{'more' if None in row else 'fewer'}", file=file, field=f"line {line}")
             if row["protocol"] != protocol:
                 continue
-            acct = row["account"].strip()
+            acct = (row["account"] or "").strip()
             if not acct:
                 raise InputError("empty account", file=file, field=f"line {line}: account")
             idx = accounts.setdefault(acct, len(accounts))
+            if has_emode:
+                raw_e = (row["emode"] or "").strip() or "0"
+                if not raw_e.isdigit():
+                    raise InputError(f"must be an eMode id (a whole number >= 0), got '{raw_e}'", file=file,
+                                     field=f"line {line}: emode")
+                e_id = int(raw_e)
+                if idx in emode and emode[idx][0] != e_id:
+                    raise InputError(f"account '{acct}' has eMode {emode[idx][0]} on line {emode[idx][1]}; an "
+                                     f"account has one eMode", file=file, field=f"line {line}: emode")
+                emode.setdefault(idx, (e_id, line))
             for col, amount_col, bucket, allowed in (
                 ("collateral_asset", "collateral_amount", coll, adapter.collateral_assets),
                 ("debt_asset", "debt_amount", debt, adapter.debt_assets),
             ):
-                asset = row[col].strip()
+                asset = (row[col] or "").strip()
                 raw_amount = (row[amount_col] or "").strip()
                 if not asset and not raw_amount:
                     continue
@@ -327,8 +350,17 @@ def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set
                     raise InputError(f"must be a finite amount in [0, {MAX_TOKENS:g}] tokens, got {raw_amount}",
                                      file=file, field=f"line {line}: {amount_col}")
                 bucket[(idx, asset)] = bucket.get((idx, asset), 0.0) + amount
+    except csv.Error as e:
+        raise InputError(f"malformed CSV ({e})", file=file, field=f"line {reader.line_num}") from None
     if not accounts:
         raise InputError(f"no rows for protocol '{protocol}' (empty book)", file=file)
+    category = np.array([emode.get(i, (0, 0))[0] for i in range(len(accounts))], dtype=np.int64)
+    for e_id in np.unique(category).tolist():  # the first line of the first account in an unknown eMode
+        try:
+            adapter.check_categories(np.array([e_id]))
+        except ValueError as e:
+            first = min(line for e2, line in emode.values() if e2 == e_id)
+            raise InputError(str(e), file=file, field=f"line {first}: emode") from None
     c_assets = tuple(a for a in adapter.collateral_assets if any(k[1] == a for k in coll))
     d_assets = tuple(a for a in adapter.debt_assets if any(k[1] == a for k in debt))
     if not d_assets:
@@ -339,17 +371,9 @@ def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set
         ct[i, c_assets.index(a)] = v
     for (i, a), v in debt.items():
         dt[i, d_assets.index(a)] = v
-    return ProtocolBook(protocol, np.array(list(accounts)), Book(c_assets, d_assets, ct, dt))
-
-
-def _rows(reader: csv.DictReader, file: str):
-    try:
-        yield from reader
-    except csv.Error as e:
-        raise InputError(f"malformed CSV ({e})", file=file, field=f"line {reader.line_num}") from None
+    return ProtocolBook(protocol, np.array(list(accounts)), Book(c_assets, d_assets, ct, dt, category=category))
 
 
 def market_asset(adapter: Adapter, asset: str) -> str:
-    """The priced asset behind a book column (Maker ilk → its collateral token)."""
-    underlying = getattr(adapter, "underlying", None)
-    return underlying.get(asset, asset) if underlying else asset
+    """The priced asset behind a book column (Maker ilk → its collateral token): ``adapter.priced_asset``."""
+    return adapter.priced_asset(asset)

@@ -7,6 +7,7 @@ The format is documented in ``docs/scenario_format.md``.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,8 @@ from .limits import (
     check_price_arrays,
 )
 
+_ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+
 
 @dataclass(frozen=True)
 class LiquidatorConfig:
@@ -39,6 +42,7 @@ class LiquidatorConfig:
     max_calls_per_step: int = 1_000_000
     reaction_delay_steps: int = 0
     min_profit_usd: float = 0.0
+    gas_history: Any = None  # optimizer.scenario.history.GasHistory of gas_csv, read by load_scenario
 
 
 @dataclass(frozen=True)
@@ -50,11 +54,23 @@ class BookConfig:
 
 @dataclass(frozen=True)
 class ProtocolConfig:
+    """One ``[[protocols]]`` entry. ``id`` (default: the adapter name) keys it everywhere: parameter
+    overrides (``--set id:KEY=VALUE``), results, events; two markets of one adapter need two ids."""
+
     adapter: str
     params: Mapping[str, float]
     book: BookConfig
     reserves_usd: float = 0.0  # Comet protocol reserves at the start (targetReserves check)
     snapshot: Path | None = None  # parameter snapshot file (None: the adapter's bundled snapshot)
+    id: str = ""  # "" = the adapter name
+    # read and validated by load_scenario (prepare does no I/O):
+    base_adapter: Any = None  # protocols.Adapter built from the snapshot (scenario params not applied)
+    csv_book: Any = None  # optimizer.scenario.book.ProtocolBook of a csv book
+    loaded_from: Any = None  # (adapter, id, snapshot, book kind and path) the two above were read with
+
+    def __post_init__(self) -> None:
+        if not self.id:
+            object.__setattr__(self, "id", self.adapter)
 
 
 @dataclass(frozen=True)
@@ -125,8 +141,24 @@ class OptimizeConfig:
 
 
 @dataclass(frozen=True)
+class PriceInputs:
+    """The validated price models of a scenario (their CSV histories already read)."""
+
+    models: Mapping[str, Any]  # asset -> optimizer.scenario.prices model
+    correlation: Any  # optimizer.scenario.prices.Correlation or None
+    n_steps: int
+    loaded_from: Any = None  # the asset model tables, correlation table and gas CSV they were read with
+
+
+@dataclass(frozen=True)
 class Scenario:
-    """A validated scenario. Paths are absolute; ``raw`` keeps the parsed TOML for the run manifest."""
+    """A validated scenario. Paths are absolute; ``raw`` keeps the parsed TOML for the run manifest.
+
+    :func:`load_scenario` (and :func:`parse_scenario`) read every file the scenario names through the
+    one checked reader (:func:`optimizer.io.read_text`) and validate it: price histories (``prices``),
+    the gas CSV (``liquidators.gas_history``), each protocol's snapshot (``base_adapter``) and CSV book
+    (``csv_book``); synthetic book specifications are validated too. ``prepare`` then does no I/O.
+    """
 
     file: str
     name: str
@@ -143,6 +175,7 @@ class Scenario:
     base_dir: Path
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
+    prices: PriceInputs | None = field(default=None, repr=False)
 
     @property
     def n_steps(self) -> int | None:
@@ -151,16 +184,29 @@ class Scenario:
     def resolve(self, rel: str, key: str) -> Path:
         return resolve_path(rel, self.base_dir, self.file, key)
 
+    @property
+    def protocol_ids(self) -> tuple[str, ...]:
+        return tuple(p.id for p in self.protocols)
+
+    @property
+    def inputs_current(self) -> bool:
+        """True when the files were read for the scenario as it stands (a ``dataclasses.replace`` that
+        points a protocol at another snapshot or book, or changes an asset's model, makes it False:
+        :func:`read_inputs` reads them again)."""
+        if self.prices is None or self.prices.loaded_from != _price_sources(self):
+            return False
+        return all(p.base_adapter is not None and p.loaded_from == _protocol_sources(p) for p in self.protocols)
+
     def with_overrides(self, *, paths: int | None = None, seed: int | None = None,
                        params: Mapping[str, Mapping[str, float]] | None = None) -> Scenario:
-        """A copy with another path count, seed, or protocol parameter overrides ``{adapter: {key: v}}``."""
+        """A copy with another path count, seed, or protocol parameter overrides ``{id: {key: v}}``."""
         protos = self.protocols
         if params:
-            unknown = set(params) - {p.adapter for p in protos}
+            unknown = set(params) - {p.id for p in protos}
             if unknown:
                 raise InputError(f"no protocol '{sorted(unknown)[0]}' in this scenario "
-                                 f"(has: {', '.join(p.adapter for p in protos)})", file=self.file, field="--set")
-            protos = tuple(replace(p, params=MappingProxyType({**p.params, **params.get(p.adapter, {})}))
+                                 f"(has: {', '.join(p.id for p in protos)})", file=self.file, field="--set")
+            protos = tuple(replace(p, params=MappingProxyType({**p.params, **params.get(p.id, {})}))
                            for p in protos)
         if paths is not None and self.n_steps is not None:
             check_price_arrays(paths, self.n_steps, len(self.assets), file=None, field="--paths")
@@ -357,8 +403,13 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         if ADAPTERS[adapter].family != "lending":
             raise pt.err("adapter", f"'{adapter}' is a perp venue; perp venues cannot be simulated yet "
                                     "(the cascade engine runs lending adapters only)")
-        if adapter in {p.adapter for p in protocols}:
-            raise pt.err("adapter", f"'{adapter}' appears twice")
+        pid = pt.string("id", adapter)
+        if not _ID.match(pid):
+            raise pt.err("id", f"must be letters, digits, '_', '-' or '.' (no ':' or spaces), got {pid!r}"[:200])
+        if pid in {p.id for p in protocols}:
+            if pt.has("id"):
+                raise pt.err("id", f"'{pid}' appears twice (each [[protocols]] entry needs its own id)")
+            raise pt.err("adapter", f"'{adapter}' appears twice: give each entry its own id = \"...\"")
         params_t = pt.table("params")
         params: dict[str, float] = {}
         if params_t is not None:
@@ -378,7 +429,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         pt.no_unknown()
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
-                                        snapshot))
+                                        snapshot, pid))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize"})
@@ -387,13 +438,82 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
     if horizon_h > 0:
         check_price_arrays(n_paths, int(round(horizon_h * 60 / step_min)), len(assets), file=file,
                            field="scenario.paths")
-    return Scenario(
+    return read_inputs(Scenario(
         file=file, name=name, description=description,
         horizon_h=None if horizon_h < 0 else horizon_h, step_s=step_s, paths=n_paths, seed=seed,
         assets=MappingProxyType(assets), correlation=MappingProxyType(corr.data) if corr else None,
         liquidators=liquidators, oracle_lag_steps=lag, protocols=tuple(protocols), base_dir=base_dir,
         raw=MappingProxyType(data), optimize=optimize,
-    )
+    ))
+
+
+def _protocol_sources(pc: ProtocolConfig) -> tuple:
+    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path)
+
+
+def _price_sources(sc: Scenario) -> tuple:
+    models = tuple((a, repr(sorted(dict(cfg.model).items()))) for a, cfg in sc.assets.items())
+    corr = repr(sorted(dict(sc.correlation).items())) if sc.correlation else None
+    return (models, corr, sc.liquidators.gas_csv, sc.step_s, sc.horizon_h)
+
+
+def read_inputs(sc: Scenario) -> Scenario:
+    """Read and validate every file a scenario names (and its book specifications): the one place."""
+    import numpy as np
+
+    from protocols import InvalidParameters
+
+    from ..snapshots import load_adapter
+    from .book import draw_synthetic, market_asset, read_csv_book
+    from .history import read_gas_csv
+    from .prices import correlation_from_config, horizon_steps, model_from_config
+
+    models = {a: model_from_config(a, dict(cfg.model), sc.file, sc.resolve, step_s=sc.step_s, horizon_h=sc.horizon_h)
+              for a, cfg in sc.assets.items()}
+    corr = (correlation_from_config(dict(sc.correlation), sc.file, sc.resolve, step_s=sc.step_s, models=models)
+            if sc.correlation else None)
+    n_steps = horizon_steps(models, sc.horizon_h, sc.step_s, sc.file)
+    lc = sc.liquidators
+    gas = None
+    if lc.gas_csv is not None:
+        try:
+            gas = read_gas_csv(lc.gas_csv)
+        except InputError as e:
+            raise InputError(str(e), file=sc.file, field="liquidators.gas_csv") from None
+    known = set(sc.assets)
+    protocols = []
+    for i, pc in enumerate(sc.protocols):
+        try:
+            base = load_adapter(pc.adapter, pc.snapshot)
+        except InputError as e:  # name the scenario key that points at the snapshot too
+            raise InputError(str(e), file=sc.file,
+                             field=f"protocols[{i}].snapshot" if pc.snapshot is not None else f"protocols[{i}].adapter"
+                             ) from None
+        try:
+            cur = base.with_params(dict(pc.params)) if pc.params else base
+        except InvalidParameters as e:
+            raise InputError(str(e), file=sc.file, field=f"protocols[{i}].params") from None
+        key = f"protocols[{i}].book"
+        book = None
+        if pc.book.kind == "csv":
+            assert pc.book.path is not None
+            try:
+                book = read_csv_book(pc.book.path, pc.id, cur, known)
+            except InputError as e:  # name the scenario key that points at the CSV too
+                raise InputError(str(e), file=sc.file, field=f"{key}.path") from None
+        else:  # validate the specification now (prepare draws it from the scenario's seed)
+            d = draw_synthetic(pc.book.raw, cur, sc.file, key, np.random.default_rng(0))
+            for a in (*d.collateral_assets, *d.debt_assets):
+                if market_asset(cur, a) not in known:
+                    raise InputError(f"asset '{market_asset(cur, a)}' has no price model in the scenario",
+                                     file=sc.file, field=key)
+            try:
+                cur.check_categories(d.category[:1])
+            except ValueError as e:
+                raise InputError(str(e), file=sc.file, field=f"{key}.emode") from None
+        protocols.append(replace(pc, base_adapter=base, csv_book=book, loaded_from=_protocol_sources(pc)))
+    return replace(sc, protocols=tuple(protocols), liquidators=replace(lc, gas_history=gas),
+                   prices=PriceInputs(MappingProxyType(models), corr, n_steps, _price_sources(sc)))
 
 
 def _parse_optimize(t: _Table) -> OptimizeConfig:

@@ -12,6 +12,7 @@ Log returns are always taken between bar *closes*; a bar that opens at ``t`` clo
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,14 +109,13 @@ def bar_interval_s(timestamps: np.ndarray) -> int:
 
 def _read_columns(path: str | Path, required: tuple[str, ...], optional: tuple[str, ...],
                   aliases: dict[str, str]) -> tuple[np.ndarray, dict[str, list[str]], str]:
-    """Read a CSV into raw string columns; returns (line numbers, columns, source)."""
-    import io
-
+    """Read a CSV (through the one checked reader, :func:`optimizer.io.read_text`) into raw string
+    columns; returns (line numbers, columns, source)."""
     from ..io import read_text
 
     src = str(path)
-    fh = io.StringIO(read_text(path, label=src), newline="")  # regular file, size cap, UTF-8 (BOM dropped)
-    with fh:
+    text = read_text(path, label=src)
+    with io.StringIO(text, newline="") as fh:
         reader = csv.reader(fh)
         try:
             header = next(reader, None)

@@ -885,6 +885,9 @@ class PricePaths:
         Replay: the CSV bar's low; synthetic models: ``min(close[t-1], close[t])``.
     timestamps : np.ndarray or None
         ``(n_steps + 1,)`` ``datetime64[s]`` for replays, else None.
+    high : np.ndarray or None
+        Same shape: the highest price in the bar (replay: the CSV bar's high; synthetic:
+        ``max(close[t-1], close[t])``). None when built without highs: the closes stand in.
     """
 
     assets: tuple[str, ...]
@@ -892,6 +895,23 @@ class PricePaths:
     close: np.ndarray
     low: np.ndarray
     timestamps: np.ndarray | None = None
+    high: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("low", "high"):
+            a = getattr(self, name)
+            if a is not None and a.shape != self.close.shape:
+                raise ValueError(f"PricePaths.{name} has shape {a.shape}, close has {self.close.shape}")
+
+    @property
+    def bar_high(self) -> np.ndarray:
+        """The bar highs (the closes when the paths carry none)."""
+        return self.close if self.high is None else self.high
+
+    def select(self, lo: int, hi: int) -> PricePaths:
+        """Paths ``lo..hi-1`` (views, no copy)."""
+        return PricePaths(self.assets, self.step_s, self.close[lo:hi], self.low[lo:hi], self.timestamps,
+                          None if self.high is None else self.high[lo:hi])
 
     @property
     def n_paths(self) -> int:
@@ -1034,18 +1054,21 @@ def generate_paths(models: Mapping[str, PriceModel], corr: Correlation | None, n
 
     close = np.empty((n_paths, n_steps + 1, len(assets)))
     low = np.empty_like(close)
+    high = np.empty_like(close)
     for j, a in enumerate(assets):
         m = models[a]
         # work on contiguous per-asset arrays; one strided copy into the output at the end
         c = np.empty((n_paths, n_steps + 1))
         lo = np.empty_like(c)
-        c[:, 0] = lo[:, 0] = p0[a]
+        hi = np.empty_like(c)
+        c[:, 0] = lo[:, 0] = hi[:, 0] = p0[a]
         if isinstance(m, Replay):
             scale = p0[a] / m.initial_price_usd
             c[:, 1:] = m.history.close * scale
             lo[:, 1:] = m.history.low * scale
+            hi[:, 1:] = m.history.high * scale
         elif isinstance(m, Constant):
-            c[:, 1:] = lo[:, 1:] = p0[a]
+            c[:, 1:] = lo[:, 1:] = hi[:, 1:] = p0[a]
         else:
             own = _stream(root, "asset", a)
             if isinstance(m, Bootstrap):
@@ -1056,6 +1079,7 @@ def generate_paths(models: Mapping[str, PriceModel], corr: Correlation | None, n
             np.exp(c[:, 1:], out=c[:, 1:])
             c[:, 1:] *= p0[a]
             np.minimum(c[:, :-1], c[:, 1:], out=lo[:, 1:])
+            np.maximum(c[:, :-1], c[:, 1:], out=hi[:, 1:])
         for s in m.shocks:
             k = s.step_index(step_s)
             if k > n_steps:
@@ -1063,15 +1087,19 @@ def generate_paths(models: Mapping[str, PriceModel], corr: Correlation | None, n
                                  field=f"assets.{a}.shocks")
             c[:, k:] *= 1.0 - s.drop
             lo[:, k:] *= 1.0 - s.drop
-        _check_range(a, c, lo, file)
+            hi[:, k:] *= 1.0 - s.drop
+            if k >= 1 and not isinstance(m, Replay):  # the bar the shock lands in opened at the old price
+                np.maximum(hi[:, k], c[:, k - 1], out=hi[:, k])
+        _check_range(a, c, lo, hi, file)
         close[:, :, j] = c
         low[:, :, j] = lo
-    return PricePaths(assets, float(step_s), close, low, timestamps)
+        high[:, :, j] = hi
+    return PricePaths(assets, float(step_s), close, low, timestamps, high)
 
 
-def _check_range(asset: str, close: np.ndarray, low: np.ndarray, file: str | None) -> None:
+def _check_range(asset: str, close: np.ndarray, low: np.ndarray, high: np.ndarray, file: str | None) -> None:
     """Simulated prices must stay finite and within [MIN_PRICE_USD, MAX_PRICE_USD] (the engine never sees overflow)."""
-    lo_min, hi_max = float(np.min(low)), float(np.max(close))
+    lo_min, hi_max = float(np.min(low)), float(np.max(high))
     if not (np.isfinite(lo_min) and np.isfinite(hi_max)) or lo_min < MIN_PRICE_USD or hi_max > MAX_PRICE_USD:
         raise InputError(f"simulated prices leave [{MIN_PRICE_USD:g}, {MAX_PRICE_USD:g}] USD (from {lo_min:.3g} to "
                          f"{hi_max:.3g}); lower the drift, volatility, jumps or shocks, or shorten the horizon",

@@ -94,18 +94,10 @@ def _empirical_sigma(paths, i: int, horizon_h: float, step_s: float) -> float:
     return float(np.std(r, ddof=1) * math.sqrt(horizon_h * 3600.0 / step_s))
 
 
-LTV_KEY = {"aave_v3": "{a}.ltv_bps", "compound_v3": "{a}.borrow_collateral_factor", "maker": "{a}.mat"}
-
-
-def _beta_and_ltv(adapter_name: str, params: dict[str, float], asset: str) -> tuple[float, float] | None:
-    if adapter_name == "aave_v3" and f"{asset}.ltv_bps" in params:
-        return params[f"{asset}.liquidation_bonus_bps"] / 1e4 - 1.0, params[f"{asset}.ltv_bps"] / 1e4
-    if adapter_name == "compound_v3" and f"{asset}.borrow_collateral_factor" in params:
-        beta = params.get("store_front_price_factor", 1.0) * (1.0 - params[f"{asset}.liquidation_factor"])
-        return beta, params[f"{asset}.borrow_collateral_factor"]
-    if adapter_name == "maker" and f"{asset}.mat" in params:
-        return params[f"{asset}.chop"] - 1.0, 1.0 / params[f"{asset}.mat"]
-    return None
+def _beta_and_ltv(adapter, asset: str) -> tuple[float, float] | None:
+    """(liquidator incentive, LTV) of one collateral, from the adapter's public risk levers."""
+    lv = adapter.risk_levers(asset)
+    return None if lv is None else (lv.liquidator_incentive, lv.ltv)
 
 
 def _debt_by_collateral(bound: Bound, j: int) -> dict[str, float]:
@@ -131,8 +123,8 @@ def smart_ltv_table(best: Bound, current: Bound, *, c: float, horizon_h: float |
     for j, (ad_best, ad_cur) in enumerate(zip(best.adapters, current.adapters, strict=True)):
         d_best, d_cur = _debt_by_collateral(best, j), _debt_by_collateral(current, j)
         for asset in best.books[j].book.collateral_assets:
-            bl_best = _beta_and_ltv(ad_best.name, ad_best.params, asset)
-            bl_cur = _beta_and_ltv(ad_cur.name, ad_cur.params, asset)
+            bl_best = _beta_and_ltv(ad_best, asset)
+            bl_cur = _beta_and_ltv(ad_cur, asset)
             if bl_best is None or bl_cur is None:
                 continue
             m = market_asset(ad_best, asset)
@@ -154,8 +146,8 @@ def smart_ltv_table(best: Bound, current: Bound, *, c: float, horizon_h: float |
             s_c = smart_ltv(sigma=sigma, liquidity_usd=l_c, debt_usd=d_cur[asset], beta=beta_c, c=c)
             gap = ltv_b - s_b
             rows.append({
-                "adapter": ad_best.name, "asset": asset,
-                "ltv_param": f"{ad_best.name}:{LTV_KEY[ad_best.name].format(a=asset)}", "sigma": sigma, "liquidity_usd": l_b, "debt_usd": d_best[asset],
+                "adapter": best.ids[j], "asset": asset,
+                "ltv_param": f"{best.ids[j]}:{ad_best.risk_levers(asset).ltv_param}", "sigma": sigma, "liquidity_usd": l_b, "debt_usd": d_best[asset],
                 "beta": beta_b, "smart_ltv": s_b, "optimised_ltv": ltv_b, "current_ltv": ltv_c,
                 "smart_ltv_current": s_c, "difference": gap,
                 "note": (f"optimised LTV {'above' if gap > 0 else 'below'} Smart LTV by {abs(gap) * 100:.1f} pp"

@@ -244,7 +244,7 @@ class Evaluator:
         """Paths ``lo..hi-1`` of the prepared set for one bound candidate."""
         t0 = time.perf_counter()
         p = self.prepared.paths
-        view = replace(self.prepared, paths=replace(p, close=p.close[lo:hi], low=p.low[lo:hi]))
+        view = replace(self.prepared, paths=p.select(lo, hi))
         raw, _, used = run(replace(bound, prepared=view), engine=self.engine)
         self.calls += 1
         self.paths_simulated += hi - lo

@@ -180,7 +180,8 @@ def search_paths(plan: Plan, prepared=None):
                                 for seed, n in zip(plan.path_seeds[1:], plan.settings.samples[1:], strict=True)]
     p = prepared.paths
     return replace(prepared, paths=replace(p, close=np.concatenate([x.close for x in parts]),
-                                           low=np.concatenate([x.low for x in parts])))
+                                           low=np.concatenate([x.low for x in parts]),
+                                           high=np.concatenate([x.bar_high for x in parts])))
 
 
 # ------------------------------------------------------------------------------------------------

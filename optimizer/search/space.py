@@ -32,12 +32,8 @@ from protocols import Adapter, InvalidParameters
 from ..errors import InputError
 from ..scenario.config import Scenario
 
-# Parameters tuned when an [optimize] table names assets but no fields, or names nothing at all.
-DEFAULT_FIELDS: dict[str, tuple[str, ...]] = {
-    "aave_v3": ("ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps"),
-    "compound_v3": ("borrow_collateral_factor", "liquidate_collateral_factor", "liquidation_factor"),
-    "maker": ("mat", "chop"),
-}
+# Parameters tuned when an [optimize] table names assets but no fields, or names nothing at all: each
+# adapter's ``default_search_fields`` (a public venue fact of protocols/).
 
 
 @dataclass(frozen=True)
@@ -54,14 +50,8 @@ class Limit:
         return f"±{self.value * 100:g} %" if self.relative else f"±{self.value:g} {unit}"
 
 
-# Default steward limits by field (the part of the key after the last "."), then by unit.
-DEFAULT_LIMITS_BY_FIELD: dict[str, Limit] = {
-    "ltv_bps": Limit(500), "liquidation_threshold_bps": Limit(500), "liquidation_bonus_bps": Limit(200),
-    "liquidation_protocol_fee_bps": Limit(500),
-    "borrow_collateral_factor": Limit(0.05), "liquidate_collateral_factor": Limit(0.05),
-    "liquidation_factor": Limit(0.02), "store_front_price_factor": Limit(0.05),
-    "mat": Limit(0.05), "chop": Limit(0.02),
-}
+# Default steward limits by field (the part of the key after the last "."): each adapter's
+# ``default_steward_limits``; then by unit.
 DEFAULT_LIMITS_BY_UNIT: dict[str, Limit] = {
     "bps": Limit(500), "fraction": Limit(0.05), "ratio": Limit(0.05), "multiplier": Limit(0.05),
     "tokens": Limit(0.25, True), "USD": Limit(0.25, True), "DAI": Limit(0.25, True), "s": Limit(0.25, True),
@@ -74,11 +64,7 @@ DEFAULT_STEP_BY_UNIT: dict[str, float] = {"bps": 25.0, "fraction": 0.0025, "rati
 _UNIT_CLAMP: dict[str, tuple[float, float]] = {"fraction": (0.0, 1.0)}
 
 # The liquidation buffer a candidate must keep on every searched asset (optimize.min_liquidation_buffer_bps):
-# adapter -> (lower field, upper field, factor to bps). One table, so a venue property can replace it.
-BUFFER_PAIRS: dict[str, tuple[str, str, float]] = {
-    "aave_v3": ("ltv_bps", "liquidation_threshold_bps", 1.0),
-    "compound_v3": ("borrow_collateral_factor", "liquidate_collateral_factor", 1e4),
-}
+# each adapter's ``liquidation_buffer_pairs`` (lower field, upper field, bps per unit), a venue fact.
 CAP_FIELD_SUFFIX = "_cap_tokens"  # supply/borrow caps (whole tokens): they size a book with scale_to_caps
 MAX_ENUMERATED_GRID = 200_000  # the grid sampler lists the feasible points of grids up to this size
 _DECIMALS = 10  # float parameters are rounded to this many decimals (4-decimal storage checks stay exact)
@@ -286,17 +272,16 @@ class SearchSpace:
         if self.min_buffer_bps <= 0:
             return out
         for adapter, over in self.split(params).items():
-            if adapter not in BUFFER_PAIRS:
-                continue
-            lo_f, hi_f, to_bps = BUFFER_PAIRS[adapter]
             merged = {**self.adapters[adapter].params, **over}
-            for asset in sorted({k.split(".")[0] for k in over if k.endswith((f".{lo_f}", f".{hi_f}"))}):
-                lo_k, hi_k = f"{asset}.{lo_f}", f"{asset}.{hi_f}"
-                if lo_k in merged and hi_k in merged:
-                    gap = (merged[hi_k] - merged[lo_k]) * to_bps
-                    if gap < self.min_buffer_bps - 1e-9:
-                        out.append(f"{adapter}: {hi_k} - {lo_k} = {gap:g} bps is below "
-                                   f"optimize.min_liquidation_buffer_bps = {self.min_buffer_bps:g}")
+            for pair in self.adapters[adapter].liquidation_buffer_pairs:
+                lo_f, hi_f = pair.lower, pair.upper
+                for asset in sorted({k.split(".")[0] for k in over if k.endswith((f".{lo_f}", f".{hi_f}"))}):
+                    lo_k, hi_k = f"{asset}.{lo_f}", f"{asset}.{hi_f}"
+                    if lo_k in merged and hi_k in merged:
+                        gap = (merged[hi_k] - merged[lo_k]) * pair.bps_per_unit
+                        if gap < self.min_buffer_bps - 1e-9:
+                            out.append(f"{adapter}: {hi_k} - {lo_k} = {gap:g} bps is below "
+                                       f"optimize.min_liquidation_buffer_bps = {self.min_buffer_bps:g}")
         return out
 
     def grid(self, points: int) -> dict[str, list[float | int]]:
@@ -325,14 +310,14 @@ class SearchSpace:
 
 
 def scenario_adapters(scenario: Scenario) -> dict[str, Adapter]:
-    """Each protocol's adapter with the scenario's parameter overrides (what ``prepare`` uses)."""
+    """Each protocol's adapter with the scenario's parameter overrides (what ``prepare`` uses), by id."""
     from ..engine.model import scenario_adapter
 
     out = {}
     for i, pc in enumerate(scenario.protocols):
         base = scenario_adapter(scenario, i)
         try:
-            out[pc.adapter] = base.with_params(dict(pc.params)) if pc.params else base
+            out[pc.id] = base.with_params(dict(pc.params)) if pc.params else base
         except InvalidParameters as e:
             raise InputError(str(e), file=scenario.file, field=f"protocols[{i}].params") from None
     return out
@@ -340,7 +325,7 @@ def scenario_adapters(scenario: Scenario) -> dict[str, Adapter]:
 
 def _book_collaterals(scenario: Scenario, adapter: str) -> list[str]:
     for pc in scenario.protocols:
-        if pc.adapter == adapter:
+        if pc.id == adapter:
             coll = pc.book.raw.get("collateral")
             if isinstance(coll, Mapping):
                 return [str(a) for a in coll]
@@ -392,14 +377,14 @@ def _check_table_keys(table: Mapping[str, Any], adapters: Mapping[str, Adapter],
                              field=f"{key}.{k}")
 
 
-def _limit(cfg, adapter: str, spec) -> Limit | None:
+def _limit(cfg, adapter: str, spec, venue: Adapter | None = None) -> Limit | None:
     if not cfg.steward_limits_on:
         return None
     v = _lookup(cfg.steward_limits, adapter, spec.name)
     if v is not None:
         return Limit(float(v[:-1]) / 100.0, True) if isinstance(v, str) else Limit(float(v))
-    return (DEFAULT_LIMITS_BY_FIELD.get(spec.name.rsplit(".", 1)[-1])
-            or DEFAULT_LIMITS_BY_UNIT.get(spec.unit, DEFAULT_RELATIVE))
+    default = venue.default_steward_limits.get(spec.name.rsplit(".", 1)[-1]) if venue is not None else None
+    return Limit(*default) if default is not None else DEFAULT_LIMITS_BY_UNIT.get(spec.unit, DEFAULT_RELATIVE)
 
 
 def build_space(scenario: Scenario, adapters: Mapping[str, Adapter] | None = None,
@@ -407,7 +392,7 @@ def build_space(scenario: Scenario, adapters: Mapping[str, Adapter] | None = Non
     """The search space of a scenario's ``[optimize]`` table (``free`` overrides its names).
 
     With no ``free`` and no ``assets``, every collateral asset of each protocol's synthetic book is
-    searched over the adapter's default fields (:data:`DEFAULT_FIELDS`).
+    searched over the adapter's default fields (``Adapter.default_search_fields``).
     """
     cfg = scenario.optimize
     file = scenario.file
@@ -423,7 +408,7 @@ def build_space(scenario: Scenario, adapters: Mapping[str, Adapter] | None = Non
         if adapter not in adapters:
             raise InputError(f"no protocol '{adapter}' in the scenario ({', '.join(adapters)})", file=file,
                              field=f"optimize.assets.{adapter}")
-        fields = cfg.fields or DEFAULT_FIELDS.get(adapter, ())
+        fields = cfg.fields or adapters[adapter].default_search_fields
         if not fields:
             raise InputError(f"no default fields for '{adapter}'; list them in optimize.fields", file=file,
                              field="optimize.fields")
@@ -452,7 +437,7 @@ def _dim(cfg, file: str, ad: Adapter, adapter: str, key: str) -> Dim:
     spec = ad.schema().spec(key)
     current = float(ad.params[key])
     name = f"{adapter}:{key}"
-    limit = _limit(cfg, adapter, spec)
+    limit = _limit(cfg, adapter, spec, ad)
     lo, hi = float(spec.lower), float(spec.upper)
     if spec.unit in _UNIT_CLAMP:
         lo, hi = max(lo, _UNIT_CLAMP[spec.unit][0]), min(hi, _UNIT_CLAMP[spec.unit][1])

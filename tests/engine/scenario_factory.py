@@ -59,7 +59,7 @@ adapter = "aave_v3"
 kind = "synthetic"
 positions = {positions}
 collateral = {{ WETH = 0.7, WBTC = 0.3 }}
-debt = {{ USDC = 1.0 }}
+debt = {aave_debt}
 collateral_usd = {{ dist = "lognormal", median = 20000, sigma = 1.6, min = 300 }}
 ltv_utilisation = {{ dist = "beta", a = 6.0, b = 2.0 }}
 """
@@ -79,7 +79,7 @@ ltv_utilisation = {{ dist = "beta", a = 7.0, b = 2.0 }}
 
 DEFAULTS = dict(horizon_h=12, paths=6, seed=11, shock=0.15, liq_model="sqrt",
                 liq_params="daily_volume_usd = 2e9\ndaily_sigma = 0.045", gas_gwei=30.0, max_calls=100000,
-                delay=0, lag=0, positions=1500, reserves=1.5e7, protocols=("aave",))
+                delay=0, lag=0, positions=1500, reserves=1.5e7, protocols=("aave",), aave_debt="{ USDC = 1.0 }")
 
 
 def write_scenario(tmp: Path, name: str = "s.toml", **over) -> Path:

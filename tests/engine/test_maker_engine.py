@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from optimizer.engine import prepare, simulate
+from optimizer.engine.ledger import events_array
 from optimizer.engine.model import bind
 from optimizer.engine.reference import run_reference
 from optimizer.scenario.config import load_scenario
@@ -86,7 +87,7 @@ def run(path: Path, **kw):
     trace: list[dict] = []
     events: list[tuple] = []
     raw = run_reference(bound, events=events, trace=trace, **kw)
-    return raw, trace, events, bound
+    return raw, trace, events_array(events), bound
 
 
 def of(trace, event, **match):
@@ -159,7 +160,8 @@ def test_stairstep_price_and_keeper_takes_once_it_pays_gas(tmp_path):
     assert raw.returned_to_owner_usd[0, 0] == pytest.approx((lot - bought) * P1)
     assert raw.collateral_seized_usd[0, 0] == pytest.approx(lot * P1)
     assert raw.last_liquidation_step[0] == pays
-    assert len(ev) == 1 and ev[0][1] == pays and ev[0][9] == pytest.approx(price(pays))
+    assert len(ev) == 1 and ev[0]["step"] == pays and ev[0]["price"] == pytest.approx(price(pays))
+    assert ev[0]["collateral"] == 0  # the ilk column of the vault
 
 
 def test_reset_at_tail_when_nobody_takes(tmp_path):
@@ -254,11 +256,11 @@ def test_accounting_identity_with_price_impact_partial_takes_and_bad_debt(tmp_pa
     steps = np.array([t["step"] for t in takes])
     assert np.bincount(steps).max() <= 5
     # one event per take, adding up to the path totals
-    e = np.array(ev)
-    assert len(e) == len(takes)
-    for col, name in ((4, "debt_repaid_usd"), (5, "collateral_seized_usd"), (6, "liquidator_bonus_usd"),
-                      (7, "protocol_fee_usd"), (8, "realised_bad_debt_usd")):
-        assert e[:, col].sum() == pytest.approx(getattr(raw, name)[0, 0]), name
+    assert len(ev) == len(takes)
+    for col, name in (("debt_repaid_usd", "debt_repaid_usd"), ("collateral_seized_usd", "collateral_seized_usd"),
+                      ("bonus_usd", "liquidator_bonus_usd"), ("protocol_fee_usd", "protocol_fee_usd"),
+                      ("bad_debt_usd", "realised_bad_debt_usd")):
+        assert ev[col].sum() == pytest.approx(getattr(raw, name)[0, 0]), name
 
 
 def test_deterministic_and_auto_picks_reference(tmp_path):

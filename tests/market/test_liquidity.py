@@ -356,3 +356,72 @@ def test_bad_price_and_table():
     with pytest.raises(InputError) as err:
         Liquidity.from_config("WETH", 5, PRICE, FILE)
     assert err.value.field == "assets.WETH.liquidity"
+
+
+# ---------------------------------------------------------------------------------------------------
+# Signed flows: purchases push the price up, continuously through 0, and a round trip never pays
+# ---------------------------------------------------------------------------------------------------
+
+from optimizer.market import purchase_cost_usd  # noqa: E402
+
+
+@pytest.mark.parametrize("model", [AMM, SQRT, LINEAR])
+def test_price_factor_is_continuous_through_zero_and_above_one_after_purchases(model):
+    p = liq(model).params
+    eps = 1e-9
+    assert price_factor(model, p, -eps) == pytest.approx(1.0, abs=1e-6)
+    assert price_factor(model, p, eps) == pytest.approx(1.0, abs=1e-6)
+    assert price_factor(model, p, -100.0) > 1.0 > price_factor(model, p, 100.0)
+    assert price_factor(model, p, -1000.0) > price_factor(model, p, -100.0)
+
+
+def test_purchase_branch_laws():
+    lq = liq(SQRT)
+    q = 5e6 / PRICE  # $5M against $2bn a day at 4 % sigma: +0.2 %
+    assert price_factor(SQRT, lq.params, -q) == pytest.approx(1.0 + 0.04 * math.sqrt(5e6 / 2e9), rel=1e-12)
+    lin = liq(LINEAR)
+    assert price_factor(LINEAR, lin.params, -30e6 / PRICE) == pytest.approx(1.02, rel=1e-12)  # symmetric
+    amm = liq(AMM)
+    x = amm.params[0]
+    assert price_factor(AMM, amm.params, -0.1 * x) == pytest.approx((1 / 0.9) ** 2, rel=1e-12)
+
+
+@given(st.floats(100.0, 5e4), st.floats(100.0, 1e4))
+def test_amm_purchase_is_exact_get_amount_in(dq, exo):
+    """From state 0: USD paid = (Y(x - dq) - Y(x)) / (1 - fee), Y = k / reserve rescaled by exo / p0."""
+    p = liq(AMM).params
+    x, y, fee, _ = p
+    dq = min(dq, 0.5 * x)
+    usd_in = (x * y / (x - dq) - y) * (exo * x / y) / (1.0 - fee)
+    assert purchase_cost_usd(AMM, p, 0.0, dq, exo) == pytest.approx(usd_in, rel=1e-12)
+
+
+@pytest.mark.parametrize("model", [AMM, SQRT, LINEAR])
+@given(state=st.floats(-2e4, 2e4), q=st.floats(1e-3, 1e4))
+def test_buying_back_what_was_sold_costs_at_least_the_proceeds(model, state, q):
+    p = liq(model).params
+    sold = sale_proceeds_usd(model, p, state, q, PRICE)  # state -> state + q
+    cost = purchase_cost_usd(model, p, state + q, q, PRICE)  # and back
+    assert cost >= sold * (1 - 1e-12)
+    if model != AMM:  # price laws: exactly the same integral
+        assert cost == pytest.approx(sold, rel=1e-9)
+
+
+@pytest.mark.parametrize("model", [AMM, SQRT, LINEAR])
+@given(state=st.floats(-2e4, 2e4), d1=st.floats(1e-3, 1e4), d2=st.floats(1e-3, 1e4))
+def test_purchases_split_like_sales(model, state, d1, d2):
+    p = liq(model).params
+    whole = purchase_cost_usd(model, p, state, d1 + d2, PRICE)
+    split = purchase_cost_usd(model, p, state, d1, PRICE) + purchase_cost_usd(model, p, state - d1, d2, PRICE)
+    assert split == pytest.approx(whole, rel=1e-9, abs=1e-9)
+    assert whole / (d1 + d2) >= PRICE * price_factor(model, p, state) * (1 - 1e-9)  # the price only rises
+
+
+@pytest.mark.parametrize("model", [AMM, SQRT, LINEAR])
+@given(state=st.floats(-2e4, -1e-3), d=st.floats(1e-3, 4e4))
+def test_a_sale_from_a_bought_up_state_raises_more_than_at_the_exogenous_price(model, state, d):
+    """Below 0 the market is above the exogenous price: selling there raises the higher branch."""
+    p = liq(model).params
+    got = sale_proceeds_usd(model, p, state, d, PRICE)
+    zero = sale_proceeds_usd(model, p, 0.0, d, PRICE)
+    assert got >= zero * (1 - 1e-12)

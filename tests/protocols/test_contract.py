@@ -152,3 +152,79 @@ def test_adapters_are_immutable(case):
     adapter.with_params({name: adapter.schema().specs[0].current})
     adapter.liquidate(book, prices)
     assert adapter.params == before
+
+
+# ------------------------------------------------------------------------------ public venue facts
+
+def test_position_terms_reproduce_health_and_borrow_capacity(case):
+    """health = Σ C·P·health_weight / D and borrow capacity = Σ C·P·borrow_weight (per position)."""
+    adapter, book, prices = case
+    t = adapter.position_terms(book)
+    shape = book.collateral_tokens.shape
+    for name in ("health_weight", "borrow_weight", "liquidation_bonus", "recovery", "protocol_share", "seizable"):
+        assert getattr(t, name).shape == shape, name
+    pc = np.broadcast_to(prices.collateral_usd, shape)
+    pd = np.broadcast_to(prices.debt_usd, book.debt_tokens.shape)
+    value = book.collateral_tokens * pc
+    debt = (book.debt_tokens * pd).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        hf = np.where(debt > 0, np.where(t.seizable, value * t.health_weight, 0.0).sum(1) / debt, np.inf)
+    np.testing.assert_allclose(hf, adapter.health(book, prices), rtol=1e-12)
+    np.testing.assert_allclose(np.where(t.seizable, value * t.borrow_weight, 0.0).sum(1),
+                               adapter.borrow_capacity_usd(book, prices), rtol=1e-12, atol=1e-9)
+    assert np.all((t.recovery > 0) <= t.seizable) and np.all(t.recovery <= 1.0) and np.all(t.protocol_share <= 1.0)
+
+
+def test_liquidation_price_is_the_price_where_health_reaches_one(case):
+    adapter, book, prices = case
+    a = int(np.argmax((book.collateral_tokens > 0).sum(0)))
+    asset = book.collateral_assets[a]
+    px = adapter.liquidation_price_usd(book, prices, asset)
+    hf = adapter.health(book, prices)
+    p_now = np.broadcast_to(prices.collateral_usd, book.collateral_tokens.shape)[:, a]
+    ok = (px > 0) & (hf > 1)
+    assert ok.sum() > 10
+    assert np.all(px[hf < 1] == p_now[hf < 1])  # already liquidatable: the current price
+    moved = np.broadcast_to(prices.collateral_usd, book.collateral_tokens.shape).copy()
+    moved[:, a] = np.where(ok, px, moved[:, a])
+    np.testing.assert_allclose(adapter.health(book, Prices(moved, prices.debt_usd))[ok], 1.0, rtol=1e-9)
+
+
+def test_liquidation_shortfall_is_what_a_full_liquidation_writes_off(case):
+    """On positions where one call takes all collateral, the call's bad debt is the shortfall; everywhere the
+    shortfall is at least the underwater part and at most the debt."""
+    adapter, book, prices = case
+    short = adapter.liquidation_shortfall_usd(book, prices)
+    pc = np.broadcast_to(prices.collateral_usd, book.collateral_tokens.shape)
+    pd = np.broadcast_to(prices.debt_usd, book.debt_tokens.shape)
+    coll = (book.collateral_tokens * pc).sum(1)
+    debt = (book.debt_tokens * pd).sum(1)
+    assert np.all(short >= np.maximum(debt - coll, 0.0) - 1e-6) and np.all(short <= debt + 1e-6)
+    out = adapter.liquidate(book, prices)
+    emptied = out.liquidated & (out.book.collateral_tokens.sum(1) == 0) & (out.book.debt_tokens.sum(1) == 0) \
+        & ((book.collateral_tokens > 0).sum(1) == 1) & ((book.debt_tokens > 0).sum(1) == 1)
+    if emptied.any():  # Aave / Comet: one call closed the account (Maker's auction settles at the market)
+        np.testing.assert_allclose(out.bad_debt_usd[emptied], short[emptied], rtol=1e-9, atol=1e-6)
+
+
+def test_venue_facts_name_real_parameters(case):
+    adapter, book, _ = case
+    names = set(adapter.schema().names)
+    fields = {n.rsplit(".", 1)[-1] for n in names}
+    assert set(adapter.default_search_fields) <= fields
+    assert set(adapter.default_steward_limits) <= fields
+    for pair in adapter.liquidation_buffer_pairs:
+        assert {pair.lower, pair.upper} <= fields and pair.bps_per_unit > 0
+    levers = [adapter.risk_levers(a) for a in book.collateral_assets]
+    assert any(lv is not None for lv in levers)
+    for a, lv in zip(book.collateral_assets, levers, strict=True):
+        if lv is None:
+            continue
+        assert lv.ltv_param in names and lv.ltv_param.startswith(f"{a}.")
+        assert 0.0 <= lv.ltv <= lv.liquidation_threshold + 1e-12 and lv.liquidator_incentive >= 0.0
+    assert adapter.risk_levers("NOT_AN_ASSET") is None
+    for col in book.collateral_assets:
+        assert isinstance(adapter.priced_asset(col), str)
+    adapter.check_categories(book.category)
+    with pytest.raises(ValueError):
+        adapter.check_categories(np.array([987654]))

@@ -10,7 +10,8 @@ from optimizer.engine import metrics as mx
 
 METRIC_KEYS = ["bad_debt_usd", "bad_debt_share", "liquidated_usd", "liquidations", "amplification",
                "time_to_stabilise_h", "debt_repaid_usd", "liquidator_bonus_usd", "protocol_fee_usd",
-               "realised_bad_debt_usd", "unrealised_bad_debt_usd", "inventory_usd", "borrower_penalty_usd",
+               "realised_bad_debt_usd", "unrealised_bad_debt_usd", "horizon_exposure_usd", "inventory_usd",
+               "borrower_penalty_usd",
                "borrower_penalty_share", "borrower_penalty_share_of_collateral", "capital_efficiency"]
 
 

@@ -196,7 +196,9 @@ def test_replay_liquidates_in_the_crash_window_and_not_before_the_first_drop(pat
     assert first_drop == str(np.datetime64(first_open, "s") + np.timedelta64(600, "s")) + "Z"
 
     res = simulate(path, paths=2, events=True, analyses=False)
-    rows = res.event_rows()
+    from optimizer.events import csv_frame
+
+    rows = csv_frame(res.events()).to_dict("records")  # as the events CSV writes them
     assert rows
     assert {r["path"] for r in rows} == {0, 1}
     rows = [r for r in rows if r["path"] == 0]

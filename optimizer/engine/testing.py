@@ -1,0 +1,427 @@
+"""The contract every venue simulator passes (shipped, like optuna's ``optuna.testing`` storage suites).
+
+Subclass :class:`VenueSimulatorContract` in a test module and give it a ``venue_case`` fixture that
+returns a :class:`VenueCase` (a bound candidate whose scenario holds the venue, and whether the fast
+kernel must reproduce it)::
+
+    from optimizer.engine.testing import VenueSimulatorContract, bundled_cases
+
+    @pytest.fixture(params=bundled_cases(), ids=lambda c: c.name)
+    def venue_case(request, tmp_path_factory):
+        return request.param.build(tmp_path_factory.mktemp(request.param.name))
+
+    class TestMyVenues(VenueSimulatorContract):
+        pass
+
+Each case runs once through the cascade loop with every simulator observed (each ``round``,
+``settle`` and ``end_step`` result, the book before and after); the tests then check:
+
+* every ledger delta names a declared field (core or the venue's ``ledger_fields``);
+* **flows conserve value**: each round's deltas satisfy ``collateral seized = debt repaid + liquidator
+  bonus + protocol fee + returned to owner``; over a path a lending venue sends to its collateral
+  pools at most the tokens that left the book and buys from its debt pools at most the debt tokens
+  that left it (collateral flows >= 0, debt flows <= 0); the debt that left the book is at least
+  what was repaid plus what was written off;
+* only liquidatable positions are touched (health < 1 at the round's oracle prices);
+* horizon deltas are non-negative and the run is deterministic;
+* a kernel-capable venue (``kernel_spec`` gives a spec) equals the reference engine on every ledger
+  field and on the events.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from protocols import Prices
+
+from .ledger import CORE_FIELDS, LENDING_FIELDS
+from .model import Bound, bind, prepare
+from .reference import run_reference, venue_simulators
+from .venues import RoundResult, VenueSimulator
+
+RTOL, ATOL_USD = 1e-9, 1e-6
+
+
+@dataclass
+class VenueCase:
+    """A bound candidate to run the contract on (``venue`` = the protocol index under test)."""
+
+    name: str
+    bound: Bound
+    venue: int = 0
+    kernel: bool = False  # the fast kernel must run it and equal the reference
+
+
+@dataclass
+class ScenarioCase:
+    """A scenario (TOML text plus files next to it) that builds a :class:`VenueCase`."""
+
+    name: str
+    toml: str
+    files: dict[str, str] = field(default_factory=dict)
+    venue: int = 0
+    kernel: bool = False
+
+    def build(self, folder: Path) -> VenueCase:
+        from ..scenario.config import load_scenario
+
+        for rel, text in self.files.items():
+            (folder / rel).write_text(text)
+        path = folder / "scenario.toml"
+        path.write_text(self.toml)
+        return VenueCase(self.name, bind(prepare(load_scenario(path))), self.venue, self.kernel)
+
+
+@dataclass
+class Record:
+    """One observed call of a simulator."""
+
+    phase: str  # "round" | "settle" | "end_step"
+    path: int
+    t: int
+    result: RoundResult
+    before: Any  # the simulator's book before the call (None for venues without one)
+    after: Any
+    prices: Prices | None  # the venue's oracle prices of the round
+
+
+@dataclass
+class Observed:
+    ledger: Any
+    records: list[list[Record]]  # per venue
+    end: list[list[dict]]  # per venue, per path: end_path deltas
+    events: list[tuple]
+    sims: list[VenueSimulator]
+
+
+def _observe(bound: Bound, events: bool = True) -> Observed:
+    sims = venue_simulators(bound)
+    records: list[list[Record]] = [[] for _ in sims]
+    ends: list[list[dict]] = [[] for _ in sims]
+    for j, sim in enumerate(sims):
+        for phase in ("round", "settle", "end_step"):
+            orig = getattr(sim, phase)
+
+            def wrapped(view, orig=orig, phase=phase, j=j, sim=sim):
+                before = getattr(sim, "book", None)
+                prices = sim.oracle_prices(view) if hasattr(sim, "oracle_prices") else None
+                r = orig(view)
+                records[j].append(Record(phase, sim.path.path, view.t, r, before, getattr(sim, "book", None), prices))
+                return r
+
+            setattr(sim, phase, wrapped)
+        orig_end = sim.end_path
+
+        def end(final, orig_end=orig_end, j=j):
+            d = orig_end(final)
+            ends[j].append(dict(d))
+            return d
+
+        sim.end_path = end
+    ev: list[tuple] = []
+    ledger = run_reference(bound, events=ev if events else None, sims=sims)
+    return Observed(ledger, records, ends, ev, sims)
+
+
+_CACHE: dict[int, Observed] = {}
+
+
+def observed(case: VenueCase) -> Observed:
+    """The case run once through the loop (cached per case object)."""
+    key = id(case.bound)
+    if key not in _CACHE:
+        _CACHE[key] = _observe(case.bound)
+    return _CACHE[key]
+
+
+def _close(a: float, b: float, scale: float) -> bool:
+    return abs(a - b) <= RTOL * max(abs(scale), 1.0) + ATOL_USD
+
+
+class VenueSimulatorContract:
+    """Tests every venue simulator must pass; subclass it with a ``venue_case`` fixture."""
+
+    def test_case_exercises_liquidations(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        assert obs.ledger.liquidations[:, venue_case.venue].sum() > 0, "the case must liquidate something"
+
+    def test_ledger_deltas_name_declared_fields(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        j = venue_case.venue
+        declared = {f.name for f in (*CORE_FIELDS, *obs.sims[j].ledger_fields)}
+        for rec in obs.records[j]:
+            assert set(rec.result.ledger) <= declared, sorted(set(rec.result.ledger) - declared)
+        for d in obs.end[j]:
+            assert set(d) <= declared, sorted(set(d) - declared)
+
+    def test_round_deltas_conserve_value(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        j = venue_case.venue
+        names = {f.name for f in LENDING_FIELDS}
+        if not names <= {f.name for f in obs.sims[j].ledger_fields}:
+            pytest.skip("not a lending venue: its family's contract checks its waterfall")
+        for rec in obs.records[j]:
+            d = rec.result.ledger
+            if not d:
+                continue
+            seized = d.get("collateral_seized_usd", 0.0)
+            parts = sum(d.get(k, 0.0) for k in ("debt_repaid_usd", "liquidator_bonus_usd", "protocol_fee_usd",
+                                                 "returned_to_owner_usd"))
+            assert _close(seized, parts, seized), (rec.phase, rec.path, rec.t, d)
+
+    def test_flows_never_exceed_what_left_the_book(self, venue_case: VenueCase) -> None:
+        """Tokens the venue sends to collateral pools / buys from debt pools, against the book."""
+        obs = observed(venue_case)
+        j = venue_case.venue
+        sim = obs.sims[j]
+        ctx = sim.ctx
+        if not hasattr(sim, "book"):
+            pytest.skip("venue without a lending book")
+        coll_pools = set(ctx.coll_pool.tolist()) - set(ctx.debt_pool.tolist())
+        debt_pools = set(ctx.debt_pool.tolist()) - set(ctx.coll_pool.tolist())
+        by_path: dict[int, list[Record]] = {}
+        for rec in obs.records[j]:
+            by_path.setdefault(rec.path, []).append(rec)
+        b0 = ctx.book.book
+        for path, recs in by_path.items():
+            n_pools = max((r.result.flows.shape[0] for r in recs if r.result.flows is not None), default=0)
+            if n_pools == 0:
+                continue
+            flows = np.zeros(n_pools)
+            for r in recs:
+                if r.result.flows is not None:
+                    assert np.all(r.result.flows[list(coll_pools)] >= -1e-12), "collateral flows are sales"
+                    assert np.all(r.result.flows[list(debt_pools)] <= 1e-12), "debt flows are purchases"
+                    flows += r.result.flows
+            end_book = recs[-1].after
+            removed_c = np.zeros(n_pools)
+            np.add.at(removed_c, ctx.coll_pool, (b0.collateral_tokens - end_book.collateral_tokens).sum(0))
+            removed_d = np.zeros(n_pools)
+            np.add.at(removed_d, ctx.debt_pool, (b0.debt_tokens - end_book.debt_tokens).sum(0))
+            for p in coll_pools:
+                assert flows[p] <= removed_c[p] * (1 + RTOL) + 1e-9, (path, p, flows[p], removed_c[p])
+            for p in debt_pools:
+                assert -flows[p] <= removed_d[p] * (1 + RTOL) + 1e-9, (path, p, flows[p], removed_d[p])
+
+    def test_debt_removed_covers_repaid_and_written_off(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        j = venue_case.venue
+        r = obs.ledger
+        if "debt_removed_usd" not in r:
+            pytest.skip("venue without lending debt")
+        # comparable in USD only where the debt assets keep one price (debt removed is valued at the end)
+        close = venue_case.bound.prepared.paths.close[:, :, obs.sims[j].ctx.debt_market]
+        fixed = np.all(close.max(axis=1) == close.min(axis=1), axis=-1)
+        if not fixed.any():
+            pytest.skip("the debt assets' prices move: debt removed (at the final price) is not comparable")
+        lhs = r.debt_removed_usd[fixed, j]
+        rhs = r.debt_repaid_usd[fixed, j] + r.realised_bad_debt_usd[fixed, j]
+        assert np.all(lhs >= rhs - RTOL * np.maximum(np.abs(rhs), 1.0) - ATOL_USD), (lhs, rhs)
+
+    def test_only_liquidatable_positions_are_touched(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        j = venue_case.venue
+        ad = obs.sims[j].ctx.adapter
+        for rec in obs.records[j]:
+            if rec.phase != "round" or rec.before is None or rec.prices is None or rec.after is rec.before:
+                continue
+            changed = ((rec.after.collateral_tokens != rec.before.collateral_tokens).any(1)
+                       | (rec.after.debt_tokens != rec.before.debt_tokens).any(1))
+            hf = ad.health(rec.before, rec.prices)
+            assert np.all(hf[changed] < 1.0), (rec.path, rec.t, np.flatnonzero(changed & (hf >= 1.0))[:5])
+
+    def test_horizon_deltas_are_non_negative(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        for d in obs.end[venue_case.venue]:
+            for k, v in d.items():
+                if k.endswith("_usd") and k != "debt_removed_usd":
+                    assert v >= -ATOL_USD, (k, v)
+
+    def test_deterministic(self, venue_case: VenueCase) -> None:
+        a = observed(venue_case).ledger
+        b = run_reference(venue_case.bound)
+        for f in a.fields:
+            if f.axis == "position":
+                for x, y in zip(a[f.name], b[f.name], strict=True):
+                    np.testing.assert_array_equal(x, y, err_msg=f.name)
+            else:
+                np.testing.assert_array_equal(a[f.name], b[f.name], err_msg=f.name)
+
+    def test_kernel_equals_reference_where_it_runs(self, venue_case: VenueCase) -> None:
+        from .simulate import kernel_unsupported_reason, run_kernel
+
+        reason = kernel_unsupported_reason(venue_case.bound)
+        if not venue_case.kernel:
+            pytest.skip(f"reference-only case ({reason or 'not marked kernel'})")
+        assert reason is None, reason
+        ref = observed(venue_case)
+        kern, ev = run_kernel(venue_case.bound, events=True)
+        for f in kern.fields:
+            if f.axis == "position":
+                for x, y in zip(kern[f.name], ref.ledger[f.name], strict=True):
+                    np.testing.assert_array_equal(x, y, err_msg=f.name)
+            else:
+                np.testing.assert_allclose(kern[f.name], ref.ledger[f.name], rtol=RTOL, atol=ATOL_USD, err_msg=f.name)
+        assert ev is not None
+        key_k = sorted(tuple(int(x) for x in e.tolist()[:5]) for e in ev)
+        key_r = sorted(tuple(int(x) for x in e[:5]) for e in ref.events)
+        assert key_k == key_r
+
+
+# ------------------------------------------------------------------------------ bundled venue cases
+
+_BASE = """
+[scenario]
+name = "venue-contract-{name}"
+horizon_h = {horizon_h}
+step_min = 10
+paths = 2
+seed = 7
+
+[assets.WETH]
+price_usd = 3000
+model = "merton"
+sigma_annual = 1.0
+jump_intensity_per_day = 6.0
+jump_mean = -0.05
+jump_std = 0.05
+shocks = [{{ at_h = 1.0, drop = 0.18 }}]
+[assets.WETH.liquidity]
+model = "sqrt"
+daily_volume_usd = 3e8
+daily_sigma = 0.045
+recovery_half_life_min = 30
+
+[assets.WBTC]
+price_usd = 60000
+model = "gbm"
+sigma_annual = 0.8
+shocks = [{{ at_h = 1.0, drop = 0.12 }}]
+[assets.WBTC.liquidity]
+model = "sqrt"
+daily_volume_usd = 3e8
+daily_sigma = 0.04
+recovery_half_life_min = 30
+
+[assets.USDC]
+price_usd = 1.0
+model = "constant"
+
+[liquidators]
+gas_per_call = 400000
+gas_gwei = 20.0
+gas_token = "WETH"
+max_calls_per_step = {max_calls}
+"""
+
+_AAVE = """
+[[protocols]]
+adapter = "aave_v3"
+[protocols.book]
+kind = "synthetic"
+positions = 300
+collateral = { WETH = 0.7, WBTC = 0.3 }
+debt = { USDC = 1.0 }
+collateral_usd = { dist = "lognormal", median = 20000, sigma = 1.4, min = 500 }
+ltv_utilisation = { dist = "beta", a = 6.0, b = 2.0 }
+"""
+
+_COMET = """
+[[protocols]]
+adapter = "compound_v3"
+reserves_usd = 1e6
+[protocols.book]
+kind = "synthetic"
+positions = 300
+collateral = { WETH = 0.6, WBTC = 0.4 }
+debt = { USDC = 1.0 }
+collateral_usd = { dist = "lognormal", median = 30000, sigma = 1.4, min = 500 }
+ltv_utilisation = { dist = "beta", a = 7.0, b = 2.0 }
+"""
+
+_AAVE_CSV = """
+[[protocols]]
+adapter = "aave_v3"
+[protocols.book]
+kind = "csv"
+path = "book.csv"
+"""
+
+_MAKER = """
+[scenario]
+name = "venue-contract-maker"
+horizon_h = 4
+step_min = 10
+paths = 1
+seed = 3
+
+[assets.ETH]
+price_usd = 3000
+model = "gbm"
+sigma_annual = 2.0
+shocks = [{ at_h = 0.5, drop = 0.3 }]
+[assets.ETH.liquidity]
+model = "sqrt"
+daily_volume_usd = 1e8
+daily_sigma = 0.05
+recovery_half_life_min = 30
+
+[assets.DAI]
+price_usd = 1.0
+model = "constant"
+
+[liquidators]
+gas_per_call = 400000
+gas_gwei = 20.0
+gas_token = "ETH"
+max_calls_per_step = 20
+
+[[protocols]]
+adapter = "maker"
+[protocols.book]
+kind = "synthetic"
+positions = 120
+collateral = { "ETH-A" = 1.0 }
+debt = { DAI = 1.0 }
+collateral_usd = { dist = "lognormal", median = 50000, sigma = 1.2, min = 15000 }
+health = { dist = "lognormal", median = 1.3, sigma = 0.2, min = 1.02 }
+"""
+
+
+def _multi_collateral_book() -> str:
+    """Aave accounts with two collaterals and two debts (a real book's shape): reference engine only."""
+    rng = np.random.default_rng(11)
+    lines = ["account,protocol,collateral_asset,collateral_amount,debt_asset,debt_amount"]
+    for i in range(120):
+        weth, wbtc = rng.lognormal(math.log(5), 1.0), rng.lognormal(math.log(0.2), 1.0)
+        value = weth * 3000 + wbtc * 60000
+        debt = value * rng.uniform(0.55, 0.78)
+        share = rng.uniform(0.3, 0.9)
+        lines.append(f"a{i},aave_v3,WETH,{weth:.8f},USDC,{debt * share:.6f}")
+        lines.append(f"a{i},aave_v3,WBTC,{wbtc:.8f},WETH,{debt * (1 - share) / 3000:.8f}")
+    return "\n".join(lines) + "\n"
+
+
+_AAVE_V2 = _AAVE.replace('adapter = "aave_v3"', 'adapter = "aave_v2"')
+_MAKER_LIQ12 = _MAKER.replace('adapter = "maker"', 'adapter = "maker_liq12"').replace(
+    "venue-contract-maker", "venue-contract-maker-liq12")
+
+
+def bundled_cases() -> list[ScenarioCase]:
+    """One small case per bundled venue simulator (and book shape); Aave v2 and Maker 1.x run on the generic
+    :class:`~optimizer.engine.venues.LendingVenue` (their adapters have no wrapper of their own)."""
+    return [
+        ScenarioCase("aave_v3", _BASE.format(name="aave", horizon_h=6, max_calls=40) + _AAVE, kernel=True),
+        ScenarioCase("aave_v2_generic_venue", _BASE.format(name="aave-v2", horizon_h=6, max_calls=40) + _AAVE_V2),
+        ScenarioCase("maker_liq12_generic_venue", _MAKER_LIQ12),
+        ScenarioCase("aave_v3_multi_collateral", _BASE.format(name="aave-multi", horizon_h=6, max_calls=40)
+                     + _AAVE_CSV, {"book.csv": _multi_collateral_book()}),
+        ScenarioCase("compound_v3", _BASE.format(name="comet", horizon_h=6, max_calls=40) + _COMET, kernel=True),
+        ScenarioCase("maker", _MAKER),
+    ]
