@@ -31,6 +31,9 @@ from .limits import (
 )
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+LENDING_BOOK_KINDS = ("synthetic", "csv")
+PERP_BOOK_KINDS = ("perp_synthetic", "perp_csv")  # perp venues (optimizer.scenario.perp_book)
+ADL_POLICIES = ("queue", "pro_rata")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ class ProtocolConfig:
     base_adapter: Any = None  # protocols.Adapter built from the snapshot (scenario params not applied)
     csv_book: Any = None  # optimizer.scenario.book.ProtocolBook of a csv book
     loaded_from: Any = None  # (adapter, id, snapshot, book kind and path) the two above were read with
+    # perp venues only (docs/scenario_format.md, "Perp venues in the cascade"):
+    market_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # base asset -> asset
+    adl_policy: str = "queue"  # "queue" (the production queue) | "pro_rata"
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -400,9 +406,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         adapter = pt.string("adapter")
         if adapter not in ADAPTERS:
             raise pt.err("adapter", f"unknown adapter '{adapter}' (known: {', '.join(sorted(ADAPTERS))})")
-        if ADAPTERS[adapter].family != "lending":
-            raise pt.err("adapter", f"'{adapter}' is a perp venue; perp venues cannot be simulated yet "
-                                    "(the cascade engine runs lending adapters only)")
+        perp = ADAPTERS[adapter].family == "perp"
         pid = pt.string("id", adapter)
         if not _ID.match(pid):
             raise pt.err("id", f"must be letters, digits, '_', '-' or '.' (no ':' or spaces), got {pid!r}"[:200])
@@ -417,10 +421,20 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
                 params[k] = params_t.number(k)
         book_t = pt.table("book", required=True)
         assert book_t is not None
-        kind = book_t.string("kind", choices=("synthetic", "csv"))
+        kind = book_t.string("kind", choices=PERP_BOOK_KINDS if perp else LENDING_BOOK_KINDS)
         bpath = None
-        if kind == "csv":
+        if kind in ("csv", "perp_csv"):
             bpath = resolve_path(book_t.string("path"), base_dir, file, f"{book_t.key}.path")
+        market_assets: dict[str, str] = {}
+        adl_policy = "queue"
+        if perp:
+            ma = pt.table("market_assets")
+            if ma is not None:
+                for k in ma.data:
+                    market_assets[k] = ma.string(k)
+                    if market_assets[k] not in assets:
+                        raise ma.err(k, f"unknown asset '{market_assets[k]}' (declare it under [assets])"[:200])
+            adl_policy = pt.string("adl_policy", "queue", ADL_POLICIES)
         reserves = pt.number("reserves_usd", 0.0, lo=-MAX_USD, hi=MAX_USD)
         snap = pt.raw("snapshot")
         if snap is not None and not (isinstance(snap, str) and snap):
@@ -429,7 +443,8 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         pt.no_unknown()
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
-                                        snapshot, pid))
+                                        snapshot, pid, market_assets=MappingProxyType(market_assets),
+                                        adl_policy=adl_policy))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize"})
@@ -448,7 +463,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
 
 
 def _protocol_sources(pc: ProtocolConfig) -> tuple:
-    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path)
+    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, tuple(pc.market_assets.items()))
 
 
 def _price_sources(sc: Scenario) -> tuple:
@@ -495,7 +510,11 @@ def read_inputs(sc: Scenario) -> Scenario:
             raise InputError(str(e), file=sc.file, field=f"protocols[{i}].params") from None
         key = f"protocols[{i}].book"
         book = None
-        if pc.book.kind == "csv":
+        if pc.book.kind in PERP_BOOK_KINDS:
+            from .perp_book import check_perp_protocol
+
+            book = check_perp_protocol(sc, i, cur, known)
+        elif pc.book.kind == "csv":
             assert pc.book.path is not None
             try:
                 book = read_csv_book(pc.book.path, pc.id, cur, known)

@@ -8,7 +8,7 @@ A venue gets a specific wrapper only where its liquidators or balance sheet diff
 
 from __future__ import annotations
 
-from protocols import AaveV3, Adapter, CompoundV3, Maker
+from protocols import AaveV3, Adapter, CompoundV3, Maker, PerpAdapter
 
 from .aave_v3 import AaveV3Venue
 from .base import (
@@ -25,6 +25,7 @@ from .base import (
 from .compound_v3 import CometVenue
 from .lending import LendingVenue
 from .maker import MakerVenue
+from .perp import PERP_FIELDS, PerpVenue
 
 #: adapter class -> venue simulator class (looked up along the adapter's MRO)
 VENUES: dict[type, type[VenueSimulator]] = {
@@ -32,6 +33,7 @@ VENUES: dict[type, type[VenueSimulator]] = {
     CompoundV3: CometVenue,
     Maker: MakerVenue,
     Adapter: LendingVenue,
+    PerpAdapter: PerpVenue,
 }
 
 
@@ -57,6 +59,6 @@ def simulator_for(ctx: VenueContext) -> VenueSimulator:
 
 __all__ = [
     "NOTHING", "VENUES", "AaveV3Venue", "CometVenue", "FinalView", "KernelSpec", "LendingVenue", "MakerVenue",
-    "MarketView", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
+    "MarketView", "PERP_FIELDS", "PerpVenue", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
     "simulator_class", "simulator_for",
 ]

@@ -91,6 +91,7 @@ class VenueContext:
     step_s: float
     scenario_lag_steps: int
     reserves_usd: float = 0.0
+    options: dict[str, Any] = field(default_factory=dict)  # venue-specific scenario keys (perp: adl_policy)
 
 
 @dataclass
