@@ -89,6 +89,9 @@ class AssetConfig:
 
 OPTIMIZE_SAMPLERS = ("tpe", "cmaes", "nsga2", "grid")
 RISK_METRICS = ("var_99", "es_99", "mean", "var_95")
+# Perp venues: the probability that a path auto-deleverages / runs an insurance fund dry, judged at the upper
+# end of its Wilson 95 % interval (the budget is then a probability).
+PROBABILITY_RISKS = ("p_adl", "p_insurance_depletion")
 PRIMARY_OBJECTIVES = ("efficiency", "borrow_capacity_usd")  # maximised
 PENALTY_OBJECTIVE = "borrower_penalty"  # mean liquidation penalty borrowers pay / debt (minimised)
 SECOND_OBJECTIVES = (*RISK_METRICS, PENALTY_OBJECTIVE)  # minimised
@@ -564,7 +567,7 @@ def _parse_optimize(t: _Table) -> OptimizeConfig:
     fields = strings("fields", t.raw("fields"), t._k("fields")) if t.has("fields") else None
     objectives = (strings("objectives", t.raw("objectives"), t._k("objectives")) if t.has("objectives")
                   else ("efficiency",))
-    risk_metric = t.string("risk_metric", "var_99", RISK_METRICS)
+    risk_metric = t.string("risk_metric", "var_99", RISK_METRICS + PROBABILITY_RISKS)
     check_objectives(objectives, t.file, t._k("objectives"))
     sampler = t.string("sampler", "", OPTIMIZE_SAMPLERS) if t.has("sampler") else None
 

@@ -91,7 +91,7 @@ PERP_FIELDS: tuple[LedgerField, ...] = (
     LedgerField("insurance_fund_drawdown_usd", "USD", "venue", "Largest fall of the insurance fund below its "
                 "starting balance over the horizon", metric=True),
     LedgerField("insurance_fund_depleted", "paths", "venue", "1 when a deficit the fund should pay exceeded what "
-                "was left in it (the fund ran dry)"),
+                "was left in it (the fund ran dry); 0 for a venue without an insurance fund"),
     LedgerField("backstop_paid_usd", "USD", "venue", "Deficits the backstop (vault or pool) paid in the waterfall"),
     LedgerField("backstop_loss_usd", "USD", "venue", "Backstop losses: deficits it paid plus the vault's loss on "
                 "the positions it took over, marked at the final close", metric=True),
@@ -248,11 +248,11 @@ class PerpVenue(VenueSimulator):
         for out in outs:  # rounds settle against the fund in the order they happened
             wf = waterfall_of(out, self.fund, self.backstop, fees_to_insurance=self.fees_to_fund)
             need = np.where(out.insurance_eligible, wf.deficit_usd, 0.0)
-            if (need - wf.from_insurance_usd > _EPS_USD).any():
+            if self.fund0 > 0 and (need - wf.from_insurance_usd > _EPS_USD).any():
                 self.depleted = True
-            self.fund = wf.insurance_fund_after_usd
+            self.fund = max(wf.insurance_fund_after_usd, 0.0)  # float rounding of a fund paid out to zero
             self.fund_min = min(self.fund_min, self.fund)
-            self.backstop = wf.backstop_after_usd
+            self.backstop = max(wf.backstop_after_usd, 0.0)
             paid_ins += float(wf.from_insurance_usd.sum())
             fees_in += float(wf.fee_income_usd.sum())
             paid_back += float(wf.from_backstop_usd.sum())
