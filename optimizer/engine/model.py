@@ -25,6 +25,7 @@ from ..scenario.book import (
     materialize,
 )
 from ..scenario.config import Scenario
+from ..scenario.limits import MAX_PATH_BYTES, check_price_arrays  # noqa: F401 - MAX_PATH_BYTES re-exported
 from ..scenario.perp_book import (
     PerpPositions,
     PerpProtocolBook,
@@ -33,7 +34,6 @@ from ..scenario.perp_book import (
     market_assets,
     materialize_perp,
 )
-from ..scenario.limits import MAX_PATH_BYTES, check_price_arrays  # noqa: F401 - MAX_PATH_BYTES re-exported
 
 # Streams of the one seed: paths and books draw from independent children so adding paths never
 # changes a book and vice versa.
@@ -259,6 +259,21 @@ def primary_asset(bound: Bound) -> int:
     return int(np.argmax(value))
 
 
+def _venue_options(bound: Bound, j: int) -> dict:
+    """Venue-specific scenario keys of protocol ``j`` (perp venues: the ADL policy and, per adapter market,
+    the market asset whose bars are its mark series, -1 for none)."""
+    pc, ad = bound.prepared.scenario.protocols[j], bound.adapters[j]
+    if not isinstance(ad, PerpAdapter):
+        return {}
+    assets = bound.prepared.market.assets
+    mark_market = np.full(len(ad.markets), -1, np.int64)
+    for k, (m, b) in enumerate(zip(ad.markets, ad.base_assets, strict=True)):
+        a = pc.mark_assets.get(m, pc.mark_assets.get(b))
+        if a is not None:
+            mark_market[k] = assets.index(a)
+    return {"adl_policy": pc.adl_policy, "mark_market": mark_market}
+
+
 def venue_contexts(bound: Bound) -> list:
     """One :class:`~optimizer.engine.venues.VenueContext` per protocol of the candidate (default routes:
     every column's flows go to its asset's own pool)."""
@@ -272,5 +287,5 @@ def venue_contexts(bound: Bound) -> list:
                                 debt_market=bound.debt_market[j], coll_pool=pool[bound.coll_market[j]],
                                 debt_pool=pool[bound.debt_market[j]], liquidators=sc.liquidators,
                                 step_s=sc.step_s, scenario_lag_steps=sc.oracle_lag_steps,
-                                reserves_usd=pc.reserves_usd, options={"adl_policy": pc.adl_policy}))
+                                reserves_usd=pc.reserves_usd, options=_venue_options(bound, j)))
     return out

@@ -73,6 +73,7 @@ class ProtocolConfig:
     # perp venues only (docs/scenario_format.md, "Perp venues in the cascade"):
     market_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # base asset -> asset
     adl_policy: str = "queue"  # "queue" (the production queue) | "pro_rata"
+    mark_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # market -> mark series
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -429,14 +430,16 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         if kind in ("csv", "perp_csv"):
             bpath = resolve_path(book_t.string("path"), base_dir, file, f"{book_t.key}.path")
         market_assets: dict[str, str] = {}
+        mark_assets: dict[str, str] = {}
         adl_policy = "queue"
         if perp:
-            ma = pt.table("market_assets")
-            if ma is not None:
-                for k in ma.data:
-                    market_assets[k] = ma.string(k)
-                    if market_assets[k] not in assets:
-                        raise ma.err(k, f"unknown asset '{market_assets[k]}' (declare it under [assets])"[:200])
+            for name, out in (("market_assets", market_assets), ("mark_assets", mark_assets)):
+                ma = pt.table(name)
+                if ma is not None:
+                    for k in ma.data:
+                        out[k] = ma.string(k)
+                        if out[k] not in assets:
+                            raise ma.err(k, f"unknown asset '{out[k]}' (declare it under [assets])"[:200])
             adl_policy = pt.string("adl_policy", "queue", ADL_POLICIES)
         reserves = pt.number("reserves_usd", 0.0, lo=-MAX_USD, hi=MAX_USD)
         snap = pt.raw("snapshot")
@@ -447,7 +450,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
                                         snapshot, pid, market_assets=MappingProxyType(market_assets),
-                                        adl_policy=adl_policy))
+                                        adl_policy=adl_policy, mark_assets=MappingProxyType(mark_assets)))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize"})
@@ -466,7 +469,8 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
 
 
 def _protocol_sources(pc: ProtocolConfig) -> tuple:
-    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, tuple(pc.market_assets.items()))
+    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, tuple(pc.market_assets.items()),
+            tuple(pc.mark_assets.items()))
 
 
 def _price_sources(sc: Scenario) -> tuple:

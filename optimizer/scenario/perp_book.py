@@ -635,11 +635,12 @@ def check_perp_protocol(scenario: Any, i: int, adapter: PerpAdapter, known_asset
     """
     pc = scenario.protocols[i]
     key = f"protocols[{i}].book"
-    unknown = set(pc.market_assets) - set(adapter.markets) - set(adapter.base_assets)
-    if unknown:
-        raise InputError(f"'{sorted(unknown)[0]}' is neither a market nor a base asset of {adapter.name} "
-                         f"(markets: {', '.join(adapter.markets)})", file=scenario.file,
-                         field=f"protocols[{i}].market_assets")
+    for name, table in (("market_assets", pc.market_assets), ("mark_assets", pc.mark_assets)):
+        unknown = set(table) - set(adapter.markets) - set(adapter.base_assets)
+        if unknown:
+            raise InputError(f"'{sorted(unknown)[0]}' is neither a market nor a base asset of {adapter.name} "
+                             f"(markets: {', '.join(adapter.markets)})", file=scenario.file,
+                             field=f"protocols[{i}].{name}.{sorted(unknown)[0]}")
     if pc.book.kind == "perp_csv":
         try:
             pos = read_perp_csv(pc.book.path, adapter.name, adapter)

@@ -182,3 +182,21 @@ def test_every_perp_adapter_runs_in_a_scenario():
     covered = {next(iter(ADAPTERS[a].__mro__)).name for a in PERP_ADAPTERS
                if any(f'adapter = "{a}"' in c.toml for c in perp_cases())}
     assert covered == set(PERP_ADAPTERS)
+
+
+def test_a_given_mark_series_replaces_the_bar_extremes(tmp_path):
+    """With ``mark_assets`` the venue marks on that series (here a flat mark at the start price): the same levered
+    longs that the replayed bar lows liquidate are never liquidated, and their liquidation flows stay out."""
+    p0 = 116935.6
+    rows = [f"l{i},hyperliquid,BTC,long,0.05,{p0},{0.05 * p0 / 30:.6f},isolated" for i in range(3)]
+    sc = _replay_scenario(tmp_path, "hyperliquid", rows)
+    assert evaluate(prepare(sc)).raw.liquidations.sum() == 3
+    text = (tmp_path / "s.toml").read_text()
+    text = text.replace('adapter = "hyperliquid"', 'adapter = "hyperliquid"\nmark_assets = { BTC = "BTC_MARK" }')
+    text = text.replace("[[protocols]]", f'[assets.BTC_MARK]\nprice_usd = {p0}\nmodel = "constant"\n\n[[protocols]]')
+    (tmp_path / "m.toml").write_text(text)
+    assert evaluate(prepare(load_scenario(tmp_path / "m.toml"))).raw.liquidations.sum() == 0
+    (tmp_path / "bad.toml").write_text(text.replace('mark_assets = { BTC = "BTC_MARK" }',
+                                                    'mark_assets = { DOGE = "BTC_MARK" }'))
+    with pytest.raises(InputError, match=r"protocols\[0\]\.mark_assets\.DOGE: 'DOGE' is neither a market"):
+        load_scenario(tmp_path / "bad.toml")

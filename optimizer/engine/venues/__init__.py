@@ -58,7 +58,23 @@ def simulator_for(ctx: VenueContext) -> VenueSimulator:
 
 
 __all__ = [
-    "NOTHING", "VENUES", "AaveV3Venue", "CometVenue", "FinalView", "KernelSpec", "LendingVenue", "MakerVenue",
-    "MarketView", "PERP_FIELDS", "PerpVenue", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
-    "simulator_class", "simulator_for",
+    "NOTHING",
+    "PERP_FIELDS",
+    "VENUES",
+    "AaveV3Venue",
+    "CometVenue",
+    "FinalView",
+    "KernelSpec",
+    "LendingVenue",
+    "MakerVenue",
+    "MarketView",
+    "OracleSpec",
+    "PathContext",
+    "PerpVenue",
+    "RoundResult",
+    "VenueContext",
+    "VenueSimulator",
+    "register_venue",
+    "simulator_class",
+    "simulator_for",
 ]

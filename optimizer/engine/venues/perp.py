@@ -59,8 +59,17 @@ from typing import Any
 
 import numpy as np
 
-from protocols import PerpAdapter, PerpBook, PerpLiquidationOutcome
-from protocols._perp_losses import adl_pro_rata, adl_queue, apply_adl, deficits_by_group, waterfall_of, winner_groups
+from protocols import (
+    PerpAdapter,
+    PerpBook,
+    PerpLiquidationOutcome,
+    adl_pro_rata,
+    adl_queue,
+    apply_adl,
+    deficits_by_group,
+    waterfall_of,
+    winner_groups,
+)
 
 from .._market import proceeds_usd, purchase_usd
 from ..ledger import LedgerField
@@ -126,6 +135,8 @@ class PerpVenue(VenueSimulator):
         self.cooldown_s = float(getattr(ad.circuit_breakers(), "partial_liquidation_cooldown_s", 0.0))
         self.rounds_per_step = max(1, int(math.ceil(ctx.step_s)))
         self.groups, _ = winner_groups(b)
+        mm = ctx.options.get("mark_market")  # per adapter market: the asset of its mark series (-1: none)
+        self.mark_asset = np.where(mm[b.market] >= 0, mm[b.market], self.asset) if mm is not None else self.asset
 
     def kernel_spec(self) -> str:
         return f"{self.ctx.id}: perp venues run on the reference engine (no kernel rule mirrors them yet)"
@@ -156,9 +167,10 @@ class PerpVenue(VenueSimulator):
 
     # ------------------------------------------------------------------ marks and fills
     def marks(self, view: MarketView) -> np.ndarray:
-        """Per position: bar low for longs, bar high for shorts (or the lagged close), market prices."""
-        s = self.oracle_spec
-        return np.where(self.long, view.oracle(s, "collateral", self.asset), view.oracle(s, "debt", self.asset))
+        """Per position: bar low for longs, bar high for shorts (or the lagged close) of its market's asset, or
+        of its mark series where the scenario gives one (``mark_assets``)."""
+        s, a = self.oracle_spec, self.mark_asset
+        return np.where(self.long, view.oracle(s, "collateral", a), view.oracle(s, "debt", a))
 
     def fill_prices(self, view: MarketView, flow_base: np.ndarray, mark: np.ndarray) -> np.ndarray:
         """Average fill of each pool's aggregate sell and buy order of the round (per position)."""
@@ -284,7 +296,7 @@ class PerpVenue(VenueSimulator):
     # ------------------------------------------------------------------ horizon
     def end_path(self, final: FinalView) -> dict[str, Any]:
         ad, book = self.adapter, self.perp_book
-        mark = final.close[self.asset]
+        mark = final.close[self.mark_asset]
         eq = ad.equity_usd(book, mark)
         open_ = book.size_base > 0
         # one value per margin pool: an isolated row, or the first open row of a cross account
