@@ -58,23 +58,8 @@ def simulator_for(ctx: VenueContext) -> VenueSimulator:
 
 
 __all__ = [
-    "NOTHING",
-    "PERP_FIELDS",
-    "VENUES",
-    "AaveV3Venue",
-    "CometVenue",
-    "FinalView",
-    "KernelSpec",
-    "LendingVenue",
-    "MakerVenue",
-    "MarketView",
-    "OracleSpec",
-    "PathContext",
-    "PerpVenue",
-    "RoundResult",
-    "VenueContext",
-    "VenueSimulator",
-    "register_venue",
-    "simulator_class",
-    "simulator_for",
+    "NOTHING", "VENUES", "AaveV3Venue", "CometVenue", "FinalView", "KernelSpec", "LendingVenue", "MakerVenue",
+    "MarketView", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
+    "simulator_class", "simulator_for",
 ]
+__all__ += ["PERP_FIELDS", "PerpVenue"]
