@@ -18,6 +18,7 @@ from .model import Bound, oracle_lag_steps, primary_asset
 from .reference import run_reference
 from .simulate import build_kernel_inputs, run_kernel
 
+PERP_SHOCK_STEPS = 6  # a held shock has done its work on perp books within a few steps (one pass a second)
 CASCADE_AMPLIFICATION = 1.1  # "a cascade starts" when liquidations add >= 10 % to the exogenous drop
 MAP_LEVELS = np.round(np.arange(1.0, 0.195, -0.02), 4)
 
@@ -35,6 +36,8 @@ class _ShockRunner:
         self.p0 = bound.prepared.paths.close[0, 0]
         # the shock holds for the scenario's horizon so call caps and lags play out
         self.n_steps = max(bound.prepared.n_steps, max(oracle_lag_steps(bound)) + 2)
+        if all(isinstance(ad, PerpAdapter) for ad in bound.adapters):  # perp venues act within a few steps
+            self.n_steps = min(self.n_steps, max(max(oracle_lag_steps(bound)) + 2, PERP_SHOCK_STEPS))
         self.primary = primary_asset(bound)
 
     def run(self, drops: np.ndarray):
@@ -137,7 +140,6 @@ def has_perp(bound: Bound) -> bool:
     return any(isinstance(ad, PerpAdapter) for ad in bound.adapters)
 
 
-PERP_SHOCK_STEPS = 6  # a held shock has done its work on the perp books within a few steps
 
 
 def critical_move(bound: Bound, engine: str = "reference") -> dict:

@@ -433,8 +433,8 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         mark_assets: dict[str, str] = {}
         adl_policy = "queue"
         if perp:
-            for name, out in (("market_assets", market_assets), ("mark_assets", mark_assets)):
-                ma = pt.table(name)
+            for table_key, out in (("market_assets", market_assets), ("mark_assets", mark_assets)):
+                ma = pt.table(table_key)
                 if ma is not None:
                     for k in ma.data:
                         out[k] = ma.string(k)
