@@ -316,7 +316,7 @@ class Comparison:
         cur_m, cand_m, d = self.current.metrics(), self.candidate.metrics(), self.deltas()
         rows = []
         for spec in METRICS:
-            if not spec.monte_carlo:
+            if not spec.monte_carlo or spec.name not in d:  # metrics of venues the scenario has
                 continue
             for key, _label in spec.statistics:
                 dd = d[spec.name][key]

@@ -142,6 +142,8 @@ def risk_table(columns: Sequence[tuple[str, Mapping[str, Any] | None]], deltas: 
     for spec in METRICS:
         if not spec.table:
             continue
+        if spec.monte_carlo and spec.name not in ref and not any(spec.name in (m or {}) for _, m in columns[1:]):
+            continue  # a metric of venues the scenario does not have (perp metrics on a lending book)
         for key, lab in spec.table_rows:
             if spec.monte_carlo:
                 fmt = "prob" if key == "p_positive" else spec.fmt
