@@ -177,9 +177,8 @@ def test_a_perp_csv_above_the_venues_leverage_is_refused_by_the_cli_with_exit_2(
 
 def test_every_perp_adapter_runs_in_a_scenario():
     """The registry has a simulator for every perp adapter, and the contract's perp cases cover each."""
-    from protocols import PERP_ADAPTERS
-
     from optimizer.engine.venues import PerpVenue, simulator_class
+    from protocols import PERP_ADAPTERS
 
     covered = {a for a in PERP_ADAPTERS if any(f'adapter = "{a}"' in c.toml for c in perp_cases())}
     assert covered == set(PERP_ADAPTERS)
