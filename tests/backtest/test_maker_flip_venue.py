@@ -3,8 +3,7 @@ appear exactly when the competitive keepers cannot bid (out of DAI, or priced ou
 
 from __future__ import annotations
 
-import json
-
+import backtest_tiny as tiny
 import numpy as np
 import pytest
 
@@ -13,8 +12,6 @@ from optimizer.engine.reference import run_reference
 from optimizer.engine.testing import ScenarioCase, VenueSimulatorContract
 from optimizer.engine.venues import MakerFlipVenue, simulator_class
 from optimizer.scenario.config import load_scenario
-
-import backtest_tiny as tiny
 
 CASES = [
     ScenarioCase("liq10_keepers_2020", tiny.scenario_text(backtest=False), tiny.files()),
