@@ -46,9 +46,12 @@ def render(data: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
              f"Replay of `{sc['file']}` ({', '.join(p['adapter'] for p in sc['protocols'])}) from {win['start']} to "
              f"{win['end']}, compared with the record `{act['file']}` ({act['rows']} rows of the scenario's "
              f"protocols, {act['rows_outside_window']} of them outside the window and not compared) in bins of "
-             f"{win['bin_s'] // 60} minutes. Simulated numbers are the mean over {n} replica(s) of the book "
-             "(seeds seed, seed+1, ...)" + (" ± the standard error of that mean." if n > 1 else
-                                              "; one replica has no Monte Carlo error (give replicas > 1)."), ""]
+             f"{win['bin_s'] // 60} minutes. " + (
+                 "The books are real (CSV): the replay is deterministic, one run, no Monte Carlo error."
+                 if not data.get("synthetic_book", True) else
+                 f"Simulated numbers are the mean over {n} replica(s) of the synthetic book (seeds seed, seed+1, ...)"
+                 + (" ± the standard error of that mean." if n > 1 else
+                    "; one replica has no Monte Carlo error (give replicas > 1).")), ""]
     if act.get("note"):
         lines += [f"**The record.** {act['note']}", ""]
     lines += ["## Totals", ""]

@@ -5,7 +5,8 @@ synthetic book is redrawn, the replayed prices and gas are the same), turns each
 events into :class:`~optimizer.backtest.events.Events` and compares them with the actual events
 (:func:`optimizer.backtest.compare.compare`) on one grid: the replay's window, in bins of
 ``bin_s``. Simulated numbers are the mean over the replicas with its standard error (the Monte Carlo
-error of a synthetic book; 0 replicas of spread with one replica: ``None``).
+error of a synthetic book; ``None`` with one replica). A scenario whose books are all real (CSV)
+runs once: the replay is deterministic and has no Monte Carlo error.
 
 Conventions:
 
@@ -120,6 +121,7 @@ class BacktestResult:
                        "note": cfg.note, "reference": dict(cfg.reference)},
             "window": {"start": _iso(self.window_s[0]), "end": _iso(self.window_s[1]), "bin_s": c0.bin_s},
             "replicas": self.replicas,
+            "synthetic_book": any(p.book.kind == "synthetic" for p in sc.protocols),
             "engine": self.engine,
             "totals": totals,
             "timing": timing,
@@ -199,6 +201,9 @@ def run_backtest(scenario: Any, actual_path: str | Path | None = None, *, replic
         ids = ", ".join(sorted({*scenario.protocol_ids, *(p.adapter for p in scenario.protocols)}))
         raise InputError(f"no row's protocol is one of the scenario's ({ids})", file=label, field="protocol")
     n_rep = cfg.replicas if replicas is None else int(replicas)
+    synthetic = any(p.book.kind == "synthetic" for p in scenario.protocols)
+    if not synthetic:  # real (CSV) books: every replica would be the same run
+        n_rep = 1
     comps, bad, venue_fields = [], [], {}
     used = engine
     window = None
