@@ -14,7 +14,7 @@ SCENARIO = """
 name = "aave-v2-deep-crash"
 horizon_h = 3
 step_min = 10
-paths = 2
+paths = 1
 seed = 5
 
 [assets.WETH]
@@ -41,7 +41,7 @@ gas_token = "WETH"
 adapter = "aave_v2"
 [protocols.book]
 kind = "synthetic"
-positions = 200
+positions = 120
 collateral = { WETH = 1.0 }
 debt = { USDC = 1.0 }
 collateral_usd = { dist = "lognormal", median = 20000, sigma = 1.0, min = 500 }
