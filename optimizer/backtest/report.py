@@ -117,3 +117,30 @@ def write_backtest_report(out_dir: str | Path, result: Any, manifest: Mapping[st
     files = {"report.md": render(data, manifest), FIGURE: png, "result.json": dumps(data),
              "manifest.json": dumps(dict(manifest))}
     return write_report_dir(out_dir, files)
+
+
+def comparison_from_json(data: Mapping[str, Any]):
+    """The replicas' mean :class:`~optimizer.backtest.compare.Comparison` rebuilt from a result's ``per_bin``
+    rows (what ``cascade report`` re-renders the figure from, without simulating)."""
+    import numpy as np
+
+    from .compare import METRICS, Comparison
+
+    rows = data["per_bin"]
+    start = np.array([np.datetime64(r["bin_start"].rstrip("Z"), "s").astype(np.int64) for r in rows], np.int64)
+    sim = {m: np.array([float(r[f"{m}_simulated"]) for r in rows]) for m in METRICS}
+    act = {m: np.array([float(r[f"{m}_actual"]) for r in rows]) for m in METRICS}
+    none = {"first_wave_s": None, "largest_wave_s": None}
+    return Comparison(int(data["window"]["bin_s"]), start, sim, act, None, dict(none), dict(none))
+
+
+def write_backtest_json(out_dir: str | Path, data: Mapping[str, Any], manifest: Mapping[str, Any]) -> Path:
+    """Re-render a backtest folder from its ``result.json`` (``cascade report``): same layout and figure."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        png = comparison_from_json(data).plot(Path(tmp) / FIGURE, title=f"{data['scenario']['name']}: simulated "
+                                              f"(mean of {data['replicas']}) vs actual liquidations").read_bytes()
+    files = {"report.md": render(data, manifest), FIGURE: png, "result.json": dumps(dict(data)),
+             "manifest.json": dumps(dict(manifest))}
+    return write_report_dir(out_dir, files)

@@ -40,6 +40,21 @@ def test_report_folder(run):
         assert fragment in md
 
 
+def test_cascade_report_re_renders_the_folder_without_simulating(run):
+    """`cascade report` on a backtest folder rebuilds the same report.md and figure from result.json."""
+    folder, data = run
+    res = cascade_in_process("report", "report", "--out", "again", cwd=folder)
+    assert res.returncode == 0, res.stderr
+    assert "collateral seized" in res.stdout or "collateral seized" in res.stderr
+
+    def body(p: Path) -> list[str]:
+        return [x for x in p.read_text().splitlines() if not x.startswith(("Generated", "- command:"))]
+
+    assert body(folder / "again" / "report.md") == body(folder / "report" / "report.md")
+    assert (folder / "again" / "backtest.png").read_bytes() == (folder / "report" / "backtest.png").read_bytes()
+    assert json.loads((folder / "again" / "result.json").read_text()) == data
+
+
 def test_numbers_against_the_hand_made_record(run):
     _, data = run
     t = data["totals"]
