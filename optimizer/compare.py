@@ -85,6 +85,18 @@ def book_info(prepared: Prepared, bound) -> list[dict[str, Any]]:
     out = []
     for j, (pc, pb) in enumerate(zip(sc.protocols, bound.books, strict=True)):
         book = pb.book
+        if not hasattr(book, "collateral_tokens"):  # a perp book: open notional per market and side at t0
+            mark = book.position_marks(close0[bound.coll_market[j]])
+            margin = float(book.margin_usd.sum() + book.cross_collateral_usd.sum())
+            out.append({"adapter": pc.adapter, "kind": pc.book.kind, "debt_mode": "perp",
+                        "positions": int(book.n_positions), "collateral_usd": {"margin": margin}, "debt_usd": {},
+                        "categories": [],
+                        "open_interest_usd": {f"{m} {s}": float((book.notional_usd(mark)[(book.market == i)
+                                                                 & (book.side == sv)]).sum())
+                                              for i, m in enumerate(book.markets) if (book.market == i).any()
+                                              for s, sv in (("long", 1), ("short", -1))},
+                        "snapshot": display_path(pc.snapshot) if pc.snapshot else "bundled"})
+            continue
         coll = book.collateral_tokens * close0[bound.coll_market[j]]
         debt = book.debt_tokens * close0[bound.debt_market[j]]
         raw = pc.book.raw
@@ -304,7 +316,7 @@ class Comparison:
         cur_m, cand_m, d = self.current.metrics(), self.candidate.metrics(), self.deltas()
         rows = []
         for spec in METRICS:
-            if not spec.monte_carlo:
+            if not spec.monte_carlo or spec.name not in d:  # metrics of venues the scenario has
                 continue
             for key, _label in spec.statistics:
                 dd = d[spec.name][key]

@@ -38,10 +38,12 @@ def evaluate(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | Non
     raw, ev, used = run(bound, engine=engine, events=events, progress=progress, batches=batches)
     res = SimulationResult(bound, raw, used, 0.0, ev)
     if analyses:
-        from .analysis import critical_drop, liquidation_map
+        from .analysis import critical_drop, critical_move, has_perp, liquidation_map
 
         res.extra["critical_drop"] = critical_drop(bound, engine=used)
         res.extra["liquidation_map"] = liquidation_map(bound, engine=used)
+        if has_perp(bound):
+            res.extra["critical_move"] = critical_move(bound, engine=used)
     res.elapsed_s = time.perf_counter() - t0
     return res
 

@@ -12,12 +12,13 @@ from dataclasses import replace
 
 import numpy as np
 
-from protocols import Prices
+from protocols import PerpAdapter, Prices
 
 from .model import Bound, oracle_lag_steps, primary_asset
 from .reference import run_reference
 from .simulate import build_kernel_inputs, run_kernel
 
+PERP_SHOCK_STEPS = 6  # a held shock has done its work on perp books within a few steps (one pass a second)
 CASCADE_AMPLIFICATION = 1.1  # "a cascade starts" when liquidations add >= 10 % to the exogenous drop
 MAP_LEVELS = np.round(np.arange(1.0, 0.195, -0.02), 4)
 
@@ -35,6 +36,8 @@ class _ShockRunner:
         self.p0 = bound.prepared.paths.close[0, 0]
         # the shock holds for the scenario's horizon so call caps and lags play out
         self.n_steps = max(bound.prepared.n_steps, max(oracle_lag_steps(bound)) + 2)
+        if all(isinstance(ad, PerpAdapter) for ad in bound.adapters):  # perp venues act within a few steps
+            self.n_steps = min(self.n_steps, max(max(oracle_lag_steps(bound)) + 2, PERP_SHOCK_STEPS))
         self.primary = primary_asset(bound)
 
     def run(self, drops: np.ndarray):
@@ -104,6 +107,14 @@ def liquidation_map(bound: Bound, engine: str = "kernel", levels: np.ndarray = M
         px = np.where(runner.moving, p0 * r, p0)
         total = 0.0
         for j, (ad, pb) in enumerate(zip(bound.adapters, bound.books, strict=True)):
+            if isinstance(ad, PerpAdapter):  # longs whose closed-form liquidation price the fall reaches
+                b = pb.book
+                mk = px[bound.coll_market[j]][b.market]
+                lp = ad.liquidation_price_usd(b, b.position_marks(p0[bound.coll_market[j]]))
+                new = (b.side > 0) & (b.size_base > 0) & (lp >= mk) & ~seen[j]
+                seen[j] |= new
+                total += float((b.size_base[new] * mk[new]).sum())
+                continue
             prices = Prices(px[bound.coll_market[j]], px[bound.debt_market[j]])
             new = (ad.health(pb.book, prices) < 1.0) & ~seen[j]
             seen[j] |= new
@@ -122,3 +133,41 @@ def liquidation_map(bound: Bound, engine: str = "kernel", levels: np.ndarray = M
         "cascade_liquidated_usd": cascade,
         "cascade_market_price_ratio": market,
     }
+
+
+def has_perp(bound: Bound) -> bool:
+    """True when the candidate has a perp venue (then :func:`critical_move` applies)."""
+    return any(isinstance(ad, PerpAdapter) for ad in bound.adapters)
+
+
+
+
+def critical_move(bound: Bound, engine: str = "reference") -> dict:
+    """Smallest instantaneous move of every non-constant asset, held, that liquidates a perp position
+    (a fall for longs, a rise for shorts) and that makes a perp venue auto-deleverage; None when no move
+    up to 99 % does. Runs the cascade (impact, both venues' feedback) on one path per move."""
+    runner = _ShockRunner(bound, "reference" if engine == "kernel" else engine)
+    runner.n_steps = min(runner.n_steps, max(max(oracle_lag_steps(bound)) + 2, PERP_SHOCK_STEPS))
+
+    def first(signed: float, pred) -> float | None:
+        raw, _ = runner.run(signed * COARSE)
+        hit = np.flatnonzero(pred(raw))
+        if hit.size == 0:
+            return None
+        lo = COARSE[hit[0] - 1] if hit[0] > 0 else 0.0
+        fine = np.round(np.linspace(lo, COARSE[hit[0]], 21)[1:], 6)
+        raw, _ = runner.run(signed * fine)
+        return round(float(fine[np.flatnonzero(pred(raw))[0]]), 4)
+
+    def side(name: str):
+        return lambda raw: raw[name].sum(1) > 0
+
+    def adl(raw):
+        return raw.adl_steps.sum(1) > 0
+
+    return {"fall_first_liquidation": first(1.0, side("perp_liquidated_long_usd")),
+            "rise_first_liquidation": first(-1.0, side("perp_liquidated_short_usd")),
+            "fall_first_adl": first(1.0, adl), "rise_first_adl": first(-1.0, adl),
+            "asset": bound.prepared.market.assets[runner.primary],
+            "definition": "instantaneous move of every non-constant asset held for "
+                          f"{runner.n_steps} steps; first step where a perp position is liquidated / a venue ADLs"}

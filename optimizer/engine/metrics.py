@@ -83,13 +83,37 @@ def mean_p99(x: np.ndarray) -> dict[str, float]:
             "p99": v, "p99_ci95": [lo, hi]}
 
 
-SUMMARIES: dict[str, Callable[[np.ndarray], dict[str, float]]] = {"tail": tail_summary, "mean_p99": mean_p99}
+def wilson_interval(k: float, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score 95 % interval of a probability from ``k`` successes in ``n`` trials (not degenerate at
+    0 or 1: with no success in n paths the upper end is about 3.84 / (n + 3.84))."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    den = 1.0 + z * z / n
+    mid = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(mid - half, 0.0), min(mid + half, 1.0)
+
+
+def probability_summary(x: np.ndarray) -> dict[str, Any]:
+    """P(x > 0) per path as a probability: mean ± stderr and its Wilson 95 % interval (``ci95``)."""
+    x = np.asarray(x, float)
+    n = x.size
+    hits = float((x > 0).sum())
+    p = hits / n if n else 0.0
+    return {"mean": p, "stderr": float(math.sqrt(p * (1 - p) / n)) if n else 0.0,
+            "ci95": list(wilson_interval(hits, n))}
+
+
+SUMMARIES: dict[str, Callable[[np.ndarray], dict[str, Any]]] = {"tail": tail_summary, "mean_p99": mean_p99,
+                                                                  "probability": probability_summary}
 
 # The statistics each summary kind reports, as (key, label): the rows of comparisons and tables.
 STATISTICS: dict[str, tuple[tuple[str, str], ...]] = {
     "tail": (("mean", "mean"), ("var_95", "VaR 95"), ("var_99", "VaR 99"), ("es_99", "ES 99"),
              ("p_positive", "P(> 0)")),
     "mean_p99": (("mean", "mean"), ("p99", "p99")),
+    "probability": (("mean", "P"),),
 }
 
 
@@ -367,6 +391,68 @@ def _capital_efficiency(res: SimulationResult) -> dict[str, float]:
     return res.capital_efficiency()
 
 
+# Perp venues (optimizer.engine.venues.perp.PERP_FIELDS): shown only for scenarios with a perp venue.
+
+
+@_needs("insurance_fund_depleted")
+def _p_insurance_depletion(res: SimulationResult) -> np.ndarray:
+    """1 on paths where a perp venue's insurance fund ran dry (a deficit it should pay exceeded it)."""
+    return (res.raw.insurance_fund_depleted.max(1) > 0).astype(float)
+
+
+@_needs("adl_steps")
+def _p_adl(res: SimulationResult) -> np.ndarray:
+    """1 on paths with at least one auto-deleveraging on any perp venue."""
+    return (res.raw.adl_steps.sum(1) > 0).astype(float)
+
+
+@_needs("perp_liquidated_long_usd", "perp_liquidated_short_usd")
+def _p_perp_liquidation(res: SimulationResult) -> np.ndarray:
+    return ((res.raw.perp_liquidated_long_usd + res.raw.perp_liquidated_short_usd).sum(1) > 0).astype(float)
+
+
+PERP_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("perp_liquidated_long_usd", "USD", "Notional of perp longs closed by liquidation (at the mark)",
+               compute=ledger("perp_liquidated_long_usd"), fmt="usd", label="perp longs liquidated",
+               table_stats=("mean", "p99"), by_protocol=_protocol_column("perp_liquidated_long_usd")),
+    MetricSpec("perp_liquidated_short_usd", "USD", "Notional of perp shorts closed by liquidation (at the mark)",
+               compute=ledger("perp_liquidated_short_usd"), fmt="usd", label="perp shorts liquidated",
+               table_stats=("mean", "p99"), by_protocol=_protocol_column("perp_liquidated_short_usd")),
+    MetricSpec("p_perp_liquidation", "probability", "Probability of at least one perp liquidation on a path",
+               compute=_p_perp_liquidation, summary="probability", fmt="prob", label="P(perp liquidation)",
+               table=False),
+    MetricSpec("perp_deficit_usd", "USD", "Perp losses beyond margin (fills worse than bankruptcy): what the "
+               "insurance fund, the backstop and ADL must cover", compute=ledger("perp_deficit_usd"), summary="tail",
+               fmt="usd", risk=+1, label="perp deficit", table_stats=("mean", "var_99"),
+               by_protocol=_protocol_column("perp_deficit_usd")),
+    MetricSpec("insurance_fund_drawdown_usd", "USD", "Largest fall of the insurance fund below its starting balance",
+               compute=ledger("insurance_fund_drawdown_usd"), summary="tail", fmt="usd", risk=+1,
+               label="insurance fund drawdown", table_stats=("mean", "var_99", "p_positive"),
+               by_protocol=_protocol_column("insurance_fund_drawdown_usd")),
+    MetricSpec("p_insurance_depletion", "probability", "Probability that an insurance fund runs dry (a deficit it "
+               "should pay exceeds what is left)", compute=_p_insurance_depletion, summary="probability",
+               fmt="prob", risk=+1, label="P(insurance fund depleted)"),
+    MetricSpec("p_adl", "probability", "Probability of auto-deleveraging (a deficit beyond the insurance fund and "
+               "the backstop reaches the opposite side)", compute=_p_adl, summary="probability", fmt="prob", risk=+1,
+               label="P(ADL)"),
+    MetricSpec("adl_volume_usd", "USD", "Deficit covered by auto-deleveraging winners on the opposite side",
+               compute=ledger("adl_volume_usd"), summary="tail", fmt="usd", risk=+1, label="ADL volume",
+               table_stats=("mean", "var_99"), by_protocol=_protocol_column("adl_volume_usd")),
+    MetricSpec("adl_overshoot_usd", "USD", "Profit the ADL queue seized beyond the deficit (whole positions closed)",
+               compute=ledger("adl_overshoot_usd"), fmt="usd", risk=+1, label="ADL overshoot", table_stats=("mean",)),
+    MetricSpec("backstop_loss_usd", "USD", "Backstop losses: deficits the vault or pool paid plus its loss on the "
+               "positions it took over (at the final close)", compute=ledger("backstop_loss_usd"), summary="tail",
+               fmt="usd", risk=+1, label="backstop loss", table_stats=("mean", "var_99"),
+               by_protocol=_protocol_column("backstop_loss_usd")),
+    MetricSpec("critical_move", "fraction of price",
+               "Smallest instantaneous move of every non-stable asset that starts a perp cascade: a fall (longs) "
+               "and a rise (shorts), each to the first liquidation and to the first ADL",
+               summary="analysis", fmt="pct", risk=-1, label="critical move",
+               headline=(("fall_first_liquidation", "critical fall: first perp liquidation"),
+                         ("rise_first_liquidation", "critical rise: first perp liquidation"))),
+)
+
+
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("bad_debt_usd", "USD", "Realised deficit, open underwater debt at the horizon, and the certain "
                "deficit of accounts left liquidatable at the horizon (horizon_exposure_usd)",
@@ -426,6 +512,7 @@ METRICS: tuple[MetricSpec, ...] = (
                "Borrowing power the parameters give the book at t0 / its collateral value (not an estimate)",
                summary="exact", fmt="pct", risk=0, label="capital efficiency", value=_capital_efficiency,
                headline=(("ratio", "capital efficiency"),)),
+    *PERP_METRICS,
 )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from protocols import Adapter, InvalidParameters
+from protocols import Adapter, InvalidParameters, PerpAdapter
 
 from ..errors import InputError
 from ..scenario.book import (
@@ -26,6 +26,14 @@ from ..scenario.book import (
 )
 from ..scenario.config import Scenario
 from ..scenario.limits import MAX_PATH_BYTES, check_price_arrays  # noqa: F401 - MAX_PATH_BYTES re-exported
+from ..scenario.perp_book import (
+    PerpPositions,
+    PerpProtocolBook,
+    PerpSyntheticDraws,
+    draw_perp_synthetic,
+    market_assets,
+    materialize_perp,
+)
 
 # Streams of the one seed: paths and books draw from independent children so adding paths never
 # changes a book and vice versa.
@@ -68,7 +76,7 @@ class Prepared:
     market: Market
     gas_gwei: np.ndarray  # (T+1,) gwei per step
     gas_token: int  # market asset index, -1 = gas costs nothing
-    draws: Mapping[str, SyntheticDraws | ProtocolBook]  # by protocol id
+    draws: Mapping[str, SyntheticDraws | ProtocolBook | PerpSyntheticDraws | PerpPositions]  # by protocol id
     current: Mapping[str, Adapter]  # by protocol id: the scenario's parameters
 
     @property
@@ -86,8 +94,9 @@ class Bound:
 
     prepared: Prepared
     adapters: tuple[Adapter, ...]
-    books: tuple[ProtocolBook, ...]
-    coll_market: tuple[np.ndarray, ...]  # per protocol: market asset index of each book collateral column
+    books: tuple[ProtocolBook | PerpProtocolBook, ...]
+    # per protocol: market asset index of each book collateral column (perp venues: of each adapter market)
+    coll_market: tuple[np.ndarray, ...]
     debt_market: tuple[np.ndarray, ...]
     params: Mapping[str, Mapping[str, float]]  # by protocol id: the effective overrides
 
@@ -137,7 +146,7 @@ def prepare(scenario: Scenario) -> Prepared:
     gas_token = assets.index(lc.gas_token) if lc.gas_token else -1
 
     book_rng = np.random.default_rng(book_seed)
-    draws: dict[str, SyntheticDraws | ProtocolBook] = {}
+    draws: dict[str, SyntheticDraws | ProtocolBook | PerpSyntheticDraws | PerpPositions] = {}
     current: dict[str, Adapter] = {}
     for i, pc in enumerate(scenario.protocols):
         base = scenario_adapter(scenario, i)
@@ -146,7 +155,11 @@ def prepare(scenario: Scenario) -> Prepared:
         except InvalidParameters as e:
             raise InputError(str(e), file=scenario.file, field=f"protocols[{i}].params") from None
         current[pc.id] = cur
-        if pc.book.kind == "csv":
+        if isinstance(cur, PerpAdapter):
+            draws[pc.id] = (pc.csv_book if pc.book.kind == "perp_csv" else
+                            draw_perp_synthetic(pc.book.raw, cur, scenario.file, f"protocols[{i}].book", book_rng,
+                                                resolve=scenario.resolve))
+        elif pc.book.kind == "csv":
             draws[pc.id] = pc.csv_book
         else:
             draws[pc.id] = draw_synthetic(pc.book.raw, cur, scenario.file, f"protocols[{i}].book", book_rng)
@@ -206,6 +219,19 @@ def bind(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | None = 
         except InvalidParameters as e:
             raise InputError(str(e), file=sc.file, field=f"protocols[{i}].params") from None
         d = prepared.draws[pc.id]
+        if isinstance(ad, PerpAdapter):
+            names = market_assets(ad, pc.market_assets)
+            assets = prepared.market.assets
+            cols = np.array([assets.index(a) if a in assets else -1 for a in names], np.int64)
+            if isinstance(d, PerpSyntheticDraws):
+                px = {a: float(prepared.paths.close[0, 0, c]) for a, c in zip(ad.base_assets, cols, strict=True)
+                      if c >= 0}
+                d = materialize_perp(d, ad, cur, px)
+            adapters.append(ad)
+            books.append(PerpProtocolBook.of(pc.id, d))
+            cm.append(cols)  # every held market's asset is priced (checked at load); -1: a market the book lacks
+            dm.append(np.zeros(0, np.int64))
+            continue
         if isinstance(d, SyntheticDraws):
             px = {a: initial[market_asset(ad, a)] for a in (*d.collateral_assets, *d.debt_assets)}
             pb = materialize(d, ad, cur, px, pc.id)
@@ -225,8 +251,27 @@ def primary_asset(bound: Bound) -> int:
     close0 = bound.prepared.paths.close[0, 0]
     value = np.zeros(len(close0))
     for j, pb in enumerate(bound.books):
+        if isinstance(pb, PerpProtocolBook):  # a perp book's value: its notional per market asset
+            cols = bound.coll_market[j][pb.book.market]
+            np.add.at(value, cols, pb.book.size_base * close0[cols])
+            continue
         np.add.at(value, bound.coll_market[j], pb.book.collateral_tokens.sum(0) * close0[bound.coll_market[j]])
     return int(np.argmax(value))
+
+
+def _venue_options(bound: Bound, j: int) -> dict:
+    """Venue-specific scenario keys of protocol ``j`` (perp venues: the ADL policy and, per adapter market,
+    the market asset whose bars are its mark series, -1 for none)."""
+    pc, ad = bound.prepared.scenario.protocols[j], bound.adapters[j]
+    if not isinstance(ad, PerpAdapter):
+        return {}
+    assets = bound.prepared.market.assets
+    mark_market = np.full(len(ad.markets), -1, np.int64)
+    for k, (m, b) in enumerate(zip(ad.markets, ad.base_assets, strict=True)):
+        a = pc.mark_assets.get(m, pc.mark_assets.get(b))
+        if a is not None:
+            mark_market[k] = assets.index(a)
+    return {"adl_policy": pc.adl_policy, "mark_market": mark_market}
 
 
 def venue_contexts(bound: Bound) -> list:
@@ -244,7 +289,7 @@ def venue_contexts(bound: Bound) -> list:
                                 debt_pool=pool[bound.debt_market[j]], liquidators=sc.liquidators,
                                 step_s=sc.step_s, scenario_lag_steps=sc.oracle_lag_steps,
                                 reserves_usd=pc.reserves_usd, keepers=pc.keeper_population,
-                                market_volume=volume))
+                                market_volume=volume, options=_venue_options(bound, j)))
     return out
 
 

@@ -7,11 +7,36 @@ from typing import Any
 
 import numpy as np
 
+from protocols import PerpAdapter
+
 from .ledger import EVENT_VALUE_COLUMNS, Ledger
 from .metrics import METRICS, Z95, MetricSpec, ledger_metric, tail_summary
 from .model import Bound, primary_asset
 
 RawResults = Ledger  # the per-path results' former name
+
+
+def perp_capacity_usd(adapter: PerpAdapter, book: Any, mark_by_market_usd: np.ndarray) -> tuple[float, float, float]:
+    """A perp book at t0: (notional its margin carries at the maximum leverage, margin, open notional), USD.
+
+    Margin is each margin pool's collateral once (an isolated position's margin, a cross account's
+    collateral); the leverage is ``adapter.max_leverage`` at each position's notional (the book's own
+    open interest where the venue scales margin with it).
+    """
+    mark = book.position_marks(mark_by_market_usd)
+    notional = book.notional_usd(mark)
+    open_ = book.size_base > 0
+    lev = np.asarray(adapter.max_leverage(adapter.market_index(book), book.side, notional,
+                                          adapter._default_open_interest(book, mark)), float)
+    lev = np.where(np.isfinite(lev) & (lev > 0), lev, 1.0)
+    iso = ~book.is_cross & open_
+    margin = float(book.margin_usd[iso].sum() + book.cross_collateral_usd.sum())
+    # a pool's margin spread over its positions by notional, each share carried at its own max leverage
+    pool_notional = book.pool_sum(np.where(open_, notional, 0.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = np.where(pool_notional > 0, notional / pool_notional, 0.0)
+    cap = float((book.pool_collateral_usd() * share * lev)[open_].sum())
+    return cap, margin, float(notional[open_].sum())
 
 
 @dataclass
@@ -57,12 +82,20 @@ class SimulationResult:
 
     # ------------------------------------------------------------------ summaries
     def capital_efficiency(self) -> dict[str, float]:
-        """Borrowing power the parameter set gives the book at t0 (not a Monte Carlo estimate)."""
+        """Borrowing power the parameter set gives the book at t0 (not a Monte Carlo estimate).
+
+        A perp venue counts its margin as collateral, its open notional as debt and, as borrowing power,
+        the notional that margin would carry at the venue's maximum leverage (:func:`perp_capacity_usd`):
+        a set offering more leverage is more capital efficient."""
         from protocols import Prices
 
         close0 = self.bound.prepared.paths.close[0, 0]
         cap = coll = debt = 0.0
         for j, (ad, pb) in enumerate(zip(self.bound.adapters, self.bound.books, strict=True)):
+            if isinstance(ad, PerpAdapter):
+                c, k, d = perp_capacity_usd(ad, pb.book, close0[self.bound.coll_market[j]])
+                cap, coll, debt = cap + c, coll + k, debt + d
+                continue
             prices = Prices(close0[self.bound.coll_market[j]], close0[self.bound.debt_market[j]])
             cap += float(ad.borrow_capacity_usd(pb.book, prices).sum())
             coll += float((pb.book.collateral_tokens * prices.collateral_usd).sum())
@@ -185,7 +218,8 @@ class SimulationResult:
             if not m.any():
                 continue
             account[m] = pb.accounts[pos[m]].astype(object)
-            cols_j = np.array([*pb.book.collateral_assets, ""], dtype=object)
+            held = getattr(pb.book, "collateral_assets", ())  # perp books: no collateral column (-1)
+            cols_j = np.array([*held, ""], dtype=object)
             coll[m] = cols_j[np.where(col[m] >= 0, col[m], len(cols_j) - 1)]
         out = {"path": path, "step": step, "hours": step * self.scenario.step_s / 3600.0,
                "timestamp": (pd.to_datetime(ts[step]) if ts is not None else pd.NaT), "protocol": names[proto],

@@ -25,7 +25,13 @@ Each case runs once through the cascade loop with every simulator observed (each
 * only liquidatable positions are touched (health < 1 at the round's oracle prices);
 * horizon deltas are non-negative and the run is deterministic;
 * a kernel-capable venue (``kernel_spec`` gives a spec) equals the reference engine on every ledger
-  field and on the events.
+  field and on the events;
+* a perp venue (one with a ``perp_book``): each round's outcome keeps the perp accounting identity
+  ``margin released + realised PnL = fee + returned to owner + backstop takeover - deficit``; the loss
+  waterfall conserves value over each path (``deficit = insurance fund paid + backstop paid + ADL
+  volume + realised bad debt``); a round's flow into a pool is at most the long size it closed there
+  (sells) and its purchases at most the short size it closed (buys); only positions liquidatable at
+  the round's marks shrink in a round.
 """
 
 from __future__ import annotations
@@ -89,6 +95,9 @@ class Record:
     before: Any  # the simulator's book before the call (None for venues without one)
     after: Any
     prices: Prices | None  # the venue's oracle prices of the round
+    perp_before: Any = None  # a perp venue's PerpBook before / after the call
+    perp_after: Any = None
+    marks: Any = None  # a perp venue's per-position marks of the round
 
 
 @dataclass
@@ -110,9 +119,12 @@ def _observe(bound: Bound, events: bool = True) -> Observed:
 
             def wrapped(view, orig=orig, phase=phase, j=j, sim=sim):
                 before = getattr(sim, "book", None)
+                perp_before = getattr(sim, "perp_book", None)
                 prices = sim.oracle_prices(view) if hasattr(sim, "oracle_prices") else None
                 r = orig(view)
-                records[j].append(Record(phase, sim.path.path, view.t, r, before, getattr(sim, "book", None), prices))
+                records[j].append(Record(phase, sim.path.path, view.t, r, before, getattr(sim, "book", None), prices,
+                                         perp_before, getattr(sim, "perp_book", None),
+                                         getattr(sim, "last_marks", None) if phase == "round" else None))
                 return r
 
             setattr(sim, phase, wrapped)
@@ -213,7 +225,7 @@ class VenueSimulatorContract:
         obs = observed(venue_case)
         j = venue_case.venue
         r = obs.ledger
-        if "debt_removed_usd" not in r:
+        if "debt_removed_usd" not in r or hasattr(obs.sims[j], "perp_book"):
             pytest.skip("venue without lending debt")
         # comparable in USD only where the debt assets keep one price (debt removed is valued at the end)
         close = venue_case.bound.prepared.paths.close[:, :, obs.sims[j].ctx.debt_market]
@@ -272,6 +284,68 @@ class VenueSimulatorContract:
         key_k = sorted(tuple(int(x) for x in e.tolist()[:5]) for e in ev)
         key_r = sorted(tuple(int(x) for x in e[:5]) for e in ref.events)
         assert key_k == key_r
+
+
+    # ------------------------------------------------------------------ perp venues
+    @staticmethod
+    def _perp(obs: Observed, j: int) -> None:
+        if not hasattr(obs.sims[j], "perp_book"):
+            pytest.skip("not a perp venue")
+
+    def test_perp_rounds_keep_the_accounting_identity(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        j = venue_case.venue
+        self._perp(obs, j)
+        for rec in obs.records[j]:
+            d = rec.result.ledger
+            if rec.phase != "round" or "perp_margin_released_usd" not in d:
+                continue
+            lhs = d["perp_margin_released_usd"] + d["perp_realized_pnl_usd"]
+            rhs = (d["perp_fee_usd"] + d["perp_returned_to_owner_usd"] + d["perp_backstop_takeover_usd"]
+                   - d["perp_deficit_usd"])
+            scale = abs(d["perp_margin_released_usd"]) + abs(d["perp_realized_pnl_usd"])
+            assert _close(lhs, rhs, scale), (rec.path, rec.t, d)
+
+    def test_perp_waterfall_conserves_value(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        j = venue_case.venue
+        self._perp(obs, j)
+        r = obs.ledger
+        deficit = r.perp_deficit_usd[:, j]
+        paid = (r.insurance_fund_paid_usd[:, j] + r.backstop_paid_usd[:, j] + r.adl_volume_usd[:, j]
+                + r.realised_bad_debt_usd[:, j])
+        np.testing.assert_allclose(paid, deficit, rtol=RTOL, atol=ATOL_USD)
+
+    def test_perp_flows_are_the_closed_sizes(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        j = venue_case.venue
+        self._perp(obs, j)
+        sim = obs.sims[j]
+        for rec in obs.records[j]:
+            if rec.phase != "round" or rec.result.flows is None:
+                continue
+            b0, b1 = rec.perp_before, rec.perp_after
+            closed = b0.size_base - b1.size_base
+            assert np.all(closed >= -1e-12), "a liquidation round never opens a position"
+            n = rec.result.flows.shape[0]
+            longs, shorts = np.zeros(n), np.zeros(n)
+            np.add.at(longs, sim.pool, np.where(b0.side > 0, closed, 0.0))
+            np.add.at(shorts, sim.pool, np.where(b0.side < 0, closed, 0.0))
+            f = rec.result.flows
+            assert np.all(f <= longs * (1 + RTOL) + 1e-9), (rec.path, rec.t, f, longs)
+            assert np.all(-f <= shorts * (1 + RTOL) + 1e-9), (rec.path, rec.t, f, shorts)
+
+    def test_perp_only_liquidatable_positions_shrink(self, venue_case: VenueCase) -> None:
+        obs = observed(venue_case)
+        j = venue_case.venue
+        self._perp(obs, j)
+        ad = obs.sims[j].ctx.adapter
+        for rec in obs.records[j]:
+            if rec.phase != "round" or rec.perp_after is rec.perp_before or rec.marks is None:
+                continue
+            shrunk = rec.perp_after.size_base < rec.perp_before.size_base
+            flagged = ad.liquidatable(rec.perp_before, rec.marks)
+            assert np.all(flagged[shrunk]), (rec.path, rec.t, np.flatnonzero(shrunk & ~flagged)[:5])
 
 
 # ------------------------------------------------------------------------------ bundled venue cases
@@ -413,6 +487,71 @@ _MAKER_LIQ12 = _MAKER.replace('adapter = "maker"', 'adapter = "maker_liq12"').re
     "venue-contract-maker", "venue-contract-maker-liq12")
 
 
+_PERP_BASE = """
+[scenario]
+name = "venue-contract-{name}"
+horizon_h = 3
+step_min = 5
+paths = 2
+seed = 5
+
+[assets.{asset}]
+price_usd = {price}
+model = "merton"
+sigma_annual = 0.9
+jump_intensity_per_day = 16.0
+jump_mean = {rise}
+jump_std = 0.02
+shocks = [{{ at_h = 0.5, drop = {drop} }}]
+[assets.{asset}.liquidity]
+model = "sqrt"
+daily_volume_usd = {volume}
+daily_sigma = 0.04
+recovery_half_life_min = 20
+"""
+
+_PERP = """
+[[protocols]]
+adapter = "{adapter}"
+{extra}
+[protocols.book]
+kind = "perp_synthetic"
+positions = 400
+open_interest_usd = {{ {market} = {oi} }}
+long_share = 0.7
+size_usd = {{ dist = "lognormal", median = 20000, sigma = 1.3, max = 3e6 }}
+leverage = {{ dist = "lognormal", median = 10, sigma = 0.6, min = 1, max = {max_lev} }}
+entry_offset = {{ dist = "uniform", low = -0.005, high = 0.005 }}
+cross_share = {cross}
+"""
+
+
+def _perp_case(name: str, adapter: str, market: str, *, asset: str = "BTC", price: float = 60000, drop: float = 0.12,
+               rise: float = 0.05, oi: float = 3e8, volume: float = 2e9, max_lev: float = 20, cross: float = 0.0,
+               extra: str = "") -> ScenarioCase:
+    return ScenarioCase(name, _PERP_BASE.format(name=name, asset=asset, price=price, drop=drop, rise=rise,
+                                                volume=volume)
+                        + _PERP.format(adapter=adapter, market=market, oi=oi, max_lev=max_lev, cross=cross, extra=extra))
+
+
+_MIXED = _BASE.format(name="aave-hyperliquid", horizon_h=6, max_calls=40) + _AAVE + _PERP.format(adapter="hyperliquid", market="ETH", oi=4e8, max_lev=20, cross=0.0,
+                           extra='market_assets = { ETH = "WETH" }')
+
+
+def perp_cases() -> list[ScenarioCase]:
+    """One small case per perp venue: BTC shocked down then up (longs, then shorts, liquidated), a small
+    insurance fund where the venue has one (the fund runs dry and ADL follows), and one mixed lending +
+    perp case on one ETH market."""
+    return [
+        _perp_case("perp_hyperliquid", "hyperliquid", "BTC", cross=0.3),
+        _perp_case("perp_binance_usdm_pro_rata", "binance_usdm", "BTCUSDT", max_lev=50,
+                   extra='adl_policy = "pro_rata"\nparams = { insurance_fund_usd = 20000 }'),
+        _perp_case("perp_dydx_v4", "dydx_v4", "BTC-USD", cross=0.3, extra="params = { insurance_fund_usd = 5000 }"),
+        _perp_case("perp_gmx_v2", "gmx_v2", "ETH-USD", asset="ETH", price=3000, max_lev=50),
+        ScenarioCase("aave_v3_and_hyperliquid_one_eth_market", _MIXED, venue=1),
+    ]
+
+
 def bundled_cases() -> list[ScenarioCase]:
     """One small case per bundled venue simulator (and book shape); Aave v2 and Maker 1.x run on the generic
     :class:`~optimizer.engine.venues.LendingVenue` (their adapters have no wrapper of their own)."""
@@ -424,4 +563,5 @@ def bundled_cases() -> list[ScenarioCase]:
                      + _AAVE_CSV, {"book.csv": _multi_collateral_book()}),
         ScenarioCase("compound_v3", _BASE.format(name="comet", horizon_h=6, max_calls=40) + _COMET, kernel=True),
         ScenarioCase("maker", _MAKER),
+        *perp_cases(),
     ]

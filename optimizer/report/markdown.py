@@ -142,6 +142,8 @@ def risk_table(columns: Sequence[tuple[str, Mapping[str, Any] | None]], deltas: 
     for spec in METRICS:
         if not spec.table:
             continue
+        if spec.monte_carlo and spec.name not in ref and not any(spec.name in (m or {}) for _, m in columns[1:]):
+            continue  # a metric of venues the scenario does not have (perp metrics on a lending book)
         for key, lab in spec.table_rows:
             if spec.monte_carlo:
                 fmt = "prob" if key == "p_positive" else spec.fmt
@@ -203,11 +205,17 @@ def _assumptions(lines: Sequence[str]) -> str:
     return "## Assumptions and limitations\n\n" + "\n".join(f"- {x}" for x in lines)
 
 
+def _book_text(b: Mapping[str, Any]) -> str:
+    if "open_interest_usd" in b:  # a perp venue's book
+        return (f"{b['adapter']}: {b['positions']:,} positions ({b['kind']}), open interest "
+                + ", ".join(f"{k} {format_value(v, 'usd')}" for k, v in b["open_interest_usd"].items()))
+    return (f"{b['adapter']}: {b['positions']:,} positions ({b['kind']}, {b['debt_mode']}), collateral "
+            + ", ".join(f"{a} {format_value(v, 'usd')}" for a, v in b["collateral_usd"].items())
+            + ", debt " + ", ".join(f"{a} {format_value(v, 'usd')}" for a, v in b["debt_usd"].items()))
+
+
 def _scenario_para(info: Mapping[str, Any]) -> str:
-    books = "; ".join(f"{b['adapter']}: {b['positions']:,} positions ({b['kind']}, {b['debt_mode']}), collateral "
-                      + ", ".join(f"{a} {format_value(v, 'usd')}" for a, v in b["collateral_usd"].items())
-                      + ", debt " + ", ".join(f"{a} {format_value(v, 'usd')}" for a, v in b["debt_usd"].items())
-                      for b in info["books"])
+    books = "; ".join(_book_text(b) for b in info["books"])
     shocks = [f"{a} -{s.get('drop', 0) * 100:g} % at {s.get('at_h', 0):g} h" for a, d in info["assets"].items()
               for s in d.get("shocks", [])]
     return (f"**{info['name']}** (`{info['file']}`): {info['description']}. {info['paths']} paths x {info['steps']} "
@@ -279,6 +287,11 @@ def scenario_assumptions(info: Mapping[str, Any]) -> list[str]:
     """Plain statements about the model from the scenario description in a result's JSON."""
     out = []
     for b in info["books"]:
+        if "open_interest_usd" in b:  # a perp venue
+            out.append(f"Book ({b['adapter']}, perp): {b['positions']:,} positions ({b['kind']}); liquidated longs sell "
+                       "and shorts buy on the same pools, marked at the bar low / high; loss waterfall and ADL at "
+                       "the end of each step.")
+            continue
         mode = {"ltv_utilisation": "users borrow a drawn share of what the parameters allow, so an LTV change "
                                    "changes the book's debt",
                 "health": "health factors drawn at the current parameters, debt then fixed (today's book)",

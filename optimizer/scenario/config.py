@@ -31,6 +31,9 @@ from .limits import (
 )
 
 _ID = re.compile(r"^[A-Za-z0-9_.-]+$")
+LENDING_BOOK_KINDS = ("synthetic", "csv")
+PERP_BOOK_KINDS = ("perp_synthetic", "perp_csv")  # perp venues (optimizer.scenario.perp_book)
+ADL_POLICIES = ("queue", "pro_rata")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,10 @@ class ProtocolConfig:
     csv_book: Any = None  # optimizer.scenario.book.ProtocolBook of a csv book
     loaded_from: Any = None  # (adapter, id, snapshot, book kind and path) the two above were read with
     keeper_population: Any = None  # optimizer.behaviour.keepers.KeeperPopulation read from ``keepers``
+    # perp venues only (docs/scenario_format.md, "Perp venues in the cascade"):
+    market_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # base asset -> asset
+    adl_policy: str = "queue"  # "queue" (the production queue) | "pro_rata"
+    mark_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # market -> mark series
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -85,6 +92,9 @@ class AssetConfig:
 
 OPTIMIZE_SAMPLERS = ("tpe", "cmaes", "nsga2", "grid")
 RISK_METRICS = ("var_99", "es_99", "mean", "var_95")
+# Perp venues: the probability that a path auto-deleverages / runs an insurance fund dry, judged at the upper
+# end of its Wilson 95 % interval (the budget is then a probability).
+PROBABILITY_RISKS = ("p_adl", "p_insurance_depletion")
 PRIMARY_OBJECTIVES = ("efficiency", "borrow_capacity_usd")  # maximised
 PENALTY_OBJECTIVE = "borrower_penalty"  # mean liquidation penalty borrowers pay / debt (minimised)
 SECOND_OBJECTIVES = (*RISK_METRICS, PENALTY_OBJECTIVE)  # minimised
@@ -402,9 +412,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         adapter = pt.string("adapter")
         if adapter not in ADAPTERS:
             raise pt.err("adapter", f"unknown adapter '{adapter}' (known: {', '.join(sorted(ADAPTERS))})")
-        if ADAPTERS[adapter].family != "lending":
-            raise pt.err("adapter", f"'{adapter}' is a perp venue; perp venues cannot be simulated yet "
-                                    "(the cascade engine runs lending adapters only)")
+        perp = ADAPTERS[adapter].family == "perp"
         pid = pt.string("id", adapter)
         if not _ID.match(pid):
             raise pt.err("id", f"must be letters, digits, '_', '-' or '.' (no ':' or spaces), got {pid!r}"[:200])
@@ -419,10 +427,22 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
                 params[k] = params_t.number(k)
         book_t = pt.table("book", required=True)
         assert book_t is not None
-        kind = book_t.string("kind", choices=("synthetic", "csv"))
+        kind = book_t.string("kind", choices=PERP_BOOK_KINDS if perp else LENDING_BOOK_KINDS)
         bpath = None
-        if kind == "csv":
+        if kind in ("csv", "perp_csv"):
             bpath = resolve_path(book_t.string("path"), base_dir, file, f"{book_t.key}.path")
+        market_assets: dict[str, str] = {}
+        mark_assets: dict[str, str] = {}
+        adl_policy = "queue"
+        if perp:
+            for table_key, out in (("market_assets", market_assets), ("mark_assets", mark_assets)):
+                ma = pt.table(table_key)
+                if ma is not None:
+                    for k in ma.data:
+                        out[k] = ma.string(k)
+                        if out[k] not in assets:
+                            raise ma.err(k, f"unknown asset '{out[k]}' (declare it under [assets])"[:200])
+            adl_policy = pt.string("adl_policy", "queue", ADL_POLICIES)
         reserves = pt.number("reserves_usd", 0.0, lo=-MAX_USD, hi=MAX_USD)
         snap = pt.raw("snapshot")
         if snap is not None and not (isinstance(snap, str) and snap):
@@ -435,7 +455,8 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         pt.no_unknown()
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
-                                        snapshot, pid, keepers))
+                                        snapshot, pid, keepers, market_assets=MappingProxyType(market_assets),
+                                        adl_policy=adl_policy, mark_assets=MappingProxyType(mark_assets)))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     # [backtest] (the record a replay is compared with) is read by optimizer.backtest.config
@@ -456,7 +477,8 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
 
 
 def _protocol_sources(pc: ProtocolConfig) -> tuple:
-    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, pc.keepers)
+    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, pc.keepers,
+            tuple(pc.market_assets.items()), tuple(pc.mark_assets.items()))
 
 
 def _price_sources(sc: Scenario) -> tuple:
@@ -503,7 +525,11 @@ def read_inputs(sc: Scenario) -> Scenario:
             raise InputError(str(e), file=sc.file, field=f"protocols[{i}].params") from None
         key = f"protocols[{i}].book"
         book = None
-        if pc.book.kind == "csv":
+        if pc.book.kind in PERP_BOOK_KINDS:
+            from .perp_book import check_perp_protocol
+
+            book = check_perp_protocol(sc, i, cur, known)
+        elif pc.book.kind == "csv":
             assert pc.book.path is not None
             try:
                 book = read_csv_book(pc.book.path, pc.id, cur, known)
@@ -562,7 +588,7 @@ def _parse_optimize(t: _Table) -> OptimizeConfig:
     fields = strings("fields", t.raw("fields"), t._k("fields")) if t.has("fields") else None
     objectives = (strings("objectives", t.raw("objectives"), t._k("objectives")) if t.has("objectives")
                   else ("efficiency",))
-    risk_metric = t.string("risk_metric", "var_99", RISK_METRICS)
+    risk_metric = t.string("risk_metric", "var_99", RISK_METRICS + PROBABILITY_RISKS)
     check_objectives(objectives, t.file, t._k("objectives"))
     sampler = t.string("sampler", "", OPTIMIZE_SAMPLERS) if t.has("sampler") else None
 

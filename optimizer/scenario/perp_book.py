@@ -591,3 +591,70 @@ def static_liquidation_map(adapter: PerpAdapter, book: PerpBook, mark_usd: np.nd
     cum = np.concatenate([[0.0], np.cumsum(book.size_base[order])])
     k = np.searchsorted(distance[order], np.asarray(moves, dtype=np.float64), side="right")
     return cum[k]
+
+
+# --------------------------------------------------------------------------------------------
+# Perp venues in a scenario (the cascade loop's view of a perp book)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PerpProtocolBook:
+    """One scenario protocol's perp book as the engine binds it (the perp counterpart of
+    :class:`~optimizer.scenario.book.ProtocolBook`).
+
+    ``accounts`` names the account of each ROW (position), so per-position results
+    (``account_liquidated``) line up with it; ``positions`` keeps the per-account view.
+    """
+
+    protocol: str
+    accounts: np.ndarray  # (n_positions,) str: the account of each position
+    book: PerpBook
+    positions: PerpPositions
+
+    @property
+    def single_pair(self) -> bool:
+        return False
+
+    @classmethod
+    def of(cls, protocol: str, positions: PerpPositions) -> PerpProtocolBook:
+        return cls(protocol, positions.accounts[positions.book.account], positions.book, positions)
+
+
+def market_assets(adapter: PerpAdapter, mapping: Mapping[str, str]) -> tuple[str, ...]:
+    """The scenario asset each of the adapter's markets trades on: ``mapping[base asset]`` (the
+    protocol's ``market_assets`` table, keyed by base asset or market name), else the base asset."""
+    return tuple(mapping.get(m, mapping.get(a, a)) for m, a in zip(adapter.markets, adapter.base_assets, strict=True))
+
+
+def check_perp_protocol(scenario: Any, i: int, adapter: PerpAdapter, known_assets: set[str]) -> PerpPositions | None:
+    """Read (``perp_csv``) or validate (``perp_synthetic``) protocol ``i``'s perp book at load time.
+
+    Returns the CSV's positions (None for a synthetic book, drawn by ``prepare``). Every market the
+    book holds must trade on a scenario asset (``market_assets`` or the base asset's own name).
+    """
+    pc = scenario.protocols[i]
+    key = f"protocols[{i}].book"
+    for name, table in (("market_assets", pc.market_assets), ("mark_assets", pc.mark_assets)):
+        unknown = set(table) - set(adapter.markets) - set(adapter.base_assets)
+        if unknown:
+            raise InputError(f"'{sorted(unknown)[0]}' is neither a market nor a base asset of {adapter.name} "
+                             f"(markets: {', '.join(adapter.markets)})", file=scenario.file,
+                             field=f"protocols[{i}].{name}.{sorted(unknown)[0]}")
+    if pc.book.kind == "perp_csv":
+        try:
+            pos = read_perp_csv(pc.book.path, adapter.name, adapter)
+        except InputError as e:  # name the scenario key that points at the CSV too
+            raise InputError(str(e), file=scenario.file, field=f"{key}.path") from None
+        held = np.unique(pos.book.market)
+    else:
+        d = draw_perp_synthetic(pc.book.raw, adapter, scenario.file, key, np.random.default_rng(0),
+                                resolve=scenario.resolve)
+        pos, held = None, np.unique(d.market)
+    names = market_assets(adapter, pc.market_assets)
+    for m in held:
+        if names[m] not in known_assets:
+            raise InputError(f"market {adapter.markets[m]} trades on asset '{names[m]}', which has no price model in "
+                             f"the scenario (declare it under [assets] or map it with market_assets = "
+                             f"{{ {adapter.base_assets[m]} = \"ASSET\" }})", file=scenario.file, field=key)
+    return pos

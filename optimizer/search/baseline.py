@@ -121,6 +121,8 @@ def smart_ltv_table(best: Bound, current: Bound, *, c: float, horizon_h: float |
     models = build_models(sc)[0]
     rows = []
     for j, (ad_best, ad_cur) in enumerate(zip(best.adapters, current.adapters, strict=True)):
+        if getattr(ad_best, "family", "lending") != "lending":  # Smart LTV is a lending baseline (no LTV on perps)
+            continue
         d_best, d_cur = _debt_by_collateral(best, j), _debt_by_collateral(current, j)
         for asset in best.books[j].book.collateral_assets:
             bl_best = _beta_and_ltv(ad_best, asset)

@@ -58,7 +58,7 @@ from ..engine.model import Bound, Prepared, bind
 from ..engine.reference import RawResults
 from ..engine.results import SimulationResult
 from ..engine.simulate import run
-from ..scenario.config import PENALTY_OBJECTIVE
+from ..scenario.config import PENALTY_OBJECTIVE, PROBABILITY_RISKS
 from .space import SearchSpace
 
 Z95 = 1.959963984540054
@@ -113,7 +113,10 @@ class ObjectiveSettings:
 
 
 def series_of(metric: str) -> str:
-    """The per-path series a risk metric or objective is a statistic of."""
+    """The per-path series a risk metric or objective is a statistic of (a perp probability risk:
+    its own per-path 0/1 series, ``p_adl`` / ``p_insurance_depletion``)."""
+    if metric in PROBABILITY_RISKS:
+        return metric
     return PENALTY_SERIES if metric == PENALTY_OBJECTIVE else RISK_SERIES
 
 
@@ -138,6 +141,11 @@ def risk_of(metrics: Mapping[str, Any], metric: str, paths: int) -> Risk:
     """Point estimate and 95 % CI of one risk metric of ``bad_debt_share`` (``borrower_penalty``: the mean
     of ``borrower_penalty_share``)."""
     series = series_of(metric)
+    if metric in PROBABILITY_RISKS:  # a probability with its Wilson 95 % interval
+        if series not in metrics:
+            raise ValueError(f"risk metric {metric} needs a perp venue in the scenario")
+        p = metrics[series]
+        return Risk("probability", p["mean"], p["ci95"][0], p["ci95"][1], paths, series)
     m = metrics[series]
     if metric == PENALTY_OBJECTIVE:
         metric = "mean"
@@ -156,7 +164,8 @@ def risk_of(metrics: Mapping[str, Any], metric: str, paths: int) -> Risk:
 def compact_metrics(m: Mapping[str, Any]) -> dict[str, Any]:
     """The metrics a report needs (JSON-ready; kept whole in storage, not in a dashboard attr)."""
     keys = ("bad_debt_share", "bad_debt_usd", "liquidated_usd", "liquidations", "capital_efficiency",
-            "borrower_penalty_usd", "borrower_penalty_share", "borrower_penalty_share_of_collateral")
+            "borrower_penalty_usd", "borrower_penalty_share", "borrower_penalty_share_of_collateral",
+            "p_adl", "p_insurance_depletion", "adl_volume_usd", "insurance_fund_drawdown_usd", "backstop_loss_usd")
     return {k: m[k] for k in keys if k in m}
 
 
@@ -352,10 +361,11 @@ class Judgement:
 
 
 def risk_of_paths(x: Any, metric: str) -> Risk:
-    """The risk metric of ``bad_debt_share`` on one path set (per-path values ``x``)."""
-    from ..engine.metrics import tail_summary
+    """The risk metric of its series (``bad_debt_share``; a perp probability) on one path set (per-path ``x``)."""
+    from ..engine.metrics import probability_summary, tail_summary
 
-    return risk_of({RISK_SERIES: tail_summary(x)}, metric, len(x))
+    summary = probability_summary if metric in PROBABILITY_RISKS else tail_summary
+    return risk_of({series_of(metric): summary(x)}, metric, len(x))
 
 
 def judge(pooled: SimulationResult, bounds: list[tuple[int, int]], done: int, settings: ObjectiveSettings
@@ -365,7 +375,7 @@ def judge(pooled: SimulationResult, bounds: list[tuple[int, int]], done: int, se
     if len(bounds) == 1:
         risks: tuple[Risk, ...] = (risk_of(m, settings.risk_metric, done),)
     else:
-        x = pooled.per_path()[RISK_SERIES]
+        x = pooled.per_path()[series_of(settings.risk_metric)]
         risks = tuple(risk_of_paths(x[lo:min(hi, done)], settings.risk_metric) for lo, hi in bounds if lo < done)
     pen = risk_of(m, PENALTY_OBJECTIVE, done) if PENALTY_SERIES in m else None
     binding = max(risks, key=lambda r: (r.high, r.value))

@@ -686,14 +686,18 @@ def _precheck(plan: Plan) -> None:
 
 
 def _objective_section(plan: Plan, space: SearchSpace, ev: Evaluator) -> dict[str, Any]:
+    from ..scenario.config import PROBABILITY_RISKS
+
     s = plan.settings
     what = ("capital efficiency (borrow capacity / collateral)" if s.primary == "efficiency"
             else "borrowing power in USD (borrow capacity of the book at its caps)")
     pen = (f"; the mean liquidation penalty borrowers pay, upper 95 % CI end, <= {s.max_penalty_share:.4%} of debt"
            if s.max_penalty_share is not None else "")
     sets = " on every search path set" if len(s.samples) > 1 else ""
-    desc = (f"maximise {what} subject to the upper end of the 95 % CI of {s.risk_metric} of bad debt / debt <= "
-            f"{s.budget:.4%}{sets}{pen}" if not s.multi else
+    risk_text = (f"the upper end of the Wilson 95 % interval of {s.risk_metric} (perp venues) <= {s.budget:.4%}"
+                 if s.risk_metric in PROBABILITY_RISKS else
+                 f"the upper end of the 95 % CI of {s.risk_metric} of bad debt / debt <= {s.budget:.4%}")
+    desc = (f"maximise {what} subject to {risk_text}{sets}{pen}" if not s.multi else
             f"Pareto front of {what} (max) vs {s.objectives[1]} of {'bad debt' if s.objectives[1] != 'borrower_penalty' else 'the borrower penalty'} "
             f"/ debt (min); budget {s.budget:.4%} on {s.risk_metric} flagged")
     return {"objectives": list(s.objectives), "primary": s.primary, "risk_metric": s.risk_metric,

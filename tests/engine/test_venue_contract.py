@@ -3,8 +3,8 @@
 import pytest
 
 from optimizer.engine.testing import VenueSimulatorContract, bundled_cases
-from optimizer.engine.venues import VENUES, LendingVenue, register_venue, simulator_class
-from protocols import AaveV3, Adapter
+from optimizer.engine.venues import VENUES, LendingVenue, PerpVenue, register_venue, simulator_class
+from protocols import AaveV3, Adapter, PerpAdapter
 
 _BUILT: dict[str, object] = {}
 
@@ -26,9 +26,11 @@ def test_registry_maps_every_bundled_adapter_and_falls_back_along_the_mro():
 
     for cls in LENDING_ADAPTERS.values():  # a wrapper where the venue needs one, else the generic one
         assert simulator_class(cls.__new__(cls)) is VENUES.get(cls, LendingVenue)
-    for cls in PERP_ADAPTERS.values():  # perp venue simulators are the next issue's
-        with pytest.raises(TypeError, match="no venue simulator"):
-            simulator_class(cls.__new__(cls))
+    for cls in PERP_ADAPTERS.values():  # every perp venue runs on the perp simulator
+        assert simulator_class(cls.__new__(cls)) is PerpVenue
+    assert VENUES[PerpAdapter] is PerpVenue
+    with pytest.raises(TypeError, match="no venue simulator"):
+        simulator_class(object())
 
     class ForkedAave(AaveV3):  # a fork keeps its parent's simulator
         name = "aave_fork"

@@ -140,7 +140,8 @@ def test_cli_bad_perp_snapshot_is_a_one_line_error(capsys, tmp_path):
     assert str(f) in err and "markets.SOL.tiers[1].max_leverage: missing" in err
 
 
-def test_a_scenario_naming_a_perp_venue_is_refused_until_the_engine_supports_it(tmp_path):
+def test_a_perp_venue_in_a_scenario_needs_a_perp_book(tmp_path):
+    """Perp venues run in the cascade (optimizer.engine.venues.perp); a lending book under one is refused."""
     from optimizer.scenario.config import load_scenario
 
     text = (data_dir() / "scenarios" / "compound_v3_usdc_24h.toml").read_text()
@@ -150,5 +151,5 @@ def test_a_scenario_naming_a_perp_venue_is_refused_until_the_engine_supports_it(
     with pytest.raises(InputError) as err:
         load_scenario(f)
     msg = str(err.value)
-    assert "\n" not in msg and msg.startswith(f"{f}: protocols[0].adapter: ")
-    assert "'hyperliquid' is a perp venue; perp venues cannot be simulated yet" in msg
+    assert "\n" not in msg and msg.startswith(f"{f}: protocols[0].book.kind: ")
+    assert "must be one of perp_synthetic, perp_csv, got 'synthetic'" in msg

@@ -196,6 +196,9 @@ def check_risk_numbers(data: dict, tables, columns: tuple[str, ...]) -> int:
     for spec in METRICS:
         if not (spec.table and spec.monte_carlo):
             continue
+        if not any(spec.name in (data[c]["metrics"] if c in data else data["recommendation"]["metrics"])
+                   for c in columns):
+            continue  # a metric of venues the scenario does not have
         for key, lab in spec.table_rows:
             row = next((r for label, r in by_label.items() if label.startswith(f"{spec.title}: {lab}")
                         or (lab == "mean" and label.startswith(f"{spec.title} ("))), None)

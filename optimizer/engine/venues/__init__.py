@@ -8,7 +8,7 @@ A venue gets a specific wrapper only where its liquidators or balance sheet diff
 
 from __future__ import annotations
 
-from protocols import AaveV2, AaveV3, Adapter, CompoundV3, Maker, MakerLiq12
+from protocols import AaveV2, AaveV3, Adapter, CompoundV3, Maker, MakerLiq12, PerpAdapter
 
 from .aave_v2 import AaveV2Venue
 from .aave_v3 import AaveV3Venue
@@ -27,6 +27,7 @@ from .compound_v3 import CometVenue
 from .lending import LendingVenue
 from .maker import MakerVenue
 from .maker_flip import MakerFlipVenue
+from .perp import PERP_FIELDS, PerpVenue
 
 #: adapter class -> venue simulator class (looked up along the adapter's MRO)
 VENUES: dict[type, type[VenueSimulator]] = {
@@ -36,6 +37,7 @@ VENUES: dict[type, type[VenueSimulator]] = {
     AaveV2: AaveV2Venue,
     MakerLiq12: MakerFlipVenue,
     Adapter: LendingVenue,
+    PerpAdapter: PerpVenue,
 }
 
 
@@ -64,3 +66,4 @@ __all__ = [
     "MarketView", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
     "simulator_class", "simulator_for",
 ]
+__all__ += ["PERP_FIELDS", "PerpVenue"]

@@ -93,6 +93,7 @@ class VenueContext:
     reserves_usd: float = 0.0
     keepers: Any = None  # optimizer.behaviour.keepers.KeeperPopulation of the protocol (auction venues)
     market_volume: np.ndarray | None = None  # (A, T+1) base-asset volume traded in bar t (replays; nan: unknown)
+    options: dict[str, Any] = field(default_factory=dict)  # venue-specific scenario keys (perp: adl_policy)
 
 
 @dataclass

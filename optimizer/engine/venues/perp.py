@@ -1,0 +1,315 @@
+"""Perpetual-futures venues on the cascade loop: a thin wrapper over a :class:`protocols.PerpAdapter`.
+
+Perp accounts live in the same simulation as the lending positions and trade on the same pools: a
+liquidated long SELLS its size into the pool of its market's asset, a liquidated short BUYS it back, so
+a perp cascade moves the price every lending oracle on that asset reads, and the lending liquidators'
+sales move the perp marks (contagion both ways). Everything a venue decides -- who is liquidatable, how
+much of a position one pass closes, the route (market order, backstop takeover, ADL offset), fees and
+the deficit beyond margin -- is the adapter's own ``liquidatable`` / ``liquidate``; the waterfall and ADL
+are :mod:`protocols._perp_losses`. This module only sequences them over time and prices the fills.
+
+Per path: the book, the insurance fund (``adapter.insurance_fund_usd``), the backstop capacity
+(``adapter.backstop_usd``) and the vault's holdings reset to the scenario's start.
+
+Per step: no funding rule is defined by the bundled adapters (``start_step`` is where one would go);
+the venue gets one liquidation pass per second of the step at most (``step_s`` rounds: dYdX's ~1 s
+blocks; the adapters' per-pass limits, dYdX's 10 % / $100k per block, Hyperliquid's 20 % partials, are
+per pass).
+
+Per round, at the round's market:
+
+1. **Marks.** With replayed last-trade bars a long is marked at the bar low and a short at the bar high
+   of its market's asset (market price = exogenous bar x the pool's impact factor), through the venue's
+   :class:`~optimizer.engine.venues.OracleSpec` (a scenario lag marks at the lagged close instead).
+2. **Who.** ``adapter.liquidatable(book, mark)``; Hyperliquid's 30 s cooldown after a partial
+   liquidation (``partial_liquidation_cooldown_s``) forces whole closes.
+3. **Fills.** Liquidation orders of one round in one pool execute together: sells walk down the pool
+   from its state at the round's start, buys walk up; each order gets the average price of its side's
+   aggregate order (the pool's impact law, :func:`optimizer.engine._market.proceeds_usd` /
+   ``purchase_usd``). The adapter is called once at the marks to learn the orders, then again with
+   those fills (for dYdX the fill must be at least the fillable price, else the order does not fill).
+   A pool venue (``liquidation_flow_destination = "pool"``, GMX) closes against its own pool at the
+   oracle price: no market flow.
+4. **Flows.** ``-market_flow_base`` per pool (the engine's convention: + sold into the pool). Backstop
+   takeovers (the vault holds the position) and ADL offsets are no trade now.
+
+End of step: the deficits of the step's liquidations go through the loss waterfall in the order they
+happened (``waterfall_of``: margin, insurance fund -- with the fees it earns when the venue pays fees to
+it -- then the backstop, then ADL); what is left per market and side is covered by ADL of the opposite
+side at the step's closing mark, with the scenario's policy (``adl_policy``: ``"queue"``, the
+production queue with the adapter's ``adl_score``, closes whole winners and overshoots; ``"pro_rata"``
+haircuts every winner's profit by the same fraction). A queue's overshoot is credited to the insurance
+fund (the convention of :mod:`protocols._perp_losses`); what no winner can cover is the venue's bad debt
+(``realised_bad_debt_usd``).
+
+End of path: open pools with negative equity at the final close (``unrealised_bad_debt_usd``), the
+insurance fund's largest drawdown and whether it ran dry, the vault's result on the positions it took
+over (marked at the final close), and which positions were liquidated.
+
+Events (``EVENT_DTYPE``): one per position closed in a round; ``collateral`` -1, ``debt_repaid_usd`` =
+the notional closed at the mark, ``collateral_seized_usd`` = the margin released, ``protocol_fee_usd`` =
+the liquidation fee, ``bad_debt_usd`` = the deficit beyond margin, ``price`` = the fill (the mark for
+routes that do not trade).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from protocols import (
+    PerpAdapter,
+    PerpBook,
+    PerpLiquidationOutcome,
+    adl_pro_rata,
+    adl_queue,
+    apply_adl,
+    deficits_by_group,
+    waterfall_of,
+    winner_groups,
+)
+
+from .._market import proceeds_usd, purchase_usd
+from ..ledger import LedgerField
+from .base import NOTHING, FinalView, MarketView, PathContext, RoundResult, VenueSimulator
+
+_EPS_USD = 1e-9
+
+#: the ledger fields every perp venue fills (on top of the core fields), declared once
+PERP_FIELDS: tuple[LedgerField, ...] = (
+    LedgerField("perp_liquidated_long_usd", "USD", "venue", "Notional of long positions closed by liquidation "
+                "(market orders, backstop takeovers, ADL offsets), at the mark", metric=True),
+    LedgerField("perp_liquidated_short_usd", "USD", "venue", "Notional of short positions closed by liquidation, "
+                "at the mark", metric=True),
+    LedgerField("perp_market_sold_base", "tokens", "venue", "Base units liquidated longs sold into the market"),
+    LedgerField("perp_market_bought_base", "tokens", "venue", "Base units liquidated shorts bought from the market"),
+    LedgerField("perp_margin_released_usd", "USD", "venue", "Margin released by the closed parts of liquidated "
+                "positions (side x closed x (entry - bankruptcy price))"),
+    LedgerField("perp_realized_pnl_usd", "USD", "venue", "PnL realised by liquidations at their fills"),
+    LedgerField("perp_fee_usd", "USD", "venue", "Liquidation fees taken"),
+    LedgerField("perp_returned_to_owner_usd", "USD", "venue", "Margin left with the traders after liquidation"),
+    LedgerField("perp_backstop_takeover_usd", "USD", "venue", "Equity handed to the backstop vault with the "
+                "positions it took over"),
+    LedgerField("perp_deficit_usd", "USD", "venue", "Losses beyond margin (fills worse than bankruptcy)",
+                metric=True),
+    LedgerField("insurance_fund_paid_usd", "USD", "venue", "Deficits the insurance fund paid"),
+    LedgerField("insurance_fee_income_usd", "USD", "venue", "Liquidation fees (and ADL overshoot) paid into the "
+                "insurance fund"),
+    LedgerField("insurance_fund_drawdown_usd", "USD", "venue", "Largest fall of the insurance fund below its "
+                "starting balance over the horizon", metric=True),
+    LedgerField("insurance_fund_depleted", "paths", "venue", "1 when a deficit the fund should pay exceeded what "
+                "was left in it (the fund ran dry); 0 for a venue without an insurance fund"),
+    LedgerField("backstop_paid_usd", "USD", "venue", "Deficits the backstop (vault or pool) paid in the waterfall"),
+    LedgerField("backstop_loss_usd", "USD", "venue", "Backstop losses: deficits it paid plus the vault's loss on "
+                "the positions it took over, marked at the final close", metric=True),
+    LedgerField("adl_volume_usd", "USD", "venue", "Deficit covered by auto-deleveraging the opposite side",
+                metric=True),
+    LedgerField("adl_overshoot_usd", "USD", "venue", "Profit an ADL queue seized beyond the deficit (closing whole "
+                "positions)", metric=True),
+    LedgerField("adl_closed_notional_usd", "USD", "venue", "Notional of winners closed by the ADL queue"),
+    LedgerField("adl_steps", "steps", "venue", "Steps with an auto-deleveraging"),
+)
+
+
+class PerpVenue(VenueSimulator):
+    """One perp venue's book on one path (see the module docstring)."""
+
+    ledger_fields = PERP_FIELDS
+
+    def __init__(self, ctx) -> None:
+        super().__init__(ctx)
+        ad = ctx.adapter
+        if not isinstance(ad, PerpAdapter):
+            raise TypeError(f"{type(ad).__name__} is not a perp adapter")
+        self.adapter: PerpAdapter = ad
+        self.book0: PerpBook = ctx.book.book
+        b = self.book0
+        self.asset = ctx.coll_market[b.market]  # (n,) market asset of each position
+        self.pool = ctx.coll_pool[b.market]
+        self.long = b.side > 0
+        self.trades = ad.liquidation_flow_destination == "order_book"
+        self.fees_to_fund = ad.fee_recipient == "insurance_fund"
+        self.policy = ctx.options.get("adl_policy", "queue")
+        self.cooldown_s = float(getattr(ad.circuit_breakers(), "partial_liquidation_cooldown_s", 0.0))
+        self.rounds_per_step = max(1, int(math.ceil(ctx.step_s)))
+        self.groups, _ = winner_groups(b)
+        mm = ctx.options.get("mark_market")  # per adapter market: the asset of its mark series (-1: none)
+        self.mark_asset = np.where(mm[b.market] >= 0, mm[b.market], self.asset) if mm is not None else self.asset
+
+    def kernel_spec(self) -> str:
+        return f"{self.ctx.id}: perp venues run on the reference engine (no kernel rule mirrors them yet)"
+
+    def initial_debt_usd(self, close0: np.ndarray) -> float:
+        """The book's exposure at the start: its open notional, USD."""
+        return float((self.book0.size_base * close0[self.asset]).sum())
+
+    # ------------------------------------------------------------------ per path / step
+    def start_path(self, path: PathContext) -> None:
+        super().start_path(path)
+        n = self.book0.n_positions
+        self.perp_book = self.book0
+        self.fund0 = self.fund = self.fund_min = float(self.adapter.insurance_fund_usd)
+        self.backstop = float(self.adapter.backstop_usd)
+        self.backstop_paid = 0.0
+        self.depleted = False
+        self.vault_size = np.zeros(n)  # signed base units the vault took over, per book row
+        self.vault_px = np.zeros(n)
+        self.takeover_usd = 0.0
+        self.partial_until = np.full(n, -np.inf)
+        self.liquidated_once = np.zeros(n, bool)
+        self.pending: list[PerpLiquidationOutcome] = []
+        self.last_marks: np.ndarray | None = None
+
+    def start_step(self, view: MarketView) -> None:
+        self.rounds_left = self.rounds_per_step
+
+    # ------------------------------------------------------------------ marks and fills
+    def marks(self, view: MarketView) -> np.ndarray:
+        """Per position: bar low for longs, bar high for shorts (or the lagged close) of its market's asset, or
+        of its mark series where the scenario gives one (``mark_assets``)."""
+        s, a = self.oracle_spec, self.mark_asset
+        return np.where(self.long, view.oracle(s, "collateral", a), view.oracle(s, "debt", a))
+
+    def fill_prices(self, view: MarketView, flow_base: np.ndarray, mark: np.ndarray) -> np.ndarray:
+        """Average fill of each pool's aggregate sell and buy order of the round (per position)."""
+        fill = mark.copy()
+        sold = np.maximum(-flow_base, 0.0)
+        bought = np.maximum(flow_base, 0.0)
+        for p in np.unique(self.pool[(sold > 0) | (bought > 0)]):
+            rows = self.pool == p
+            a = int(self.asset[rows][0])
+            q = float(sold[rows].sum())
+            if q > 0:
+                px = proceeds_usd(view.liquidity, int(p), float(view.flow[p]), q, float(view.exo_low[a])) / q
+                fill[rows & self.long] = px
+            q = float(bought[rows].sum())
+            if q > 0:
+                px = purchase_usd(view.liquidity, int(p), float(view.flow[p]), q, float(view.exo_high[a])) / q
+                fill[rows & ~self.long] = px
+        return fill
+
+    # ------------------------------------------------------------------ one round
+    def round(self, view: MarketView) -> RoundResult:
+        if self.rounds_left <= 0:
+            return NOTHING
+        ad, book = self.adapter, self.perp_book
+        mark = self.marks(view)
+        self.last_marks = mark
+        flagged = ad.liquidatable(book, mark)
+        if not flagged.any():
+            return NOTHING
+        partial_ok = view.now_s >= self.partial_until
+        out = ad.liquidate(book, mark, flagged, partial_allowed=partial_ok)
+        if not out.liquidated.any():
+            return NOTHING
+        if self.trades and (out.market_flow_base != 0).any():
+            fill = self.fill_prices(view, out.market_flow_base, mark)
+            out = ad.liquidate(book, mark, flagged, fill_price_usd=fill, partial_allowed=partial_ok)
+            if not out.liquidated.any():
+                return NOTHING
+        self.rounds_left -= 1
+        go = out.liquidated
+        self.perp_book = out.book
+        partial = out.extra.get("partial")
+        if partial is not None and self.cooldown_s > 0:
+            self.partial_until = np.where(partial, view.now_s + self.cooldown_s, self.partial_until)
+        self.liquidated_once |= go
+        bs = out.backstop_size_base != 0
+        if bs.any():
+            self.vault_size[bs] += out.backstop_size_base[bs]
+            self.vault_px[bs] = mark[bs]
+            self.takeover_usd += float(out.backstop_takeover_usd.sum())
+        self.pending.append(out)
+        closed_usd = out.closed_size_base * mark
+        flows = np.zeros(self.n_pools(view))
+        sold = np.maximum(-out.market_flow_base, 0.0)
+        bought = np.maximum(out.market_flow_base, 0.0)
+        if self.trades:
+            np.add.at(flows, self.pool, -out.market_flow_base)
+        deltas = {
+            "liquidations": float(go.sum()),
+            "collateral_seized_usd": float(out.margin_released_usd[go].sum()),
+            "perp_liquidated_long_usd": float(closed_usd[go & self.long].sum()),
+            "perp_liquidated_short_usd": float(closed_usd[go & ~self.long].sum()),
+            "perp_market_sold_base": float(sold.sum()) if self.trades else 0.0,
+            "perp_market_bought_base": float(bought.sum()) if self.trades else 0.0,
+            "perp_margin_released_usd": float(out.margin_released_usd[go].sum()),
+            "perp_realized_pnl_usd": float(out.realized_pnl_usd[go].sum()),
+            "perp_fee_usd": float(out.fee_usd[go].sum()),
+            "perp_returned_to_owner_usd": float(out.returned_to_owner_usd[go].sum()),
+            "perp_backstop_takeover_usd": float(out.backstop_takeover_usd[go].sum()),
+            "perp_deficit_usd": float(out.deficit_usd[go].sum()),
+        }
+        if self.path.events is not None:
+            px = np.where(np.isfinite(out.fill_price_usd), out.fill_price_usd, mark)
+            for i in np.flatnonzero(go):
+                self.emit((self.path.path, view.t, self.ctx.index, int(i), -1, float(closed_usd[i]),
+                           float(out.margin_released_usd[i]), 0.0, float(out.fee_usd[i]), float(out.deficit_usd[i]),
+                           float(px[i])))
+        return RoundResult(True, True, flows if self.trades else None, deltas)
+
+    # ------------------------------------------------------------------ end of step: the waterfall
+    def end_step(self, view: MarketView) -> RoundResult:
+        if not self.pending:
+            return NOTHING
+        outs, self.pending = self.pending, []
+        to_adl = np.zeros(self.book0.n_positions)
+        paid_ins = fees_in = paid_back = deficit = 0.0
+        for out in outs:  # rounds settle against the fund in the order they happened
+            wf = waterfall_of(out, self.fund, self.backstop, fees_to_insurance=self.fees_to_fund)
+            need = np.where(out.insurance_eligible, wf.deficit_usd, 0.0)
+            if self.fund0 > 0 and (need - wf.from_insurance_usd > _EPS_USD).any():
+                self.depleted = True
+            self.fund = max(wf.insurance_fund_after_usd, 0.0)  # float rounding of a fund paid out to zero
+            self.fund_min = min(self.fund_min, self.fund)
+            self.backstop = max(wf.backstop_after_usd, 0.0)
+            paid_ins += float(wf.from_insurance_usd.sum())
+            fees_in += float(wf.fee_income_usd.sum())
+            paid_back += float(wf.from_backstop_usd.sum())
+            deficit += float(wf.deficit_usd.sum())
+            to_adl += wf.to_adl_usd
+        self.backstop_paid += paid_back
+        deltas = {"insurance_fund_paid_usd": paid_ins, "insurance_fee_income_usd": fees_in,
+                  "backstop_paid_usd": paid_back}
+        d = deficits_by_group(self.book0, to_adl)
+        if d.sum() > _EPS_USD:
+            book = self.perp_book
+            mark = view.close[self.asset]
+            upnl = book.unrealized_pnl_usd(mark)
+            group = np.where(book.size_base > 0, self.groups, -1)
+            cap = np.maximum(upnl, 0.0)
+            if self.policy == "pro_rata":
+                adl = adl_pro_rata(d, group, cap, book.size_base)
+            else:
+                adl = adl_queue(d, group, cap, self.adapter.adl_score(book, mark), book.size_base)
+            self.perp_book = apply_adl(book, adl, mark)
+            over = float(adl.overshoot_usd.sum())
+            self.fund += over  # the queue's overshoot is credited to the insurance fund
+            deltas |= {"adl_volume_usd": float(adl.covered_usd.sum()), "adl_overshoot_usd": over,
+                       "adl_closed_notional_usd": float((adl.closed_size_base * mark).sum()),
+                       "adl_steps": 1.0, "realised_bad_debt_usd": float(adl.uncovered_usd.sum())}
+            deltas["insurance_fee_income_usd"] += over
+        return RoundResult(False, False, None, deltas)
+
+    # ------------------------------------------------------------------ horizon
+    def end_path(self, final: FinalView) -> dict[str, Any]:
+        ad, book = self.adapter, self.perp_book
+        mark = final.close[self.mark_asset]
+        eq = ad.equity_usd(book, mark)
+        open_ = book.size_base > 0
+        # one value per margin pool: an isolated row, or the first open row of a cross account
+        key = np.where(book.is_cross, book.account, book.n_accounts + np.arange(book.n_positions))
+        first = np.zeros(book.n_positions, bool)
+        idx = np.flatnonzero(open_)
+        if idx.size:
+            _, k = np.unique(key[idx], return_index=True)
+            first[idx[k]] = True
+        under = float(np.maximum(-eq[first], 0.0).sum())
+        vault = self.takeover_usd + float((self.vault_size * (mark - self.vault_px)).sum())
+        return {"unrealised_bad_debt_usd": under,
+                "insurance_fund_drawdown_usd": max(self.fund0 - self.fund_min, 0.0),
+                "insurance_fund_depleted": float(self.depleted),
+                "backstop_loss_usd": self.backstop_paid + max(-vault, 0.0),
+                "account_liquidated": self.liquidated_once}
