@@ -443,20 +443,33 @@ def work(study: optuna.Study, storage: BaseStorage, objective: Callable, *, targ
                 hold = deferred()
                 hold.__enter__()
 
-                def first_release(trial: optuna.Trial, running_trial=running_trial, hold=hold) -> Any:
+                tell: dict[str, Any] = {}
+
+                def first_release(trial: optuna.Trial, running_trial=running_trial, hold=hold, tell=tell) -> Any:
                     running_trial["n"] = trial.number
                     try:
                         trial.set_user_attr("worker", worker_id(trial.number))
                         lock.release()
                     finally:
                         hold.__exit__(None, None, None)  # a held signal is raised here: the trial is FAIL
-                    return objective(trial)
+                    try:
+                        return objective(trial)
+                    finally:
+                        # optuna records the outcome after this returns; a KeyboardInterrupt inside its
+                        # tell ends in an UnboundLocalError from optuna (its `finally` reads a name the
+                        # interrupted call never set), so signals wait until optimize has returned
+                        tell["hold"] = deferred()
+                        tell["hold"].__enter__()
 
                 try:
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        warnings.filterwarnings("ignore", message=".*GridSampler.*re-evaluating.*")
-                        study.optimize(first_release, n_trials=1, catch=(), gc_after_trial=False)
+                    try:
+                        with warnings.catch_warnings():
+                            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                            warnings.filterwarnings("ignore", message=".*GridSampler.*re-evaluating.*")
+                            study.optimize(first_release, n_trials=1, catch=(), gc_after_trial=False)
+                    finally:
+                        if "hold" in tell:  # the outcome is stored: a held signal is delivered now
+                            tell.pop("hold").__exit__(None, None, None)
                 except KeyboardInterrupt:
                     with deferred():
                         _fail_interrupted(study, storage, running_trial.get("n"))

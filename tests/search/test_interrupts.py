@@ -204,3 +204,30 @@ def test_a_killed_worker_is_reported_and_replaced_and_sigterm_stops_every_worker
     for number, rec in seen.items():
         assert after.get(number) == rec
     assert not os.path.lexists(str(journal) + ".lock")  # (resuming is the random-moment test's job)
+
+
+def test_a_signal_while_optuna_records_the_outcome_keeps_the_trial_and_is_delivered_after(tmp_path, monkeypatch):
+    """SIGINT landing inside optuna's tell (after the objective returned) used to surface as optuna's
+    UnboundLocalError ('updated_state'); now it is held until the outcome is stored, then delivered."""
+    import optuna.study._optimize as opt_mod
+
+    from optimizer.search.storage import NullLock, work
+
+    storage = StorageSpec(path=str(tmp_path / "s.journal")).open()
+    study = optuna.create_study(study_name="s", storage=storage, direction="maximize")
+    real_tell = opt_mod._tell_with_warning
+
+    def tell_with_a_signal(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while optuna stores the value
+        return real_tell(*args, **kwargs)
+
+    monkeypatch.setattr(opt_mod, "_tell_with_warning", tell_with_a_signal)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # what the CLI runs with
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            work(study, storage, lambda t: float(t.suggest_int("x", 0, 10)), target=3, lock=NullLock(),
+                 sampler_for=lambda n: optuna.samplers.RandomSampler(seed=n), param_names=("x",))
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    states = [t.state for t in study.get_trials(deepcopy=False)]
+    assert states == [TrialState.COMPLETE], "the trial whose tell was interrupted is stored, and no other ran"
