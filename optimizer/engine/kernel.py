@@ -36,6 +36,7 @@ from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quant
 from .kernel_rules import (
     KEY_TOL,
     aave_call,
+    absorb,
     account_health,
     account_key,
     counted_left,
@@ -399,26 +400,14 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         round_sales[dda] -= repay
                         col = pos_cc[kc]
                     else:  # absorb: the whole account; the absorber is paid nothing and needs no profit
-                        value = 0.0
-                        credit = 0.0
-                        bonus_usd = 0.0
-                        fee_usd = 0.0
-                        col = 0
-                        best = 0.0
-                        pc = oc[j, store_cols[j, 0]] if store_cols[j, 0] >= 0 else 0.0
+                        value, credit, bonus_usd, fee_usd, owed, kc = absorb(i, j, coff, doff, ca, c_cur, lb, da,
+                                                                             d_cur, oc, od, v_sf[j])
+                        if kc >= 0:
+                            col, pc = pos_cc[kc], oc[j, ca[kc]]
+                        else:  # nothing to seize: column 0, as argmax over an all-zero row
+                            col, pc = 0, (oc[j, store_cols[j, 0]] if store_cols[j, 0] >= 0 else 0.0)
                         for q in range(coff[i], coff[i + 1]):
-                            v = c_cur[q] * oc[j, ca[q]]
-                            penalty = v * (1.0 - lb[q])
-                            value += v
-                            credit += v * lb[q]
-                            bonus_usd += penalty * v_sf[j]
-                            fee_usd += penalty * (1.0 - v_sf[j])
-                            if c_cur[q] > best:
-                                best, col, pc = c_cur[q], pos_cc[q], oc[j, ca[q]]
                             inventory[j, ca[q]] += c_cur[q]
-                        owed = 0.0
-                        for q in range(doff[i], doff[i + 1]):
-                            owed += d_cur[q] * od[j, da[q]]
                         repaid_usd = min(credit, owed)
                         seized_usd = value
                         bad_usd = max(owed - credit, 0.0)

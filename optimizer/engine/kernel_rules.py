@@ -136,6 +136,35 @@ def aave_call(i, j, coff, doff, ca, c, lt, lb, cpaused, da, d, dpaused, pc, pd, 
 
 
 @njit(cache=True)
+def absorb(i, j, coff, doff, ca, c, lf, da, d, pc, pd, sf):
+    """Comet ``absorb`` of account ``i`` at venue ``j``'s oracle prices, every collateral leg.
+
+    Returns ``value, credit, bonus, fee, owed, leg``: the collateral value seized, the credit
+    ``Σ V·LF``, the buyers' discount ``Σ V·sf·(1 − LF)``, the reserves' share ``Σ V·(1 − sf)·(1 − LF)``,
+    the debt owed (USD) and the leg with the most tokens (the event's column; -1: none).
+    """
+    value = 0.0
+    credit = 0.0
+    bonus = 0.0
+    fee = 0.0
+    leg = -1
+    best = 0.0
+    for q in range(coff[i], coff[i + 1]):
+        v = c[q] * pc[j, ca[q]]
+        penalty = v * (1.0 - lf[q])
+        value += v
+        credit += v * lf[q]
+        bonus += penalty * sf
+        fee += penalty * (1.0 - sf)
+        if c[q] > best:
+            best, leg = c[q], q
+    owed = 0.0
+    for q in range(doff[i], doff[i + 1]):
+        owed += d[q] * pd[j, da[q]]
+    return value, credit, bonus, fee, owed, leg
+
+
+@njit(cache=True)
 def counted_left(i, coff, c, lt):
     """True when account ``i`` still holds counted (LT > 0) collateral."""
     for q in range(coff[i], coff[i + 1]):
