@@ -35,6 +35,7 @@ from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
 from .kernel_rules import (
     KEY_TOL,
+    call_pair,
     aave_call,
     absorb,
     account_health,
@@ -99,6 +100,8 @@ class KPositions(NamedTuple):
     dc: np.ndarray  # book column
     d0: np.ndarray  # tokens
     dpaused: np.ndarray
+    pair_c: np.ndarray  # (n,) the one counted collateral leg of a single-pair account (-1: several or none)
+    pair_d: np.ndarray  # (n,) its one debt leg (-1: several)
 
 
 class KVenues(NamedTuple):
@@ -191,12 +194,43 @@ def _horizon(k, i, j, rule, pos, c, d, pT, o_ubad, o_expo):
 
 
 @njit(cache=True)
+def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
+    """Account health (:func:`~optimizer.engine.kernel_rules.account_health`), one-pair accounts inline
+    (the same float operations: the other columns add exact zeros)."""
+    kc = pair_c[i]
+    kd = pair_d[i]
+    if kc >= 0 and kd >= 0:
+        debt = d[kd] * pd[j, da[kd]]
+        if not debt > 0.0:
+            return np.inf
+        return ((c[kc] * pc[j, ca[kc]]) * lt[kc]) / debt
+    return account_health(i, j, coff, doff, ca, c, lt, da, d, pc, pd)
+
+
+@njit(cache=True)
+def _head(g, j, th, ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c, pair_d, coff, doff, ca,
+          c, lt, da, d, oc, od):
+    """The next account of single-pair group ``g`` (pointer or heap, the larger key) and its health."""
+    p = ptr[g]
+    ks = gkey[p] if p < goff[g + 1] else -1.0
+    kh = hkey[goff[g]] if hsize[g] > 0 else -1.0
+    if not (ks > th or kh > th):
+        head_i[g] = -1
+        return
+    from_heap = kh > ks
+    i = hpos[goff[g]] if from_heap else p
+    head_i[g] = i
+    head_heap[g] = from_heap
+    head_hf[g] = _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, oc, od)
+
+
+@njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf, cand_row,
               hist, low_hist, high_hist):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
-    c0, d0, cpaused, dpaused = pos.c0, pos.d0, pos.cpaused, pos.dpaused
+    c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
     pos_venue, pos_row, pos_cc = pos.venue, pos.row, pos.cc
     grp_venue, vgoff, goff, gkey = grp.venue, grp.venue_off, grp.off, grp.key
     gc_off, gc, gd_off, gd = grp.gc_off, grp.gc, grp.gd_off, grp.gd
@@ -251,6 +285,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     mkt_high = np.empty(n_assets)
     round_sales = np.empty(n_assets)
     calls_left = np.empty(n_venues, np.int64)
+    gexact = np.empty(n_groups, np.bool_)  # one counted collateral asset, one debt asset: health ~ 1 / key
+    for g in range(n_groups):
+        gexact[g] = gc_off[g + 1] - gc_off[g] == 1 and gd_off[g + 1] - gd_off[g] == 1
+    act = np.empty(n_groups, np.int64)
+    head_i = np.full(n_groups, -1, np.int64)
+    head_hf = np.empty(n_groups)
+    head_heap = np.zeros(n_groups, np.bool_)
 
     for t in range(1, T + 1):
         for a in range(n_assets):
@@ -300,10 +341,22 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             for j in range(n_venues):
                 if calls_left[j] <= 0:
                     continue
-                # ---- the venue's candidates, in one batch: every account whose key passes its group's ratio
+                # ---- the venue's candidates as sorted streams, merged by (health, row) while calls remain.
+                # Single-pair groups: health is monotone in the key, so each group's stream is its pointer
+                # and heap in key order and only its head is examined (O(calls + groups), however long the
+                # queue behind the cap). Multi-asset groups: every account whose key passes the group's
+                # ratio, confirmed with the exact health and sorted (the bound is not an order).
                 n_c = 0
+                n_act = 0
                 for g in range(vgoff[j], vgoff[j + 1]):
                     th = thr[g]
+                    if gexact[g]:
+                        _head(g, j, th, ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c,
+                              pair_d, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
+                        if head_i[g] >= 0:
+                            act[n_act] = g
+                            n_act += 1
+                        continue
                     p = ptr[g]
                     end = goff[g + 1]
                     while p < end and gkey[p] > th:
@@ -328,23 +381,58 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     else:  # within the bound but not liquidatable: back after the round
                         back[n_back] = i
                         n_back += 1
-                if n_ok == 0:
+                if n_ok == 0 and n_act == 0:
                     continue
-                # Liquidators work down the list by (health, row) while calls remain; order matters only
-                # when the cap binds (every call of a round sees the round's starting prices and pools).
-                sort = n_ok > calls_left[j]
-                perm = order_by_health(cand_hf, cand_row, n_ok) if sort else np.arange(n_ok)
-                for qq in range(n_ok):
-                    i = cand[perm[qq]]
-                    hf = cand_hf[perm[qq]]
-                    if calls_left[j] <= 0:  # not reached this step (the cap): candidates again next round/step
-                        back[n_back] = i
-                        n_back += 1
-                        continue
+                perm = order_by_health(cand_hf, cand_row, n_ok)
+                m_ptr = 0
+                while calls_left[j] > 0:
+                    best_g = -1
+                    best_hf = np.inf
+                    best_row = 0
+                    for q in range(n_act):
+                        g = act[q]
+                        if head_i[g] < 0:
+                            continue
+                        hg = head_hf[g]
+                        if best_g < 0 or hg < best_hf or (hg == best_hf and pos_row[head_i[g]] < best_row):
+                            best_g, best_hf, best_row = g, hg, pos_row[head_i[g]]
+                    if m_ptr < n_ok and (best_g < 0 or cand_hf[perm[m_ptr]] < best_hf or (
+                            cand_hf[perm[m_ptr]] == best_hf and cand_row[perm[m_ptr]] < best_row)):
+                        i = cand[perm[m_ptr]]
+                        hf = cand_hf[perm[m_ptr]]
+                        m_ptr += 1
+                    elif best_g >= 0:
+                        g = best_g
+                        i = head_i[g]
+                        hf = head_hf[g]
+                        if head_heap[g]:
+                            _, hsize[g] = heap_pop(hkey, hpos, goff[g], hsize[g])
+                        else:
+                            ptr[g] += 1
+                        _head(g, j, thr[g], ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c,
+                              pair_d, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
+                        if not hf < 1.0 or (delay > 0 and not _hf(i, j, pair_c, pair_d, coff, doff, ca, c_cur, lt,
+                                                                  da, d_cur, pc_past, pd_past) < 1.0):
+                            back[n_back] = i  # within the key tolerance but not liquidatable: back after the round
+                            n_back += 1
+                            continue
+                    else:
+                        break
                     if rule[j] == RULE_CLOSE_FACTOR_CALL:
-                        ok, kc, kd, repay, seize = aave_call(i, j, coff, doff, ca, c_cur, lt, lb, cpaused, da, d_cur,
-                                                             dpaused, oc, od, hf, v_cf[j], v_cf_hf[j], v_min_base[j],
-                                                             v_floor[j])
+                        kc = pair_c[i]
+                        kd = pair_d[i]
+                        if kc >= 0 and kd >= 0:  # one pair: the liquidator's choice is made
+                            if c_cur[kc] > 0.0 and d_cur[kd] > 0.0 and not (cpaused[kc] or dpaused[kd]):
+                                pdv = od[j, da[kd]]
+                                ok, kc, kd, repay, seize = call_pair(
+                                    c_cur[kc], d_cur[kd], oc[j, ca[kc]], pdv, lb[kc], hf, d_cur[kd] * pdv, v_cf[j],
+                                    v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
+                            else:
+                                ok, repay, seize = False, 0.0, 0.0
+                        else:
+                            ok, kc, kd, repay, seize = aave_call(i, j, coff, doff, ca, c_cur, lt, lb, cpaused, da,
+                                                                 d_cur, dpaused, oc, od, hf, v_cf[j], v_cf_hf[j],
+                                                                 v_min_base[j], v_floor[j])
                         if not ok:  # refused (no pair, paused, dust): not again this step
                             pend[n_pend] = i
                             n_pend += 1
@@ -451,6 +539,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     if left:  # survived (partial): may go again next round
                         back[n_back] = i
                         n_back += 1
+                for q in range(m_ptr, n_ok):  # not reached this step (the cap): candidates again later
+                    back[n_back] = cand[perm[q]]
+                    n_back += 1
             # ---- storefronts (absorb rule): buyers take inventory while reserves < target and it pays
             for j in range(n_venues):
                 if rule[j] != RULE_ABSORB or reserves[j] >= v_target[j]:

@@ -86,7 +86,9 @@ def repay_and_seize(dtc, c, pc, pd, lb):
 
 
 @njit(cache=True)
-def _call_pair(cq, dq, p_c, p_d, lb, hf, total_debt, close_factor, cf_hf, min_base, floor, kc, kd):
+def call_pair(cq, dq, p_c, p_d, lb, hf, total_debt, close_factor, cf_hf, min_base, floor, kc, kd):
+    """The call on a chosen collateral ``kc`` / debt ``kd`` (amounts, oracle prices, bonus), the account's
+    health and total debt (USD): close factor, bonus, dust rule or the largest dust-free call."""
     coll_val = cq * p_c
     debt_val = dq * p_d
     partial = coll_val >= min_base and debt_val >= min_base and hf > cf_hf
@@ -131,7 +133,7 @@ def aave_call(i, j, coff, doff, ca, c, lt, lb, cpaused, da, d, dpaused, pc, pd, 
         return False, kc, kd, 0.0, 0.0
     if cpaused[kc] or dpaused[kd]:
         return False, kc, kd, 0.0, 0.0
-    return _call_pair(c[kc], d[kd], pc[j, ca[kc]], pd[j, da[kd]], lb[kc], hf, total_debt, close_factor, cf_hf,
+    return call_pair(c[kc], d[kd], pc[j, ca[kc]], pd[j, da[kd]], lb[kc], hf, total_debt, close_factor, cf_hf,
                       min_base, floor, kc, kd)
 
 
@@ -167,7 +169,7 @@ def absorb(i, j, coff, doff, ca, c, lf, da, d, pc, pd, sf):
 @njit(cache=True)
 def counted_left(i, coff, c, lt):
     """True when account ``i`` still holds counted (LT > 0) collateral."""
-    for q in range(coff[i], coff[i + 1]):
+    for q in range(coff[i], coff[i + 1]):  # noqa: SIM110 - a numba loop, not a generator
         if c[q] * (1.0 if lt[q] > 0.0 else 0.0) != 0.0:
             return True
     return False

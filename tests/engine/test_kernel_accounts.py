@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from optimizer.engine import bind, prepare
-from optimizer.engine.kernel_rules import absorb, aave_call, account_health, account_key, group_ratio
+from optimizer.engine.kernel_rules import aave_call, absorb, account_health, account_key, group_ratio
 from optimizer.engine.reference import run_reference
 from optimizer.engine.simulate import build_kernel_inputs, kernel_unsupported_reason, run_kernel
 from optimizer.scenario.config import load_scenario
