@@ -193,7 +193,7 @@ def _horizon(k, i, j, rule, pos, c, d, pT, o_ubad, o_expo):
             o_expo[k, j] += exposure
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
     """Account health (:func:`~optimizer.engine.kernel_rules.account_health`), one-pair accounts inline
     (the same float operations: the other columns add exact zeros)."""
@@ -207,7 +207,7 @@ def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
     return account_health(i, j, coff, doff, ca, c, lt, da, d, pc, pd)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _head(g, j, th, ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c, pair_d, coff, doff, ca,
           c, lt, da, d, oc, od):
     """The next account of single-pair group ``g`` (pointer or heap, the larger key) and its health."""
@@ -261,18 +261,22 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         hist[0, a] = close[path, 0, a]
         low_hist[0, a] = close[path, 0, a]
         high_hist[0, a] = close[path, 0, a]
-    # Path bounds for pruning accounts that can never be profitable to liquidate.
-    max_px = np.empty(n_assets)
+    # Path bounds for pruning accounts that can never be profitable to liquidate: the highest debt price
+    # and the cheapest gas from each step to the horizon.
+    max_px = np.empty((T + 2, n_assets))  # max_px[t, a]: highest bar high of asset a over steps t..T
     for a in range(n_assets):
-        mx = high[path, 0, a]
-        for t in range(1, T + 1):
-            mx = max(mx, high[path, t, a])
-        max_px[a] = mx
+        max_px[T + 1, a] = 0.0
+        for t in range(T, -1, -1):
+            max_px[t, a] = max(max_px[t + 1, a], high[path, t, a])
     gas_step_usd = np.zeros(T + 1)  # one liquidation call's gas in USD at each step
     if m.gas_token >= 0:
         for t in range(1, T + 1):
             gas_step_usd[t] = m.gas_usd_per_call * m.gas_gwei[t] * 1e-9 * close[path, t, m.gas_token]
-    gas_min = gas_step_usd[1:].min()
+    gas_min = np.empty(T + 2)  # gas_min[t]: cheapest gas over steps t..T
+    gas_min[T + 1] = np.inf
+    for t in range(T, 0, -1):
+        gas_min[t] = min(gas_min[t + 1], gas_step_usd[t])
+    gas_min[0] = gas_min[1]
     first_step = -1
     last_step = -1
     oc = np.empty((n_venues, n_assets))  # each venue's oracle: collateral side, debt side
@@ -456,20 +460,21 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             profit -= purchase_usd(liq, dda, sold[dda], repay, high[path, t, dda]) - repay * pdx
                         if not profit >= 0.0:
                             # With no oracle lag slippage is >= 0 (and with debt markets of infinite depth the
-                            # debt price is the bar's high), so the bonus on the whole debt at the path's
-                            # highest debt prices bounds every future profit: below the path's cheapest gas
-                            # the account can never be liquidated and is dropped instead of re-examined.
+                            # debt price is the bar's high), so the bonus on the whole debt at the highest debt
+                            # prices of the rest of the path bounds every future profit: below the rest of the
+                            # path's cheapest gas the account can never be liquidated and is dropped instead of
+                            # re-examined every step.
                             drop = lag[j] == 0
                             debt_hi = 0.0
                             for q in range(doff[i], doff[i + 1]):
-                                debt_hi += d_cur[q] * max_px[da[q]]
+                                debt_hi += d_cur[q] * max_px[t + 1, da[q]]
                                 if liq[da[q], 0] >= 0:
                                     drop = False
                             mb = 0.0
                             for q in range(coff[i], coff[i + 1]):
                                 if lt[q] > 0.0:
                                     mb = max(mb, (lb[q] - 1.0) * (1.0 - fee[q]))
-                            if not (drop and debt_hi * mb - gas_min - min_profit < 0.0):
+                            if not (drop and debt_hi * mb - gas_min[t + 1] - min_profit < 0.0):
                                 pend[n_pend] = i
                                 n_pend += 1
                             continue
@@ -618,7 +623,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         liq_once[i] = False
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _mark(i, touched_flag, touched_list, tl_n):
     """Remember that account i's scratch state changed this path (reset at the end)."""
     if touched_flag[i]:

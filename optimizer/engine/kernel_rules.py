@@ -25,7 +25,7 @@ from numba import njit
 KEY_TOL = 1e-12  # keys are a pre-filter; the exact health check decides
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def account_health(i, j, coff, doff, ca, c, lt, da, d, pc, pd):
     """Health of account ``i`` at venue ``j``'s oracle prices: Σ (c·P)·LT / Σ d·P (+inf without debt)."""
     w = 0.0
@@ -39,7 +39,7 @@ def account_health(i, j, coff, doff, ca, c, lt, da, d, pc, pd):
     return w / debt
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def account_key(i, coff, doff, ca, c, lt, da, d, p0):
     """Sort key of account ``i``: 1 / health at the initial prices (-1: no debt, never liquidatable).
 
@@ -60,7 +60,7 @@ def account_key(i, coff, doff, ca, c, lt, da, d, p0):
     return debt / w
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def group_ratio(g, j, gc_off, gc, gd_off, gd, pc, pd, p0):
     """min over the group's collateral assets of P/P0 over max over its debt assets of P/P0."""
     lo = np.inf
@@ -76,7 +76,7 @@ def group_ratio(g, j, gc_off, gc, gd_off, gd, pc, pd, p0):
     return lo / hi
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def repay_and_seize(dtc, c, pc, pd, lb):
     """_calculateAvailableCollateralToLiquidate: seize = repay·P_d/P_c·LB, capped at the balance."""
     max_seize = dtc * pd / pc * lb
@@ -85,7 +85,7 @@ def repay_and_seize(dtc, c, pc, pd, lb):
     return dtc, max_seize
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def call_pair(cq, dq, p_c, p_d, lb, hf, total_debt, close_factor, cf_hf, min_base, floor, kc, kd):
     """The call on a chosen collateral ``kc`` / debt ``kd`` (amounts, oracle prices, bonus), the account's
     health and total debt (USD): close factor, bonus, dust rule or the largest dust-free call."""
@@ -166,7 +166,7 @@ def absorb(i, j, coff, doff, ca, c, lf, da, d, pc, pd, sf):
     return value, credit, bonus, fee, owed, leg
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def counted_left(i, coff, c, lt):
     """True when account ``i`` still holds counted (LT > 0) collateral."""
     for q in range(coff[i], coff[i + 1]):  # noqa: SIM110 - a numba loop, not a generator
@@ -180,7 +180,7 @@ def counted_left(i, coff, c, lt):
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def heap_push(hkey, hpos, base, size, key, pos):
     i = size
     hkey[base + i] = key
@@ -195,7 +195,7 @@ def heap_push(hkey, hpos, base, size, key, pos):
     return size + 1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def heap_pop(hkey, hpos, base, size):
     pos = hpos[base]
     size -= 1
