@@ -35,11 +35,11 @@ from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
 from .kernel_rules import (
     KEY_TOL,
-    call_pair,
     aave_call,
     absorb,
     account_health,
     account_key,
+    call_pair,
     counted_left,
     group_ratio,
     heap_pop,
