@@ -209,7 +209,9 @@ def bench_workload(name: str, path: Path, args, k_ref: int) -> tuple[dict, list[
     proto = sc.protocols[0].adapter
     key, value = candidate_param(prep, proto)
     log(f"[{name}] evaluate() one candidate ({proto}: {key} = {value}) ...")
-    import optimizer.engine.simulate as _sim
+    import importlib
+
+    _sim = importlib.import_module("optimizer.engine.simulate")  # the package exports a function of that name
 
     spent_in_kernel: list[float] = []
     orig_paths = _sim.run_paths
