@@ -44,6 +44,7 @@ from .kernel_rules import (
     group_ratio,
     heap_pop,
     heap_push,
+    lot_ratios,
     order_by_health,
 )
 
@@ -57,6 +58,10 @@ RULE_ABSORB = 1
 RULES = (RULE_CLOSE_FACTOR_CALL, RULE_ABSORB)
 #: per-venue constants a KernelSpec may give (absent ones are 0; ``target`` defaults to +inf)
 VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target")
+#: parking lots per multi-asset group (accounts examined and found healthy wait in a lot keyed against the
+#: prices they were examined at); a lot whose reference drifted by more than LOT_SLACK gets a fresh one
+N_LOTS = 4
+LOT_SLACK = 0.005
 
 __all__ = ["KEY_TOL", "RULES", "RULE_ABSORB", "RULE_CLOSE_FACTOR_CALL", "VENUE_CONSTANTS", "KGroups", "KLiquidators",
            "KMarket", "KOut", "KPositions", "KVenues", "run_paths"]
@@ -225,9 +230,37 @@ def _head(g, j, th, ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_he
 
 
 @njit(cache=True)
+def _park(i, g, j, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od, n, lkey, lpos, lsize, lot_cur,
+          lot_rc, lot_rd, n_assets, goff):
+    """Put account ``i`` of multi-asset group ``g`` in the group's current parking lot (see :data:`N_LOTS`)."""
+    h = account_health(i, j, coff, doff, ca, c, lt, da, d, oc, od)
+    if h == np.inf:  # no debt left: never liquidatable
+        return
+    n_lots = lsize.shape[1]
+    cur = lot_cur[g]
+    up = 0.0
+    if cur >= 0 and lsize[g, cur] > 0:
+        _, up = lot_ratios(g, j, cur, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
+    if cur < 0 or lsize[g, cur] == 0 or up > 1.0 + LOT_SLACK:
+        fresh = -1
+        for lt_ in range(n_lots):
+            if lsize[g, lt_] == 0 and (fresh < 0 or lt_ == cur):
+                fresh = lt_
+        if fresh >= 0:  # a lot referenced to the prices now
+            cur = fresh
+            lot_cur[g] = cur
+            for a in range(n_assets):
+                lot_rc[g, cur, a] = oc[j, a]
+                lot_rd[g, cur, a] = od[j, a]
+            up = 1.0
+    key = up / h if h > 0.0 else np.inf
+    lsize[g, cur] = heap_push(lkey, lpos, cur * n + goff[g], lsize[g, cur], key, i)
+
+
+@njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf, cand_row,
-              hist, low_hist, high_hist):
+              hist, low_hist, high_hist, lkey, lpos):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -293,6 +326,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     for g in range(n_groups):
         gexact[g] = gc_off[g + 1] - gc_off[g] == 1 and gd_off[g + 1] - gd_off[g] == 1
     act = np.empty(n_groups, np.int64)
+    n_acc = pos.venue.shape[0]
+    lsize = np.zeros((n_groups, N_LOTS), np.int64)
+    lot_cur = np.full(n_groups, -1, np.int64)
+    lot_rc = np.ones((n_groups, N_LOTS, n_assets))
+    lot_rd = np.ones((n_groups, N_LOTS, n_assets))
     head_i = np.full(n_groups, -1, np.int64)
     head_hf = np.empty(n_groups)
     head_heap = np.zeros(n_groups, np.bool_)
@@ -372,6 +410,16 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         i, hsize[g] = heap_pop(hkey, hpos, goff[g], hsize[g])
                         cand[n_c] = i
                         n_c += 1
+                    for lot in range(N_LOTS):  # parked accounts whose prices moved against them enough
+                        if lsize[g, lot] == 0:
+                            continue
+                        worst, _ = lot_ratios(g, j, lot, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
+                        lth = worst * (1.0 - KEY_TOL)
+                        base = lot * n_acc + goff[g]
+                        while lsize[g, lot] > 0 and lkey[base] > lth:
+                            i, lsize[g, lot] = heap_pop(lkey, lpos, base, lsize[g, lot])
+                            cand[n_c] = i
+                            n_c += 1
                 n_ok = 0
                 for q in range(n_c):
                     i = cand[q]
@@ -568,12 +616,29 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             for q in range(n_back):
                 i = back[q]
                 g = pos.group[i]
-                hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g],
-                                     account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0), i)
+                if gexact[g]:
+                    hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g],
+                                         account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0), i)
+                else:
+                    _park(i, g, grp_venue[g], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur, oc, od,
+                          n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff)
             if not executed_any:
                 break
             for a in range(n_assets):
                 sold[a] += round_sales[a]
+        # multi-asset accounts that waited (refused, unprofitable) are parked at the step's last prices, so
+        # they come back from the next step on; single-pair ones rejoin their heap at the next step's start
+        keep = 0
+        for q in range(n_pend):
+            i = pend[q]
+            g = pos.group[i]
+            if gexact[g]:
+                pend[keep] = i
+                keep += 1
+            else:
+                _park(i, g, grp_venue[g], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur, oc, od,
+                      n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff)
+        n_pend = keep
         for a in range(n_assets):
             f = impact_factor(liq, a, sold[a])
             hist[t, a] = close[path, t, a] * f
@@ -660,7 +725,9 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
         hist = np.empty((T + 1, n_assets))
         low_hist = np.empty((T + 1, n_assets))
         high_hist = np.empty((T + 1, n_assets))
+        lkey = np.empty(N_LOTS * n)
+        lpos = np.empty(N_LOTS * n, np.int64)
         for path in range(ch, n_paths, n_chunks):
             _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
                       c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf,
-                      cand_row, hist, low_hist, high_hist)
+                      cand_row, hist, low_hist, high_hist, lkey, lpos)

@@ -77,6 +77,34 @@ def group_ratio(g, j, gc_off, gc, gd_off, gd, pc, pd, p0):
 
 
 @njit(cache=True, inline="always")
+def lot_ratios(g, j, l, gc_off, gc, gd_off, gd, pc, pd, refc, refd):
+    """A parking lot's ratios now against its reference prices ``refc/refd[g, l]``: the worst move
+    ``min_coll (P/R) / max_debt (P/R)`` and the best ``max_coll (P/R) / min_debt (P/R)``.
+
+    An account parked with health ``h`` at prices P has health at later prices P' at least
+    ``h · worst(P') / best(P)``, so it can be liquidatable only while ``worst(P') < best(P) / h``.
+    """
+    lo = np.inf
+    up = 0.0
+    for q in range(gc_off[g], gc_off[g + 1]):
+        a = gc[q]
+        r = pc[j, a] / refc[g, l, a]
+        lo = min(lo, r)
+        up = max(up, r)
+    if gc_off[g + 1] == gc_off[g]:
+        lo = 0.0
+        up = 1.0
+    hi = 0.0
+    dn = np.inf
+    for q in range(gd_off[g], gd_off[g + 1]):
+        b = gd[q]
+        r = pd[j, b] / refd[g, l, b]
+        hi = max(hi, r)
+        dn = min(dn, r)
+    return lo / hi, up / dn
+
+
+@njit(cache=True, inline="always")
 def repay_and_seize(dtc, c, pc, pd, lb):
     """_calculateAvailableCollateralToLiquidate: seize = repay·P_d/P_c·LB, capped at the balance."""
     max_seize = dtc * pd / pc * lb
