@@ -305,6 +305,12 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     if m.gas_token >= 0:
         for t in range(1, T + 1):
             gas_step_usd[t] = m.gas_usd_per_call * m.gas_gwei[t] * 1e-9 * close[path, t, m.gas_token]
+    # the highest impact factor a pool can reach: every debt token of the books bought back at once
+    f_cap = np.zeros(n_assets)
+    for q in range(d0.shape[0]):
+        f_cap[da[q]] += d0[q]
+    for a in range(n_assets):
+        f_cap[a] = max(impact_factor(liq, a, -f_cap[a]), 1.0)
     gas_min = np.empty(T + 2)  # gas_min[t]: cheapest gas over steps t..T
     gas_min[T + 1] = np.inf
     for t in range(T, 0, -1):
@@ -507,17 +513,16 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         if repay != 0.0:  # the liquidator buys the debt it repays
                             profit -= purchase_usd(liq, dda, sold[dda], repay, high[path, t, dda]) - repay * pdx
                         if not profit >= 0.0:
-                            # With no oracle lag slippage is >= 0 (and with debt markets of infinite depth the
-                            # debt price is the bar's high), so the bonus on the whole debt at the highest debt
-                            # prices of the rest of the path bounds every future profit: below the rest of the
-                            # path's cheapest gas the account can never be liquidated and is dropped instead of
-                            # re-examined every step.
+                            # With no oracle lag the sale's slippage and the purchase's cost above the oracle
+                            # are >= 0, and the debt's market price is at most its bar high times the impact of
+                            # buying back every debt token of the books (f_cap), so the bonus on the whole debt
+                            # at the rest of the path's highest debt prices bounds every future profit: below the
+                            # rest of the path's cheapest gas the account can never be liquidated and is dropped
+                            # instead of re-examined every step.
                             drop = lag[j] == 0
                             debt_hi = 0.0
                             for q in range(doff[i], doff[i + 1]):
-                                debt_hi += d_cur[q] * max_px[t + 1, da[q]]
-                                if liq[da[q], 0] >= 0:
-                                    drop = False
+                                debt_hi += d_cur[q] * max_px[t + 1, da[q]] * f_cap[da[q]]
                             mb = 0.0
                             for q in range(coff[i], coff[i + 1]):
                                 if lt[q] > 0.0:

@@ -77,8 +77,8 @@ def group_ratio(g, j, gc_off, gc, gd_off, gd, pc, pd, p0):
 
 
 @njit(cache=True, inline="always")
-def lot_ratios(g, j, l, gc_off, gc, gd_off, gd, pc, pd, refc, refd):
-    """A parking lot's ratios now against its reference prices ``refc/refd[g, l]``: the worst move
+def lot_ratios(g, j, lot, gc_off, gc, gd_off, gd, pc, pd, refc, refd):
+    """A parking lot's ratios now against its reference prices ``refc/refd[g, lot]``: the worst move
     ``min_coll (P/R) / max_debt (P/R)`` and the best ``max_coll (P/R) / min_debt (P/R)``.
 
     An account parked with health ``h`` at prices P has health at later prices P' at least
@@ -88,7 +88,7 @@ def lot_ratios(g, j, l, gc_off, gc, gd_off, gd, pc, pd, refc, refd):
     up = 0.0
     for q in range(gc_off[g], gc_off[g + 1]):
         a = gc[q]
-        r = pc[j, a] / refc[g, l, a]
+        r = pc[j, a] / refc[g, lot, a]
         lo = min(lo, r)
         up = max(up, r)
     if gc_off[g + 1] == gc_off[g]:
@@ -98,7 +98,7 @@ def lot_ratios(g, j, l, gc_off, gc, gd_off, gd, pc, pd, refc, refd):
     dn = np.inf
     for q in range(gd_off[g], gd_off[g + 1]):
         b = gd[q]
-        r = pd[j, b] / refd[g, l, b]
+        r = pd[j, b] / refd[g, lot, b]
         hi = max(hi, r)
         dn = min(dn, r)
     return lo / hi, up / dn
