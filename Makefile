@@ -25,7 +25,7 @@ demo: install
 	$(BIN)/cascade demo
 
 test: install
-	cd tests && ../$(BIN)/python -m pytest
+	cd tests && ../$(BIN)/python -m pytest -n auto
 
 bench: install
 	$(BIN)/python benchmarks/run.py

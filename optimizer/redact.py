@@ -11,7 +11,8 @@ Every message, report, manifest and log line that may contain a URL goes through
   the fragment;
 - path segments that look like API keys (RPC providers put the key in the path:
   ``/v3/<32 hex>``, ``/v2/<key>``): a segment of 20 or more characters of letters, digits, ``-`` or
-  ``_`` that mixes letters and digits.
+  ``_`` that mixes letters and digits, and any segment of 8 or more such characters right after a
+  version segment (``/v2/<key>``, ``/v3/<key>``: Alchemy, Infura).
 
 Redacted values become ``***``; the rest of the URL is kept so a user can still tell which host and
 database a message is about.
@@ -32,11 +33,18 @@ SECRET_QUERY_KEYS = frozenset({
 
 _URL = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^\s'\"<>()\[\]{}]+")
 _KEYLIKE = re.compile(r"^[A-Za-z0-9_\-]{20,}$")
+_SHORT_KEY = re.compile(r"^[A-Za-z0-9_\-]{8,}$")
+_VERSION = re.compile(r"^v[0-9]+$", re.IGNORECASE)
 
 
 def _keylike(segment: str) -> bool:
     s = unquote(segment)
     return bool(_KEYLIKE.match(s)) and any(c.isdigit() for c in s) and any(c.isalpha() for c in s)
+
+
+def _after_version(segs: list[str], i: int) -> bool:
+    """``segs[i]`` is an 8+ character key-like segment right after ``v2``/``v3``/... (an RPC key's place)."""
+    return i > 0 and bool(_VERSION.match(segs[i - 1])) and bool(_SHORT_KEY.match(unquote(segs[i])))
 
 
 def _secret_key(k: str) -> bool:
@@ -69,7 +77,8 @@ def redact_url(url: str) -> str:
         user, colon, _pw = userinfo.partition(":")
         authority = f"{user}:{MASK}@{host}" if colon else (f"{MASK}@{host}" if _keylike(user) else authority)
     if path:
-        path = "/".join(MASK if _keylike(seg) else seg for seg in path.split("/"))
+        segs = path.split("/")
+        path = "/".join(MASK if _keylike(seg) or _after_version(segs, i) else seg for i, seg in enumerate(segs))
     out = f"{scheme}://{authority}{path}"
     if qsep:
         out += "?" + _redact_pairs(query)
@@ -112,7 +121,8 @@ def url_secrets(url: str | None) -> tuple[str, ...]:
             k, eq, v = pair.partition("=")
             if eq and v and _secret_key(k):
                 out.append(v)
-    out += [seg for seg in path.split("/") if seg and _keylike(seg)]
+    segs = path.split("/")
+    out += [seg for i, seg in enumerate(segs) if seg and (_keylike(seg) or _after_version(segs, i))]
     return tuple(dict.fromkeys(x for s in out for x in (s, unquote(s)) if x))
 
 

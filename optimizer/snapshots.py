@@ -15,17 +15,9 @@ from protocols import ADAPTERS, Adapter, InvalidParameters, SnapshotError
 
 from .errors import InputError
 
-DEFAULT_SNAPSHOTS: dict[str, str] = {
-    "aave_v2": "protocols/aave_v2_ethereum_2021-05-19.json",
-    "aave_v3": "protocols/aave_v3_ethereum_core.json",
-    "compound_v3": "protocols/compound_v3_usdc_mainnet.json",
-    "maker": "protocols/maker_ilks.json",
-    "maker_liq12": "protocols/maker_liq12_eth_a_2020-03-12.json",
-    "dydx_v4": "protocols/dydx_v4.json",
-    "hyperliquid": "protocols/hyperliquid.json",
-    "binance_usdm": "protocols/binance_usdm.json",
-    "gmx_v2": "protocols/gmx_v2.json",
-}
+# adapter name -> its bundled snapshot under data/ (each adapter class states its own file)
+DEFAULT_SNAPSHOTS: dict[str, str] = {name: cls.bundled_snapshot for name, cls in ADAPTERS.items()
+                                     if cls.bundled_snapshot}
 
 
 def data_dir() -> Path:

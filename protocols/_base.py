@@ -339,6 +339,8 @@ class VenueAdapter(abc.ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     family: ClassVar[str]
+    #: the snapshot shipped for this adapter, relative to the bundled data folder ("": none)
+    bundled_snapshot: ClassVar[str] = ""
     #: parameter fields (the part after ``<asset>.``) a search tunes when a scenario names none
     default_search_fields: ClassVar[tuple[str, ...]] = ()
     #: per field, the largest change per update a risk steward may make: ``(value, relative)``,

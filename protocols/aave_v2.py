@@ -86,6 +86,7 @@ class AaveV2(Adapter):
     """
 
     name = "aave_v2"
+    bundled_snapshot = "protocols/aave_v2_ethereum_2021-05-19.json"
     title = "Aave v2 Ethereum"
     default_search_fields = ("ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps")
     default_steward_limits = MappingProxyType({"ltv_bps": (500.0, False), "liquidation_threshold_bps": (500.0, False),

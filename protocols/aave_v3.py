@@ -77,6 +77,7 @@ class AaveV3(Adapter):
     """
 
     name = "aave_v3"
+    bundled_snapshot = "protocols/aave_v3_ethereum_core.json"
     title = "Aave v3 Ethereum Core"
     default_search_fields = ("ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps")
     # Aave risk stewards' largest change per update (bps)

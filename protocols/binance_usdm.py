@@ -66,6 +66,7 @@ class BinanceUsdm(PerpAdapter):
     """
 
     name = "binance_usdm"
+    bundled_snapshot = "protocols/binance_usdm.json"
     title = "Binance USDⓈ-M perpetual futures"
 
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:

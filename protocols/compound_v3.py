@@ -88,6 +88,7 @@ class CompoundV3(Adapter):
     """
 
     name = "compound_v3"
+    bundled_snapshot = "protocols/compound_v3_usdc_mainnet.json"
     title = "Compound v3 (Comet) cUSDCv3"
     default_search_fields = ("borrow_collateral_factor", "liquidate_collateral_factor", "liquidation_factor")
     default_steward_limits = MappingProxyType({"borrow_collateral_factor": (0.05, False), "liquidate_collateral_factor": (0.05, False),

@@ -80,6 +80,7 @@ class DydxV4(PerpAdapter):
     """
 
     name = "dydx_v4"
+    bundled_snapshot = "protocols/dydx_v4.json"
     title = "dYdX v4 (dYdX Chain) perpetuals"
 
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:

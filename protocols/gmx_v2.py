@@ -111,6 +111,7 @@ class GmxV2(PerpAdapter):
     """
 
     name = "gmx_v2"
+    bundled_snapshot = "protocols/gmx_v2.json"
     title = "GMX v2 (synthetics) perpetuals, Arbitrum"
     liquidation_flow_destination = "pool"
     fee_recipient = "pool"

@@ -59,6 +59,7 @@ class Hyperliquid(PerpAdapter):
     """
 
     name = "hyperliquid"
+    bundled_snapshot = "protocols/hyperliquid.json"
     title = "Hyperliquid perpetuals"
     fee_recipient = "none"
 

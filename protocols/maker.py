@@ -594,6 +594,7 @@ class Maker(Adapter):
     """
 
     name = "maker"
+    bundled_snapshot = "protocols/maker_ilks.json"
     title = "Maker/Sky Liquidations 2.0"
     default_search_fields = ("mat", "chop")
     default_steward_limits = MappingProxyType({"mat": (0.05, False), "chop": (0.02, False)})

@@ -242,6 +242,7 @@ class MakerLiq12(Adapter):
     """
 
     name = "maker_liq12"
+    bundled_snapshot = "protocols/maker_liq12_eth_a_2020-03-12.json"
     title = "Maker Liquidations 1.x (Cat + Flipper English auctions)"
     default_search_fields = ("mat", "chop")
     default_steward_limits = MappingProxyType({"mat": (0.05, False), "chop": (0.02, False)})

@@ -76,3 +76,12 @@ def test_cascade_optimize_never_prints_a_storage_password(tmp_path, url):
                              cwd=tmp_path)
     assert res.returncode == 2 and "--storage" in res.stderr, res.stderr
     assert SECRET not in res.stderr + res.stdout and "S3c@" not in res.stderr
+
+
+@pytest.mark.parametrize("url, key", [
+    ("https://eth-mainnet.g.alchemy.com/v2/AbCdEfghijklmnop", "AbCdEfghijklmnop"),  # letters only, after /v2/
+    ("https://mainnet.infura.io/v3/0123456789abcdef", "0123456789abcdef"),  # shorter than 20, after /v3/
+])
+def test_a_key_right_after_a_version_segment_is_masked_whatever_its_length(url, key):
+    assert key not in redact_url(url) and redact_url(url).endswith("/***")
+    assert key not in redact_text(f"cannot reach {url}: timeout")

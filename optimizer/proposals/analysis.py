@@ -156,7 +156,10 @@ class ProposalResult:
 
     def json_diff(self) -> dict[str, Any]:
         """The raw diff, as Aave's diff reports show it: ``{section: {target: {parameter: {from, to}}}}``."""
-        section = {"aave_v3": "reserves", "compound_v3": "assets", "maker": "ilks"}.get(self.spec.adapter, "assets")
+        from .vocabulary import VOCABULARY
+
+        venue = VOCABULARY.get(self.spec.adapter)
+        section = venue.diff_section if venue is not None else "assets"
         out: dict[str, Any] = {}
         for rc in self.changes:
             sec = "market" if not rc.target else "eModes" if rc.target.startswith("emode") else section

@@ -418,7 +418,7 @@ def resolve(spec: ProposalSpec, adapter: Adapter, snapshot: Mapping[str, Any] | 
                 kind = "eMode category" if is_emode else venue.targets[:-1]
                 known = _targets_known(adapter)
                 base = " (it is the market's base asset: only market-level parameters apply)" if (
-                    target in adapter.debt_assets and spec.adapter == "compound_v3") else ""
+                    target in adapter.debt_assets) else ""
                 raise InputError(f"{kind} '{target}' is not in the {adapter.title} snapshot{base} (known: "
                                  f"{', '.join(known[:15])}{', ...' if len(known) > 15 else ''})",
                                  file=spec.file, field=ch.where)

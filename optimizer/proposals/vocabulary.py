@@ -198,16 +198,17 @@ class Venue:
     terms: tuple[Term, ...]
     targets: str  # what an asset field names: "reserves", "collaterals", "ilks"
     has_emodes: bool = False
+    diff_section: str = "assets"  # the section of the raw JSON diff the targets go in (Aave's diff reports: reserves)
     case_sensitive: frozenset[str] = field(default_factory=frozenset)  # names told apart by case (Maker Hole/hole)
 
 
 VOCABULARY: dict[str, Venue] = {
     "aave_v3": Venue("aave_v3", ("aave_v3", "aave v3", "aave-v3", "aave", "aavev3", "aave v3.3", "aave v3.6"),
-                     _AAVE_TERMS, "reserves", has_emodes=True),
+                     _AAVE_TERMS, "reserves", has_emodes=True, diff_section="reserves"),
     "compound_v3": Venue("compound_v3", ("compound_v3", "compound v3", "compound iii", "compound-v3", "comet",
                                          "compound"), _COMET_TERMS, "collaterals"),
     "maker": Venue("maker", ("maker", "makerdao", "makerdao/sky", "sky", "maker/sky", "sky/maker", "mcd"),
-                   _MAKER_TERMS, "ilks", case_sensitive=frozenset({"Hole"})),
+                   _MAKER_TERMS, "ilks", diff_section="ilks", case_sensitive=frozenset({"Hole"})),
 }
 
 

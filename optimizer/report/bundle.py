@@ -53,16 +53,18 @@ def _figures(data: Mapping[str, Any]) -> dict[str, tuple[str, Any, str]]:
             marks = {}
             cur = rep.get("current") or {}
             if (cur.get("risk") or {}).get("value") is not None:
-                marks["current"] = {"risk": cur["risk"]["value"],
+                marks["current"] = {"risk": cur["risk"]["value"], "risk_upper": cur["risk"]["ci95"][1],
                                     "efficiency": cur["metrics"]["capital_efficiency"]["ratio"]}
-            best = rep.get("best")
-            if best and (best.get("risk") or {}).get("value") is not None:
-                marks["recommended"] = {"risk": best["risk"]["value"], "efficiency": best["efficiency"]}
+            rec = rep.get("recommendation")
+            if rec and not rec.get("unchanged") and ((rec.get("in_sample") or {}).get("risk") or {}).get("value") is not None:
+                r = rec["in_sample"]["risk"]
+                marks["recommended"] = {"risk": r["value"], "risk_upper": r["ci95"][1], "efficiency": rec["efficiency"]}
             out["efficiency_risk"] = ("efficiency_risk.png",
                                       fg.efficiency_risk(pts, obj.get("budget_share_of_debt"), obj.get("risk_metric", "risk"),
                                                          marks),
-                                      "Simulated trials of the study: capital efficiency (%) against the risk "
-                                      "metric of bad debt (% of debt), with the budget.")
+                                      "Simulated trials of the study (within budget or not): capital efficiency "
+                                      "(%) against the upper end of the 95 % CI of the risk metric of bad debt "
+                                      "(% of debt), which is what the budget line judges.")
         imp = rep.get("importance") or {}
         if isinstance(imp, Mapping) and (imp.get("efficiency") or imp.get("risk")):
             out["importance"] = ("importance.png", fg.importance(imp),

@@ -136,9 +136,14 @@ def price_fan(fan: Mapping[str, Any]):
 
 def efficiency_risk(points: Sequence[Mapping[str, Any]], budget: float | None, risk_label: str,
                     marks: Mapping[str, Mapping[str, float]] | None = None):
-    """Trials of a study: capital efficiency against risk (share of debt), feasible ones marked."""
+    """Trials of a study: capital efficiency against risk (share of debt), feasible ones marked.
+
+    When every point carries ``risk_upper`` (the upper end of the risk's 95 % CI, what the budget judges),
+    that is the x axis, so the budget line separates the within-budget points from the others."""
     fig, ax = _figure()
-    xs = np.array([p["risk"] for p in points], float) * 100.0
+    upper = bool(points) and all(p.get("risk_upper") is not None for p in points)
+    key = "risk_upper" if upper else "risk"
+    xs = np.array([p[key] for p in points], float) * 100.0
     ys = np.array([p["efficiency"] for p in points], float) * 100.0
     ok = np.array([bool(p.get("feasible")) for p in points])
     if xs.size:
@@ -146,15 +151,16 @@ def efficiency_risk(points: Sequence[Mapping[str, Any]], budget: float | None, r
         ax.scatter(xs[ok], ys[ok], s=12, color="#4c72b0", alpha=0.8, label="within budget")
     front = [p for p in points if p.get("pareto")]
     if front:
-        f = sorted(front, key=lambda p: p["risk"])
-        ax.plot([p["risk"] * 100 for p in f], [p["efficiency"] * 100 for p in f], color="#55a868",
+        f = sorted(front, key=lambda p: p[key])
+        ax.plot([p[key] * 100 for p in f], [p["efficiency"] * 100 for p in f], color="#55a868",
                 linewidth=1.2, label="Pareto front")
     if budget is not None:
         ax.axvline(budget * 100.0, color="grey", linestyle="--", linewidth=1, label=f"budget {budget:.2%}")
     for name, pt in (marks or {}).items():
-        ax.scatter([pt["risk"] * 100], [pt["efficiency"] * 100], s=60, marker="*", color=COLOURS.get(name, "k"),
-                   label=name, zorder=5)
-    ax.set_xlabel(f"{risk_label} of bad debt (% of debt)")
+        ax.scatter([pt.get(key, pt["risk"]) * 100], [pt["efficiency"] * 100], s=60, marker="*",
+                   color=COLOURS.get(name, "k"), label=name, zorder=5)
+    ax.set_xlabel(f"upper end of the 95 % CI of {risk_label} of bad debt (% of debt)" if upper
+                  else f"{risk_label} of bad debt (% of debt)")
     ax.set_ylabel("capital efficiency (%)")
     ax.set_title(f"Efficiency vs risk ({xs.size} simulated trials)")
     ax.grid(alpha=0.3)

@@ -585,62 +585,138 @@ def _risk(r: Mapping[str, Any] | None) -> str:
     return f"{_pct(r['value'])} [{_pct(lo)}, {_pct(hi)}]"
 
 
+def _short(name: str, names: Sequence[str]) -> str:
+    """``adapter:KEY`` without the adapter prefix when the study has one adapter."""
+    return name.split(":", 1)[-1] if len({n.split(":", 1)[0] for n in names}) <= 1 else name
+
+
+def _usd_se(v: Any, se: Any) -> str:
+    if v is None:
+        return "-"
+    return format_value(v, "usd") + (f" ± {format_value(se, 'usd')}" if se is not None else "")
+
+
+def _pct_se(v: Any, se: Any) -> str:
+    if v is None:
+        return "-"
+    return _pct(v) + (f" ± {_pct(se)}" if se is not None else "")
+
+
 def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Mapping[str, Figure]) -> str:
+    """The report of an optimisation study, from the result ``cascade optimize`` stored: the same verdict,
+    recommendation (after the no-free-moves reversion), metrics, out-of-sample checks and trade-off curve
+    the command printed."""
     rep = data["search"]
     st = rep.get("study", {})
     obj = rep.get("objective", {})
-    best = rep.get("best")
+    names = rep.get("space_names") or [ch["name"] for ch in (rep.get("best") or {}).get("changes", [])]
     cur = rep.get("current", {})
     oos = rep.get("out_of_sample") or {}
+    rec = rep.get("recommendation")
+    v = rep.get("verdict") or {}
+    sets = ", ".join(f"seed {p['seed']} ({p['paths']} paths)" for p in rep.get("path_sets") or [])
     out = [f"# Optimisation study: {st.get('name', rep.get('scenario'))}", "",
            f"Scenario **{rep.get('scenario')}**, seed {rep.get('seed')}, {rep.get('paths')} paths, sampler "
            f"{rep.get('sampler')}; study in `{data.get('storage_display', st.get('storage'))}` with {st.get('trials')} "
-           f"trials ({st.get('full_trials')} fully simulated, {st.get('infeasible_before_simulation')} infeasible "
+           f"trials ({st.get('full_trials')} fully simulated, {st.get('infeasible_before_simulation')} rejected "
            f"before simulation). Rendered from the study's stored result (no simulation).", "",
            f"Objective: {obj.get('description', '-')}.", ""]
-    if best is None and not rep.get("pareto"):
-        out += ["> **No feasible parameter set**: every fully evaluated candidate breaks the risk budget.", ""]
-    elif best and oos.get("best") and not (oos["best"].get("risk") or {}).get("feasible", True):
-        out += [f"> **The in-sample best breaks the budget out of sample** (seed {oos.get('seed')}, "
-                f"{oos.get('paths')} paths): {_risk(oos['best'].get('risk'))} against "
-                f"{_pct(obj.get('budget_share_of_debt'))}; do not adopt it without a wider check.", ""]
-    if best:
-        rows = [[ch["name"].split(":", 1)[-1], fmt_num(ch["current"], ch["unit"]), fmt_num(ch["new"], ch["unit"]),
-                 fmt_change(ch["change"], ch.get("change_pct"), ch["unit"]),
-                 f"[{fmt_num(ch['low'])}, {fmt_num(ch['high'])}]", ch.get("steward_limit") or "off"]
-                for ch in best.get("changes", [])]
-        out += ["## Best parameter set", "", table(["parameter", "current", "best", "change", "search range",
-                                                   "steward limit"], rows, "lrrrll"), ""]
+    if rep.get("mode"):
+        out += [f"Mode: **{rep['mode']}** ({rep.get('mode_reason')}); search paths: {sets or '-'}.", ""]
+    if v:
+        out += [f"> **{str(v.get('status', '')).capitalize()}** (exit code {v.get('exit_code')}): {v.get('message')}", ""]
+        out += [f"- note: {n}" for n in v.get("notes") or []]
+        if v.get("notes"):
+            out.append("")
+    if rep.get("pareto"):
+        vals_name = obj["objectives"][1] if len(obj.get("objectives") or []) > 1 else "risk"
+        prow = [[p["trial"], _pct(p.get("efficiency"), 2),
+                 _pct((list((p.get("values") or {}).values()) + [None, None])[1]),
+                 "yes" if (p.get("risk") or {}).get("feasible") else "no",
+                 *[fmt_num((p.get("params") or {}).get(n)) for n in names]] for p in rep["pareto"]]
+        out += ["## Pareto front (fully evaluated trials)", "",
+                table(["trial", "efficiency", vals_name, "within budget", *[_short(n, names) for n in names]], prow), ""]
+    if rec is not None:
+        title = ("Recommendation: keep today's set" if rec.get("unchanged") else
+                 "Cheapest fix" if rep.get("mode") == "repair" else "Recommendation")
+        out += [f"## {title}", ""]
+        if rec.get("note") and not rec.get("unchanged"):
+            out += [f"{str(rec['note'])[0].upper()}{str(rec['note'])[1:]}.", ""]
+        elif rec.get("trial") is not None:
+            out += [f"Trial {rec['trial']}.", ""]
+        rows = [[_short(ch["name"], names), fmt_num(ch["current"], ch["unit"]), fmt_num(ch["new"], ch["unit"]),
+                 fmt_change(ch["change"], ch.get("change_pct"), ch["unit"]) if ch["change"] else "-",
+                 ch.get("status", ""), f"[{fmt_num(ch['low'])}, {fmt_num(ch['high'])}]", ch.get("steward_limit") or "off"]
+                for ch in rec.get("changes", [])]
+        out += [table(["parameter", "today", "recommended", "change", "why", "search range", "steward limit"], rows,
+                      "lrrrlll"), ""]
+        c = rec.get("cost")
+        if c and not rec.get("unchanged"):
+            out += [f"Borrowing power: {c['efficiency_points']:+.3f} points of capital efficiency, "
+                    f"{format_value(c['borrow_capacity_usd'], 'usd')} ({c['borrow_capacity_pct']:+.2f} %) against "
+                    "today's set.", ""]
+    elif rep.get("best") is not None:
+        out += [f"> **Not a recommendation**: the in-sample winner (trial {rep['best'].get('trial')}) and the "
+                "runners-up fail out of sample.", ""]
 
     def m(d, *keys):
-        x = (d or {}).get("metrics", {})
+        x = (d or {}).get("metrics", {}) if isinstance(d, Mapping) else {}
         for k in keys:
-            x = x.get(k, {}) if isinstance(x, dict) else {}
+            x = x.get(k, {}) if isinstance(x, Mapping) else {}
         return None if x == {} else x
 
-    cols = [("current", cur)] + ([("best (in sample)", best)] if best else [])
-    if oos.get("best"):
-        cols.append((f"best (out of sample, seed {oos.get('seed')})", oos["best"]))
+    cols: list[tuple[str, Mapping[str, Any]]] = [("today (in sample)", cur.get("in_sample") or cur)]
+    if rec is not None and not rec.get("unchanged"):
+        cols.append(("recommended (in sample)", rec.get("in_sample") or {}))
+        cols.append((f"recommended (out of sample, seed {oos.get('seed')})", rec.get("out_of_sample") or {}))
     if oos.get("current"):
-        cols.append(("current (out of sample)", oos["current"]))
+        cols.append((f"today (out of sample, seed {oos.get('seed')})", oos["current"]))
+    if oos.get("first_check"):
+        fc = oos["first_check"]
+        cols.append((f"today (seed {fc['seed']})", fc["current"]))
     rows = [
         ["capital efficiency"] + [_pct(m(d, "capital_efficiency", "ratio"), 2) for _, d in cols],
         [f"{obj.get('risk_metric')} of bad debt / debt (constraint)"] + [_risk(d.get("risk")) for _, d in cols],
         ["ES 99 of bad debt / debt"] + [_pct(m(d, "bad_debt_share", "es_99")) for _, d in cols],
-        ["mean bad debt"] + [format_value(m(d, "bad_debt_usd", "mean"), "usd") for _, d in cols],
-        ["VaR 99 bad debt"] + [format_value(m(d, "bad_debt_usd", "var_99"), "usd") for _, d in cols],
-        ["within budget"] + [("yes" if (d.get("risk") or {}).get("feasible") else "no") for _, d in cols],
+        ["mean bad debt (USD)"] + [_usd_se(m(d, "bad_debt_usd", "mean"), m(d, "bad_debt_usd", "stderr")) for _, d in cols],
+        ["VaR 99 bad debt (USD)"] + [format_value(m(d, "bad_debt_usd", "var_99"), "usd") for _, d in cols],
+        ["borrower penalty (mean, share of debt)"] + [_pct_se(m(d, "borrower_penalty_share", "mean"),
+                                                              m(d, "borrower_penalty_share", "stderr")) for _, d in cols],
+        ["borrower penalty (mean, USD)"] + [format_value(m(d, "borrower_penalty_usd", "mean"), "usd") for _, d in cols],
+        ["within budget"] + [("yes" if d.get("holds", (d.get("risk") or {}).get("feasible")) else "no") for _, d in cols],
     ]
-    out += ["## Risk", "", table(["metric"] + [c for c, _ in cols], rows), ""]
+    out += ["## Risk", "", "Bad debt and the borrower penalty as a share of debt; 95 % confidence intervals.", "",
+            table(["metric"] + [c for c, _ in cols], rows), ""]
+    checks = rep.get("out_of_sample_checks") or []
+    if checks:
+        crow = [[f"trial {c['trial']}" if c.get("trial") is not None else "reverted set", _pct(c.get("efficiency"), 2),
+                 _risk((c.get("in_sample") or {}).get("risk")), _risk((c.get("out_of_sample") or {}).get("risk")),
+                 c.get("status", "")] for c in checks]
+        out += ["## Out-of-sample checks (in the order made)", "",
+                table(["set", "efficiency", "risk in sample", "risk out of sample", "result"], crow, "lrrrl"), ""]
+    front = rep.get("tradeoff") or []
+    if len(front) > 1:
+        reverted = " (reverted)" if rec and rec.get("trial") is None else ""
+        trow = [[p["trial"], _pct(p.get("efficiency"), 2), _pct(p.get("risk_value")), _pct(p.get("risk_ci95_high")),
+                 "yes" if p.get("within_budget") else "no",
+                 ", ".join(x for x, on in (("today", p.get("current")), ("recommended" + reverted, p.get("recommended")))
+                           if on)] for p in front]
+        out += ["## Trade-off curve", "", "The most efficient fully evaluated set at each level of risk.", "",
+                table(["trial", "efficiency", str(obj.get("risk_metric")), "upper 95 % CI", "within budget", ""], trow,
+                      "rrrrll"), ""]
+    for cap in rep.get("caps") or []:
+        largest = cap.get("largest_within_budget")
+        out += [f"- {_short(cap['name'], names)}: " + (
+            f"the largest cap within budget found is {fmt_num(largest, cap['unit'])} (trial {cap['trial']}; today "
+            f"{fmt_num(cap['current'], cap['unit'])})" if largest is not None
+            else "no cap within the search range is within budget")]
+    if rep.get("caps"):
+        out.append("")
     n = 1
     for key in ("efficiency_risk", "importance"):
         if figs.get(key):
             out += [figure(figs[key], n), ""]
             n += 1
-    if rep.get("pareto"):
-        prow = [[p["trial"], _pct(p.get("efficiency"), 2), _risk(p.get("risk")),
-                 "yes" if (p.get("risk") or {}).get("feasible") else "no"] for p in rep["pareto"]]
-        out += ["## Pareto front", "", table(["trial", "efficiency", "risk", "within budget"], prow, "rrrl"), ""]
     imp = rep.get("importance") or {}
     if imp.get("note"):
         out += [f"Parameter importance: {imp['note']}.", ""]
@@ -650,8 +726,13 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
                  format_value(r["debt_usd"], "usd"), format_value(r["beta"], "pct"), format_value(r["smart_ltv"], "pct"),
                  format_value(r["optimised_ltv"], "pct"), format_value(r["current_ltv"], "pct")]
                 for r in bl["collaterals"]]
-        out += ["## Smart LTV baseline", "", table(["collateral", "sigma", "l (at beta)", "d (debt)", "beta",
-                                                    "Smart LTV", "optimised LTV", "current LTV"], rows), ""]
+        out += ["## Smart LTV baseline", "",
+                f"Smart LTV = exp(-c sigma sqrt(d/l)) - beta, c = {bl.get('c', 0):g}, sigma over "
+                f"{bl.get('horizon_h', 0):g} h.", "",
+                table(["collateral", "sigma", "l (at beta)", "d (debt)", "beta", "Smart LTV", "recommended LTV",
+                       "current LTV"], rows), ""]
+        out += [f"- {r['adapter']}:{r['asset']}: {r['note']}" for r in bl["collaterals"] if r.get("note")]
+        out.append("")
     out += [reproducibility(manifest), ""]
     return "\n".join(out)
 

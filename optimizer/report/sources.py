@@ -78,11 +78,22 @@ def load_study_report(storage: str, study: str | None = None, cwd: str | None = 
 
 
 def trial_points(study, rep: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """Efficiency and risk of every simulated trial (from the study's stored attributes)."""
+    """Efficiency and risk of every simulated trial, within budget or not.
+
+    From the result's own ``trials`` list when it has one (trials over budget are stored PRUNED so the
+    dashboard's best is a feasible one; they are still simulated points of the study), else from the
+    study's COMPLETE trials (results written before that list existed)."""
     budget = (rep.get("objective") or {}).get("budget_share_of_debt")
     front = {p.get("trial") for p in rep.get("pareto") or []}
+    rows = rep.get("trials")
+    if rows:
+        return [{"trial": r["trial"], "efficiency": float(r["efficiency"]), "risk": float(r["risk_value"]),
+                 "risk_upper": None if r.get("risk_ci95_high") is None else float(r["risk_ci95_high"]),
+                 "feasible": r.get("risk_ci95_high") is not None and budget is not None and r["risk_ci95_high"] <= budget,
+                 "full": r.get("fidelity") == "full", "pareto": r["trial"] in front}
+                for r in rows if r.get("risk_value") is not None and r.get("efficiency") is not None]
     pts = []
-    for t in study.get_trials(deepcopy=False):
+    for t in study.get_trials(deepcopy=False) if study is not None else []:
         ua = t.user_attrs
         if t.state.name != "COMPLETE" or not t.values or ua.get("risk_value") is None:
             continue
@@ -107,6 +118,10 @@ def _redacted(x: Any) -> Any:
 
 def study_data(rep: Mapping[str, Any], study=None, display: str | None = None) -> dict[str, Any]:
     """The ``study`` report JSON: the stored search result (any URL in it redacted) plus the trial points."""
+    from ..compare import display_path
+
     rep = _redacted(dict(rep))
+    if rep.get("scenario_file"):  # bundled:..., ~/..., or relative: never an install or home path
+        rep["scenario_file"] = display_path(rep["scenario_file"])
     return {"kind": "study", "search": rep, "storage_display": _redacted(display or (rep.get("study") or {}).get("storage")),
-            "trials": trial_points(study, rep) if study is not None else []}
+            "trials": trial_points(study, rep)}

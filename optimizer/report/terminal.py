@@ -45,9 +45,13 @@ def summary_lines(data: Mapping[str, Any], out_dir: Path) -> list[str]:
                      f"{format_value(m['stderr'], 'usd')}")
     elif kind == "study":
         rep = data["search"]
-        best = rep.get("best")
-        lines.append(f"study {rep.get('study', {}).get('name')}: "
-                     + ("no feasible set" if not best else f"best efficiency {best['efficiency'] * 100:.2f} %"))
+        v = rep.get("verdict")
+        if v:  # the same verdict cascade optimize printed
+            lines.append(f"study {rep.get('study', {}).get('name')}: {str(v.get('status', '')).upper()}: {v.get('message')}")
+        else:  # a result stored before verdicts existed
+            best = rep.get("best")
+            lines.append(f"study {rep.get('study', {}).get('name')}: "
+                         + ("no feasible set" if not best else f"best efficiency {best['efficiency'] * 100:.2f} %"))
     lines.append(f"report: {_where(out_dir) + '/report.md'}")
     return lines
 

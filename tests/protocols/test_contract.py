@@ -228,3 +228,15 @@ def test_venue_facts_name_real_parameters(case):
     adapter.check_categories(book.category)
     with pytest.raises(ValueError):
         adapter.check_categories(np.array([987654]))
+
+
+@pytest.mark.parametrize("name", sorted(__import__("protocols").ADAPTERS))
+def test_every_adapter_states_its_bundled_snapshot_and_it_loads(name):
+    """The adapter class names its shipped snapshot (no name table outside protocols/); it loads as that adapter."""
+    from optimizer.snapshots import data_dir, snapshot_path
+    from protocols import ADAPTERS
+
+    cls = ADAPTERS[name]
+    assert cls.bundled_snapshot and (data_dir() / cls.bundled_snapshot).is_file()
+    assert snapshot_path(name) == data_dir() / cls.bundled_snapshot
+    assert type(load_adapter(name)) is cls

@@ -254,6 +254,20 @@ def test_report_of_an_optimisation_study_from_its_stored_result(tmp_path, capsys
     x, tol = parse_number(eff[1])
     assert abs(x - out["current"]["metrics"]["capital_efficiency"]["ratio"]) <= tol
     assert (tmp_path / "study" / "efficiency_risk.png").is_file()
+    # the report says what `cascade optimize` said: its verdict and its recommendation (after the
+    # no-free-moves reversion), not the raw in-sample best trial
+    md = (tmp_path / "study" / "report.md").read_text()
+    assert out["verdict"]["message"] in md
+    rec = out["recommendation"]
+    if rec is not None:
+        spec = next(t for t in tables if t[0][:3] == ["parameter", "today", "recommended"])
+        for ch, row in zip(rec["changes"], spec[1:], strict=True):
+            x, tol = parse_number(row[2])
+            assert abs(x - ch["new"]) <= tol and row[4] == ch["status"]
+    # every simulated trial is a point of the figure, within budget or not (over-budget ones are PRUNED)
+    simulated = [t for t in out["trials"] if t.get("risk_value") is not None]
+    assert len(data["trials"]) == len(simulated)
+    assert "/site-packages/" not in json.dumps(data) and "/work/" not in json.dumps(data)
 
 
 @pytest.mark.parametrize("args, fragments", [
