@@ -6,9 +6,13 @@ divided by its *key* ``1 / health at P0``: it can be liquidatable only while its
 its key. Accounts are grouped by (venue, collateral assets, debt assets) and sorted once per group by key;
 each path walks a pointer down the sorted array as the group's ratio falls, so a step costs
 O(groups + candidates), not O(accounts). For a single-pair account the bound is exact (the ratio is the
-oracle ratio ``P_coll / P_debt`` rescaled). Accounts that survived a partial liquidation (Aave's close
-factor) or were examined but were healthy go into a per-group max-heap keyed by their current key;
-accounts skipped for the call cap, the reaction delay or profit wait in a pending list for the next step.
+oracle ratio ``P_coll / P_debt`` rescaled). Single-pair accounts that survived a partial liquidation
+(Aave's close factor) or were examined but were healthy go into a per-group max-heap keyed by their
+current key; multi-asset ones go into the group's *parking lots* (:data:`N_LOTS`), each keyed against the
+prices its accounts were examined at, so a healthy account is re-examined only after the prices moved
+against it (not in every round while the market stays down). Accounts skipped for the call cap, the
+reaction delay or profit wait in a pending list for the next step; accounts whose bonus can never cover
+the rest of the path's cheapest gas are dropped.
 
 Per round, each venue's candidates are collected from its groups in one batch, confirmed with the
 adapters' exact health formula (:mod:`optimizer.engine.kernel_rules`, same float operations), and worked
