@@ -264,7 +264,7 @@ def _park(i, g, j, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od,
 @njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf, cand_row,
-              hist, low_hist, high_hist, lkey, lpos):
+              hist, low_hist, high_hist, lkey, lpos, f_cap):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -309,12 +309,6 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     if m.gas_token >= 0:
         for t in range(1, T + 1):
             gas_step_usd[t] = m.gas_usd_per_call * m.gas_gwei[t] * 1e-9 * close[path, t, m.gas_token]
-    # the highest impact factor a pool can reach: every debt token of the books bought back at once
-    f_cap = np.zeros(n_assets)
-    for q in range(d0.shape[0]):
-        f_cap[da[q]] += d0[q]
-    for a in range(n_assets):
-        f_cap[a] = max(impact_factor(liq, a, -f_cap[a]), 1.0)
     gas_min = np.empty(T + 2)  # gas_min[t]: cheapest gas over steps t..T
     gas_min[T + 1] = np.inf
     for t in range(T, 0, -1):
@@ -718,6 +712,12 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
     n = pos.venue.shape[0]
     T = m.close.shape[1] - 1
     n_assets = m.close.shape[2]
+    # the highest impact factor a pool can reach: every debt token of the books bought back at once
+    f_cap = np.zeros(n_assets)
+    for q in range(pos.d0.shape[0]):
+        f_cap[pos.da[q]] += pos.d0[q]
+    for a in range(n_assets):
+        f_cap[a] = max(impact_factor(m.liq, a, -f_cap[a]), 1.0)
     for ch in prange(n_chunks):
         c_cur = pos.c0.copy()
         d_cur = pos.d0.copy()
@@ -739,4 +739,4 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
         for path in range(ch, n_paths, n_chunks):
             _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
                       c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf,
-                      cand_row, hist, low_hist, high_hist, lkey, lpos)
+                      cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap)
