@@ -45,6 +45,9 @@ reports: install
 	  $(BIN)/cascade proposal $$f --out reports/proposal_$$n; rc=$$?; \
 	  if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then exit $$rc; fi; \
 	done; \
+	for s in maker_eth_a_black_thursday_liq12 aave_v2_2021-05-19; do \
+	  echo "cascade backtest $$s"; $(BIN)/cascade backtest $$s --out reports/backtest_$$s || exit $$?; \
+	done; \
 	rm -f $(REPORT_STUDY) $(REPORT_STUDY).*; mkdir -p runs; \
 	echo "cascade optimize aave_v3_emode1_lst_depeg_24h"; \
 	$(BIN)/cascade optimize aave_v3_emode1_lst_depeg_24h --trials 30 --storage $(REPORT_STUDY) \

@@ -4,10 +4,13 @@
 - :mod:`optimizer.backtest.compare`: per-bin and total comparison, relative errors, timing of the
   first and largest waves, and a figure of both through time.
 
-The ``cascade backtest`` command and the historical scenarios come with the engine integration.
+- :mod:`optimizer.backtest.config`: the scenario's ``[backtest]`` table.
+- :mod:`optimizer.backtest.run`: replay a scenario (book replicas) and compare it with the record.
+- :mod:`optimizer.backtest.report`: the report folder of ``cascade backtest``.
 """
 
 from .compare import METRICS, Comparison, compare, relative_error
-from .events import OPTIONAL, REQUIRED, Events, read_events
+from .events import OPTIONAL, REQUIRED, Events, read_events, write_events
 
-__all__ = ["METRICS", "OPTIONAL", "REQUIRED", "Comparison", "Events", "compare", "read_events", "relative_error"]
+__all__ = ["METRICS", "OPTIONAL", "REQUIRED", "Comparison", "Events", "compare", "read_events", "relative_error",
+           "write_events"]

@@ -123,20 +123,20 @@ class Comparison:
         width_days = self.bin_s / 86_400 * 0.4
         fig = Figure(figsize=(9, 7.5), dpi=100)
         axes = fig.subplots(3, 1, sharex=True)
-        for ax, metric, label in ((axes[0], "collateral_seized_usd", "collateral seized per bin, $M"),
+        for ax, metric, label in ((axes[0], "collateral_seized_usd", "collateral seized\nper bin, $M"),
                                   (axes[2], "count", "liquidations per bin")):
             scale = 1e-6 if metric.endswith("_usd") else 1.0
             off = np.timedelta64(int(self.bin_s * 0.2), "s").astype("timedelta64[ms]").tolist()
             ax.bar([x - off for x in t], self.actual[metric] * scale, width=width_days, label="actual", color="0.35")
             ax.bar([x + off for x in t], self.simulated[metric] * scale, width=width_days, label="simulated",
                    color="tab:red")
-            ax.set_ylabel(label)
+            ax.set_ylabel(label, fontsize=8)
             ax.legend(loc="upper left", fontsize=8)
         axes[1].step(t, np.cumsum(self.actual["collateral_seized_usd"]) * 1e-6, where="mid", color="0.35",
                      label="actual")
         axes[1].step(t, np.cumsum(self.simulated["collateral_seized_usd"]) * 1e-6, where="mid", color="tab:red",
                      label="simulated")
-        axes[1].set_ylabel("cumulative collateral seized, $M")
+        axes[1].set_ylabel("cumulative collateral\nseized, $M", fontsize=8)
         axes[1].legend(loc="upper left", fontsize=8)
         axes[2].set_xlabel("time (UTC)")
         tot = self.totals()["collateral_seized_usd"]

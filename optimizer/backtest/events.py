@@ -177,3 +177,19 @@ def read_events(path: str | Path, *, label: str | None = None, field: str | None
         collateral_seized_tokens=cols["collateral_seized_tokens"], debt_asset=np.array(cols["debt_asset"], dtype=str),
         debt_repaid_tokens=cols["debt_repaid_tokens"], collateral_price_usd=cols["collateral_price_usd"],
         debt_price_usd=cols["debt_price_usd"], bad_debt_usd=cols["bad_debt_usd"])
+
+
+def write_events(path: str | Path, events: Events) -> Path:
+    """Write ``events`` as an events CSV (the format above, every column), atomically."""
+    from ..io import write_csv
+
+    cols = [*REQUIRED, *OPTIONAL]
+    rows = []
+    for i in range(events.n):
+        values = [f"{np.datetime64(int(events.timestamp_s[i]), 's')}Z", events.protocol[i], events.account[i],
+                  events.collateral_asset[i], repr(float(events.collateral_seized_tokens[i])), events.debt_asset[i],
+                  repr(float(events.debt_repaid_tokens[i])), repr(float(events.collateral_price_usd[i])),
+                  repr(float(events.debt_price_usd[i])), repr(float(events.bad_debt_usd[i]))]
+        rows.append(dict(zip(cols, values, strict=True)))
+    write_csv(path, cols, rows)
+    return Path(path)

@@ -3,7 +3,7 @@
 ``main`` is the console entry point (``cascade`` / ``python -m optimizer``).
 """
 
-from . import compare, demo, fetch, optimize, proposal, protocols, report, simulate, validate, watch  # noqa: F401 - register the commands
+from . import backtest, compare, demo, fetch, optimize, proposal, protocols, report, simulate, validate, watch  # noqa: F401 - register the commands
 from ._app import EXIT_BAD_INPUT, cli, main
 from ._common import parse_overrides, resolve_scenario, split_protocol_overrides
 

@@ -235,6 +235,7 @@ def venue_contexts(bound: Bound) -> list:
     from .venues import VenueContext
 
     sc = bound.prepared.scenario
+    volume = market_volume(bound.prepared)
     out = []
     for j, (pc, ad, pb) in enumerate(zip(sc.protocols, bound.adapters, bound.books, strict=True)):
         pool = bound.prepared.market.price_pool
@@ -242,5 +243,23 @@ def venue_contexts(bound: Bound) -> list:
                                 debt_market=bound.debt_market[j], coll_pool=pool[bound.coll_market[j]],
                                 debt_pool=pool[bound.debt_market[j]], liquidators=sc.liquidators,
                                 step_s=sc.step_s, scenario_lag_steps=sc.oracle_lag_steps,
-                                reserves_usd=pc.reserves_usd))
+                                reserves_usd=pc.reserves_usd, keepers=pc.keeper_population,
+                                market_volume=volume))
+    return out
+
+
+def market_volume(prepared: Prepared) -> np.ndarray:
+    """(A, T+1) base-asset volume traded in bar ``t`` of each market asset: the replayed CSV's volume
+    column (bar ``t`` is the CSV's row ``t - 1``), NaN where the asset is not a replay with volume."""
+    from ..scenario.prices import Replay
+
+    sc = prepared.scenario
+    n = prepared.n_steps + 1
+    out = np.full((len(prepared.market.assets), n), np.nan)
+    models = sc.prices.models if sc.prices is not None else {}
+    for i, a in enumerate(prepared.market.assets):
+        m = models.get(a)
+        if isinstance(m, Replay) and m.history.volume is not None:
+            v = np.asarray(m.history.volume, np.float64)[: n - 1]
+            out[i, 1: 1 + v.shape[0]] = v
     return out

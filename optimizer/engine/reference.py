@@ -115,7 +115,8 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
                 fac = np.array([impact_factor(liq, p, flow[p]) for p in range(n_pools)])[price_pool]
                 view = MarketView(t, rnd, t * sc.step_s, low[path, t] * fac, close[path, t] * fac,
                                   high[path, t] * fac, low[path, t], close[path, t], high[path, t], flow,
-                                  np.zeros(n_pools), hist_close, hist_low, hist_high, liq, gas)
+                                  np.zeros(n_pools), hist_close, hist_low, hist_high, liq, gas,
+                                  float(prep.gas_gwei[t]))
                 if rnd == 0:
                     for sim in sims:
                         sim.start_step(view)
@@ -134,7 +135,7 @@ def run_reference(bound: Bound, path_indices: np.ndarray | None = None,
             hist_high[t] = high[path, t] * fac
             end = MarketView(t, rnd, t * sc.step_s, hist_low[t], hist_close[t], hist_high[t], low[path, t],
                              close[path, t], high[path, t], flow, np.zeros(n_pools), hist_close, hist_low,
-                             hist_high, liq, gas)
+                             hist_high, liq, gas, float(prep.gas_gwei[t]))
             for j, sim in enumerate(sims):
                 r = sim.end_step(end)
                 _apply(ledger, k, j, t, r, end.round_flow)

@@ -102,4 +102,8 @@ def build_files(data: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[st
 
 def write_report(out_dir: str | Path, data: Mapping[str, Any], manifest: Mapping[str, Any]) -> Path:
     """Render and write the report folder atomically; returns its path."""
+    if data.get("kind") == "backtest":  # its own layout and figure (optimizer/backtest/report.py)
+        from ..backtest.report import write_backtest_json
+
+        return write_backtest_json(out_dir, data, manifest)
     return write_report_dir(out_dir, build_files(data, manifest))

@@ -597,9 +597,13 @@ def _usd_se(v: Any, se: Any) -> str:
 
 
 def _pct_se(v: Any, se: Any) -> str:
+    """A share in % with its standard error, the error to two significant digits (never "± 0.000 %")."""
     if v is None:
         return "-"
-    return _pct(v) + (f" ± {_pct(se)}" if se is not None else "")
+    if se is None:
+        return _pct(v)
+    digits = 3 if se <= 0 else min(8, max(3, 1 - math.floor(math.log10(se * 100.0))))
+    return f"{_pct(v, digits)} ± {_pct(se, digits)}"
 
 
 def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Mapping[str, Figure]) -> str:

@@ -20,18 +20,18 @@ STUDY_ATTR = "cascade_report"
 
 
 def classify(data: Any, file: str) -> str:
-    """The kind of a result JSON: proposal, comparison, simulation, study (a search result)."""
+    """The kind of a result JSON: proposal, comparison, simulation, study (a search result), backtest."""
     if not isinstance(data, Mapping):
         raise InputError("is not a cascade result (expected a JSON object)", file=file)
     kind = data.get("kind")
-    if kind in ("proposal", "comparison", "simulation", "study"):
+    if kind in ("proposal", "comparison", "simulation", "study", "backtest"):
         return kind
     if "metrics" in data and "scenario" in data and "paths" in data:
         return "simulation"
     if "objective" in data and "study" in data and "current" in data:
         return "study"
-    raise InputError("is not a cascade result (no 'kind'; not the output of simulate, compare, proposal or "
-                     "optimize --json)", file=file)
+    raise InputError("is not a cascade result (no 'kind'; not the output of simulate, compare, proposal, "
+                     "optimize or backtest --json)", file=file)
 
 
 def _open_study(storage: str, study: str | None, cwd: str | None):

@@ -52,6 +52,11 @@ def summary_lines(data: Mapping[str, Any], out_dir: Path) -> list[str]:
             best = rep.get("best")
             lines.append(f"study {rep.get('study', {}).get('name')}: "
                          + ("no feasible set" if not best else f"best efficiency {best['efficiency'] * 100:.2f} %"))
+    elif kind == "backtest":
+        t = (data.get("totals") or {}).get("collateral_seized_usd") or {}
+        if t.get("simulated") is not None:
+            lines.append(f"backtest {data['scenario']['name']}: collateral seized {format_value(t['simulated'], 'usd')} "
+                         f"simulated vs {format_value(t.get('actual'), 'usd')} actual")
     lines.append(f"report: {_where(out_dir) + '/report.md'}")
     return lines
 

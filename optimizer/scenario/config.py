@@ -63,10 +63,12 @@ class ProtocolConfig:
     reserves_usd: float = 0.0  # Comet protocol reserves at the start (targetReserves check)
     snapshot: Path | None = None  # parameter snapshot file (None: the adapter's bundled snapshot)
     id: str = ""  # "" = the adapter name
+    keepers: Path | None = None  # keeper population JSON (auction venues: Maker Liquidations 1.x)
     # read and validated by load_scenario (prepare does no I/O):
     base_adapter: Any = None  # protocols.Adapter built from the snapshot (scenario params not applied)
     csv_book: Any = None  # optimizer.scenario.book.ProtocolBook of a csv book
     loaded_from: Any = None  # (adapter, id, snapshot, book kind and path) the two above were read with
+    keeper_population: Any = None  # optimizer.behaviour.keepers.KeeperPopulation read from ``keepers``
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -426,13 +428,19 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         if snap is not None and not (isinstance(snap, str) and snap):
             raise pt.err("snapshot", f"must be the path of a snapshot JSON file, got {snap!r}"[:200])
         snapshot = resolve_path(snap, base_dir, file, pt._k("snapshot")) if snap else None
+        kp = pt.raw("keepers")
+        if kp is not None and not (isinstance(kp, str) and kp):
+            raise pt.err("keepers", f"must be the path of a keeper population JSON file, got {kp!r}"[:200])
+        keepers = resolve_path(kp, base_dir, file, pt._k("keepers")) if kp else None
         pt.no_unknown()
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
-                                        snapshot, pid))
+                                        snapshot, pid, keepers))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
-    root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize"})
+    # [backtest] (the record a replay is compared with) is read by optimizer.backtest.config
+    root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize",
+                     "backtest"})
 
     step_s = step_min * 60.0
     if horizon_h > 0:
@@ -448,7 +456,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
 
 
 def _protocol_sources(pc: ProtocolConfig) -> tuple:
-    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path)
+    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, pc.keepers)
 
 
 def _price_sources(sc: Scenario) -> tuple:
@@ -511,7 +519,16 @@ def read_inputs(sc: Scenario) -> Scenario:
                 cur.check_categories(d.category[:1])
             except ValueError as e:
                 raise InputError(str(e), file=sc.file, field=f"{key}.emode") from None
-        protocols.append(replace(pc, base_adapter=base, csv_book=book, loaded_from=_protocol_sources(pc)))
+        population = None
+        if pc.keepers is not None:
+            from ..behaviour.keepers import load_population
+
+            try:
+                population = load_population(pc.keepers)
+            except InputError as e:  # name the scenario key that points at the file too
+                raise InputError(str(e), file=sc.file, field=f"protocols[{i}].keepers") from None
+        protocols.append(replace(pc, base_adapter=base, csv_book=book, loaded_from=_protocol_sources(pc),
+                                 keeper_population=population))
     return replace(sc, protocols=tuple(protocols), liquidators=replace(lc, gas_history=gas),
                    prices=PriceInputs(MappingProxyType(models), corr, n_steps, _price_sources(sc)))
 

@@ -8,8 +8,9 @@ A venue gets a specific wrapper only where its liquidators or balance sheet diff
 
 from __future__ import annotations
 
-from protocols import AaveV3, Adapter, CompoundV3, Maker
+from protocols import AaveV2, AaveV3, Adapter, CompoundV3, Maker, MakerLiq12
 
+from .aave_v2 import AaveV2Venue
 from .aave_v3 import AaveV3Venue
 from .base import (
     NOTHING,
@@ -25,12 +26,15 @@ from .base import (
 from .compound_v3 import CometVenue
 from .lending import LendingVenue
 from .maker import MakerVenue
+from .maker_flip import MakerFlipVenue
 
 #: adapter class -> venue simulator class (looked up along the adapter's MRO)
 VENUES: dict[type, type[VenueSimulator]] = {
     AaveV3: AaveV3Venue,
     CompoundV3: CometVenue,
     Maker: MakerVenue,
+    AaveV2: AaveV2Venue,
+    MakerLiq12: MakerFlipVenue,
     Adapter: LendingVenue,
 }
 
@@ -56,7 +60,7 @@ def simulator_for(ctx: VenueContext) -> VenueSimulator:
 
 
 __all__ = [
-    "NOTHING", "VENUES", "AaveV3Venue", "CometVenue", "FinalView", "KernelSpec", "LendingVenue", "MakerVenue",
+    "NOTHING", "VENUES", "AaveV2Venue", "AaveV3Venue", "CometVenue", "FinalView", "KernelSpec", "LendingVenue", "MakerFlipVenue", "MakerVenue",
     "MarketView", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
     "simulator_class", "simulator_for",
 ]

@@ -91,6 +91,8 @@ class VenueContext:
     step_s: float
     scenario_lag_steps: int
     reserves_usd: float = 0.0
+    keepers: Any = None  # optimizer.behaviour.keepers.KeeperPopulation of the protocol (auction venues)
+    market_volume: np.ndarray | None = None  # (A, T+1) base-asset volume traded in bar t (replays; nan: unknown)
 
 
 @dataclass
@@ -131,6 +133,7 @@ class MarketView:
     hist_high: np.ndarray
     liquidity: np.ndarray  # (pools, 5) rows of optimizer.engine._market
     gas_usd: float  # one liquidation call's gas this step
+    gas_gwei: float = float("nan")  # the step's gas price (nan: not known to the caller)
 
     @property
     def first_round(self) -> bool:
