@@ -35,7 +35,8 @@ def check_overrides(scenario, overrides: dict[str, dict[str, float]], option: st
 
 def check_engine(prepared, overrides: dict[str, dict[str, float]] | None, engine: str,
                  option: str = "--engine") -> None:
-    """``--engine kernel`` on a scenario the kernel cannot run (Maker auctions, multi-asset accounts): refuse."""
+    """``--engine kernel`` on a scenario the kernel cannot run (a venue without a kernel rule, e.g. Maker's
+    auctions; flows routed to shared pools): refuse, with the venue's own reason."""
     if engine != "kernel":
         return
     from .engine import bind

@@ -1,17 +1,26 @@
 """Fast cascade kernel (numba): the model of :mod:`optimizer.engine.reference`, without scanning the book.
 
-Positions with one collateral and one debt asset are liquidatable exactly when the oracle ratio
-``P_coll / P_debt`` falls below their *liquidation ratio* ``debt / (collateral · LT)``. Positions are
-sorted once by that ratio per (venue, collateral, debt) group; each path walks a pointer down the
-sorted array as prices fall, so a step costs O(groups + liquidations), not O(positions). Positions
-that survive a partial liquidation (Aave's 50 % close factor) or that were examined but were
-healthy go into a per-group max-heap keyed by their current ratio; positions skipped for the call
-cap, the reaction delay or profit wait in a pending list for the next step. Every candidate is
-confirmed with the adapters' exact health formula (same float operations), so both engines find the
-same liquidations.
+Accounts hold any number of collateral and debt legs. With ``r_a = P_a / P0_a`` an asset's price
+relative to the start, an account's health is at least ``min_coll r / max_debt r`` (over its legs)
+divided by its *key* ``1 / health at P0``: it can be liquidatable only while its group's ratio is below
+its key. Accounts are grouped by (venue, collateral assets, debt assets) and sorted once per group by key;
+each path walks a pointer down the sorted array as the group's ratio falls, so a step costs
+O(groups + candidates), not O(accounts). For a single-pair account the bound is exact (the ratio is the
+oracle ratio ``P_coll / P_debt`` rescaled). Single-pair accounts that survived a partial liquidation
+(Aave's close factor) or were examined but were healthy go into a per-group max-heap keyed by their
+current key; multi-asset ones go into the group's *parking lots* (:data:`N_LOTS`), each keyed against the
+prices its accounts were examined at, so a healthy account is re-examined only after the prices moved
+against it (not in every round while the market stays down). Accounts skipped for the call cap, the
+reaction delay or profit wait in a pending list for the next step; accounts whose bonus can never cover
+the rest of the path's cheapest gas are dropped.
+
+Per round, each venue's candidates are collected from its groups in one batch, confirmed with the
+adapters' exact health formula (:mod:`optimizer.engine.kernel_rules`, same float operations), and worked
+down by (health, book row) while calls remain, as the reference engine's liquidators do; so both engines
+find the same liquidations.
 
 The kernel mirrors venue rules, not venues: each venue simulator that it can run declares which
-rule (:data:`RULES`) and hands over the per-position terms (``KernelSpec``, built from the adapters'
+rule (:data:`RULES`) and hands over the per-leg terms (``KernelSpec``, built from the adapters'
 public ``position_terms``). Inputs are named structs (NamedTuples of arrays): :class:`KMarket`,
 :class:`KPositions`, :class:`KVenues`, :class:`KGroups`, :class:`KLiquidators`, :class:`KOut`.
 
@@ -28,17 +37,38 @@ from numba import njit, prange
 
 from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
+from .kernel_rules import (
+    KEY_TOL,
+    aave_call,
+    absorb,
+    account_health,
+    account_key,
+    call_pair,
+    counted_left,
+    group_ratio,
+    heap_pop,
+    heap_push,
+    lot_ratios,
+    order_by_health,
+)
 
 #: Aave-style liquidationCall (close factor, bonus, protocol fee, dust rule, v3.3 deficit cleanup) on the
-#: position's one collateral and one debt, by profit-seeking liquidators who sell the collateral minus
-#: the fee share and buy the debt they repay
+#: account's largest counted collateral and largest debt, by profit-seeking liquidators who sell the
+#: collateral minus the fee share and buy the debt they repay
 RULE_CLOSE_FACTOR_CALL = 0
-#: Comet-style absorb of the whole position into the venue's inventory (no profit needed), sold later
-#: through a storefront while reserves are below target
+#: Comet-style absorb of the whole account (every collateral leg) into the venue's inventory (no profit
+#: needed), sold later through a storefront while reserves are below target
 RULE_ABSORB = 1
 RULES = (RULE_CLOSE_FACTOR_CALL, RULE_ABSORB)
 #: per-venue constants a KernelSpec may give (absent ones are 0; ``target`` defaults to +inf)
 VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target")
+#: parking lots per multi-asset group (accounts examined and found healthy wait in a lot keyed against the
+#: prices they were examined at); a lot whose reference drifted by more than LOT_SLACK gets a fresh one
+N_LOTS = 4
+LOT_SLACK = 0.005
+
+__all__ = ["KEY_TOL", "RULES", "RULE_ABSORB", "RULE_CLOSE_FACTOR_CALL", "VENUE_CONSTANTS", "KGroups", "KLiquidators",
+           "KMarket", "KOut", "KPositions", "KVenues", "run_paths"]
 
 
 class KMarket(NamedTuple):
@@ -53,22 +83,34 @@ class KMarket(NamedTuple):
     gas_usd_per_call: float  # gas units x 1e-9 (gwei -> native) per call
     gas_token: int  # asset pricing gas, -1 = free
     gas_gwei: np.ndarray  # (T+1,)
+    p0: np.ndarray  # (A,) initial prices (every path starts there), the keys' reference
 
 
 class KPositions(NamedTuple):
-    """One row per position with collateral and debt, stored in walk order (group, ratio)."""
+    """Accounts (walk order: group, then key descending) and their legs in CSR layout.
 
-    venue: np.ndarray  # int64
+    Account ``i`` owns collateral legs ``coff[i]:coff[i+1]`` and debt legs ``doff[i]:doff[i+1]``, in
+    book-column order.
+    """
+
+    venue: np.ndarray  # int64 (n,)
     row: np.ndarray  # book row
-    ca: np.ndarray  # market asset of the collateral
-    da: np.ndarray  # market asset of the debt
-    cc: np.ndarray  # book column of the collateral
     group: np.ndarray
-    c0: np.ndarray  # float64 tokens
-    d0: np.ndarray
-    lt: np.ndarray  # health weight
+    coff: np.ndarray  # (n+1,)
+    doff: np.ndarray  # (n+1,)
+    ca: np.ndarray  # (L,) market asset of each collateral leg
+    cc: np.ndarray  # book column
+    c0: np.ndarray  # tokens
+    lt: np.ndarray  # health weight (0: not counted, not seizable)
     lb: np.ndarray  # rule's liquidation multiplier (bonus; absorb: liquidation factor)
     fee: np.ndarray  # protocol share of the bonus
+    cpaused: np.ndarray  # bool: liquidations of this asset are paused
+    da: np.ndarray  # (M,) market asset of each debt leg
+    dc: np.ndarray  # book column
+    d0: np.ndarray  # tokens
+    dpaused: np.ndarray
+    pair_c: np.ndarray  # (n,) the one counted collateral leg of a single-pair account (-1: several or none)
+    pair_d: np.ndarray  # (n,) its one debt leg (-1: several)
 
 
 class KVenues(NamedTuple):
@@ -86,12 +128,16 @@ class KVenues(NamedTuple):
 
 
 class KGroups(NamedTuple):
-    venue: np.ndarray
-    ca: np.ndarray
-    da: np.ndarray
-    off: np.ndarray  # (G+1,)
-    order: np.ndarray  # (n,) position index in walk order
-    key: np.ndarray  # (n,) initial liquidation ratio, descending within a group
+    """Groups of accounts with the same venue and assets, contiguous per venue."""
+
+    venue: np.ndarray  # (G,)
+    venue_off: np.ndarray  # (V+1,) groups of venue j: venue_off[j]:venue_off[j+1]
+    off: np.ndarray  # (G+1,) accounts of group g: off[g]:off[g+1]
+    gc_off: np.ndarray  # (G+1,) the group's counted collateral assets gc[gc_off[g]:gc_off[g+1]]
+    gc: np.ndarray
+    gd_off: np.ndarray  # (G+1,) its debt assets
+    gd: np.ndarray
+    key: np.ndarray  # (n,) initial key, descending within a group
 
 
 class KLiquidators(NamedTuple):
@@ -122,119 +168,6 @@ class KOut(NamedTuple):
     n_events: np.ndarray  # (1,) int64: events counted (stored up to events.shape[0])
     events_cap: int  # -1: events off
 
-KEY_TOL = 1e-12  # keys are a pre-filter; the exact health check decides
-
-
-# ---------------------------------------------------------------------------------------------
-# per-position rules (mirror protocols/aave_v3.py and protocols/compound_v3.py operation by operation)
-# ---------------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _health(c, d, pc, pd, lt):
-    if d <= 0.0:
-        return np.inf
-    return (c * pc * lt) / (d * pd)
-
-
-@njit(cache=True)
-def _repay_and_seize(dtc, c, pc, pd, lb):
-    max_seize = dtc * pd / pc * lb
-    if max_seize > c:
-        return c * pc / pd / lb, c
-    return dtc, max_seize
-
-
-@njit(cache=True)
-def _aave_call(c, d, pc, pd, lt, lb, fee, close_factor, cf_hf, min_base, floor):
-    """One liquidationCall (single collateral/debt). Returns ok, new_c, new_d, repay, seize, fee_tok, deficit."""
-    if c <= 0.0 or d <= 0.0:
-        return False, c, d, 0.0, 0.0, 0.0, 0.0
-    coll_val = c * pc
-    debt_val = d * pd
-    hf = (coll_val * lt) / debt_val
-    partial = coll_val >= min_base and debt_val >= min_base and hf > cf_hf
-    cap_usd = debt_val * close_factor
-    max_debt = cap_usd / pd if (partial and debt_val > cap_usd) else d
-    repay, seize = _repay_and_seize(max_debt, c, pc, pd, lb)
-    dusty = repay < d and seize < c and ((d - repay) * pd < floor or (c - seize) * pc < floor)
-    if dusty:
-        alt = min(d - floor / pd, (c - floor / pc) * pc / (pd * lb))
-        alt = min(alt, max_debt)
-        if alt > 0.0:
-            repay, seize = _repay_and_seize(alt, c, pc, pd, lb)
-        else:
-            return False, c, d, 0.0, 0.0, 0.0, 0.0
-    lbd = lb if lb > 0.0 else 1.0
-    bonus_tok = seize - seize / lbd
-    fee_tok = bonus_tok * fee
-    new_c = 0.0 if seize >= c else c - seize
-    new_d = 0.0 if repay >= d else d - repay
-    deficit = 0.0
-    if new_c == 0.0:  # v3.3 bad-debt cleanup: no collateral left -> the rest of the debt is a deficit
-        deficit = new_d
-        new_d = 0.0
-    return True, new_c, new_d, repay, seize, fee_tok, deficit
-
-
-# ---------------------------------------------------------------------------------------------
-# heap (max by key) on a slice of flat arrays
-# ---------------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _heap_push(hkey, hpos, base, size, key, pos):
-    i = size
-    hkey[base + i] = key
-    hpos[base + i] = pos
-    while i > 0:
-        parent = (i - 1) // 2
-        if hkey[base + parent] >= hkey[base + i]:
-            break
-        hkey[base + parent], hkey[base + i] = hkey[base + i], hkey[base + parent]
-        hpos[base + parent], hpos[base + i] = hpos[base + i], hpos[base + parent]
-        i = parent
-    return size + 1
-
-
-@njit(cache=True)
-def _heap_pop(hkey, hpos, base, size):
-    pos = hpos[base]
-    size -= 1
-    hkey[base] = hkey[base + size]
-    hpos[base] = hpos[base + size]
-    i = 0
-    while True:
-        left = 2 * i + 1
-        if left >= size:
-            break
-        child = left
-        if left + 1 < size and hkey[base + left + 1] > hkey[base + left]:
-            child = left + 1
-        if hkey[base + i] >= hkey[base + child]:
-            break
-        hkey[base + i], hkey[base + child] = hkey[base + child], hkey[base + i]
-        hpos[base + i], hpos[base + child] = hpos[base + child], hpos[base + i]
-        i = child
-    return pos, size
-
-
-@njit(cache=True)
-def _mark(i, touched_flag, touched_list, tl_n):
-    """Remember that position i's scratch state changed this path (reset at the end)."""
-    if touched_flag[i]:
-        return tl_n
-    touched_flag[i] = True
-    touched_list[tl_n] = i
-    return tl_n + 1
-
-
-@njit(cache=True)
-def _key(c, d, lt):
-    if c <= 0.0 or d <= 0.0:
-        return -1.0
-    return d / (c * lt)
-
 
 # ---------------------------------------------------------------------------------------------
 # one path
@@ -242,42 +175,105 @@ def _key(c, d, lt):
 
 
 @njit(cache=True)
-def _oracle(j, t, lag, low_hist, hist, a):
-    """Venue j's collateral-side oracle price of asset a at (completed or current) step t."""
-    if lag[j] == 0:
-        return low_hist[t, a]
-    return hist[max(t - lag[j], 0), a]
-
-
-@njit(cache=True)
-def _horizon(k, i, c, d, pc, pd, lt_i, lb_i, rule, j, o_ubad, o_expo):
-    """One open position at the horizon: underwater debt, and its exposure when liquidatable."""
-    shortfall = d * pd - c * pc
-    if shortfall > 0.0:
-        o_ubad[k, j] += shortfall
-    if d > 0.0 and _health(c, d, pc, pd, lt_i) < 1.0:
-        debt_usd = d * pd
-        if rule == RULE_CLOSE_FACTOR_CALL:  # seize everything: covers value / bonus of the debt
-            covered = c * pc / (lb_i if lb_i > 0.0 else 1.0)
-        else:  # absorb: credit = value x liquidation factor
-            covered = c * pc * lb_i
-        short = max(debt_usd - covered, 0.0)
-        exposure = short - max(debt_usd - c * pc, 0.0)
+def _horizon(k, i, j, rule, pos, c, d, pT, o_ubad, o_expo):
+    """One open account at the horizon (final close): underwater debt, and its exposure when liquidatable."""
+    coff, doff, ca, da, lt, lb = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb
+    coll = 0.0
+    w = 0.0
+    covered = 0.0
+    for q in range(coff[i], coff[i + 1]):
+        v = c[q] * pT[ca[q]]
+        coll += v
+        w += v * lt[q]
+        if lt[q] > 0.0:
+            if rule == RULE_CLOSE_FACTOR_CALL:  # seize everything: covers value / bonus of the debt
+                covered += v / (lb[q] if lb[q] > 0.0 else 1.0)
+            else:  # absorb: credit = value x liquidation factor
+                covered += v * lb[q]
+    debt = 0.0
+    for q in range(doff[i], doff[i + 1]):
+        debt += d[q] * pT[da[q]]
+    under = debt - coll
+    if under > 0.0:
+        o_ubad[k, j] += under
+    if debt > 0.0 and w / debt < 1.0:
+        exposure = max(debt - covered, 0.0) - max(under, 0.0)
         if exposure > 0.0:
             o_expo[k, j] += exposure
 
 
+@njit(cache=True, inline="always")
+def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
+    """Account health (:func:`~optimizer.engine.kernel_rules.account_health`), one-pair accounts inline
+    (the same float operations: the other columns add exact zeros)."""
+    kc = pair_c[i]
+    kd = pair_d[i]
+    if kc >= 0 and kd >= 0:
+        debt = d[kd] * pd[j, da[kd]]
+        if not debt > 0.0:
+            return np.inf
+        return ((c[kc] * pc[j, ca[kc]]) * lt[kc]) / debt
+    return account_health(i, j, coff, doff, ca, c, lt, da, d, pc, pd)
+
+
+@njit(cache=True, inline="always")
+def _head(g, j, th, ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c, pair_d, coff, doff, ca,
+          c, lt, da, d, oc, od):
+    """The next account of single-pair group ``g`` (pointer or heap, the larger key) and its health."""
+    p = ptr[g]
+    ks = gkey[p] if p < goff[g + 1] else -1.0
+    kh = hkey[goff[g]] if hsize[g] > 0 else -1.0
+    if not (ks > th or kh > th):
+        head_i[g] = -1
+        return
+    from_heap = kh > ks
+    i = hpos[goff[g]] if from_heap else p
+    head_i[g] = i
+    head_heap[g] = from_heap
+    head_hf[g] = _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, oc, od)
+
+
+@njit(cache=True)
+def _park(i, g, j, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od, n, lkey, lpos, lsize, lot_cur,
+          lot_rc, lot_rd, n_assets, goff):
+    """Put account ``i`` of multi-asset group ``g`` in the group's current parking lot (see :data:`N_LOTS`)."""
+    h = account_health(i, j, coff, doff, ca, c, lt, da, d, oc, od)
+    if h == np.inf:  # no debt left: never liquidatable
+        return
+    n_lots = lsize.shape[1]
+    cur = lot_cur[g]
+    up = 0.0
+    if cur >= 0 and lsize[g, cur] > 0:
+        _, up = lot_ratios(g, j, cur, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
+    if cur < 0 or lsize[g, cur] == 0 or up > 1.0 + LOT_SLACK:
+        fresh = -1
+        for lt_ in range(n_lots):
+            if lsize[g, lt_] == 0 and (fresh < 0 or lt_ == cur):
+                fresh = lt_
+        if fresh >= 0:  # a lot referenced to the prices now
+            cur = fresh
+            lot_cur[g] = cur
+            for a in range(n_assets):
+                lot_rc[g, cur, a] = oc[j, a]
+                lot_rd[g, cur, a] = od[j, a]
+            up = 1.0
+    key = up / h if h > 0.0 else np.inf
+    lsize[g, cur] = heap_push(lkey, lpos, cur * n + goff[g], lsize[g, cur], key, i)
+
+
 @njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
-              c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, hist, low_hist,
-              high_hist):
-    close, low, high, liq, hl = m.close, m.low, m.high, m.liq, m.hl
-    c0, d0, lt, lb, fee = pos.c0, pos.d0, pos.lt, pos.lb, pos.fee
-    pos_proto, pos_row, pos_ca, pos_da, pos_group = pos.venue, pos.row, pos.ca, pos.da, pos.group
-    grp_proto, grp_ca, grp_da, goff, gorder, gkey = grp.venue, grp.ca, grp.da, grp.off, grp.order, grp.key
-    proto_kind, proto_lag = ven.rule, ven.lag
+              c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf, cand_row,
+              hist, low_hist, high_hist, lkey, lpos, f_cap):
+    close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
+    coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
+    c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
+    pos_venue, pos_row, pos_cc = pos.venue, pos.row, pos.cc
+    grp_venue, vgoff, goff, gkey = grp.venue, grp.venue_off, grp.off, grp.key
+    gc_off, gc, gd_off, gd = grp.gc_off, grp.gc, grp.gd_off, grp.gd
+    rule, lag = ven.rule, ven.lag
     v_cf, v_cf_hf, v_min_base, v_floor, v_sf = ven.close_factor, ven.cf_hf, ven.min_base, ven.floor, ven.sf
-    v_target, store_cols, store_lf, pos_cc = ven.target_res, ven.store_cols, ven.store_lf, pos.cc
+    v_target, store_cols, store_lf = ven.target_res, ven.store_cols, ven.store_lf
     max_calls, delay, min_profit = lq.max_calls, lq.delay, lq.min_profit
     ev, ev_n, ev_cap = out.events, out.n_events, out.events_cap
     # outputs as locals (an array read through a tuple field in the hot loop costs a refcount each time)
@@ -289,55 +285,72 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     o_ubad, o_expo = out.unrealised_bad_debt_usd, out.horizon_exposure_usd
     n_assets = close.shape[2]
     T = close.shape[1] - 1
-    n_groups = grp_proto.shape[0]
-    n_proto = proto_kind.shape[0]
+    n_groups = grp_venue.shape[0]
+    n_venues = rule.shape[0]
     ptr = goff[:-1].copy()
     hsize = np.zeros(n_groups, np.int64)
     sold = np.zeros(n_assets)  # net signed flow per pool (one pool per asset)
     n_pend = 0
     tl_n = 0
-    inventory = np.zeros((n_proto, n_assets))
+    inventory = np.zeros((n_venues, n_assets))
     reserves = ven.res0.copy()
     for a in range(n_assets):
         hist[0, a] = close[path, 0, a]
         low_hist[0, a] = close[path, 0, a]
         high_hist[0, a] = close[path, 0, a]
-    # Path bounds for pruning positions that can never be profitable to liquidate.
-    max_px = np.empty(n_assets)
+    # Path bounds for pruning accounts that can never be profitable to liquidate: the highest debt price
+    # and the cheapest gas from each step to the horizon.
+    max_px = np.empty((T + 2, n_assets))  # max_px[t, a]: highest bar high of asset a over steps t..T
     for a in range(n_assets):
-        mx = high[path, 0, a]
-        for t in range(1, T + 1):
-            mx = max(mx, high[path, t, a])
-        max_px[a] = mx
+        max_px[T + 1, a] = 0.0
+        for t in range(T, -1, -1):
+            max_px[t, a] = max(max_px[t + 1, a], high[path, t, a])
     gas_step_usd = np.zeros(T + 1)  # one liquidation call's gas in USD at each step
     if m.gas_token >= 0:
         for t in range(1, T + 1):
             gas_step_usd[t] = m.gas_usd_per_call * m.gas_gwei[t] * 1e-9 * close[path, t, m.gas_token]
-    gas_min = gas_step_usd[1:].min()
+    gas_min = np.empty(T + 2)  # gas_min[t]: cheapest gas over steps t..T
+    gas_min[T + 1] = np.inf
+    for t in range(T, 0, -1):
+        gas_min[t] = min(gas_min[t + 1], gas_step_usd[t])
+    gas_min[0] = gas_min[1]
     first_step = -1
     last_step = -1
-    oc = np.empty(n_groups)
-    od = np.empty(n_groups)
-    pc_past = np.empty(n_groups)
-    pd_past = np.empty(n_groups)
+    oc = np.empty((n_venues, n_assets))  # each venue's oracle: collateral side, debt side
+    od = np.empty((n_venues, n_assets))
+    pc_past = np.empty((n_venues, n_assets))
+    pd_past = np.empty((n_venues, n_assets))
     thr = np.empty(n_groups)
     mkt_low = np.empty(n_assets)
     mkt_close = np.empty(n_assets)
     mkt_high = np.empty(n_assets)
     round_sales = np.empty(n_assets)
-    calls_left = np.empty(n_proto, np.int64)
+    calls_left = np.empty(n_venues, np.int64)
+    gexact = np.empty(n_groups, np.bool_)  # one counted collateral asset, one debt asset: health ~ 1 / key
+    for g in range(n_groups):
+        gexact[g] = gc_off[g + 1] - gc_off[g] == 1 and gd_off[g + 1] - gd_off[g] == 1
+    act = np.empty(n_groups, np.int64)
+    n_acc = pos.venue.shape[0]
+    lsize = np.zeros((n_groups, N_LOTS), np.int64)
+    lot_cur = np.full(n_groups, -1, np.int64)
+    lot_rc = np.ones((n_groups, N_LOTS, n_assets))
+    lot_rd = np.ones((n_groups, N_LOTS, n_assets))
+    head_i = np.full(n_groups, -1, np.int64)
+    head_hf = np.empty(n_groups)
+    head_heap = np.zeros(n_groups, np.bool_)
 
     for t in range(1, T + 1):
         for a in range(n_assets):
             sold[a] = decay(sold[a], m.step_s, hl[a])
-        for j in range(n_proto):
+        for j in range(n_venues):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
-        # positions that waited (unprofitable, refused) rejoin their group's heap for this step
+        # accounts that waited (unprofitable, refused) rejoin their group's heap for this step
         for q in range(n_pend):
             i = pend[q]
-            g = pos_group[i]
-            hsize[g] = _heap_push(hkey, hpos, goff[g], hsize[g], _key(c_cur[i], d_cur[i], lt[i]), i)
+            g = pos.group[i]
+            hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], account_key(i, coff, doff, ca, c_cur, lt, da, d_cur,
+                                                                            p0), i)
         n_pend = 0
         tp = max(t - delay, 0)
         while True:
@@ -347,75 +360,146 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 mkt_close[a] = close[path, t, a] * f
                 mkt_high[a] = high[path, t, a] * f
                 low_hist[t, a] = mkt_low[a]
+            for j in range(n_venues):
+                h = max(t - lag[j], 0)
+                hp = max(tp - lag[j], 0)
+                for a in range(n_assets):
+                    if lag[j] == 0:  # collateral at the bar's low, debt at its high
+                        oc[j, a] = mkt_low[a]
+                        od[j, a] = mkt_high[a]
+                        pc_past[j, a] = low_hist[tp, a]
+                        pd_past[j, a] = high_hist[tp, a]
+                    else:
+                        oc[j, a] = hist[h, a]
+                        od[j, a] = hist[h, a]
+                        pc_past[j, a] = hist[hp, a]
+                        pd_past[j, a] = hist[hp, a]
             for g in range(n_groups):
-                j = grp_proto[g]
-                if proto_lag[j] == 0:  # collateral at the bar's low, debt at its high
-                    oc[g] = mkt_low[grp_ca[g]]
-                    od[g] = mkt_high[grp_da[g]]
-                else:
-                    h = max(t - proto_lag[j], 0)
-                    oc[g] = hist[h, grp_ca[g]]
-                    od[g] = hist[h, grp_da[g]]
-                ratio = oc[g] / od[g]
+                j = grp_venue[g]
+                ratio = group_ratio(g, j, gc_off, gc, gd_off, gd, oc, od, p0)
                 if delay > 0:  # liquidators act on what was already liquidatable `delay` steps ago
-                    pc_past[g] = _oracle(j, tp, proto_lag, low_hist, hist, grp_ca[g])
-                    # debt assets at the bar's high (no lag) or the lagged close
-                    pd_past[g] = high_hist[tp, grp_da[g]] if proto_lag[j] == 0 else \
-                        _oracle(j, tp, proto_lag, low_hist, hist, grp_da[g])
-                    ratio = max(ratio, pc_past[g] / pd_past[g])
+                    ratio = max(ratio, group_ratio(g, j, gc_off, gc, gd_off, gd, pc_past, pd_past, p0))
                 thr[g] = ratio * (1.0 - KEY_TOL)
             for a in range(n_assets):
                 round_sales[a] = 0.0
             executed_any = False
             n_back = 0
-            for j in range(n_proto):
-                # Work down venue j's liquidatable positions by (health, book row) while calls remain.
+            for j in range(n_venues):
+                if calls_left[j] <= 0:
+                    continue
+                # ---- the venue's candidates as sorted streams, merged by (health, row) while calls remain.
+                # Single-pair groups: health is monotone in the key, so each group's stream is its pointer
+                # and heap in key order and only its head is examined (O(calls + groups), however long the
+                # queue behind the cap). Multi-asset groups: every account whose key passes the group's
+                # ratio, confirmed with the exact health and sorted (the bound is not an order).
+                n_c = 0
+                n_act = 0
+                for g in range(vgoff[j], vgoff[j + 1]):
+                    th = thr[g]
+                    if gexact[g]:
+                        _head(g, j, th, ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c,
+                              pair_d, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
+                        if head_i[g] >= 0:
+                            act[n_act] = g
+                            n_act += 1
+                        continue
+                    p = ptr[g]
+                    end = goff[g + 1]
+                    while p < end and gkey[p] > th:
+                        cand[n_c] = p
+                        n_c += 1
+                        p += 1
+                    ptr[g] = p
+                    while hsize[g] > 0 and hkey[goff[g]] > th:
+                        i, hsize[g] = heap_pop(hkey, hpos, goff[g], hsize[g])
+                        cand[n_c] = i
+                        n_c += 1
+                    for lot in range(N_LOTS):  # parked accounts whose prices moved against them enough
+                        if lsize[g, lot] == 0:
+                            continue
+                        worst, _ = lot_ratios(g, j, lot, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
+                        lth = worst * (1.0 - KEY_TOL)
+                        base = lot * n_acc + goff[g]
+                        while lsize[g, lot] > 0 and lkey[base] > lth:
+                            i, lsize[g, lot] = heap_pop(lkey, lpos, base, lsize[g, lot])
+                            cand[n_c] = i
+                            n_c += 1
+                n_ok = 0
+                for q in range(n_c):
+                    i = cand[q]
+                    hf = account_health(i, j, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
+                    if hf < 1.0 and (delay == 0 or account_health(i, j, coff, doff, ca, c_cur, lt, da, d_cur,
+                                                                  pc_past, pd_past) < 1.0):
+                        cand[n_ok] = i
+                        cand_hf[n_ok] = hf
+                        cand_row[n_ok] = pos_row[i]
+                        n_ok += 1
+                    else:  # within the bound but not liquidatable: back after the round
+                        back[n_back] = i
+                        n_back += 1
+                if n_ok == 0 and n_act == 0:
+                    continue
+                perm = order_by_health(cand_hf, cand_row, n_ok)
+                m_ptr = 0
                 while calls_left[j] > 0:
                     best_g = -1
                     best_hf = np.inf
                     best_row = 0
-                    best_heap = False
-                    for g in range(n_groups):
-                        if grp_proto[g] != j:
+                    for q in range(n_act):
+                        g = act[q]
+                        if head_i[g] < 0:
                             continue
-                        p = ptr[g]
-                        ks = gkey[p] if p < goff[g + 1] else -1.0
-                        kh = hkey[goff[g]] if hsize[g] > 0 else -1.0
-                        if not (ks > thr[g] or kh > thr[g]):
+                        hg = head_hf[g]
+                        if best_g < 0 or hg < best_hf or (hg == best_hf and pos_row[head_i[g]] < best_row):
+                            best_g, best_hf, best_row = g, hg, pos_row[head_i[g]]
+                    if m_ptr < n_ok and (best_g < 0 or cand_hf[perm[m_ptr]] < best_hf or (
+                            cand_hf[perm[m_ptr]] == best_hf and cand_row[perm[m_ptr]] < best_row)):
+                        i = cand[perm[m_ptr]]
+                        hf = cand_hf[perm[m_ptr]]
+                        m_ptr += 1
+                    elif best_g >= 0:
+                        g = best_g
+                        i = head_i[g]
+                        hf = head_hf[g]
+                        if head_heap[g]:
+                            _, hsize[g] = heap_pop(hkey, hpos, goff[g], hsize[g])
+                        else:
+                            ptr[g] += 1
+                        _head(g, j, thr[g], ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c,
+                              pair_d, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
+                        if not hf < 1.0 or (delay > 0 and not _hf(i, j, pair_c, pair_d, coff, doff, ca, c_cur, lt,
+                                                                  da, d_cur, pc_past, pd_past) < 1.0):
+                            back[n_back] = i  # within the key tolerance but not liquidatable: back after the round
+                            n_back += 1
                             continue
-                        from_heap = kh > ks
-                        i = hpos[goff[g]] if from_heap else gorder[p]
-                        hf = _health(c_cur[i], d_cur[i], oc[g], od[g], lt[i])
-                        if best_g < 0 or hf < best_hf or (hf == best_hf and pos_row[i] < best_row):
-                            best_g, best_hf, best_row, best_heap = g, hf, pos_row[i], from_heap
-                    if best_g < 0:
-                        break
-                    g = best_g
-                    if best_heap:
-                        i, hsize[g] = _heap_pop(hkey, hpos, goff[g], hsize[g])
                     else:
-                        i = gorder[ptr[g]]
-                        ptr[g] += 1
-                    if not best_hf < 1.0 or (delay > 0 and not _health(c_cur[i], d_cur[i], pc_past[g],
-                                                                      pd_past[g], lt[i]) < 1.0):
-                        back[n_back] = i  # within the key tolerance but not liquidatable: back after the round
-                        n_back += 1
-                        continue
-                    pc = oc[g]
-                    pd = od[g]
-                    a = pos_ca[i]
-                    da = pos_da[i]
-                    c = c_cur[i]
-                    d = d_cur[i]
-                    if proto_kind[j] == RULE_CLOSE_FACTOR_CALL:
-                        ok, new_c, new_d, repay, seize, fee_tok, deficit = _aave_call(
-                            c, d, pc, pd, lt[i], lb[i], fee[i], v_cf[j], v_cf_hf[j], v_min_base[j], v_floor[j])
-                        if not ok:  # refused (dust): not again this step
+                        break
+                    if rule[j] == RULE_CLOSE_FACTOR_CALL:
+                        kc = pair_c[i]
+                        kd = pair_d[i]
+                        if kc >= 0 and kd >= 0:  # one pair: the liquidator's choice is made
+                            if c_cur[kc] > 0.0 and d_cur[kd] > 0.0 and not (cpaused[kc] or dpaused[kd]):
+                                pdv = od[j, da[kd]]
+                                ok, kc, kd, repay, seize = call_pair(
+                                    c_cur[kc], d_cur[kd], oc[j, ca[kc]], pdv, lb[kc], hf, d_cur[kd] * pdv, v_cf[j],
+                                    v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
+                            else:
+                                ok, repay, seize = False, 0.0, 0.0
+                        else:
+                            ok, kc, kd, repay, seize = aave_call(i, j, coff, doff, ca, c_cur, lt, lb, cpaused, da,
+                                                                 d_cur, dpaused, oc, od, hf, v_cf[j], v_cf_hf[j],
+                                                                 v_min_base[j], v_floor[j])
+                        if not ok:  # refused (no pair, paused, dust): not again this step
                             pend[n_pend] = i
                             n_pend += 1
                             continue
-                        lbd = lb[i] if lb[i] > 0.0 else 1.0
+                        a = ca[kc]
+                        dda = da[kd]
+                        pc = oc[j, a]
+                        pdx = od[j, dda]
+                        lbd = lb[kc] if lb[kc] > 0.0 else 1.0
                         bonus_tok = seize - seize / lbd
+                        fee_tok = bonus_tok * fee[kc]
                         seized_usd = seize * pc
                         fee_usd = fee_tok * pc
                         bonus_usd = (bonus_tok - fee_tok) * pc
@@ -425,42 +509,61 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         if sell != 0.0:
                             profit -= sell * pc - proceeds_usd(liq, a, sold[a], sell, low[path, t, a])
                         if repay != 0.0:  # the liquidator buys the debt it repays
-                            profit -= purchase_usd(liq, da, sold[da], repay, high[path, t, da]) - repay * pd
+                            profit -= purchase_usd(liq, dda, sold[dda], repay, high[path, t, dda]) - repay * pdx
                         if not profit >= 0.0:
-                            # With no oracle lag slippage is >= 0 (and with a debt market of infinite depth the
-                            # debt price is the bar's high), so the bonus on the whole debt at the path's
-                            # highest debt price bounds every future profit: below the path's cheapest gas the
-                            # position can never be liquidated and is dropped instead of re-examined.
-                            ub = d * max_px[da] * (lb[i] - 1.0) * (1.0 - fee[i]) - gas_min - min_profit
-                            if not (proto_lag[j] == 0 and liq[da, 0] < 0 and ub < 0.0):
+                            # With no oracle lag the sale's slippage and the purchase's cost above the oracle
+                            # are >= 0, and the debt's market price is at most its bar high times the impact of
+                            # buying back every debt token of the books (f_cap), so the bonus on the whole debt
+                            # at the rest of the path's highest debt prices bounds every future profit: below the
+                            # rest of the path's cheapest gas the account can never be liquidated and is dropped
+                            # instead of re-examined every step.
+                            drop = lag[j] == 0
+                            debt_hi = 0.0
+                            for q in range(doff[i], doff[i + 1]):
+                                debt_hi += d_cur[q] * max_px[t + 1, da[q]] * f_cap[da[q]]
+                            mb = 0.0
+                            for q in range(coff[i], coff[i + 1]):
+                                if lt[q] > 0.0:
+                                    mb = max(mb, (lb[q] - 1.0) * (1.0 - fee[q]))
+                            if not (drop and debt_hi * mb - gas_min[t + 1] - min_profit < 0.0):
                                 pend[n_pend] = i
                                 n_pend += 1
                             continue
-                        repaid_usd = repay * pd
-                        bad_usd = deficit * pd
+                        new_c = 0.0 if seize >= c_cur[kc] else c_cur[kc] - seize
+                        new_d = 0.0 if repay >= d_cur[kd] else d_cur[kd] - repay
+                        tl_n = _mark(i, touched_flag, touched_list, tl_n)
+                        c_cur[kc] = new_c
+                        d_cur[kd] = new_d
+                        repaid_usd = repay * pdx
+                        bad_usd = 0.0
+                        if not counted_left(i, coff, c_cur, lt):  # v3.3 cleanup: the rest of the debt is a deficit
+                            for q in range(doff[i], doff[i + 1]):
+                                bad_usd += d_cur[q] * od[j, da[q]]
+                                d_cur[q] = 0.0
                         round_sales[a] += sell
-                        round_sales[da] -= repay
+                        round_sales[dda] -= repay
+                        col = pos_cc[kc]
                     else:  # absorb: the whole account; the absorber is paid nothing and needs no profit
-                        value = c * pc
-                        lfi = lb[i]
-                        penalty = value * (1.0 - lfi)
-                        credit = value * lfi
-                        owed = d * pd
+                        value, credit, bonus_usd, fee_usd, owed, kc = absorb(i, j, coff, doff, ca, c_cur, lb, da,
+                                                                             d_cur, oc, od, v_sf[j])
+                        if kc >= 0:
+                            col, pc = pos_cc[kc], oc[j, ca[kc]]
+                        else:  # nothing to seize: column 0, as argmax over an all-zero row
+                            col, pc = 0, (oc[j, store_cols[j, 0]] if store_cols[j, 0] >= 0 else 0.0)
+                        for q in range(coff[i], coff[i + 1]):
+                            inventory[j, ca[q]] += c_cur[q]
                         repaid_usd = min(credit, owed)
                         seized_usd = value
-                        bonus_usd = penalty * v_sf[j]
-                        fee_usd = penalty * (1.0 - v_sf[j])
                         bad_usd = max(owed - credit, 0.0)
-                        new_c = 0.0
-                        new_d = 0.0
                         o_ret[k, j] += max(credit - owed, 0.0)
-                        inventory[j, a] += c
                         reserves[j] -= max(owed, credit)
+                        tl_n = _mark(i, touched_flag, touched_list, tl_n)
+                        for q in range(coff[i], coff[i + 1]):
+                            c_cur[q] = 0.0
+                        for q in range(doff[i], doff[i + 1]):
+                            d_cur[q] = 0.0
                     executed_any = True
                     calls_left[j] -= 1
-                    tl_n = _mark(i, touched_flag, touched_list, tl_n)
-                    c_cur[i] = new_c
-                    d_cur[i] = new_d
                     liq_once[i] = True
                     o_liqs[k, j] += 1
                     o_repaid[k, j] += repaid_usd
@@ -478,7 +581,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             ev[e].step = t
                             ev[e].protocol = j
                             ev[e].position = pos_row[i]
-                            ev[e].collateral = pos_cc[i]
+                            ev[e].collateral = col
                             ev[e].debt_repaid_usd = repaid_usd
                             ev[e].collateral_seized_usd = seized_usd
                             ev[e].bonus_usd = bonus_usd
@@ -486,18 +589,24 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             ev[e].bad_debt_usd = bad_usd
                             ev[e].price = pc
                         ev_n[0] = e + 1
-                    if _key(new_c, new_d, lt[i]) >= 0.0:  # survived (partial): may go again next round
+                    left = False
+                    for q in range(doff[i], doff[i + 1]):
+                        left = left or d_cur[q] > 0.0
+                    if left:  # survived (partial): may go again next round
                         back[n_back] = i
                         n_back += 1
+                for q in range(m_ptr, n_ok):  # not reached this step (the cap): candidates again later
+                    back[n_back] = cand[perm[q]]
+                    n_back += 1
             # ---- storefronts (absorb rule): buyers take inventory while reserves < target and it pays
-            for j in range(n_proto):
-                if proto_kind[j] != RULE_ABSORB or reserves[j] >= v_target[j]:
+            for j in range(n_venues):
+                if rule[j] != RULE_ABSORB or reserves[j] >= v_target[j]:
                     continue
                 for cc in range(store_cols.shape[1]):
                     a = store_cols[j, cc]
                     if a < 0 or not inventory[j, a] > 0.0:
                         continue
-                    opx = mkt_low[a] if proto_lag[j] == 0 else hist[max(t - proto_lag[j], 0), a]
+                    opx = oc[j, a]
                     store_px = opx * (1.0 - v_sf[j] * (1.0 - store_lf[j, cc]))
                     qty = storefront_quantity(liq, a, sold[a] + round_sales[a], low[path, t, a], store_px,
                                               inventory[j, a])
@@ -509,12 +618,30 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     executed_any = True
             for q in range(n_back):
                 i = back[q]
-                g = pos_group[i]
-                hsize[g] = _heap_push(hkey, hpos, goff[g], hsize[g], _key(c_cur[i], d_cur[i], lt[i]), i)
+                g = pos.group[i]
+                if gexact[g]:
+                    hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g],
+                                         account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0), i)
+                else:
+                    _park(i, g, grp_venue[g], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur, oc, od,
+                          n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff)
             if not executed_any:
                 break
             for a in range(n_assets):
                 sold[a] += round_sales[a]
+        # multi-asset accounts that waited (refused, unprofitable) are parked at the step's last prices, so
+        # they come back from the next step on; single-pair ones rejoin their heap at the next step's start
+        keep = 0
+        for q in range(n_pend):
+            i = pend[q]
+            g = pos.group[i]
+            if gexact[g]:
+                pend[keep] = i
+                keep += 1
+            else:
+                _park(i, g, grp_venue[g], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur, oc, od,
+                      n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff)
+        n_pend = keep
         for a in range(n_assets):
             f = impact_factor(liq, a, sold[a])
             hist[t, a] = close[path, t, a] * f
@@ -524,45 +651,30 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
-    # ---- horizon: open underwater debt, the exposure of positions left liquidatable and unsold
-    # inventory at the final market close. Untouched positions keep their sorted keys; one that is
-    # liquidatable at the end has key = d/(c*lt) > P_c/P_d (underwater ones too, as lt <= 1): a prefix of
-    # its group (the key tolerance widens it; the exact health decides). Touched ones one by one.
+    # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at
+    # the final market close. An untouched account that is liquidatable (or underwater) at the end has a key
+    # above its group's final ratio: a prefix of its group (the exact health decides). Touched ones one by one.
+    pT = hist[T]
+    for j in range(n_venues):
+        for a in range(n_assets):
+            oc[j, a] = pT[a]
     for g in range(n_groups):
-        pc_end = hist[T, grp_ca[g]]
-        pd_end = hist[T, grp_da[g]]
-        ratio = pc_end / pd_end
-        thr_end = ratio * (1.0 - KEY_TOL)
-        thr_sure = ratio * (1.0 + KEY_TOL)  # above it health < 1 without checking
-        j = grp_proto[g]
-        absorb = proto_kind[j] == RULE_ABSORB
-        ubad = 0.0
-        expo = 0.0
+        j = grp_venue[g]
+        thr_end = group_ratio(g, j, gc_off, gc, gd_off, gd, oc, oc, p0) * (1.0 - KEY_TOL)
         for p in range(goff[g], goff[g + 1]):
             if not gkey[p] > thr_end:
                 break
-            i = gorder[p]
-            if touched_flag[i]:
-                continue
-            cpc = c0[i] * pc_end
-            dpd = d0[i] * pd_end
-            if dpd - cpc > 0.0:
-                ubad += dpd - cpc
-            covered = cpc * lb[i] if absorb else cpc / (lb[i] if lb[i] > 0.0 else 1.0)
-            if dpd > covered and (gkey[p] > thr_sure or _health(c0[i], d0[i], pc_end, pd_end, lt[i]) < 1.0):
-                e = (dpd - covered) - max(dpd - cpc, 0.0)
-                if e > 0.0:
-                    expo += e
-        o_ubad[k, j] += ubad
-        o_expo[k, j] += expo
+            if not touched_flag[p]:
+                _horizon(k, p, j, rule[j], pos, c_cur, d_cur, pT, o_ubad, o_expo)
     for q in range(tl_n):
         i = touched_list[q]
-        o_drem[k, pos_proto[i]] += (d0[i] - d_cur[i]) * hist[T, pos_da[i]]
-        _horizon(k, i, c_cur[i], d_cur[i], hist[T, pos_ca[i]], hist[T, pos_da[i]], lt[i], lb[i],
-                 proto_kind[pos_proto[i]], pos_proto[i], o_ubad, o_expo)
-    for j in range(n_proto):
+        j = pos_venue[i]
+        for x in range(doff[i], doff[i + 1]):
+            o_drem[k, j] += (d0[x] - d_cur[x]) * pT[da[x]]
+        _horizon(k, i, j, rule[j], pos, c_cur, d_cur, pT, o_ubad, o_expo)
+    for j in range(n_venues):
         for a in range(n_assets):
-            o_inv[k, j] += inventory[j, a] * hist[T, a]
+            o_inv[k, j] += inventory[j, a] * pT[a]
     o_first, o_last = out.first_liquidation_step, out.last_liquidation_step
     o_first[k] = first_step
     o_last[k] = last_step
@@ -571,37 +683,60 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         i = touched_list[q]
         if liq_once[i]:
             acct[i] += 1
-        c_cur[i] = c0[i]
-        d_cur[i] = d0[i]
+        for x in range(coff[i], coff[i + 1]):
+            c_cur[x] = c0[x]
+        for x in range(doff[i], doff[i + 1]):
+            d_cur[x] = d0[x]
         touched_flag[i] = False
         liq_once[i] = False
 
 
+@njit(cache=True, inline="always")
+def _mark(i, touched_flag, touched_list, tl_n):
+    """Remember that account i's scratch state changed this path (reset at the end)."""
+    if touched_flag[i]:
+        return tl_n
+    touched_flag[i] = True
+    touched_list[tl_n] = i
+    return tl_n + 1
+
+
 @njit(parallel=True, cache=True)
 def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
-    """All paths of ``m`` in ``n_chunks`` parallel chunks; ``acct_chunks[ch]`` counts per position.
+    """All paths of ``m`` in ``n_chunks`` parallel chunks; ``acct_chunks[ch]`` counts per account.
 
     (Writes go through :func:`_run_path`: numba's parallel backend drops item assignments to arrays
     reached through a tuple field inside a ``prange`` body.)
     """
     n_paths = m.close.shape[0]
-    n = pos.c0.shape[0]
+    n = pos.venue.shape[0]
     T = m.close.shape[1] - 1
     n_assets = m.close.shape[2]
+    # the highest impact factor a pool can reach: every debt token of the books bought back at once
+    f_cap = np.zeros(n_assets)
+    for q in range(pos.d0.shape[0]):
+        f_cap[pos.da[q]] += pos.d0[q]
+    for a in range(n_assets):
+        f_cap[a] = max(impact_factor(m.liq, a, -f_cap[a]), 1.0)
     for ch in prange(n_chunks):
         c_cur = pos.c0.copy()
         d_cur = pos.d0.copy()
         touched_flag = np.zeros(n, np.bool_)
-        touched_list = np.empty(n, np.int64)  # each position at most once per path
+        touched_list = np.empty(n, np.int64)  # each account at most once per path
         liq_once = np.zeros(n, np.bool_)
         hkey = np.empty(n)
         hpos = np.empty(n, np.int64)
         pend = np.empty(n, np.int64)
         back = np.empty(n, np.int64)
+        cand = np.empty(n, np.int64)
+        cand_hf = np.empty(n)
+        cand_row = np.empty(n, np.int64)
         hist = np.empty((T + 1, n_assets))
         low_hist = np.empty((T + 1, n_assets))
         high_hist = np.empty((T + 1, n_assets))
+        lkey = np.empty(N_LOTS * n)
+        lpos = np.empty(N_LOTS * n, np.int64)
         for path in range(ch, n_paths, n_chunks):
             _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
-                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, hist, low_hist,
-                      high_hist)
+                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf,
+                      cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap)

@@ -37,72 +37,163 @@ def kernel_unsupported_reason(bound: Bound) -> str | None:
 
 @dataclass(frozen=True)
 class KernelInputs:
-    """The kernel's structs for one candidate, reusable with other price paths."""
+    """The kernel's structs for one candidate, reusable with other price paths (same initial prices)."""
 
     positions: KPositions
     venues: KVenues
     groups: KGroups
     ledger: Ledger  # an empty ledger with the venues' declared fields (the shape of the results)
     n_positions_total: int
+    p0: np.ndarray  # the initial prices the keys and the walk order refer to
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:  # the former flat dict, for inspection
         return {**self.positions._asdict(), **self.venues._asdict(), **self.groups._asdict()}
 
 
-def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None) -> KernelInputs:
-    """The kernel's structs from the venues' kernel specs (raises ValueError when a venue has none)."""
+def _legs(tokens: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR legs of ``rows`` of a (positions, columns) token matrix: offsets, row of each leg, column."""
+    sub = tokens[rows] > 0
+    r, col = np.nonzero(sub)  # row-major: each account's legs in column order
+    off = np.zeros(rows.size + 1, np.int64)
+    np.cumsum(np.bincount(r, minlength=rows.size), out=off[1:])
+    return off, r, col
+
+
+def _pack(mask: np.ndarray) -> np.ndarray:
+    """Rows of a boolean matrix as uint64 words (n, ceil(columns / 64))."""
+    b = np.packbits(mask, axis=1, bitorder="little")
+    pad = (-b.shape[1]) % 8
+    if pad:
+        b = np.concatenate([b, np.zeros((b.shape[0], pad), np.uint8)], axis=1)
+    return np.ascontiguousarray(b).view(np.uint64)
+
+
+def _permute_legs(off: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets and leg gather index after reordering accounts by ``order``."""
+    lens = np.diff(off)[order]
+    new_off = np.zeros(order.size + 1, np.int64)
+    np.cumsum(lens, out=new_off[1:])
+    idx = np.repeat(off[:-1][order] - new_off[:-1], lens) + np.arange(new_off[-1])
+    return new_off, idx
+
+
+def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
+                        p0: np.ndarray | None = None) -> KernelInputs:
+    """The kernel's structs from the venues' kernel specs (raises ValueError when a venue has none).
+
+    Accounts with debt become kernel accounts with one leg per collateral and debt column they hold;
+    they are grouped by (venue, counted collateral assets, debt assets) and sorted by their key at the
+    initial prices ``p0`` (default: the prepared paths' start).
+    """
     prep = bound.prepared
     sc = prep.scenario
     sims = venue_simulators(bound) if sims is None else sims
     specs = kernel_specs(bound, sims)
     if isinstance(specs, str):
         raise ValueError(f"kernel engine cannot run this scenario: {specs}")
-    cols: dict[str, list] = {k: [] for k in ("venue", "row", "ca", "da", "cc", "c0", "d0", "lt", "lb", "fee")}
-    per: dict[str, list] = {k: [] for k in VENUE_CONSTANTS}
+    p0 = np.asarray(prep.paths.close[0, 0] if p0 is None else p0, np.float64)
     n_assets = len(prep.market.assets)
+    per: dict[str, list] = {k: [] for k in VENUE_CONSTANTS}
     max_cols = max(len(pb.book.collateral_assets) for pb in bound.books)
     store_cols = np.full((len(bound.books), max_cols), -1, np.int64)
     store_lf = np.zeros((len(bound.books), max_cols))
+    acc: dict[str, list] = {k: [] for k in ("venue", "row", "ncl", "ndl")}
+    leg: dict[str, list] = {k: [] for k in ("ca", "cc", "c0", "lt", "lb", "fee", "cpaused", "da", "dc", "d0",
+                                            "dpaused")}
     for j, (spec, pb) in enumerate(zip(specs, bound.books, strict=True)):
         book = pb.book
-        held = (book.collateral_tokens > 0).any(1) & (book.debt_tokens > 0).any(1)
-        rows = np.flatnonzero(held)
-        ci = np.argmax(book.collateral_tokens[rows], axis=1)
-        di = np.argmax(book.debt_tokens[rows], axis=1)
+        rows = np.flatnonzero((book.debt_tokens > 0).any(1))
         for key in VENUE_CONSTANTS:
             per[key].append(spec.constants.get(key, np.inf if key == "target" else 0.0))
         if spec.store_factor is not None:
             store_cols[j, :len(book.collateral_assets)] = bound.coll_market[j]
             store_lf[j, :len(book.collateral_assets)] = spec.store_factor
-        cols["venue"].append(np.full(rows.size, j))
-        cols["row"].append(rows)
-        cols["ca"].append(bound.coll_market[j][ci])
-        cols["da"].append(bound.debt_market[j][di])
-        cols["cc"].append(ci)
-        cols["c0"].append(book.collateral_tokens[rows, ci])
-        cols["d0"].append(book.debt_tokens[rows, di])
-        cols["lt"].append(spec.lt)
-        cols["lb"].append(spec.lb)
-        cols["fee"].append(spec.fee)
-    flat = {k: np.concatenate(v) for k, v in cols.items()}
-    n = flat["c0"].size
-    # groups (venue, collateral asset, debt asset); within a group positions sorted by liquidation ratio desc
-    gid_key = (flat["venue"] * n_assets + flat["ca"]) * n_assets + flat["da"]
-    uniq, pos_group = np.unique(gid_key, return_inverse=True)
-    with np.errstate(divide="ignore"):
-        key = flat["d0"] / (flat["c0"] * flat["lt"])
-    order = np.lexsort((-key, pos_group))
-    counts = np.bincount(pos_group, minlength=uniq.size)
-    goff = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-    # Store positions in their walk order (group, then liquidation ratio): the kernel then reads them
-    # nearly sequentially instead of at random (a measured win: the per-call cost is cache misses).
-    flat = {k: v[order] for k, v in flat.items()}
+        coff, cr, ccol = _legs(book.collateral_tokens, rows)
+        doff, dr, dcol = _legs(book.debt_tokens, rows)
+        br, bdr = rows[cr], rows[dr]
+        acc["venue"].append(np.full(rows.size, j))
+        acc["row"].append(rows)
+        acc["ncl"].append(np.diff(coff))
+        acc["ndl"].append(np.diff(doff))
+        cpz = np.zeros(len(book.collateral_assets), bool) if spec.collateral_paused is None else spec.collateral_paused
+        dpz = np.zeros(len(book.debt_assets), bool) if spec.debt_paused is None else spec.debt_paused
+        leg["ca"].append(bound.coll_market[j][ccol])
+        leg["cc"].append(ccol)
+        leg["c0"].append(book.collateral_tokens[br, ccol])
+        leg["lt"].append(np.asarray(spec.lt, np.float64)[br, ccol])
+        leg["lb"].append(np.asarray(spec.lb, np.float64)[br, ccol])
+        leg["fee"].append(np.asarray(spec.fee, np.float64)[br, ccol])
+        leg["cpaused"].append(np.asarray(cpz, bool)[ccol])
+        leg["da"].append(bound.debt_market[j][dcol])
+        leg["dc"].append(dcol)
+        leg["d0"].append(book.debt_tokens[bdr, dcol])
+        leg["dpaused"].append(np.asarray(dpz, bool)[dcol])
+    a = {k: np.concatenate(v) for k, v in acc.items()}
+    lg = {k: np.concatenate(v) for k, v in leg.items()}
+    n = a["row"].size
     i64, f64 = np.int64, np.float64
-    positions = KPositions(venue=flat["venue"].astype(i64), row=flat["row"].astype(i64), ca=flat["ca"].astype(i64),
-                           da=flat["da"].astype(i64), cc=flat["cc"].astype(i64), group=pos_group[order].astype(i64),
-                           c0=flat["c0"].astype(f64), d0=flat["d0"].astype(f64), lt=flat["lt"].astype(f64),
-                           lb=flat["lb"].astype(f64), fee=flat["fee"].astype(f64))
+    coff = np.zeros(n + 1, i64)
+    np.cumsum(a["ncl"], out=coff[1:])
+    doff = np.zeros(n + 1, i64)
+    np.cumsum(a["ndl"], out=doff[1:])
+    # keys at p0: total debt / weighted collateral (1 / health at the initial prices)
+    cacc = np.repeat(np.arange(n), a["ncl"])
+    dacc = np.repeat(np.arange(n), a["ndl"])
+    w = np.bincount(cacc, lg["c0"] * p0[lg["ca"]] * lg["lt"], minlength=n)
+    debt = np.bincount(dacc, lg["d0"] * p0[lg["da"]], minlength=n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        key = np.where(debt > 0, np.where(w > 0, debt / np.where(w > 0, w, 1.0), np.inf), -1.0)
+    # groups: venue, set of counted collateral assets, set of debt assets
+    cmask = np.zeros((n, n_assets), bool)
+    counted = lg["lt"] > 0
+    cmask[cacc[counted], lg["ca"][counted]] = True
+    dmask = np.zeros((n, n_assets), bool)
+    dmask[dacc, lg["da"]] = True
+    # (packed bits and a lexsort: np.unique(axis=0) sorts rows as structured values, ~10x slower)
+    words = [a["venue"].astype(np.uint64)] + [_pack(m) for m in (cmask, dmask)]
+    cols = [w_ for blk in words for w_ in (blk.T if blk.ndim == 2 else [blk])]
+    by = np.lexsort(cols[::-1])  # venue first: each venue's groups are contiguous
+    change = np.zeros(n, bool)
+    if n:
+        change[0] = True
+        for col in cols:
+            change[1:] |= col[by][1:] != col[by][:-1]
+    first = by[change]
+    pos_group = np.empty(n, i64)
+    pos_group[by] = np.cumsum(change) - 1
+    uniq = np.column_stack([a["venue"][first], cmask[first], dmask[first]]).astype(i64)
+    order = np.lexsort((-key, pos_group))
+    counts = np.bincount(pos_group, minlength=uniq.shape[0])
+    goff = np.zeros(uniq.shape[0] + 1, i64)
+    np.cumsum(counts, out=goff[1:])
+    # Store accounts in their walk order (group, then key): the kernel then reads them nearly
+    # sequentially instead of at random (a measured win: the per-call cost is cache misses).
+    coff_w, cidx = _permute_legs(coff, order)
+    doff_w, didx = _permute_legs(doff, order)
+    # single-pair accounts (one counted collateral leg, one debt leg): the kernel's inline path
+    lt_w = lg["lt"][cidx]
+    leg_acc = np.repeat(np.arange(n), np.diff(coff_w))
+    counted_legs = np.flatnonzero(lt_w > 0)
+    n_counted = np.bincount(leg_acc[counted_legs], minlength=n)
+    pair_c = np.full(n, -1, i64)
+    one = n_counted[leg_acc[counted_legs]] == 1
+    pair_c[leg_acc[counted_legs][one]] = counted_legs[one]
+    pair_d = np.where(np.diff(doff_w) == 1, doff_w[:-1], -1).astype(i64)
+    positions = KPositions(venue=a["venue"][order].astype(i64), row=a["row"][order].astype(i64),
+                           group=pos_group[order].astype(i64), coff=coff_w, doff=doff_w,
+                           ca=lg["ca"][cidx].astype(i64), cc=lg["cc"][cidx].astype(i64), c0=lg["c0"][cidx].astype(f64),
+                           lt=lg["lt"][cidx].astype(f64), lb=lg["lb"][cidx].astype(f64), fee=lg["fee"][cidx].astype(f64),
+                           cpaused=lg["cpaused"][cidx].astype(np.bool_), da=lg["da"][didx].astype(i64),
+                           dc=lg["dc"][didx].astype(i64), d0=lg["d0"][didx].astype(f64),
+                           dpaused=lg["dpaused"][didx].astype(np.bool_), pair_c=pair_c, pair_d=pair_d)
+    gvenue = uniq[:, 0].astype(i64)
+    venue_off = np.searchsorted(gvenue, np.arange(len(bound.books) + 1)).astype(i64)
+    gcm, gdm = uniq[:, 1:1 + n_assets].astype(bool), uniq[:, 1 + n_assets:].astype(bool)
+    gc_off = np.zeros(uniq.shape[0] + 1, i64)
+    np.cumsum(gcm.sum(1), out=gc_off[1:])
+    gd_off = np.zeros(uniq.shape[0] + 1, i64)
+    np.cumsum(gdm.sum(1), out=gd_off[1:])
     venues = KVenues(rule=np.array([s.rule for s in specs], i64),
                      lag=np.array([s.oracle_spec.lag_steps for s in sims], i64),
                      close_factor=np.array(per["close_factor"], f64), cf_hf=np.array(per["cf_hf"], f64),
@@ -110,10 +201,10 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None) 
                      sf=np.array(per["sf"], f64), target_res=np.array(per["target"], f64),
                      res0=np.array([pc.reserves_usd for pc in sc.protocols], f64),
                      store_cols=store_cols, store_lf=store_lf)
-    groups = KGroups(venue=(uniq // (n_assets * n_assets)).astype(i64), ca=((uniq // n_assets) % n_assets).astype(i64),
-                     da=(uniq % n_assets).astype(i64), off=goff, order=np.arange(n, dtype=i64),
+    groups = KGroups(venue=gvenue, venue_off=venue_off, off=goff, gc_off=gc_off,
+                     gc=np.nonzero(gcm)[1].astype(i64), gd_off=gd_off, gd=np.nonzero(gdm)[1].astype(i64),
                      key=key[order].astype(f64))
-    return KernelInputs(positions, venues, groups, new_ledger(bound, sims, 0), n)
+    return KernelInputs(positions, venues, groups, new_ledger(bound, sims, 0), n, p0)
 
 
 def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.ndarray | None = None,
@@ -124,7 +215,6 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
     prep = bound.prepared
     sc = prep.scenario
     lc = sc.liquidators
-    inputs = inputs or build_kernel_inputs(bound)
     if close is None:
         close, low, high = prep.paths.close, prep.paths.low, prep.paths.bar_high
     else:
@@ -132,12 +222,17 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
         high = close if high is None else high
     if not (close.shape == low.shape == high.shape):
         raise ValueError(f"close {close.shape}, low {low.shape} and high {high.shape} must have one shape")
+    p0 = close[0, 0]
+    if not (close[:, 0] == p0).all():
+        raise ValueError("every path must start at the same prices (the kernel's keys refer to them)")
+    if inputs is None or not np.array_equal(inputs.p0, p0):
+        inputs = build_kernel_inputs(bound, p0=p0)
     gas = prep.gas_gwei if gas_gwei is None else gas_gwei
     n_paths, t1, n_assets = close.shape
     chunks = 1 if events else min(n_chunks or numba.get_num_threads(), n_paths)
     acct = np.zeros((chunks, inputs.n_positions_total), np.int64)
     market = KMarket(close, low, high, prep.market.liquidity, prep.market.half_life_s, float(sc.step_s),
-                     float(lc.gas_per_call), int(prep.gas_token), gas)
+                     float(lc.gas_per_call), int(prep.gas_token), gas, np.ascontiguousarray(p0, np.float64))
     liquidators = KLiquidators(int(lc.max_calls_per_step), int(lc.reaction_delay_steps), float(lc.min_profit_usd))
     ev_cap = 0
     ev_n = np.zeros(1, np.int64)
@@ -153,7 +248,8 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
         ev_cap = int(ev_n[0])  # first pass counted the events; run again with room for all of them
     # initial debt is the same on every path (all paths start at the same prices)
     pos = inputs.positions
-    debt0 = np.bincount(pos.venue, pos.d0 * close[0, 0, pos.da], minlength=len(bound.adapters))
+    leg_venue = np.repeat(pos.venue, np.diff(pos.doff))
+    debt0 = np.bincount(leg_venue, pos.d0 * close[0, 0, pos.da], minlength=len(bound.adapters))
     res.initial_debt_usd[:] = debt0
     per_pos = acct.sum(0)
     for j in range(len(bound.adapters)):

@@ -469,7 +469,7 @@ health = { dist = "lognormal", median = 1.3, sigma = 0.2, min = 1.02 }
 
 
 def _multi_collateral_book() -> str:
-    """Aave accounts with two collaterals and two debts (a real book's shape): reference engine only."""
+    """Aave accounts with two collaterals and two debts (a real book's shape)."""
     rng = np.random.default_rng(11)
     lines = ["account,protocol,collateral_asset,collateral_amount,debt_asset,debt_amount"]
     for i in range(120):
@@ -560,7 +560,7 @@ def bundled_cases() -> list[ScenarioCase]:
         ScenarioCase("aave_v2_generic_venue", _BASE.format(name="aave-v2", horizon_h=6, max_calls=40) + _AAVE_V2),
         ScenarioCase("maker_liq12_generic_venue", _MAKER_LIQ12),
         ScenarioCase("aave_v3_multi_collateral", _BASE.format(name="aave-multi", horizon_h=6, max_calls=40)
-                     + _AAVE_CSV, {"book.csv": _multi_collateral_book()}),
+                     + _AAVE_CSV, {"book.csv": _multi_collateral_book()}, kernel=True),
         ScenarioCase("compound_v3", _BASE.format(name="comet", horizon_h=6, max_calls=40) + _COMET, kernel=True),
         ScenarioCase("maker", _MAKER),
         *perp_cases(),

@@ -85,9 +85,9 @@ def test_book_keeps_the_legs_emodes_and_totals_of_the_source(prepared):
     assert debt == pytest.approx(sum(r["debt_usd"] for r in rep.values()), rel=1e-6)
 
 
-def test_the_scenario_runs_on_the_reference_engine_and_liquidates_emode_loops(prepared):
+def test_the_scenario_runs_on_the_kernel_and_liquidates_emode_loops(prepared):
     res = evaluate(prepared, analyses=False)
-    assert res.engine == "reference"  # accounts with several collaterals and debts
+    assert res.engine == "kernel"  # accounts with several collaterals and debts run on the fast path (issue 11)
     m = res.metrics()
     assert m["liquidations"]["mean"] > 0 and m["liquidated_usd"]["mean"] > 1e7
     liquidated = res.raw.account_liquidated[0] > 0

@@ -188,14 +188,16 @@ NOTHING = RoundResult()
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """Per-position terms and per-venue constants for one of the kernel's mirrored rules.
+    """Per-leg terms and per-venue constants for one of the kernel's mirrored rules.
 
-    ``rule`` is one of :data:`optimizer.engine.kernel.RULES`; ``lt``/``lb``/``fee`` are per position
-    of the book (its one collateral column), in the rule's convention: the health weight, the
-    liquidation multiplier (close-factor call: the bonus; absorb: the liquidation factor) and the
-    protocol's share of the bonus. ``constants`` are the rule's per-venue numbers
-    (:data:`optimizer.engine.kernel.VENUE_CONSTANTS`); ``store_factor`` per collateral column (absorb:
-    liquidation factor of the storefront price).
+    ``rule`` is one of :data:`optimizer.engine.kernel.RULES`; ``lt``/``lb``/``fee`` are
+    ``(n_positions, n_collateral_columns)`` arrays over the whole book, in the rule's convention: the
+    health weight (0: the column is neither counted nor seizable), the liquidation multiplier
+    (close-factor call: the bonus; absorb: the liquidation factor) and the protocol's share of the
+    bonus. ``constants`` are the rule's per-venue numbers (:data:`optimizer.engine.kernel.VENUE_CONSTANTS`);
+    ``store_factor`` per collateral column (absorb: liquidation factor of the storefront price);
+    ``collateral_paused`` / ``debt_paused`` per book column: liquidations seizing / repaying that asset
+    are refused (None: nothing paused).
     """
 
     rule: int
@@ -204,6 +206,8 @@ class KernelSpec:
     fee: np.ndarray
     constants: dict[str, float]
     store_factor: np.ndarray | None = None
+    collateral_paused: np.ndarray | None = None
+    debt_paused: np.ndarray | None = None
 
 
 class VenueSimulator(abc.ABC):

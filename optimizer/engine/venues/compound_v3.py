@@ -6,7 +6,7 @@ In each round's settle phase, while reserves are below ``targetReserves``, store
 inventory at ``oracle·(1 − storeFrontPriceFactor·(1 − liquidationFactor))`` and sell it into the
 collateral's pool until the pool's marginal price (after the round's other flows) falls to the store
 price; each sale adds its USD to reserves. At the horizon unsold inventory is ``inventory_usd``. The
-kernel mirrors absorb + storefront on single-collateral positions (``kernel.RULE_ABSORB``).
+kernel mirrors absorb (whole multi-collateral accounts) + storefront (``kernel.RULE_ABSORB``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from protocols import CompoundV3, LiquidationOutcome, Prices
 
 from .._market import storefront_quantity
 from ..kernel import RULE_ABSORB
-from .aave_v3 import _held_rows, single_pair_reason
+from .aave_v3 import kernel_market_reason
 from .base import NOTHING, FinalView, KernelSpec, MarketView, PathContext, RoundResult
 from .lending import LendingVenue
 
@@ -77,13 +77,12 @@ class CometVenue(LendingVenue):
     def kernel_spec(self) -> KernelSpec | str:
         ad = self.ctx.adapter
         assert isinstance(ad, CompoundV3)
-        reason = single_pair_reason(self)
+        reason = kernel_market_reason(self)
         if reason:
             return reason
         book = self.ctx.book.book
-        rows, ci = _held_rows(book)
         terms = ad.position_terms(book)
-        return KernelSpec(RULE_ABSORB, lt=terms.health_weight[rows, ci], lb=terms.recovery[rows, ci],
-                          fee=np.zeros(rows.size),
+        return KernelSpec(RULE_ABSORB, lt=np.where(terms.seizable, terms.health_weight, 0.0), lb=terms.recovery,
+                          fee=np.zeros_like(terms.recovery),
                           constants={"sf": ad.store_front_price_factor, "target": ad.target_reserves_usd},
                           store_factor=ad.liquidation_factor[ad.column_index(book)])
