@@ -175,14 +175,19 @@ def budget_line(budgets: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:
     b0 = next((b for _, b in budgets if b), None)
     if b0 is None:
         return "The scenario sets no risk budget (`[optimize]` table), so no set is judged against one."
+    from ..scenario.config import PROBABILITY_RISKS
+
     metric_name = b0["metric"].replace("_of_bad_debt_share", "").replace(" of bad_debt_share", "")
+    prob = metric_name in PROBABILITY_RISKS  # a probability (perp venues: P(ADL), P(insurance fund depleted))
+    unit = "prob" if prob else "share"
+    what = f"{metric_name} (a probability per path, Wilson 95 % interval)" if prob else f"{metric_name} of bad debt / debt"
     parts = []
     for lab, b in budgets:
         if b:
             parts.append(f"{lab} {'within' if b['feasible'] else '**over**'} "
-                         f"({format_value(b['value'], 'share')}, upper 95 % CI end {format_value(b['ci95'][1], 'share')})")
-    return (f"Risk budget of the scenario: {metric_name} of bad debt / debt, judged at the upper end of its 95 % CI, "
-            f"at most {format_value(b0['budget'], 'share')}: " + "; ".join(parts) + ".")
+                         f"({format_value(b['value'], unit)}, upper 95 % CI end {format_value(b['ci95'][1], unit)})")
+    return (f"Risk budget of the scenario: {what}, judged at the upper end of its 95 % CI, "
+            f"at most {format_value(b0['budget'], unit)}: " + "; ".join(parts) + ".")
 
 
 def reproducibility(manifest: Mapping[str, Any], folder_files: Sequence[str] = ("result.json", "manifest.json")) -> str:
