@@ -50,6 +50,7 @@ from .kernel_rules import (
     heap_push,
     lot_ratios,
     order_by_health,
+    pair_key,
 )
 
 #: Aave-style liquidationCall (close factor, bonus, protocol fee, dust rule, v3.3 deficit cleanup) on the
@@ -66,6 +67,8 @@ VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target")
 #: prices they were examined at); a lot whose reference drifted by more than LOT_SLACK gets a fresh one
 N_LOTS = 4
 LOT_SLACK = 0.005
+#: a single-pair group's head not looked up yet this round (``head_i``; -1: none)
+HEAD_STALE = -2
 
 __all__ = ["KEY_TOL", "RULES", "RULE_ABSORB", "RULE_CLOSE_FACTOR_CALL", "VENUE_CONSTANTS", "KGroups", "KLiquidators",
            "KMarket", "KOut", "KPositions", "KVenues", "run_paths"]
@@ -174,10 +177,13 @@ class KOut(NamedTuple):
 # ---------------------------------------------------------------------------------------------
 
 
-@njit(cache=True)
-def _horizon(k, i, j, rule, pos, c, d, pT, o_ubad, o_expo):
-    """One open account at the horizon (final close): underwater debt, and its exposure when liquidatable."""
-    coff, doff, ca, da, lt, lb = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb
+@njit(cache=True, inline="always")
+def _horizon(k, i, j, rule, coff, doff, ca, da, lt, lb, c, d, pT, o_ubad, o_expo):
+    """One open account at the horizon (final close): underwater debt, and its exposure when liquidatable.
+
+    (Inlined, with the leg arrays passed one by one: a call that takes the ``KPositions`` struct copies and
+    reference-counts its every array, which cost more than the arithmetic once per account at the horizon.)
+    """
     coll = 0.0
     w = 0.0
     covered = 0.0
@@ -214,23 +220,6 @@ def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
             return np.inf
         return ((c[kc] * pc[j, ca[kc]]) * lt[kc]) / debt
     return account_health(i, j, coff, doff, ca, c, lt, da, d, pc, pd)
-
-
-@njit(cache=True, inline="always")
-def _head(g, j, th, ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c, pair_d, coff, doff, ca,
-          c, lt, da, d, oc, od):
-    """The next account of single-pair group ``g`` (pointer or heap, the larger key) and its health."""
-    p = ptr[g]
-    ks = gkey[p] if p < goff[g + 1] else -1.0
-    kh = hkey[goff[g]] if hsize[g] > 0 else -1.0
-    if not (ks > th or kh > th):
-        head_i[g] = -1
-        return
-    from_heap = kh > ks
-    i = hpos[goff[g]] if from_heap else p
-    head_i[g] = i
-    head_heap[g] = from_heap
-    head_hf[g] = _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, oc, od)
 
 
 @njit(cache=True)
@@ -349,8 +338,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         for q in range(n_pend):
             i = pend[q]
             g = pos.group[i]
-            hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], account_key(i, coff, doff, ca, c_cur, lt, da, d_cur,
-                                                                            p0), i)
+            kc = pair_c[i]
+            kd = pair_d[i]
+            if kc >= 0 and kd >= 0:
+                key = pair_key(c_cur[kc], d_cur[kd], p0[ca[kc]], p0[da[kd]], lt[kc])
+            else:
+                key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
+            hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
         n_pend = 0
         tp = max(t - delay, 0)
         while True:
@@ -396,12 +390,10 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 n_act = 0
                 for g in range(vgoff[j], vgoff[j + 1]):
                     th = thr[g]
-                    if gexact[g]:
-                        _head(g, j, th, ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c,
-                              pair_d, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
-                        if head_i[g] >= 0:
-                            act[n_act] = g
-                            n_act += 1
+                    if gexact[g]:  # its head is found when the merge below first looks at it
+                        head_i[g] = HEAD_STALE
+                        act[n_act] = g
+                        n_act += 1
                         continue
                     p = ptr[g]
                     end = goff[g + 1]
@@ -439,7 +431,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         n_back += 1
                 if n_ok == 0 and n_act == 0:
                     continue
-                perm = order_by_health(cand_hf, cand_row, n_ok)
+                perm = order_by_health(cand_hf, cand_row, n_ok) if n_ok > 0 else cand[:0]
                 m_ptr = 0
                 while calls_left[j] > 0:
                     best_g = -1
@@ -447,6 +439,28 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     best_row = 0
                     for q in range(n_act):
                         g = act[q]
+                        if head_i[g] == HEAD_STALE:
+                            # The group's next account (pointer or heap, the larger key) and its health, written
+                            # out here rather than in an inlined helper: numba binds an inlined function's array
+                            # arguments to new variables, one reference-count increment and decrement per array
+                            # per call, and this runs once per liquidation attempt.
+                            p = ptr[g]
+                            ks = gkey[p] if p < goff[g + 1] else -1.0
+                            kh = hkey[goff[g]] if hsize[g] > 0 else -1.0
+                            if not (ks > thr[g] or kh > thr[g]):
+                                head_i[g] = -1
+                                continue
+                            from_heap = kh > ks
+                            ih = hpos[goff[g]] if from_heap else p
+                            head_i[g] = ih
+                            head_heap[g] = from_heap
+                            kc = pair_c[ih]
+                            kd = pair_d[ih]
+                            if kc >= 0 and kd >= 0:  # one pair (the other columns add exact zeros)
+                                debt = d_cur[kd] * od[j, da[kd]]
+                                head_hf[g] = ((c_cur[kc] * oc[j, ca[kc]]) * lt[kc]) / debt if debt > 0.0 else np.inf
+                            else:
+                                head_hf[g] = account_health(ih, j, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
                         if head_i[g] < 0:
                             continue
                         hg = head_hf[g]
@@ -465,8 +479,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             _, hsize[g] = heap_pop(hkey, hpos, goff[g], hsize[g])
                         else:
                             ptr[g] += 1
-                        _head(g, j, thr[g], ptr, goff, gkey, hkey, hpos, hsize, head_i, head_hf, head_heap, pair_c,
-                              pair_d, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
+                        head_i[g] = HEAD_STALE
                         if not hf < 1.0 or (delay > 0 and not _hf(i, j, pair_c, pair_d, coff, doff, ca, c_cur, lt,
                                                                   da, d_cur, pc_past, pd_past) < 1.0):
                             back[n_back] = i  # within the key tolerance but not liquidatable: back after the round
@@ -536,7 +549,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         d_cur[kd] = new_d
                         repaid_usd = repay * pdx
                         bad_usd = 0.0
-                        if not counted_left(i, coff, c_cur, lt):  # v3.3 cleanup: the rest of the debt is a deficit
+                        # one pair: its counted leg is kc (counted_left, without binding the arrays again)
+                        left_c = c_cur[kc] != 0.0 if pair_c[i] >= 0 else counted_left(i, coff, c_cur, lt)
+                        if not left_c:  # v3.3 cleanup: the rest of the debt is a deficit
                             for q in range(doff[i], doff[i + 1]):
                                 bad_usd += d_cur[q] * od[j, da[q]]
                                 d_cur[q] = 0.0
@@ -620,8 +635,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 i = back[q]
                 g = pos.group[i]
                 if gexact[g]:
-                    hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g],
-                                         account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0), i)
+                    kc = pair_c[i]
+                    kd = pair_d[i]
+                    if kc >= 0 and kd >= 0:
+                        key = pair_key(c_cur[kc], d_cur[kd], p0[ca[kc]], p0[da[kd]], lt[kc])
+                    else:
+                        key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
+                    hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
                 else:
                     _park(i, g, grp_venue[g], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur, oc, od,
                           n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff)
@@ -665,13 +685,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             if not gkey[p] > thr_end:
                 break
             if not touched_flag[p]:
-                _horizon(k, p, j, rule[j], pos, c_cur, d_cur, pT, o_ubad, o_expo)
+                _horizon(k, p, j, rule[j], coff, doff, ca, da, lt, lb, c_cur, d_cur, pT, o_ubad, o_expo)
     for q in range(tl_n):
         i = touched_list[q]
         j = pos_venue[i]
         for x in range(doff[i], doff[i + 1]):
             o_drem[k, j] += (d0[x] - d_cur[x]) * pT[da[x]]
-        _horizon(k, i, j, rule[j], pos, c_cur, d_cur, pT, o_ubad, o_expo)
+        _horizon(k, i, j, rule[j], coff, doff, ca, da, lt, lb, c_cur, d_cur, pT, o_ubad, o_expo)
     for j in range(n_venues):
         for a in range(n_assets):
             o_inv[k, j] += inventory[j, a] * pT[a]

@@ -61,6 +61,23 @@ def account_key(i, coff, doff, ca, c, lt, da, d, p0):
 
 
 @njit(cache=True, inline="always")
+def pair_key(cq, dq, p0c, p0d, ltq):
+    """:func:`account_key` of a single-pair account from its two legs' scalars (the same float operations:
+    its other collateral legs are not counted and add exact zeros). Scalars only: the kernel calls it once
+    per waiting account per step, where binding the leg arrays of :func:`account_key` costs a reference
+    count per array."""
+    w = 0.0
+    w += (cq * p0c) * ltq
+    debt = 0.0
+    debt += dq * p0d
+    if not debt > 0.0:
+        return -1.0
+    if not w > 0.0:
+        return np.inf
+    return debt / w
+
+
+@njit(cache=True, inline="always")
 def group_ratio(g, j, gc_off, gc, gd_off, gd, pc, pd, p0):
     """min over the group's collateral assets of P/P0 over max over its debt assets of P/P0."""
     lo = np.inf
