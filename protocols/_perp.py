@@ -401,7 +401,7 @@ class PerpAdapter(VenueAdapter):
     whole market, :class:`OpenInterest`) is optional everywhere; without it the book's own is used.
 
     Subclasses set ``name``, ``title`` and the class facts below, and implement ``_build_schema``,
-    ``markets``, ``base_assets``, ``_maintenance_tiers``, ``max_leverage``, ``liquidate``,
+    ``_maintenance_tiers``, ``max_leverage``, ``liquidate``,
     ``adl_score`` and ``circuit_breakers``.
 
     Class facts
@@ -421,15 +421,21 @@ class PerpAdapter(VenueAdapter):
     supports_cross_margin: ClassVar[bool] = True
 
     # --- market facts ---------------------------------------------------------------------------
-    @property
-    @abc.abstractmethod
-    def markets(self) -> tuple[str, ...]:
-        """The venue's markets, in the order its parameter tables use."""
+    def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
+        super().__init__(snapshot, params)
+        # every perp snapshot lists its markets as ``markets.<name>.base_asset`` (checked by the schema)
+        self._markets: tuple[str, ...] = tuple(field_of(snapshot, "markets", "dict"))
+        self._assets = tuple(field_of(snapshot, f"markets.{m}.base_asset", "str") for m in self._markets)
 
     @property
-    @abc.abstractmethod
+    def markets(self) -> tuple[str, ...]:
+        """The venue's markets, in the order its parameter tables use."""
+        return self._markets
+
+    @property
     def base_assets(self) -> tuple[str, ...]:
         """The asset each market tracks (aligned with ``markets``), e.g. ``"BTC"``."""
+        return self._assets
 
     @property
     def insurance_fund_usd(self) -> float:

@@ -72,8 +72,6 @@ class BinanceUsdm(PerpAdapter):
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         super().__init__(snapshot, params)
         p = self.params
-        self._markets: tuple[str, ...] = tuple(field_of(snapshot, "markets", "dict"))
-        self._assets = tuple(field_of(snapshot, f"markets.{m}.base_asset", "str") for m in self._markets)
         floors, rates, levs = [], [], []
         for m in self._markets:
             k = len(_brackets(snapshot, m))
@@ -165,14 +163,6 @@ class BinanceUsdm(PerpAdapter):
         return ParameterSchema(tuple(specs), tuple(invs))
 
     # ------------------------------------------------------------------ facts
-    @property
-    def markets(self) -> tuple[str, ...]:
-        return self._markets
-
-    @property
-    def base_assets(self) -> tuple[str, ...]:
-        return self._assets
-
     @property
     def insurance_fund_usd(self) -> float:
         return float(self.params["insurance_fund_usd"])

@@ -86,8 +86,6 @@ class DydxV4(PerpAdapter):
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         super().__init__(snapshot, params)
         p = self.params
-        self._markets: tuple[str, ...] = tuple(field_of(snapshot, "markets", "dict"))
-        self._assets = tuple(field_of(snapshot, f"markets.{m}.base_asset", "str") for m in self._markets)
         tiers = [field_of(snapshot, f"markets.{m}.liquidity_tier", "str") for m in self._markets]
         self._tier_of_market = tuple(tiers)
         self._imf = np.array([p[f"{t}.initial_margin_fraction"] for t in tiers])
@@ -153,14 +151,6 @@ class DydxV4(PerpAdapter):
         return ParameterSchema(tuple(specs), tuple(invs))
 
     # ------------------------------------------------------------------ facts
-    @property
-    def markets(self) -> tuple[str, ...]:
-        return self._markets
-
-    @property
-    def base_assets(self) -> tuple[str, ...]:
-        return self._assets
-
     @property
     def insurance_fund_usd(self) -> float:
         return float(self.params["insurance_fund_usd"])

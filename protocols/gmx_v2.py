@@ -121,8 +121,6 @@ class GmxV2(PerpAdapter):
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         super().__init__(snapshot, params)
         p = self.params
-        self._markets: tuple[str, ...] = tuple(field_of(snapshot, "markets", "dict"))
-        self._assets = tuple(field_of(snapshot, f"markets.{m}.base_asset", "str") for m in self._markets)
         self._v = {key: np.array([p[f"{m}.{key}"] for m in self._markets]) for key, *_ in _MARKET_PARAMS}
         for arr in self._v.values():
             arr.flags.writeable = False
@@ -164,14 +162,6 @@ class GmxV2(PerpAdapter):
         return ParameterSchema(tuple(specs), tuple(invs))
 
     # ------------------------------------------------------------------ facts
-    @property
-    def markets(self) -> tuple[str, ...]:
-        return self._markets
-
-    @property
-    def base_assets(self) -> tuple[str, ...]:
-        return self._assets
-
     @property
     def backstop_usd(self) -> float:
         """Sum of the markets' pool values; each pool backs only its own market (:meth:`pool_usd`)."""

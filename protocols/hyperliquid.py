@@ -66,8 +66,6 @@ class Hyperliquid(PerpAdapter):
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         super().__init__(snapshot, params)
         p = self.params
-        self._markets: tuple[str, ...] = tuple(field_of(snapshot, "markets", "dict"))
-        self._assets = tuple(field_of(snapshot, f"markets.{m}.base_asset", "str") for m in self._markets)
         floors, rates, levs = [], [], []
         for m in self._markets:
             k = len(field_of(snapshot, f"markets.{m}.tiers", "list"))
@@ -147,14 +145,6 @@ class Hyperliquid(PerpAdapter):
         return ParameterSchema(tuple(specs), tuple(invs))
 
     # ------------------------------------------------------------------ facts
-    @property
-    def markets(self) -> tuple[str, ...]:
-        return self._markets
-
-    @property
-    def base_assets(self) -> tuple[str, ...]:
-        return self._assets
-
     @property
     def backstop_vault_usd(self) -> float:
         """HLP equity available to take backstop liquidations (not a deficit buffer: see module doc)."""
