@@ -632,8 +632,6 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
     st = rep.get("study", {})
     obj = rep.get("objective", {})
     names = rep.get("space_names") or [ch["name"] for ch in (rep.get("best") or {}).get("changes", [])]
-    cur = rep.get("current", {})
-    oos = rep.get("out_of_sample") or {}
     rec = rep.get("recommendation")
     v = rep.get("verdict") or {}
     sets = ", ".join(f"seed {p['seed']} ({p['paths']} paths)" for p in rep.get("path_sets") or [])
@@ -687,15 +685,9 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
             x = x.get(k, {}) if isinstance(x, Mapping) else {}
         return None if x == {} else x
 
-    cols: list[tuple[str, Mapping[str, Any]]] = [("today (in sample)", cur.get("in_sample") or cur)]
-    if rec is not None and not rec.get("unchanged"):
-        cols.append(("recommended (in sample)", rec.get("in_sample") or {}))
-        cols.append((f"recommended (out of sample, seed {oos.get('seed')})", rec.get("out_of_sample") or {}))
-    if oos.get("current"):
-        cols.append((f"today (out of sample, seed {oos.get('seed')})", oos["current"]))
-    if oos.get("first_check"):
-        fc = oos["first_check"]
-        cols.append((f"today (seed {fc['seed']})", fc["current"]))
+    from ..search.result import metric_columns
+
+    cols = metric_columns(dict(rep))
     rows = [
         ["capital efficiency"] + [_pct(m(d, "capital_efficiency", "ratio"), 2) for _, d in cols],
         [f"{obj.get('risk_metric')} of bad debt / debt (constraint)"] + [_risk(d.get("risk")) for _, d in cols],

@@ -10,6 +10,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from .objective import METRICS_ATTR, ObjectiveSettings, dominates, feasible, is_full
+from .result import metric_columns
 from .space import SearchSpace
 from .storage import counts
 
@@ -205,8 +206,6 @@ def render(out: dict[str, Any]) -> None:
     for note in v.get("notes") or []:
         con.print(f"  note: {note}")
     rec = out.get("recommendation")
-    cur = out["current"]
-    oos = out.get("out_of_sample") or {}
     if out.get("pareto"):
         t = Table(title="Pareto front (fully evaluated trials)")
         t.add_column("trial", justify="right")
@@ -249,15 +248,7 @@ def render(out: dict[str, Any]) -> None:
 
     t = Table(title="metrics (bad debt and the borrower penalty as a share of debt; 95 % CIs)")
     t.add_column("metric")
-    cols: list[tuple[str, dict[str, Any]]] = [("today (in sample)", cur.get("in_sample") or cur)]
-    if rec is not None and not rec.get("unchanged"):
-        cols.append(("recommended (in sample)", rec.get("in_sample") or {}))
-        cols.append((f"recommended (out of sample, seed {oos.get('seed')})", rec.get("out_of_sample") or {}))
-    if oos.get("current"):
-        cols.append((f"today (out of sample, seed {oos.get('seed')})", oos["current"]))
-    if oos.get("first_check"):
-        fc = oos["first_check"]
-        cols.append((f"today (seed {fc['seed']})", fc["current"]))
+    cols = metric_columns(out)
     for label, _ in cols:
         t.add_column(label, justify="right")
 

@@ -128,6 +128,23 @@ class SearchResult:
         return fig
 
 
+def metric_columns(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The result's metric columns as ``cascade optimize`` and ``cascade report STUDY`` show them:
+    today in sample, the recommendation in and out of sample (when it changes something), today out
+    of sample, and today on the first out-of-sample check's seed (when one was made)."""
+    cur, rec, oos = out.get("current") or {}, out.get("recommendation"), out.get("out_of_sample") or {}
+    cols: list[tuple[str, dict[str, Any]]] = [("today (in sample)", cur.get("in_sample") or cur)]
+    if rec is not None and not rec.get("unchanged"):
+        cols.append(("recommended (in sample)", rec.get("in_sample") or {}))
+        cols.append((f"recommended (out of sample, seed {oos.get('seed')})", rec.get("out_of_sample") or {}))
+    if oos.get("current"):
+        cols.append((f"today (out of sample, seed {oos.get('seed')})", oos["current"]))
+    if oos.get("first_check"):
+        fc = oos["first_check"]
+        cols.append((f"today (seed {fc['seed']})", fc["current"]))
+    return cols
+
+
 def _get(d: dict[str, Any], *keys: str) -> Any:
     x: Any = d
     for k in keys:
