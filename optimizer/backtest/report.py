@@ -107,17 +107,9 @@ def render(data: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
 
 
 def write_backtest_report(out_dir: str | Path, result: Any, manifest: Mapping[str, Any]) -> Path:
-    """Write the folder atomically (figure rendered in memory first)."""
-    import tempfile
-
-    data = result.to_json()
-    with tempfile.TemporaryDirectory() as tmp:
-        png = result.mean_comparison().plot(Path(tmp) / FIGURE, title=f"{data['scenario']['name']}: simulated "
-                                            f"(mean of {data['replicas']}) vs actual liquidations").read_bytes()
-    files = {"report.md": render(data, manifest), FIGURE: png, "result.json": dumps(data),
-             "manifest.json": dumps(dict(manifest))}
-    return write_report_dir(out_dir, files)
-
+    """Write the folder atomically (figure rendered in memory first), from the result's JSON: the same
+    path ``cascade report`` takes, so a re-rendered folder is byte for byte the one written here."""
+    return write_backtest_json(out_dir, result.to_json(), manifest)
 
 def comparison_from_json(data: Mapping[str, Any]):
     """The replicas' mean :class:`~optimizer.backtest.compare.Comparison` rebuilt from a result's ``per_bin``
