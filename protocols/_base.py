@@ -428,6 +428,24 @@ class Adapter(VenueAdapter):
     def debt_assets(self) -> tuple[str, ...]:
         """Assets that may be borrowed."""
 
+    @property
+    def held_collateral_assets(self) -> tuple[str, ...]:
+        """Assets an existing position may hold as collateral (a book read from the chain).
+
+        Wider than :attr:`collateral_assets` where governance can stop an asset from counting as
+        collateral while balances stay supplied (they then count for nothing); by default the same.
+        """
+        return self.collateral_assets
+
+    @property
+    def held_debt_assets(self) -> tuple[str, ...]:
+        """Assets an existing position may owe (a book read from the chain).
+
+        Wider than :attr:`debt_assets` where disabling borrowing only stops *new* borrows while
+        existing debt stays and can be repaid or liquidated; by default the same.
+        """
+        return self.debt_assets
+
     # --- rules ---------------------------------------------------------------------------------
     @abc.abstractmethod
     def health(self, book: Book, prices: Prices) -> np.ndarray:

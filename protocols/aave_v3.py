@@ -192,6 +192,17 @@ class AaveV3(Adapter):
         return tuple(s for s, a in self._assets.items() if a.get("borrowing_enabled", True))
 
     @property
+    def held_collateral_assets(self) -> tuple[str, ...]:
+        """Every reserve: a supplied balance of a reserve that is not collateral counts for nothing (LT 0)."""
+        return tuple(self._assets)
+
+    @property
+    def held_debt_assets(self) -> tuple[str, ...]:
+        """Every reserve: disabling borrowing stops new borrows only (``validateBorrow``); existing debt
+        stays, accrues and can be liquidated (``validateLiquidationCall`` does not check the flag)."""
+        return tuple(self._assets)
+
+    @property
     def constants(self) -> dict[str, float]:
         c = self._snapshot["constants"]
         return {
