@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from .governance import Vocabulary
+
 
 class InvalidParameters(ValueError):
     """A candidate parameter set breaks a bound or an invariant.
@@ -348,6 +350,8 @@ class VenueAdapter(abc.ABC):
     default_steward_limits: ClassVar[Mapping[str, tuple[float, bool]]] = MappingProxyType({})
     #: parameter pairs whose gap is a buffer a search keeps (lending: LT − LTV)
     liquidation_buffer_pairs: ClassVar[tuple[BufferPair, ...]] = ()
+    #: how governance proposals name this venue, its targets and parameters (None: no proposals read)
+    governance: ClassVar[Vocabulary | None] = None
 
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         self._snapshot = snapshot

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import governance as _governance
 from ._base import (
     Adapter,
     Book,
@@ -77,6 +78,7 @@ class AaveV3(Adapter):
     """
 
     name = "aave_v3"
+    governance = _governance.AAVE_V3
     bundled_snapshot = "protocols/aave_v3_ethereum_core.json"
     title = "Aave v3 Ethereum Core"
     default_search_fields = ("ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps")

@@ -257,3 +257,15 @@ def test_held_assets_contain_the_borrowable_and_counted_ones_and_books_of_them_e
                        book.debt_tokens, category=book.category)
     px = Prices(np.r_[prices.collateral_usd, 1.0], prices.debt_usd)
     np.testing.assert_allclose(adapter.health(wider, px), adapter.health(book, prices), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in __import__("protocols").ADAPTERS.items() if c.governance))
+def test_governance_vocabulary_names_real_parameters_of_its_adapter(name):
+    """Each adapter's governance vocabulary is its own and maps only to fields its schema holds."""
+    from protocols import ADAPTERS
+
+    vocab = ADAPTERS[name].governance
+    assert vocab.adapter == name and name in vocab.names
+    fields = {n.rsplit(".", 1)[-1] for n in load_adapter(name).schema().names}
+    mapped = {t.field for t in vocab.terms if t.field is not None and t.modelled}
+    assert mapped and mapped <= fields, sorted(mapped - fields)
