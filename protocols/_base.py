@@ -388,6 +388,23 @@ class VenueAdapter(abc.ABC):
         """Halts and throughput limits implied by the current parameters."""
 
 
+class ReservesHeld:
+    """A pool market (Aave) where an existing account may hold any reserve: a supplied balance of a reserve
+    that is not collateral counts for nothing (LT 0), and disabling borrowing stops new borrows only
+    (``validateBorrow``) while existing debt stays, accrues and can be liquidated
+    (``validateLiquidationCall`` does not check the flag). Mixed into adapters with a ``_assets`` table."""
+
+    _assets: Mapping[str, Any]
+
+    @property
+    def held_collateral_assets(self) -> tuple[str, ...]:
+        return tuple(self._assets)
+
+    @property
+    def held_debt_assets(self) -> tuple[str, ...]:
+        return tuple(self._assets)
+
+
 class Adapter(VenueAdapter):
     """Liquidation rules of one venue, vectorised over positions.
 

@@ -51,6 +51,7 @@ from ._base import (
     ParamSpec,
     PositionTerms,
     Prices,
+    ReservesHeld,
     RiskLevers,
     SnapshotError,
     as_mask,
@@ -70,7 +71,7 @@ def _percent_mul(a: float, b: float) -> float:
     return (int(a) * int(b) + BPS // 2) // BPS
 
 
-class AaveV2(Adapter):
+class AaveV2(ReservesHeld, Adapter):
     """Aave v2 Ethereum LendingPool.
 
     Health factor ``HF = Σ C_i·LT_i / Σ D_j`` over collaterals with LT > 0 (``calculateUserAccountData``;
@@ -161,17 +162,6 @@ class AaveV2(Adapter):
     @property
     def debt_assets(self) -> tuple[str, ...]:
         return tuple(s for s, a in self._assets.items() if a["borrowing_enabled"])
-
-    @property
-    def held_collateral_assets(self) -> tuple[str, ...]:
-        """Every reserve: a supplied balance of a reserve that is not collateral counts for nothing (LT 0)."""
-        return tuple(self._assets)
-
-    @property
-    def held_debt_assets(self) -> tuple[str, ...]:
-        """Every reserve: disabling borrowing stops new borrows only (``validateBorrow``); existing debt
-        stays, accrues and can be liquidated (``validateLiquidationCall`` does not check the flag)."""
-        return tuple(self._assets)
 
     def _per_asset(self, key: str, assets: tuple[str, ...]) -> np.ndarray:
         unknown = [a for a in assets if a not in self._assets]

@@ -32,6 +32,7 @@ from ._base import (
     ParamSpec,
     PositionTerms,
     Prices,
+    ReservesHeld,
     RiskLevers,
     SnapshotError,
     as_mask,
@@ -62,7 +63,7 @@ class _AssetTables:
     counted: np.ndarray  # (K, C) bool: contributes to total collateral (LT > 0)
 
 
-class AaveV3(Adapter):
+class AaveV3(ReservesHeld, Adapter):
     """Aave v3 Ethereum Core (v3.3+ rules).
 
     Health factor ``HF = Σ C_i·LT_i / Σ D_j`` over collaterals with LT > 0, the eMode category's
@@ -192,17 +193,6 @@ class AaveV3(Adapter):
     @property
     def debt_assets(self) -> tuple[str, ...]:
         return tuple(s for s, a in self._assets.items() if a.get("borrowing_enabled", True))
-
-    @property
-    def held_collateral_assets(self) -> tuple[str, ...]:
-        """Every reserve: a supplied balance of a reserve that is not collateral counts for nothing (LT 0)."""
-        return tuple(self._assets)
-
-    @property
-    def held_debt_assets(self) -> tuple[str, ...]:
-        """Every reserve: disabling borrowing stops new borrows only (``validateBorrow``); existing debt
-        stays, accrues and can be liquidated (``validateLiquidationCall`` does not check the flag)."""
-        return tuple(self._assets)
 
     @property
     def constants(self) -> dict[str, float]:
