@@ -18,8 +18,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optimizer.backtest.run import run_backtest  # noqa: E402
-from optimizer.scenario.config import load_scenario  # noqa: E402
+from optimizer.backtest.run import run_backtest
+from optimizer.scenario.config import load_scenario
 
 SCENARIO = ROOT / "data/scenarios/maker_eth_a_black_thursday_liq12.toml"
 KEEPERS = ROOT / "data/behaviour/keepers_2020-03-12.json"

@@ -28,8 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from optimizer.scenario.history import read_gas_csv, read_price_csv  # noqa: E402
-from tools.import_prices import _iso, _num, _write  # noqa: E402
+from optimizer.scenario.history import read_gas_csv, read_price_csv
+from tools.import_prices import _iso, _num, _write
 
 DATA = ROOT / "data"
 DAY2 = np.datetime64("2020-03-13T00:00:00")
