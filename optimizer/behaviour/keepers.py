@@ -59,6 +59,9 @@ ranges: the model is not tuned to reproduce the day's 5.67 M DAI of bad debt):
   keeper held is not public: it is an assumption with a range;
 - ``margin``: the auction-keeper models bid "market × (1 − discount)" (dockerized-auction-keeper
   ``FLIP_*_DISCOUNT``, e.g. 0.25 for MANA); ETH-A values are the operators' choice, assumed 3–10 %;
+- recycling: won ETH sold back into DAI ``recycle_delay_min`` = 60 minutes after the deal (an assumption,
+  range 10-240: deal, Vat exit and an exchange sale on a chain with "average transaction times of up to
+  44 minutes", Meter.io citing Etherscan, 2020-03-13), through the engine's market with its impact;
 - gas per bid 150k gas: an assumption; at the day's peak (225 gwei, ETH $110) a bid costs ~$4, small
   against a 50-ETH lot, so what matters is whether a transaction gets in, not its cost.
 """
