@@ -191,8 +191,6 @@ def test_example_scenario_with_dealer_hedging_flows_reports_their_share(tmp_path
     assert [f.kind for f in sc.forced_flows] == ["dealers"]
     from dataclasses import replace
 
-    from optimizer.scenario.perp_book import PERP_BOOK_KINDS  # noqa: F401 - the scenario's book is synthetic
-
     sc = replace(sc, protocols=tuple(replace(p, book=replace(p.book, raw={**p.book.raw, "positions": 300}))
                                      for p in sc.protocols))
     m = evaluate(prepare(sc)).metrics()
