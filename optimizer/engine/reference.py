@@ -41,8 +41,8 @@ import numpy as np
 
 from ..market.liquidity import decay
 from ._market import impact_factor
-from .ledger import CORE_FIELDS, EVENT_COLUMNS, Ledger, events_array
 from .flows import FORCED_SOLD_FIELD, FlowSource, flow_sources
+from .ledger import CORE_FIELDS, EVENT_COLUMNS, Ledger, events_array
 from .model import Bound, venue_contexts
 from .venues import FinalView, MarketView, PathContext, RoundResult, VenueSimulator, simulator_for
 

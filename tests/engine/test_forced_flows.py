@@ -22,7 +22,7 @@ from optimizer.market import depth_usd_2pct_for_kappa, leverage_spiral
 from optimizer.scenario.config import load_scenario
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from _cli_helpers import cascade_in_process, one_line_error  # noqa: E402
+from _cli_helpers import cascade_in_process, one_line_error
 
 P0 = 100_000.0
 # oracles.md §5: r0 = -5 %, kappa = 1, L = 10, A = 1e9, D = 2e10 -> m = 0.45, r_total = -9.0909 %
