@@ -184,20 +184,6 @@ holders = [{ exposure_usd = 5e8, target_leverage = 5 }]
     assert closes[-1] < closes[1] < s1 and float(ledger.leverage_targeting_bought_usd[0]) == 0
 
 
-def test_example_scenario_with_dealer_hedging_flows_reports_their_share(tmp_path):
-    from optimizer.snapshots import data_dir
-
-    sc = load_scenario(data_dir() / "scenarios" / "perp_hyperliquid_btc_dealers_2025-10-10.toml")
-    assert [f.kind for f in sc.forced_flows] == ["dealers"]
-    from dataclasses import replace
-
-    sc = replace(sc, protocols=tuple(replace(p, book=replace(p.book, raw={**p.book.raw, "positions": 300}))
-                                     for p in sc.protocols))
-    m = evaluate(prepare(sc)).metrics()
-    share = m["dealers_selling_share"]
-    assert 0.0 < share["mean"] < 1.0 and "stderr" in share
-
-
 BAD = [
     ('model = "gamma"\nasset = "BTC"', "forced_flows[0].model", "must be one of dealers, leverage_targeting, stops"),
     ('model = "stops"\nasset = "ETH"\nclusters = [{ side = "sell", level_usd = 1, size_base = 1 }]',
