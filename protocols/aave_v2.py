@@ -162,6 +162,17 @@ class AaveV2(Adapter):
     def debt_assets(self) -> tuple[str, ...]:
         return tuple(s for s, a in self._assets.items() if a["borrowing_enabled"])
 
+    @property
+    def held_collateral_assets(self) -> tuple[str, ...]:
+        """Every reserve: a supplied balance of a reserve that is not collateral counts for nothing (LT 0)."""
+        return tuple(self._assets)
+
+    @property
+    def held_debt_assets(self) -> tuple[str, ...]:
+        """Every reserve: disabling borrowing stops new borrows only (``validateBorrow``); existing debt
+        stays, accrues and can be liquidated (``validateLiquidationCall`` does not check the flag)."""
+        return tuple(self._assets)
+
     def _per_asset(self, key: str, assets: tuple[str, ...]) -> np.ndarray:
         unknown = [a for a in assets if a not in self._assets]
         if unknown:

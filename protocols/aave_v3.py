@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import governance as _governance
 from ._base import (
     Adapter,
     Book,
@@ -77,6 +78,7 @@ class AaveV3(Adapter):
     """
 
     name = "aave_v3"
+    governance = _governance.AAVE_V3
     bundled_snapshot = "protocols/aave_v3_ethereum_core.json"
     title = "Aave v3 Ethereum Core"
     default_search_fields = ("ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps")
@@ -190,6 +192,17 @@ class AaveV3(Adapter):
     @property
     def debt_assets(self) -> tuple[str, ...]:
         return tuple(s for s, a in self._assets.items() if a.get("borrowing_enabled", True))
+
+    @property
+    def held_collateral_assets(self) -> tuple[str, ...]:
+        """Every reserve: a supplied balance of a reserve that is not collateral counts for nothing (LT 0)."""
+        return tuple(self._assets)
+
+    @property
+    def held_debt_assets(self) -> tuple[str, ...]:
+        """Every reserve: disabling borrowing stops new borrows only (``validateBorrow``); existing debt
+        stays, accrues and can be liquidated (``validateLiquidationCall`` does not check the flag)."""
+        return tuple(self._assets)
 
     @property
     def constants(self) -> dict[str, float]:
