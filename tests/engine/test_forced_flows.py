@@ -30,7 +30,7 @@ R0, KAPPA, LEV, ASSETS, DEPTH = -0.05, 1.0, 10.0, 1e9, 2e10
 
 
 def _write(tmp_path: Path, flows: str, *, low: float = P0, close: float = P0, high: float = P0,
-           depth_usd: float = DEPTH, name: str = "s.toml") -> Path:
+           depth_usd: float = DEPTH, name: str = "s.toml", rows: str = "") -> Path:
     """A 1-minute step of BTC (a replayed bar: open P0, then ``low``/``high``/``close``; a flat second bar
     follows, which the checks ignore: a replay needs two rows), LINEAR liquidity
     of depth ``depth_usd`` (kappa = 1, no recovery within the step), a 1x perp long that never liquidates,
@@ -39,7 +39,7 @@ def _write(tmp_path: Path, flows: str, *, low: float = P0, close: float = P0, hi
                                       f"2025-01-01T00:00:00Z,{P0},{high},{low},{close},1\n"
                                       f"2025-01-01T00:01:00Z,{close},{close},{close},{close},1\n")
     (tmp_path / "book.csv").write_text("account,venue,market,side,size,entry_price,margin,margin_mode\n"
-                                       f"a,binance_usdm,BTCUSDT,long,0.001,{P0},{P0 * 0.001},isolated\n")
+                                       f"a,binance_usdm,BTCUSDT,long,0.001,{P0},{P0 * 0.001},isolated\n" + rows)
     path = tmp_path / name
     path.write_text(f"""
 [scenario]
@@ -166,6 +166,24 @@ clusters = [{{ side = "{side}", level_usd = {level}, size_base = {size} }}]
     assert closes.tolist() == pytest.approx([P0, P0 * (1 + sign * KAPPA * size * P0 / DEPTH)], rel=1e-12)
     field = ledger.stops_sold_usd if side == "sell" else ledger.stops_bought_usd
     assert float(field[0]) == pytest.approx(size * P0, rel=1e-12)
+
+
+def test_selling_shares_of_sources_and_liquidations_add_up_to_one(tmp_path):
+    """A 20x perp long liquidated in the wick sells 2 BTC next to a 300 BTC sell stop, in the same round at the
+    same close: all forced selling is 302 BTC at that close, the stops' share 300 / 302, the sources' shares
+    add up to less than 1 (the rest is the liquidation's)."""
+    flows = """
+[[forced_flows]]
+model = "stops"
+asset = "BTC"
+clusters = [{ side = "sell", level_usd = 99000, size_base = 300 }]
+"""
+    path = _write(tmp_path, flows, low=P0 * 0.94, rows=f"b,binance_usdm,BTCUSDT,long,2,{P0},{2 * P0 / 20},isolated\n")
+    bound, ledger, _, _ = _run(path)
+    assert ledger.perp_market_sold_base[0, 0] == pytest.approx(2.0)
+    assert float(ledger.forced_sold_usd[0]) == pytest.approx(302 * P0, rel=1e-12)
+    m = evaluate(bound.prepared, engine="reference").metrics()
+    assert m["stops_selling_share"]["mean"] == pytest.approx(300 / 302, rel=1e-12)
 
 
 def test_leverage_targeters_alone_sell_into_an_exogenous_fall(tmp_path):
