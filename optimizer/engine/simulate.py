@@ -10,7 +10,13 @@ import numba
 import numpy as np
 
 from .kernel import VENUE_CONSTANTS, KGroups, KLiquidators, KMarket, KOut, KPositions, KVenues, run_paths
-from .kernel_auctions import KAuctions, auction_inputs, auction_outputs, default_capacity, finish_auction_ledger
+from .kernel_auctions import (
+    KAuctions,
+    auction_inputs,
+    auction_outputs,
+    default_capacity,
+    finish_auction_ledger,
+)
 from .ledger import EVENT_DTYPE, Ledger
 from .model import Bound
 from .reference import new_ledger, run_reference, venue_simulators

@@ -235,6 +235,6 @@ def test_kernel_equals_reference_on_the_bundled_maker_scenarios(name):
     sc = load_scenario(data_dir() / "scenarios" / f"{name}.toml")
     if not FULL:
         sc = sc.with_overrides(paths=min(sc.paths, 6))
-    kern, ref = assert_engines_equal(bind(prepare(sc)))
+    kern, _ = assert_engines_equal(bind(prepare(sc)))
     assert kern.liquidations.sum() > 100
     assert kern.keeper_incentive_usd.sum() > 0

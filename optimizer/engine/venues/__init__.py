@@ -14,8 +14,8 @@ from .aave_v2 import AaveV2Venue
 from .aave_v3 import AaveV3Venue
 from .base import (
     NOTHING,
-    FinalView,
     AuctionTerms,
+    FinalView,
     KernelSpec,
     MarketView,
     OracleSpec,
@@ -63,8 +63,25 @@ def simulator_for(ctx: VenueContext) -> VenueSimulator:
 
 
 __all__ = [
-    "NOTHING", "VENUES", "AaveV2Venue", "AuctionTerms", "AaveV3Venue", "CometVenue", "FinalView", "KernelSpec", "LendingVenue", "MakerFlipVenue", "MakerVenue",
-    "MarketView", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
-    "simulator_class", "simulator_for",
+    "NOTHING",
+    "VENUES",
+    "AaveV2Venue",
+    "AaveV3Venue",
+    "AuctionTerms",
+    "CometVenue",
+    "FinalView",
+    "KernelSpec",
+    "LendingVenue",
+    "MakerFlipVenue",
+    "MakerVenue",
+    "MarketView",
+    "OracleSpec",
+    "PathContext",
+    "RoundResult",
+    "VenueContext",
+    "VenueSimulator",
+    "register_venue",
+    "simulator_class",
+    "simulator_for",
 ]
 __all__ += ["PERP_FIELDS", "PerpVenue"]
