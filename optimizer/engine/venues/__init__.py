@@ -63,25 +63,8 @@ def simulator_for(ctx: VenueContext) -> VenueSimulator:
 
 
 __all__ = [
-    "NOTHING",
-    "VENUES",
-    "AaveV2Venue",
-    "AaveV3Venue",
-    "AuctionTerms",
-    "CometVenue",
-    "FinalView",
-    "KernelSpec",
-    "LendingVenue",
-    "MakerFlipVenue",
-    "MakerVenue",
-    "MarketView",
-    "OracleSpec",
-    "PathContext",
-    "RoundResult",
-    "VenueContext",
-    "VenueSimulator",
-    "register_venue",
-    "simulator_class",
-    "simulator_for",
+    "NOTHING", "VENUES", "AaveV2Venue", "AaveV3Venue", "AuctionTerms", "CometVenue", "FinalView", "KernelSpec", "LendingVenue", "MakerFlipVenue", "MakerVenue",
+    "MarketView", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
+    "simulator_class", "simulator_for",
 ]
 __all__ += ["PERP_FIELDS", "PerpVenue"]
