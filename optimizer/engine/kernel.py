@@ -37,6 +37,7 @@ from numba import njit, prange
 
 from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
+from .kernel_perp import perp_end_path, perp_end_step, perp_round, perp_scratch, perp_start_path, perp_start_step
 from .kernel_rules import (
     KEY_TOL,
     aave_call,
@@ -253,7 +254,7 @@ def _park(i, g, j, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od,
 @njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf, cand_row,
-              hist, low_hist, high_hist, lkey, lpos, f_cap):
+              hist, low_hist, high_hist, lkey, lpos, f_cap, pv, pp, po, ps, pacct):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -327,6 +328,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     head_i = np.full(n_groups, -1, np.int64)
     head_hf = np.empty(n_groups)
     head_heap = np.zeros(n_groups, np.bool_)
+    perp_start_path(pv, pp, ps)  # perp venues (optimizer.engine.kernel_perp): their own state
 
     for t in range(1, T + 1):
         for a in range(n_assets):
@@ -334,6 +336,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         for j in range(n_venues):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
+        perp_start_step(pv, ps)
         # accounts that waited (unprofitable, refused) rejoin their group's heap for this step
         for q in range(n_pend):
             i = pend[q]
@@ -613,6 +616,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 for q in range(m_ptr, n_ok):  # not reached this step (the cap): candidates again later
                     back[n_back] = cand[perm[q]]
                     n_back += 1
+            # ---- perp venues at the round's starting market (their orders join the round's flows)
+            if perp_round(path, k, t, t * m.step_s, pv, pp, po, ps, mkt_low, mkt_high, hist, low[path, t],
+                          high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
+                executed_any = True
+                if first_step < 0:
+                    first_step = t
+                last_step = t
             # ---- storefronts (absorb rule): buyers take inventory while reserves < target and it pays
             for j in range(n_venues):
                 if rule[j] != RULE_ABSORB or reserves[j] >= v_target[j]:
@@ -671,6 +681,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
+        perp_end_step(k, t, pv, pp, po, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at
     # the final market close. An untouched account that is liquidatable (or underwater) at the end has a key
     # above its group's final ratio: a prefix of its group (the exact health decides). Touched ones one by one.
@@ -695,6 +706,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     for j in range(n_venues):
         for a in range(n_assets):
             o_inv[k, j] += inventory[j, a] * pT[a]
+    perp_end_path(k, pv, pp, po, ps, pT, pacct)
     o_first, o_last = out.first_liquidation_step, out.last_liquidation_step
     o_first[k] = first_step
     o_last[k] = last_step
@@ -722,7 +734,7 @@ def _mark(i, touched_flag, touched_list, tl_n):
 
 
 @njit(parallel=True, cache=True)
-def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
+def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, pv, pp, po, pacct_chunks):
     """All paths of ``m`` in ``n_chunks`` parallel chunks; ``acct_chunks[ch]`` counts per account.
 
     (Writes go through :func:`_run_path`: numba's parallel backend drops item assignments to arrays
@@ -756,7 +768,8 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
         high_hist = np.empty((T + 1, n_assets))
         lkey = np.empty(N_LOTS * n)
         lpos = np.empty(N_LOTS * n, np.int64)
+        ps = perp_scratch(pv, pp, n_assets)
         for path in range(ch, n_paths, n_chunks):
             _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
                       c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf,
-                      cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap)
+                      cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, pv, pp, po, ps, pacct_chunks[ch])

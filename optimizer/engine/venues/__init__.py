@@ -19,6 +19,7 @@ from .base import (
     MarketView,
     OracleSpec,
     PathContext,
+    PerpKernelSpec,
     RoundResult,
     VenueContext,
     VenueSimulator,
@@ -66,4 +67,4 @@ __all__ = [
     "MarketView", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
     "simulator_class", "simulator_for",
 ]
-__all__ += ["PERP_FIELDS", "PerpVenue"]
+__all__ += ["PERP_FIELDS", "PerpKernelSpec", "PerpVenue"]
