@@ -34,11 +34,11 @@ import numpy as np
 
 from ._base import Invariant, ParameterSchema, ParamSpec, SnapshotError, field_of
 from ._perp import (
+    MarketOrderRule,
     OpenInterest,
     PerpAdapter,
     PerpBook,
     PerpCircuitBreakers,
-    MarketOrderRule,
     PerpLiquidationOutcome,
     Tiers,
     gather_tiers,

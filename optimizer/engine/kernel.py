@@ -26,6 +26,11 @@ public ``position_terms``). Inputs are named structs (NamedTuples of arrays): :c
 
 Paths run in parallel in ``n_chunks`` chunks, each with its own scratch state; results do not
 depend on the number of threads.
+
+Perp venues (:mod:`optimizer.engine.kernel_perp`) run inside this loop through five hooks (path start,
+step start, each round next to the lending venues at the round's starting market, step end, horizon):
+their orders join the round's flows, so lending and perps share the market within each step in the
+reference loop's order.
 """
 
 from __future__ import annotations
@@ -37,7 +42,14 @@ from numba import njit, prange
 
 from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
-from .kernel_perp import perp_end_path, perp_end_step, perp_round, perp_scratch, perp_start_path, perp_start_step
+from .kernel_perp import (
+    perp_end_path,
+    perp_end_step,
+    perp_round,
+    perp_scratch,
+    perp_start_path,
+    perp_start_step,
+)
 from .kernel_rules import (
     KEY_TOL,
     aave_call,

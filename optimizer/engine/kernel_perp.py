@@ -232,7 +232,7 @@ def perp_scratch(pv, pp, n_assets):
 
 @njit(cache=True)
 def perp_start_path(pv, pp, ps):
-    size, margin, coll, touched, tlist, cnt, p_until, v_size, v_px, liq_once, vs, rounds, ptr = ps[:13]
+    size, margin, coll, touched, _tlist, cnt, p_until, v_size, v_px, liq_once, vs, _rounds, ptr = ps[:13]
     for i in range(size.shape[0]):
         size[i] = pp.size0[i]
         margin[i] = pp.margin0[i]
@@ -536,6 +536,23 @@ def _pool_terms(i, mark, size, margin, coll, pp, x_upnl, x_notional, x_mm):
 
 
 @njit(cache=True)
+def _sift(idx, key, q, n):
+    """Sift entry q down a max-heap of ``n`` entries ordered by key descending, then index ascending."""
+    while True:
+        c = 2 * q + 1
+        if c >= n:
+            return
+        if c + 1 < n and (key[c + 1] > key[c] or (key[c + 1] == key[c] and idx[c + 1] < idx[c])):
+            c += 1
+        if key[c] > key[q] or (key[c] == key[q] and idx[c] < idx[q]):
+            idx[c], idx[q] = idx[q], idx[c]
+            key[c], key[q] = key[q], key[c]
+            q = c
+        else:
+            return
+
+
+@njit(cache=True)
 def perp_end_step(k, t, pv, pp, po, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (size, margin, coll, touched, tlist, cnt, _pu, _vsz, _vpx, _lo, vs, _r, _p,
@@ -589,46 +606,43 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                     x_not[x] += size[i] * mark[i]
                     if size[i] > 0.0:
                         x_mm[x] += maintenance_usd(pp.floor, pp.rate, pp.ded, pp.tier[i], size[i] * mark[i])
-            for i in range(lo, hi):
-                if not size[i] > 0.0:
+            for g in range(g0, g1):  # the queue, group by group (winners of a group without deficit keep all)
+                if not d_grp[g] > 0.0:
                     continue
-                upnl = side[i] * size[i] * (mark[i] - entry[i])
-                if not upnl > 0.0:
-                    continue
-                eq, wb, notional, mm = _pool_terms(i, mark, size, margin, coll, pp, x_upnl, x_not, x_mm)
-                if pv.score[v] == SCORE_PROFIT_LEVERAGE:
-                    e = max(eq, 1e-12)
-                    sc = upnl / e * (notional / e)
-                else:
-                    ratio = mm / eq if eq > 0.0 else 0.0
-                    sc = upnl / max(wb, 1.0) * ratio
-                order[n_live] = i
-                score[n_live] = sc
-                n_live += 1
-            # by group, then score descending, then book order (a stable sort of rows already in book order)
-            key = np.empty(n_live)
-            grp_of = np.empty(n_live, np.int64)
-            for q in range(n_live):
-                key[q] = -score[q]
-                grp_of[q] = pp.wgroup[order[q]]
-            perm = np.argsort(key, kind="mergesort")
-            perm2 = np.argsort(grp_of[perm], kind="mergesort")
-            csum = 0.0
-            g_prev = -1
-            start_sum = 0.0
-            for q in range(n_live):
-                i = order[perm[perm2[q]]]
-                g = pp.wgroup[i]
-                u = side[i] * size[i] * (mark[i] - entry[i])
-                if g != g_prev:
-                    start_sum = csum
-                    g_prev = g
-                csum += u
-                if csum - u - start_sum < d_grp[g]:  # closed whole, its whole profit seized
-                    seized[g] += u
+                n_live = 0
+                for i in range(lo, hi):
+                    if pp.wgroup[i] != g or not size[i] > 0.0:
+                        continue
+                    upnl = side[i] * size[i] * (mark[i] - entry[i])
+                    if not upnl > 0.0:
+                        continue
+                    eq, wb, notional, mm = _pool_terms(i, mark, size, margin, coll, pp, x_upnl, x_not, x_mm)
+                    if pv.score[v] == SCORE_PROFIT_LEVERAGE:
+                        e = max(eq, 1e-12)
+                        sc = upnl / e * (notional / e)
+                    else:
+                        ratio = mm / eq if eq > 0.0 else 0.0
+                        sc = upnl / max(wb, 1.0) * ratio
+                    order[n_live] = i
+                    score[n_live] = sc
+                    n_live += 1
+                # a max-heap by (score, -row): pop winners in the queue's order until the deficit is covered
+                for q in range(n_live // 2 - 1, -1, -1):
+                    _sift(order, score, q, n_live)
+                csum = 0.0
+                n_h = n_live
+                while n_h > 0:
+                    i = order[0]
+                    n_h -= 1
+                    order[0], score[0] = order[n_h], score[n_h]
+                    _sift(order, score, 0, n_h)
+                    u = side[i] * size[i] * (mark[i] - entry[i])
+                    csum += u
+                    if not csum - u < d_grp[g]:
+                        break
+                    seized[g] += u  # closed whole, its whole profit seized
                     po.adl_closed_notional_usd[k, j] += size[i] * mark[i]
-                    # apply_adl: it realises its PnL at the mark and gives up the haircut (= that PnL)
-                    delta = u - u
+                    delta = u - u  # apply_adl: it realises its PnL at the mark and gives up that PnL
                     if pp.cross[i]:
                         coll[pp.account[i]] += delta
                     else:

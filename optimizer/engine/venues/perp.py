@@ -46,6 +46,11 @@ End of path: open pools with negative equity at the final close (``unrealised_ba
 insurance fund's largest drawdown and whether it ran dry, the vault's result on the positions it took
 over (marked at the final close), and which positions were liquidated.
 
+Fast path: :meth:`PerpVenue.kernel_spec` hands the adapter's :class:`protocols.MarketOrderRule` (where its
+liquidations have that form: Hyperliquid, Binance) to the perp kernel (:mod:`optimizer.engine.kernel_perp`),
+which reproduces this loop; dYdX (fillable price), GMX (pool close with impact) and any scenario option the
+kernel does not model decline with a reason, and ``auto`` runs them here.
+
 Events (``EVENT_DTYPE``): one per position closed in a round; ``collateral`` -1, ``debt_repaid_usd`` =
 the notional closed at the mark, ``collateral_seized_usd`` = the margin released, ``protocol_fee_usd`` =
 the liquidation fee, ``bad_debt_usd`` = the deficit beyond margin, ``price`` = the fill (the mark for
