@@ -219,31 +219,24 @@ def perp_scratch(pv, pp, n_assets):
     n = pp.row.shape[0]
     n_v = pv.col.shape[0]
     n_g = pv.goff[n_v] if n_v > 0 else 0
-    return (np.empty(n), np.empty(n), np.empty(pp.coll0.shape[0]),  # size, margin, coll
+    return (pp.size0.copy(), pp.margin0.copy(), pp.coll0.copy(),  # size, margin, coll (reset per path: dirty rows)
             np.zeros(n, np.bool_), np.empty(n, np.int64), np.zeros(4, np.int64),  # touched, touched list, counters
-            np.empty(n), np.zeros(n), np.zeros(n), np.zeros(n, np.bool_),  # partial_until, vault size/px, liq_once
+            np.full(n, -np.inf), np.zeros(n), np.zeros(n), np.zeros(n, np.bool_),  # partial_until, vault, liq_once
             np.zeros((n_v, 8)), np.zeros(n_v, np.int64), np.zeros(pp.lane_off.shape[0], np.int64),  # vs, rounds, ptr
             np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64), np.empty(n),  # buf, b_mark, b_route, b_c
             np.empty(n), np.empty(n),  # b_eq, b_req
             np.zeros(max(n_g, 1)), np.zeros(max(n_g, 1)), np.zeros(pp.coll0.shape[0]),  # d, cap/seized, acct delta
             np.empty(n), np.empty(n, np.int64), np.empty(n),  # score, order, per-row scratch
-            np.zeros(n_assets), np.zeros(n_assets))  # per pool: the round's sells, buys (then their fills)
+            np.zeros(n_assets), np.zeros(n_assets),  # per pool: the round's sells, buys (then their fills)
+            np.zeros(n, np.bool_), np.empty(n, np.int64))  # dirty: rows whose state changed on this path
 
 
 @njit(cache=True)
 def perp_start_path(pv, pp, ps):
-    size, margin, coll, touched, _tlist, cnt, p_until, v_size, v_px, liq_once, vs, _rounds, ptr = ps[:13]
-    for i in range(size.shape[0]):
-        size[i] = pp.size0[i]
-        margin[i] = pp.margin0[i]
-        touched[i] = False
-        p_until[i] = -np.inf
-        v_size[i] = 0.0
-        v_px[i] = 0.0
-        liq_once[i] = False
-    for a in range(coll.shape[0]):
-        coll[a] = pp.coll0[a]
+    """Per-venue state and lane pointers back to the start (rows are reset by :func:`perp_end_path`)."""
+    cnt, vs, ptr = ps[5], ps[10], ps[12]
     cnt[0] = 0
+    cnt[1] = 0
     for v in range(vs.shape[0]):
         vs[v, _FUND] = pv.fund0[v]
         vs[v, _FUND_MIN] = pv.fund0[v]
@@ -259,6 +252,15 @@ def perp_start_step(pv, ps):
     rounds = ps[11]
     for v in range(rounds.shape[0]):
         rounds[v] = pv.rounds[v]
+
+
+@njit(cache=True)
+def _dirty(i, dirty, dlist, cnt):
+    """Row i's state changed on this path (reset at its end)."""
+    if not dirty[i]:
+        dirty[i] = True
+        dlist[cnt[1]] = i
+        cnt[1] += 1
 
 
 @njit(cache=True)
@@ -289,7 +291,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
     round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
     (size, margin, coll, touched, tlist, cnt, p_until, v_size, v_px, liq_once, vs, rounds, ptr,
      buf, b_mark, b_route, b_c, b_eq, b_req, d_grp, _cap, acct_delta, _score, _order, _tmp,
-     q_sell, q_buy) = ps
+     q_sell, q_buy, dirty, dlist) = ps
     side, entry, is_cross, account, pool, tier = pp.side, pp.entry, pp.cross, pp.account, pp.pool, pp.tier
     floor, rate, ded, mark_asset = pp.floor, pp.rate, pp.ded, pp.mark_asset
     lane_off, lane_pos, lane_lp = pp.lane_off, pp.lane_pos, pp.lane_lp
@@ -461,6 +463,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             margin[i] = new_m
             acct_delta[account[i]] += to_acc
             liq_once[i] = True
+            _dirty(i, dirty, dlist, cnt)
             if left > 0.0:
                 _touch(i, touched, tlist, cnt)
         for b in range(nb):
@@ -556,7 +559,7 @@ def _sift(idx, key, q, n):
 def perp_end_step(k, t, pv, pp, po, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (size, margin, coll, touched, tlist, cnt, _pu, _vsz, _vpx, _lo, vs, _r, _p,
-     _buf, _bm, _br, _bc, _be, _bq, d_grp, seized, _ad, score, order, mark, _qs, _qb) = ps
+     _buf, _bm, _br, _bc, _be, _bq, d_grp, seized, _ad, score, order, mark, _qs, _qb, dirty, dlist) = ps
     side, entry = pp.side, pp.entry
     for v in range(pv.col.shape[0]):
         g0, g1 = pv.goff[v], pv.goff[v + 1]
@@ -649,11 +652,13 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                         coll[pp.account[i]] += margin[i] + delta
                     margin[i] = 0.0
                     size[i] = 0.0
+                    _dirty(i, dirty, dlist, cnt)
         if pv.policy[v] == ADL_PRO_RATA:
             for i in range(lo, hi):
                 h = score[i]
                 if h > 0.0:
                     delta = 0.0 - h
+                    _dirty(i, dirty, dlist, cnt)
                     if pp.cross[i]:
                         coll[pp.account[i]] += delta
                     else:
@@ -684,20 +689,42 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
 @njit(cache=True)
 def perp_end_path(k, pv, pp, po, ps, close_T, acct):
     """Underwater pools at the final close, the fund's drawdown and depletion, the backstop's loss; counts the
-    positions liquidated on this path into ``acct``."""
-    size, margin, coll = ps[0], ps[1], ps[2]
-    v_size, v_px, liq_once, vs = ps[7], ps[8], ps[9], ps[10]
+    positions liquidated on this path into ``acct`` and resets the rows the path changed.
+
+    O(rows changed + lane rows past their pointer at the final mark): an untouched isolated row that is
+    underwater at the final close is liquidatable there, so it sits at or past its lane's pointer within the
+    final mark's slack."""
+    size, margin, coll, touched, cnt = ps[0], ps[1], ps[2], ps[3], ps[5]
+    p_until, v_size, v_px, liq_once, vs, ptr = ps[6], ps[7], ps[8], ps[9], ps[10], ps[12]
+    dirty, dlist = ps[27], ps[28]
     side, entry = pp.side, pp.entry
+    n_d = cnt[1]
     for v in range(pv.col.shape[0]):
         j = pv.col[v]
         under = 0.0
         vault = vs[v, _TAKEOVER]
-        for i in range(pv.off[v], pv.off[v + 1]):
+        for q in range(n_d):  # rows this path changed
+            i = dlist[q]
+            if pp.venue[i] != v:
+                continue
             mk = close_T[pp.mark_asset[i]]
             vault += v_size[i] * (mk - v_px[i])
             if size[i] > 0.0 and not pp.cross[i]:
-                eq = margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)
-                under += max(-eq, 0.0)
+                under += max(-(margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)), 0.0)
+        for ln in range(pp.lane_off.shape[0] - 1):  # untouched isolated rows past the lane's pointer
+            if pp.lane_venue[ln] != v:
+                continue
+            mk = close_T[pp.lane_mark[ln]]
+            long_ = pp.lane_long[ln]
+            thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
+            for p in range(ptr[ln], pp.lane_off[ln + 1]):
+                lp = pp.lane_lp[p]
+                if (long_ and not lp > thr) or (not long_ and not lp < thr):
+                    break
+                i = pp.lane_pos[p]
+                if dirty[i] or not size[i] > 0.0:
+                    continue
+                under += max(-(margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)), 0.0)
         for x in range(pp.x_account.shape[0]):
             if pp.x_venue[x] != v:
                 continue
@@ -714,9 +741,21 @@ def perp_end_path(k, pv, pp, po, ps, close_T, acct):
         po.insurance_fund_drawdown_usd[k, j] += max(pv.fund0[v] - vs[v, _FUND_MIN], 0.0)
         po.insurance_fund_depleted[k, j] += vs[v, _DEPLETED]
         po.backstop_loss_usd[k, j] += vs[v, _BACKSTOP_PAID] + max(-vault, 0.0)
-    for i in range(liq_once.shape[0]):
+    for q in range(n_d):  # count, then reset what the path changed
+        i = dlist[q]
         if liq_once[i]:
             acct[i] += 1
+        size[i] = pp.size0[i]
+        margin[i] = pp.margin0[i]
+        coll[pp.account[i]] = pp.coll0[pp.account[i]]
+        p_until[i] = -np.inf
+        v_size[i] = 0.0
+        v_px[i] = 0.0
+        liq_once[i] = False
+        touched[i] = False
+        dirty[i] = False
+    cnt[0] = 0
+    cnt[1] = 0
 
 
 # ---------------------------------------------------------------------------------------------
