@@ -295,6 +295,24 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
     side, entry, is_cross, account, pool, tier = pp.side, pp.entry, pp.cross, pp.account, pp.pool, pp.tier
     floor, rate, ded, mark_asset = pp.floor, pp.rate, pp.ded, pp.mark_asset
     lane_off, lane_pos, lane_lp = pp.lane_off, pp.lane_pos, pp.lane_lp
+    # outputs as locals (an array read through a tuple field in the loop costs a reference count each time)
+    o_liqs, o_seized, o_long, o_short = po.liquidations, po.collateral_seized_usd, po.perp_liquidated_long_usd, \
+        po.perp_liquidated_short_usd
+    o_sold, o_bought, o_rel, o_real = po.perp_market_sold_base, po.perp_market_bought_base, \
+        po.perp_margin_released_usd, po.perp_realized_pnl_usd
+    o_fee, o_ret, o_tko, o_dfc = po.perp_fee_usd, po.perp_returned_to_owner_usd, po.perp_backstop_takeover_usd, \
+        po.perp_deficit_usd
+    fee_rate, p_venue = pp.fee_rate, pp.venue
+    # closed rows leave the touched list (a partial close is usually finished in the next round)
+    keep = 0
+    for q in range(cnt[0]):
+        i = tlist[q]
+        if size[i] > 0.0:
+            tlist[keep] = i
+            keep += 1
+        else:
+            touched[i] = False
+    cnt[0] = keep
     any_liq = False
     for v in range(pv.col.shape[0]):
         if rounds[v] <= 0:
@@ -338,7 +356,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                 p += 1
         for q in range(cnt[0]):
             i = tlist[q]
-            if pp.venue[i] != v or size[i] <= 0.0 or is_cross[i]:
+            if p_venue[i] != v or size[i] <= 0.0 or is_cross[i]:
                 continue
             mk = _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset)
             eq = margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)
@@ -410,7 +428,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             fill = mk
             if r == 0:  # the average fill of its side's aggregate order in its pool
                 fill = q_sell[pool[i]] if side[i] > 0.0 else q_buy[pool[i]]
-            fee_cap = pp.fee_rate[i] * size[i] * fill
+            fee_cap = fee_rate[i] * size[i] * fill
             left, rel, real, fee, ret, tko, dfc, new_m, to_acc = settle_row(
                 side[i], size[i], entry[i], margin[i], is_cross[i], mk, fill, c, r, b_eq[b], b_req[b], fee_cap,
                 floor, rate, ded, tier[i])
@@ -422,24 +440,24 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                 v_size[i] += side[i] * c
                 v_px[i] = mk
                 vs[v, _TAKEOVER] += tko
-            po.liquidations[k, j] += 1.0
-            po.collateral_seized_usd[k, j] += rel
+            o_liqs[k, j] += 1.0
+            o_seized[k, j] += rel
             if side[i] > 0.0:
-                po.perp_liquidated_long_usd[k, j] += closed_usd
+                o_long[k, j] += closed_usd
             else:
-                po.perp_liquidated_short_usd[k, j] += closed_usd
+                o_short[k, j] += closed_usd
             if r == 0:
                 if side[i] > 0.0:
-                    po.perp_market_sold_base[k, j] += c
+                    o_sold[k, j] += c
                 else:
-                    po.perp_market_bought_base[k, j] += c
+                    o_bought[k, j] += c
                 round_sales[pool[i]] += side[i] * c
-            po.perp_margin_released_usd[k, j] += rel
-            po.perp_realized_pnl_usd[k, j] += real
-            po.perp_fee_usd[k, j] += fee
-            po.perp_returned_to_owner_usd[k, j] += ret
-            po.perp_backstop_takeover_usd[k, j] += tko
-            po.perp_deficit_usd[k, j] += dfc
+            o_rel[k, j] += rel
+            o_real[k, j] += real
+            o_fee[k, j] += fee
+            o_ret[k, j] += ret
+            o_tko[k, j] += tko
+            o_dfc[k, j] += dfc
             if ev_cap >= 0:
                 e = ev_n[0]
                 if e < ev_cap:
