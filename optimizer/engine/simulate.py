@@ -20,7 +20,12 @@ ENGINES = ("auto", "kernel", "reference")
 
 
 def kernel_specs(bound: Bound, sims: list[VenueSimulator] | None = None) -> list[KernelSpec | PerpKernelSpec] | str:
-    """Each venue's kernel spec, or the first venue's reason why the kernel cannot run the candidate."""
+    """Each venue's kernel spec, or the first venue's reason why the kernel cannot run the candidate
+    (a scenario with forced flows runs on the reference engine: the kernel has no flow sources)."""
+    ff = getattr(bound.prepared.scenario, "forced_flows", ())
+    if ff:
+        return (f"forced flows ({', '.join(f.id for f in ff)}) run on the reference engine "
+                "(the kernel mirrors no flow source)")
     out = []
     for sim in sims if sims is not None else venue_simulators(bound):
         spec = sim.kernel_spec()

@@ -105,6 +105,12 @@ def test_venues_without_a_market_order_rule_decline_and_auto_falls_back():
             run(vc.bound, "kernel")
 
 
+def test_forced_flows_decline_and_auto_runs_the_reference_engine():
+    b = _bound("perp_hyperliquid_btc_dealers_2025-10-10")
+    reason = kernel_unsupported_reason(b)
+    assert reason is not None and "forced flows" in reason, reason
+
+
 def test_a_scenario_option_the_kernel_does_not_model_declines():
     """A forced flow or a breaker wired into the perp venue's options later is not silently ignored."""
     b = _bound("perp_hyperliquid_btc_2025-10-10")

@@ -79,6 +79,9 @@ SCENARIO_CASES: tuple[ScenarioCase, ...] = (
                  positions=400, engines=("reference", "kernel")),
     ScenarioCase("perp_mixed_aave_hyperliquid_eth_12h", "perp_mixed_aave_hyperliquid_eth_12h.toml", paths=2,
                  positions=400, engines=("reference", "kernel")),
+    # forced flows (optimizer.engine.flows: reference engine)
+    ScenarioCase("perp_hyperliquid_btc_dealers_2025_10_10", "perp_hyperliquid_btc_dealers_2025-10-10.toml", paths=1,
+                 positions=300, engines=("reference",)),
 )
 
 
