@@ -58,16 +58,19 @@ WORKLOADS = (
     ("aave_v3_core_24h_jumps", ROOT / "data" / "scenarios" / "aave_v3_core_24h_jumps.toml", 4),
     ("multi_collateral_book", HERE / "multi_collateral_workload.toml", 2),
     ("black_thursday_replay", ROOT / "data" / "scenarios" / "maker_eth_a_black_thursday.toml", 4),
+    ("perp_isolated_50k", HERE / "perp_workload.toml", 2),
+    ("perp_mixed_aave_hyperliquid_eth_12h", ROOT / "data" / "scenarios" / "perp_mixed_aave_hyperliquid_eth_12h.toml", 2),
 )
 #: workloads run on their own bundled book (--positions does not resize it) and their default path count (the
 #: replay's paths are one price history: copies, so the kernel's per-path time is not one thread launch)
 BUNDLED_BOOK = {"black_thursday_replay"}
 DEFAULT_PATHS = {"black_thursday_replay": 100}
-#: workloads the quick smoke run skips (a generated book, a Maker replay; the smoke test pins the other two)
-FULL_ONLY = {"multi_collateral_book", "black_thursday_replay"}
+#: workloads the quick smoke run skips (a generated book, a Maker replay, the perps; the smoke test pins the other two)
+FULL_ONLY = {"multi_collateral_book", "black_thursday_replay", "perp_isolated_50k", "perp_mixed_aave_hyperliquid_eth_12h"}
 MULTI_ACCOUNTS = 50_000
 #: evaluate() / path-generation floor, per workload (issue 11): bad day, severe stress, multi-asset book
-TARGET_OVER_FLOOR = {"reference_workload": 10.0, "aave_v3_core_24h_jumps": 30.0, "multi_collateral_book": 20.0}
+TARGET_OVER_FLOOR = {"reference_workload": 10.0, "aave_v3_core_24h_jumps": 30.0, "multi_collateral_book": 20.0,
+                     "perp_isolated_50k": 10.0, "perp_mixed_aave_hyperliquid_eth_12h": 20.0}  # issue 12: perps
 REF_BUDGET_S, MIN_REF_PATHS = 60.0, 2
 FLOOR_REPEATS = 5  # generating paths is cheap but noisy (page faults, neighbours): best of 5 after a warm-up
 QUICK = {"paths": 100, "positions": 5_000, "ref_paths": 2, "repeats": 2}
@@ -78,6 +81,15 @@ USD_FIELDS = ("debt_repaid_usd", "collateral_seized_usd", "liquidator_bonus_usd"
               "realised_bad_debt_usd", "unrealised_bad_debt_usd", "horizon_exposure_usd", "bad_debt_usd",
               "debt_removed_usd", "returned_to_owner_usd", "inventory_usd")
 EXACT_FIELDS = ("liquidations", "first_liquidation_step", "last_liquidation_step")
+#: the perp venues' USD totals (optimizer.engine.venues.perp), compared where a workload has a perp venue
+PERP_USD_FIELDS = ("perp_liquidated_long_usd", "perp_liquidated_short_usd", "perp_deficit_usd", "perp_fee_usd",
+                   "insurance_fund_paid_usd", "insurance_fund_drawdown_usd", "backstop_loss_usd", "adl_volume_usd",
+                   "adl_overshoot_usd")
+
+
+def usd_fields(ledger) -> tuple[str, ...]:
+    """The USD totals the bench compares that this workload's ledger has."""
+    return tuple(f for f in (*USD_FIELDS, *PERP_USD_FIELDS) if f == "bad_debt_usd" or f in ledger)
 
 
 def peak_rss_mb() -> float:
@@ -102,7 +114,7 @@ def load(path: Path, paths: int | None, positions: int | None) -> Scenario:
     else:
         data = tomllib.loads(path.read_text())
         for i, pr in enumerate(data.get("protocols", [])):
-            if pr.get("book", {}).get("kind") != "synthetic":
+            if pr.get("book", {}).get("kind") not in ("synthetic", "perp_synthetic"):
                 raise SystemExit(f"--positions: {path} protocols[{i}] has no synthetic book")
             pr["book"]["positions"] = positions
         sc = parse_scenario(data, file=str(path), base_dir=path.resolve().parent)
@@ -163,7 +175,7 @@ def compare(kr, k_row: int, rr, r_row: int) -> tuple[list[str], dict[str, float]
         a, b = np.asarray(getattr(kr, f)[k_row]), np.asarray(getattr(rr, f)[r_row])
         if not np.array_equal(a, b):
             bad.append(f"{f}: kernel {a.tolist()} vs reference {b.tolist()}")
-    for f in USD_FIELDS:
+    for f in usd_fields(kr):
         a, b = np.asarray(getattr(kr, f)[k_row], float), np.asarray(getattr(rr, f)[r_row], float)
         scale = np.maximum(np.abs(a), np.abs(b))
         d = np.abs(a - b)
@@ -258,10 +270,10 @@ def bench_workload(name: str, path: Path, args, k_ref: int) -> tuple[dict, list[
     one = []
     for _ in range(args.repeats):  # like-for-like: the kernel on the same K paths on one thread
         one.append(timed(run_kernel, bound, inputs, close=close[ks], low=low[ks], high=high[ks], n_chunks=1)[0])
-    rel_max = {f: 0.0 for f in USD_FIELDS}
+    rel_max = {f: 0.0 for f in usd_fields(kk)}
     for p, rr in enumerate(ref_raw):
         bad, rel = compare(kk, p, rr, 0)
-        rel_max = {f: max(rel_max[f], rel[f]) for f in USD_FIELDS}
+        rel_max = {f: max(rel_max[f], rel[f]) for f in rel_max}
         failures += [f"{name} path {p}: {b}" for b in bad]
     for j in range(len(bound.books)):  # which accounts were liquidated, on how many of the K paths
         a = kk.account_liquidated[j]

@@ -23,6 +23,7 @@ from ._base import (
 from ._perp import (
     CROSS,
     ISOLATED,
+    MarketOrderRule,
     OpenInterest,
     PerpAdapter,
     PerpBook,
@@ -79,6 +80,7 @@ __all__ = [
     "LiquidationOutcome",
     "Maker",
     "MakerLiq12",
+    "MarketOrderRule",
     "OpenInterest",
     "ParamSpec",
     "ParameterSchema",

@@ -414,6 +414,47 @@ def continuous_deductions(floor_usd: np.ndarray, rate: np.ndarray) -> np.ndarray
     return np.cumsum(step, axis=-1)
 
 
+#: ADL rankings a :class:`MarketOrderRule` can name (``adl_score`` of the venue, as plain data)
+ADL_SCORES = ("profit_leverage", "leverage_pnl")
+
+
+@dataclass(frozen=True)
+class MarketOrderRule:
+    """A venue's ``liquidatable`` / ``liquidate`` / ``adl_score`` as plain data, where they have this form.
+
+    The form (Hyperliquid, Binance USDⓈ-M): maintenance tiers that do not depend on open interest and no
+    closing costs; a margin pool is liquidatable when ``equity < requirement`` (``>=`` comparison with
+    ``flag_at_equality``) with a positive requirement; every open row of a flagged pool is closed in one
+    pass by the route of its pool (``value < 0`` -> ADL offset where ``negative_equity_offset``;
+    ``value < backstop_equity_fraction x requirement`` -> backstop takeover where it is finite; otherwise
+    a market order), a market order for ``partial_fraction`` of a row whose notional at the mark is above
+    ``partial_threshold_usd`` (whole closes during the cooldown), the fee cap ``fee_rate x closed x fill``,
+    then :meth:`PerpAdapter._settle`. Venues whose order may not fill (dYdX's fillable price) or that close
+    against a pool with price impact (GMX) have no such rule (``PerpAdapter.market_order_rule`` is None).
+
+    Tables are per venue market (``adapter.markets`` order): ``floor_usd`` / ``rate`` / ``deduction_usd``
+    ``(M, T)`` as in :class:`Tiers`, ``fee_rate`` ``(M,)``. ``adl_score`` is one of :data:`ADL_SCORES`:
+    ``"profit_leverage"`` = ``max(uPnL, 0) / E * (pool notional / E)`` with ``E = max(pool equity, 1e-12)``;
+    ``"leverage_pnl"`` = ``max(uPnL, 0) / max(1, wallet) * marginRatio`` (``MM / balance``, 0 when the
+    balance is <= 0).
+    """
+
+    floor_usd: np.ndarray
+    rate: np.ndarray
+    deduction_usd: np.ndarray
+    fee_rate: np.ndarray
+    flag_at_equality: bool
+    negative_equity_offset: bool
+    backstop_equity_fraction: float
+    partial_threshold_usd: float
+    partial_fraction: float
+    adl_score: str
+
+    def __post_init__(self) -> None:
+        if self.adl_score not in ADL_SCORES:
+            raise ValueError(f"adl_score must be one of {ADL_SCORES}, got {self.adl_score!r}")
+
+
 # --------------------------------------------------------------------------------------------
 # The perp adapter interface
 # --------------------------------------------------------------------------------------------
@@ -681,6 +722,10 @@ class PerpAdapter(VenueAdapter):
     @abc.abstractmethod
     def adl_score(self, book: PerpBook, mark_usd: np.ndarray) -> np.ndarray:
         """The venue's ADL ranking per position (higher = deleveraged first)."""
+
+    def market_order_rule(self) -> MarketOrderRule | None:
+        """This venue's liquidation rules as a :class:`MarketOrderRule` (None: they are not of that form)."""
+        return None
 
     # --- shared settlement --------------------------------------------------------------------------
     def _settle(

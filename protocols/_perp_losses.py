@@ -257,9 +257,10 @@ def adl_queue(deficit_usd: np.ndarray, group: np.ndarray, capacity_usd: np.ndarr
         order = idx[np.lexsort((idx, -s[idx], g[idx]))]  # by group, then score desc, then book order
         go = g[order]
         uo = u[order]
-        csum = np.cumsum(uo)
-        start = np.searchsorted(go, go, side="left")  # first slot of each row's group in `order`
-        before = csum - uo - np.concatenate([[0.0], csum])[start]  # group's profit ranked ahead
+        before = np.empty(order.size)
+        for grp in np.unique(go):  # the group's profit ranked ahead, summed within the group only (a running
+            sel = go == grp  # sum across groups would leak rounding into a group without a deficit)
+            before[sel] = np.cumsum(uo[sel]) - uo[sel]
         closed[order] = before < d[go]
     haircut = np.where(closed, u, 0.0)
     return _outcome("queue", d, g, haircut, closed, size)

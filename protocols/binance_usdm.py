@@ -34,6 +34,7 @@ import numpy as np
 
 from ._base import Invariant, ParameterSchema, ParamSpec, SnapshotError, field_of
 from ._perp import (
+    MarketOrderRule,
     OpenInterest,
     PerpAdapter,
     PerpBook,
@@ -203,6 +204,13 @@ class BinanceUsdm(PerpAdapter):
         fee_cap = self._fee_rate[st["vm"]] * book.size_base * st["fill"]
         return self._settle(book, st["mark"], st["tiers"], st["equity_gross"], st["requirement"],
                             book.size_base, st["fill"], np.zeros(book.n_positions, dtype=np.int8), fee_cap, go)
+
+    def market_order_rule(self) -> MarketOrderRule:
+        """:meth:`liquidate` and :meth:`adl_score` as data: ``MM >= balance``, whole market closes with the
+        clearance fee, no backstop route, no ADL offset (deficits go to the insurance fund, then ADL)."""
+        return MarketOrderRule(self._floor, self._rate, self._cum, self._fee_rate, flag_at_equality=True,
+                               negative_equity_offset=False, backstop_equity_fraction=-np.inf,
+                               partial_threshold_usd=np.inf, partial_fraction=1.0, adl_score="leverage_pnl")
 
     def adl_score(self, book: PerpBook, mark_usd: np.ndarray) -> np.ndarray:
         """``LeveragePnL = max(0, uPnL) / max(1, WB) * marginRatio`` (Binance counterparty-liquidation FAQ)."""

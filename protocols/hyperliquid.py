@@ -34,6 +34,7 @@ import numpy as np
 
 from ._base import Invariant, ParameterSchema, ParamSpec, SnapshotError, field_of
 from ._perp import (
+    MarketOrderRule,
     OpenInterest,
     PerpAdapter,
     PerpBook,
@@ -187,6 +188,16 @@ class Hyperliquid(PerpAdapter):
         closed = np.where(partial, p["partial_liquidation_fraction"] * q, q)
         return self._settle(book, st["mark"], st["tiers"], eq, req, closed, st["fill"], route,
                             np.zeros(book.n_positions), go, extra={"partial": partial & go})
+
+    def market_order_rule(self) -> MarketOrderRule:
+        """:meth:`liquidate` and :meth:`adl_score` as data: strict comparison, ADL offset below zero value,
+        the vault below ``backstop_equity_fraction`` of MM, partial market orders above the threshold, no fee."""
+        p = self.params
+        return MarketOrderRule(self._floor, self._rate, self._deduction, np.zeros(len(self._markets)),
+                               flag_at_equality=False, negative_equity_offset=True,
+                               backstop_equity_fraction=float(p["backstop_equity_fraction"]),
+                               partial_threshold_usd=float(p["partial_liquidation_threshold_usd"]),
+                               partial_fraction=float(p["partial_liquidation_fraction"]), adl_score="profit_leverage")
 
     def adl_score(self, book: PerpBook, mark_usd: np.ndarray) -> np.ndarray:
         """Profit fraction x leverage of the pool (the docs rank by uPnL and leverage; exact index unpublished)."""

@@ -26,6 +26,11 @@ public ``position_terms``). Inputs are named structs (NamedTuples of arrays): :c
 
 Paths run in parallel in ``n_chunks`` chunks, each with its own scratch state; results do not
 depend on the number of threads.
+
+Perp venues (:mod:`optimizer.engine.kernel_perp`) run inside this loop through five hooks (path start,
+step start, each round next to the lending venues at the round's starting market, step end, horizon):
+their orders join the round's flows, so lending and perps share the market within each step in the
+reference loop's order.
 """
 
 from __future__ import annotations
@@ -45,6 +50,14 @@ from .kernel_auctions import (
     auction_scratch,
     auction_start_path,
     auction_trip,
+)
+from .kernel_perp import (
+    perp_end_path,
+    perp_end_step,
+    perp_round,
+    perp_scratch,
+    perp_start_path,
+    perp_start_step,
 )
 from .kernel_rules import (
     KEY_TOL,
@@ -264,7 +277,7 @@ def _park(i, g, j, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od,
 @njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf, cand_row,
-              hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out):
+              hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out, pv, pp, po, ps, pacct):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -339,6 +352,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     head_hf = np.empty(n_groups)
     head_heap = np.zeros(n_groups, np.bool_)
     auction_start_path(au, aus)
+    perp_start_path(pv, pp, ps)  # perp venues (optimizer.engine.kernel_perp): their own state
 
     for t in range(1, T + 1):
         for a in range(n_assets):
@@ -346,6 +360,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         for j in range(n_venues):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
+        perp_start_step(pv, ps)
         # accounts that waited (unprofitable, refused) rejoin their group's heap for this step
         for q in range(n_pend):
             i = pend[q]
@@ -638,6 +653,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     if first_step < 0:
                         first_step = t
                     last_step = t
+            # ---- perp venues at the round's starting market (their orders join the round's flows)
+            if perp_round(path, k, t, t * m.step_s, pv, pp, po, ps, mkt_low, mkt_high, hist, low[path, t],
+                          high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
+                executed_any = True
+                if first_step < 0:
+                    first_step = t
+                last_step = t
             # ---- storefronts (absorb rule): buyers take inventory while reserves < target and it pays
             for j in range(n_venues):
                 if rule[j] != RULE_ABSORB or reserves[j] >= v_target[j]:
@@ -696,6 +718,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
+        perp_end_step(k, t, pv, pp, po, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at
     # the final market close. An untouched account that is liquidatable (or underwater) at the end has a key
     # above its group's final ratio: a prefix of its group (the exact health decides). Touched ones one by one.
@@ -721,6 +744,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         for a in range(n_assets):
             o_inv[k, j] += inventory[j, a] * pT[a]
     auction_end_path(au, aus, out, k, pT)
+    perp_end_path(k, pv, pp, po, ps, pT, pacct)
     o_first, o_last = out.first_liquidation_step, out.last_liquidation_step
     o_first[k] = first_step
     o_last[k] = last_step
@@ -748,7 +772,7 @@ def _mark(i, touched_flag, touched_list, tl_n):
 
 
 @njit(parallel=True, cache=True)
-def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out):
+def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks):
     """All paths of ``m`` in ``n_chunks`` parallel chunks; ``acct_chunks[ch]`` counts per account.
 
     (Writes go through :func:`_run_path`: numba's parallel backend drops item assignments to arrays
@@ -783,8 +807,10 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out):
         lkey = np.empty(N_LOTS * n)
         lpos = np.empty(N_LOTS * n, np.int64)
         aus = auction_scratch(au, au_out.capacity)
+        ps = perp_scratch(pv, pp, n_assets)
         for path in range(ch, n_paths, n_chunks):
             _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
                       c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf,
-                      cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out)
+                      cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out, pv, pp, po, ps,
+                      pacct_chunks[ch])
         auction_collect(aus, au_out, ch)

@@ -17,15 +17,16 @@ from .kernel_auctions import (
     default_capacity,
     finish_auction_ledger,
 )
+from .kernel_perp import KPerpPositions, KPerpVenues, build_perp_inputs, perp_out
 from .ledger import EVENT_DTYPE, Ledger
 from .model import Bound
 from .reference import new_ledger, run_reference, venue_simulators
-from .venues import KernelSpec, VenueSimulator
+from .venues import KernelSpec, PerpKernelSpec, VenueSimulator
 
 ENGINES = ("auto", "kernel", "reference")
 
 
-def kernel_specs(bound: Bound, sims: list[VenueSimulator] | None = None) -> list[KernelSpec] | str:
+def kernel_specs(bound: Bound, sims: list[VenueSimulator] | None = None) -> list[KernelSpec | PerpKernelSpec] | str:
     """Each venue's kernel spec, or the first venue's reason why the kernel cannot run the candidate
     (a scenario with forced flows runs on the reference engine: the kernel has no flow sources)."""
     ff = getattr(bound.prepared.scenario, "forced_flows", ())
@@ -58,6 +59,8 @@ class KernelInputs:
     n_positions_total: int
     p0: np.ndarray  # the initial prices the keys and the walk order refer to
     auctions: KAuctions  # the auction rule's vaults and terms (empty without an auction venue)
+    perp_venues: KPerpVenues | None = None  # the perp venues (optimizer.engine.kernel_perp)
+    perp_positions: KPerpPositions | None = None
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:  # the former flat dict, for inspection
@@ -108,13 +111,18 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
     p0 = np.asarray(prep.paths.close[0, 0] if p0 is None else p0, np.float64)
     n_assets = len(prep.market.assets)
     per: dict[str, list] = {k: [] for k in VENUE_CONSTANTS}
-    max_cols = max(len(pb.book.collateral_assets) for pb in bound.books)
+    lend = [j for j, spec in enumerate(specs) if not isinstance(spec, PerpKernelSpec)]
+    max_cols = max([len(bound.books[j].book.collateral_assets) for j in lend], default=1)
     store_cols = np.full((len(bound.books), max_cols), -1, np.int64)
     store_lf = np.zeros((len(bound.books), max_cols))
     acc: dict[str, list] = {k: [] for k in ("venue", "row", "ncl", "ndl")}
     leg: dict[str, list] = {k: [] for k in ("ca", "cc", "c0", "lt", "lb", "fee", "cpaused", "da", "dc", "d0",
                                             "dpaused")}
     for j, (spec, pb) in enumerate(zip(specs, bound.books, strict=True)):
+        if isinstance(spec, PerpKernelSpec):  # a perp venue: no lending accounts (its own structs below)
+            for key in VENUE_CONSTANTS:
+                per[key].append(np.inf if key == "target" else 0.0)
+            continue
         book = pb.book
         rows = np.flatnonzero((book.debt_tokens > 0).any(1))
         if spec.auctions is not None:  # the auction rule's vaults live in KAuctions
@@ -144,8 +152,8 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
         leg["dc"].append(dcol)
         leg["d0"].append(book.debt_tokens[bdr, dcol])
         leg["dpaused"].append(np.asarray(dpz, bool)[dcol])
-    a = {k: np.concatenate(v) for k, v in acc.items()}
-    lg = {k: np.concatenate(v) for k, v in leg.items()}
+    a = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in acc.items()}
+    lg = {k: np.concatenate(v) if v else np.zeros(0, np.int64) for k, v in leg.items()}
     n = a["row"].size
     i64, f64 = np.int64, np.float64
     coff = np.zeros(n + 1, i64)
@@ -209,7 +217,7 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
     np.cumsum(gcm.sum(1), out=gc_off[1:])
     gd_off = np.zeros(uniq.shape[0] + 1, i64)
     np.cumsum(gdm.sum(1), out=gd_off[1:])
-    venues = KVenues(rule=np.array([s.rule for s in specs], i64),
+    venues = KVenues(rule=np.array([0 if isinstance(s, PerpKernelSpec) else s.rule for s in specs], i64),
                      lag=np.array([s.oracle_spec.lag_steps for s in sims], i64),
                      close_factor=np.array(per["close_factor"], f64), cf_hf=np.array(per["cf_hf"], f64),
                      min_base=np.array(per["min_base"], f64), floor=np.array(per["floor"], f64),
@@ -220,7 +228,8 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
                      gc=np.nonzero(gcm)[1].astype(i64), gd_off=gd_off, gd=np.nonzero(gdm)[1].astype(i64),
                      key=key[order].astype(f64))
     auctions = auction_inputs(specs, sims, bound.coll_market, bound.debt_market)
-    return KernelInputs(positions, venues, groups, new_ledger(bound, sims, 0), n, p0, auctions)
+    pv, pp = build_perp_inputs(sims, n_assets)
+    return KernelInputs(positions, venues, groups, new_ledger(bound, sims, 0), n, p0, auctions, pv, pp)
 
 
 def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.ndarray | None = None,
@@ -247,6 +256,7 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
     n_paths, t1, n_assets = close.shape
     chunks = 1 if events else min(n_chunks or numba.get_num_threads(), n_paths)
     acct = np.zeros((chunks, inputs.n_positions_total), np.int64)
+    pacct = np.zeros((chunks, inputs.perp_positions.row.shape[0]), np.int64)
     market = KMarket(close, low, high, prep.market.liquidity, prep.market.half_life_s, float(sc.step_s),
                      float(lc.gas_per_call), int(prep.gas_token), gas, np.ascontiguousarray(p0, np.float64))
     liquidators = KLiquidators(int(lc.max_calls_per_step), int(lc.reaction_delay_steps), float(lc.min_profit_usd))
@@ -258,10 +268,14 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
         res = Ledger(inputs.ledger.fields, n_paths, len(bound.adapters), n_assets, t1 - 1, inputs.ledger.positions)
         acct[:] = 0
         ev_n[0] = 0
-        out = KOut(*(res[name] for name in KOut._fields[:-3]), ev, ev_n, ev_cap if events else -1)
+        n_v = len(bound.adapters)
+        out = KOut(*(res[name] if name in res else np.zeros((n_paths, n_v)) for name in KOut._fields[:-3]), ev, ev_n,
+                   ev_cap if events else -1)
         au_out = auction_outputs(res, inputs.auctions, chunks, au_cap)
+        pacct[:] = 0
         run_paths(chunks, market, inputs.positions, inputs.venues, inputs.groups, liquidators, out, acct,
-                  inputs.auctions, au_out)
+                  inputs.auctions, au_out, inputs.perp_venues, inputs.perp_positions, perp_out(res, n_paths, n_v),
+                  pacct)
         if au_out.overflow[0]:  # a path kicked more auctions than the table holds: again with a larger one
             au_cap *= 4
             continue
@@ -277,6 +291,12 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
     for j in range(len(bound.adapters)):
         res.account_liquidated[j][pos.row[pos.venue == j]] = per_pos[pos.venue == j]
     finish_auction_ledger(res, inputs.auctions, au_out, close[0, 0])
+    pv, pp = inputs.perp_venues, inputs.perp_positions
+    per_perp = pacct.sum(0)
+    for v, j in enumerate(pv.col):  # a perp venue's exposure: its open notional at the start (initial_debt_usd)
+        lo, hi = pv.off[v], pv.off[v + 1]
+        res.initial_debt_usd[:, j] = float((pp.size0[lo:hi] * close[0, 0, pp.pool[lo:hi]]).sum())
+        res.account_liquidated[j][pp.row[lo:hi]] = per_perp[lo:hi]
     return res, (ev[: ev_n[0]] if events else None)
 
 

@@ -538,10 +538,11 @@ cross_share = {cross}
 
 def _perp_case(name: str, adapter: str, market: str, *, asset: str = "BTC", price: float = 60000, drop: float = 0.12,
                rise: float = 0.05, oi: float = 3e8, volume: float = 2e9, max_lev: float = 20, cross: float = 0.0,
-               extra: str = "") -> ScenarioCase:
+               extra: str = "", kernel: bool = False) -> ScenarioCase:
     return ScenarioCase(name, _PERP_BASE.format(name=name, asset=asset, price=price, drop=drop, rise=rise,
                                                 volume=volume)
-                        + _PERP.format(adapter=adapter, market=market, oi=oi, max_lev=max_lev, cross=cross, extra=extra))
+                        + _PERP.format(adapter=adapter, market=market, oi=oi, max_lev=max_lev, cross=cross, extra=extra),
+                        kernel=kernel)
 
 
 _MIXED = _BASE.format(name="aave-hyperliquid", horizon_h=6, max_calls=40) + _AAVE + _PERP.format(adapter="hyperliquid", market="ETH", oi=4e8, max_lev=20, cross=0.0,
@@ -553,12 +554,12 @@ def perp_cases() -> list[ScenarioCase]:
     insurance fund where the venue has one (the fund runs dry and ADL follows), and one mixed lending +
     perp case on one ETH market."""
     return [
-        _perp_case("perp_hyperliquid", "hyperliquid", "BTC", cross=0.3),
+        _perp_case("perp_hyperliquid", "hyperliquid", "BTC", cross=0.3, kernel=True),
         _perp_case("perp_binance_usdm_pro_rata", "binance_usdm", "BTCUSDT", max_lev=50,
-                   extra='adl_policy = "pro_rata"\nparams = { insurance_fund_usd = 20000 }'),
+                   extra='adl_policy = "pro_rata"\nparams = { insurance_fund_usd = 20000 }', kernel=True),
         _perp_case("perp_dydx_v4", "dydx_v4", "BTC-USD", cross=0.3, extra="params = { insurance_fund_usd = 5000 }"),
         _perp_case("perp_gmx_v2", "gmx_v2", "ETH-USD", asset="ETH", price=3000, max_lev=50),
-        ScenarioCase("aave_v3_and_hyperliquid_one_eth_market", _MIXED, venue=1),
+        ScenarioCase("aave_v3_and_hyperliquid_one_eth_market", _MIXED, venue=1, kernel=True),
     ]
 
 

@@ -72,13 +72,13 @@ SCENARIO_CASES: tuple[ScenarioCase, ...] = (
                  engines=("kernel", "reference")),
     ScenarioCase("stable_collateral_depeg_24h", "aave_v3_stable_collateral_depeg_24h.toml", paths=4),
     ScenarioCase("maker_wbtc_vaults_24h", "maker_wbtc_vaults_24h.toml", paths=2, engines=("reference",)),
-    # perp venues (reference engine; the kernel declares no perp rule)
+    # perp venues (written from the reference engine; the perp kernel must agree with the same file)
     ScenarioCase("perp_hyperliquid_btc_2025_10_10", "perp_hyperliquid_btc_2025-10-10.toml", paths=1, positions=800,
-                 engines=("reference",)),
+                 engines=("reference", "kernel")),
     ScenarioCase("perp_binance_btc_synthetic_crash_3h", "perp_binance_btc_synthetic_crash_3h.toml", paths=2,
-                 positions=400, engines=("reference",)),
+                 positions=400, engines=("reference", "kernel")),
     ScenarioCase("perp_mixed_aave_hyperliquid_eth_12h", "perp_mixed_aave_hyperliquid_eth_12h.toml", paths=2,
-                 positions=400, engines=("reference",)),
+                 positions=400, engines=("reference", "kernel")),
     # forced flows (optimizer.engine.flows: reference engine)
     ScenarioCase("perp_hyperliquid_btc_dealers_2025_10_10", "perp_hyperliquid_btc_dealers_2025-10-10.toml", paths=1,
                  positions=300, engines=("reference",)),

@@ -20,6 +20,7 @@ from .base import (
     MarketView,
     OracleSpec,
     PathContext,
+    PerpKernelSpec,
     RoundResult,
     VenueContext,
     VenueSimulator,
@@ -67,4 +68,4 @@ __all__ = [
     "MarketView", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
     "simulator_class", "simulator_for",
 ]
-__all__ += ["PERP_FIELDS", "PerpVenue"]
+__all__ += ["PERP_FIELDS", "PerpKernelSpec", "PerpVenue"]

@@ -245,6 +245,28 @@ class AuctionTerms:
     feed_lag_steps: int
 
 
+@dataclass(frozen=True)
+class PerpKernelSpec:
+    """A perp venue the perp kernel (:mod:`optimizer.engine.kernel_perp`) runs: its adapter's
+    :class:`protocols.MarketOrderRule` and the simulator's own terms.
+
+    ``adl_policy`` is ``"queue"`` or ``"pro_rata"``; ``mark_asset`` / ``pool`` per book row (the market asset
+    its mark reads, the pool its orders trade in); ``rounds_per_step`` the passes per step;
+    ``cooldown_s`` the partial-liquidation cooldown; ``fees_to_fund`` whether fees are the insurance fund's
+    income; ``insurance_fund_usd`` / ``backstop_usd`` the balances at each path's start.
+    """
+
+    rule: Any  # protocols.MarketOrderRule
+    adl_policy: str
+    mark_asset: np.ndarray
+    pool: np.ndarray
+    rounds_per_step: int
+    cooldown_s: float
+    fees_to_fund: bool
+    insurance_fund_usd: float
+    backstop_usd: float
+
+
 class VenueSimulator(abc.ABC):
     """One venue on one path at a time; the lifecycle is in the module docstring."""
 

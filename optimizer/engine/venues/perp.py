@@ -68,6 +68,11 @@ current value), per venue market, on the market's mark asset:
 
 With a band or a stress margin on, the venue also fills ``price_band_trips`` and ``stress_margin_steps``.
 
+Fast path: :meth:`PerpVenue.kernel_spec` hands the adapter's :class:`protocols.MarketOrderRule` (where its
+liquidations have that form: Hyperliquid, Binance) to the perp kernel (:mod:`optimizer.engine.kernel_perp`),
+which reproduces this loop; dYdX (fillable price), GMX (pool close with impact) and any scenario option the
+kernel does not model decline with a reason, and ``auto`` runs them here.
+
 Events (``EVENT_DTYPE``): one per position closed in a round; ``collateral`` -1, ``debt_repaid_usd`` =
 the notional closed at the mark, ``collateral_seized_usd`` = the margin released, ``protocol_fee_usd`` =
 the liquidation fee, ``bad_debt_usd`` = the deficit beyond margin, ``price`` = the fill (the mark for
@@ -77,7 +82,7 @@ routes that do not trade).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -95,7 +100,7 @@ from protocols import (
 
 from .._market import proceeds_usd, purchase_usd
 from ..ledger import LedgerField
-from .base import NOTHING, FinalView, MarketView, PathContext, RoundResult, VenueSimulator
+from .base import NOTHING, FinalView, MarketView, PathContext, PerpKernelSpec, RoundResult, VenueSimulator
 
 _EPS_USD = 1e-9
 
@@ -178,8 +183,32 @@ class PerpVenue(VenueSimulator):
             self.market_asset = np.where(mm >= 0, mm, cm) if mm is not None else cm
             self._stressed: dict[bytes, PerpAdapter] = {}
 
-    def kernel_spec(self) -> str:
-        return f"{self.ctx.id}: perp venues run on the reference engine (no kernel rule mirrors them yet)"
+    #: the scenario options (``ctx.options``) the perp kernel reproduces; any other one (a forced flow, a breaker
+    #: wired in later) makes :meth:`kernel_spec` decline, so ``auto`` runs the reference engine
+    KERNEL_OPTIONS: ClassVar[frozenset[str]] = frozenset({"adl_policy", "mark_market"})
+
+    def kernel_spec(self) -> PerpKernelSpec | str:
+        """The perp kernel's terms (:mod:`optimizer.engine.kernel_perp`), or why it cannot run this venue."""
+        rule = self.adapter.market_order_rule()
+        if rule is None:
+            return (f"{self.ctx.id}: {self.adapter.title} liquidations are not market orders at the fill "
+                    "(no MarketOrderRule); the perp kernel does not mirror them")
+        if not self.trades:
+            return f"{self.ctx.id}: liquidations close against a pool, not the market (no kernel rule)"
+        extra = sorted(k for k, v in self.ctx.options.items() if k not in self.KERNEL_OPTIONS and v is not None)
+        if extra:
+            return f"{self.ctx.id}: the perp kernel does not model {', '.join(extra)}"
+        if self.band_on or self.stress_on:
+            return f"{self.ctx.id}: circuit breakers (price band, stress margin) run on the reference engine"
+        if self.policy not in ("queue", "pro_rata"):
+            return f"{self.ctx.id}: ADL policy {self.policy!r} has no kernel rule"
+        if self.oracle_spec.collateral_side != "low" or self.oracle_spec.debt_side != "high":
+            return f"{self.ctx.id} marks other bar sides than the kernel's (longs low, shorts high)"
+        if not np.array_equal(self.pool, self.asset):
+            return f"{self.ctx.id} routes orders to pools other than its assets' own"
+        return PerpKernelSpec(rule, self.policy, self.mark_asset.astype(np.int64), self.pool.astype(np.int64),
+                              self.rounds_per_step, self.cooldown_s, self.fees_to_fund,
+                              float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd))
 
     def initial_debt_usd(self, close0: np.ndarray) -> float:
         """The book's exposure at the start: its open notional, USD."""

@@ -1,0 +1,244 @@
+"""The perp kernel (optimizer.engine.kernel_perp) equals the reference engine and the adapters' pure rules.
+
+* the three bundled perp scenarios: kernel == reference on every ledger field and event (first paths);
+* one liquidation round and one ADL step of the kernel on small random books (isolated and cross rows,
+  Hyperliquid and Binance, queue and pro-rata) == the adapters' ``liquidatable`` / ``liquidate``, the
+  waterfall and ``adl_queue`` / ``adl_pro_rata`` + ``apply_adl`` (hypothesis);
+* venues without a market-order rule, or scenario options the kernel does not model, decline with a reason
+  and ``auto`` runs the reference engine.
+
+The engine contract suite (optimizer.engine.testing) runs the Hyperliquid (30 % cross), Binance pro-rata and
+mixed Aave + Hyperliquid cases through the kernel too.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from optimizer.engine import bind, prepare
+from optimizer.engine.kernel_perp import (
+    KPerpOut,
+    build_perp_inputs,
+    perp_end_step,
+    perp_round,
+    perp_scratch,
+    perp_start_path,
+    perp_start_step,
+)
+from optimizer.engine.ledger import EVENT_DTYPE
+from optimizer.engine.reference import run_reference, venue_simulators
+from optimizer.engine.simulate import kernel_unsupported_reason, run, run_kernel
+from optimizer.engine.venues import OracleSpec, PerpKernelSpec
+from optimizer.scenario.config import load_scenario
+from optimizer.snapshots import data_dir, load_adapter
+from protocols import (
+    CROSS,
+    ISOLATED,
+    PerpBook,
+    adl_pro_rata,
+    adl_queue,
+    apply_adl,
+    deficits_by_group,
+    waterfall_of,
+    winner_groups,
+)
+
+RTOL, ATOL_USD = 1e-9, 1e-6
+
+# scenario, paths compared with the reference engine
+SCENARIOS = [("perp_binance_btc_synthetic_crash_3h", 3), ("perp_hyperliquid_btc_2025-10-10", 1),
+             ("perp_mixed_aave_hyperliquid_eth_12h", 3)]
+
+
+def _bound(name: str):
+    return bind(prepare(load_scenario(data_dir() / "scenarios" / f"{name}.toml")))
+
+
+@pytest.mark.parametrize("name,k", SCENARIOS, ids=[s[0] for s in SCENARIOS])
+def test_kernel_equals_reference_on_the_bundled_perp_scenarios(name, k):
+    b = _bound(name)
+    assert kernel_unsupported_reason(b) is None
+    p = b.prepared.paths
+    kern, ev = run_kernel(b, close=p.close[:k], low=p.low[:k], high=p.bar_high[:k], events=True)
+    evs: list[tuple] = []
+    ref = run_reference(b, path_indices=np.arange(k), events=evs)
+    assert ref.liquidations[:, -1].sum() > 0  # the perp venue liquidates: the comparison is not vacuous
+    for f in ref.fields:
+        if f.axis == "position":
+            for x, y in zip(kern[f.name], ref[f.name], strict=True):
+                np.testing.assert_array_equal(x, y, err_msg=f.name)
+        else:
+            np.testing.assert_allclose(kern[f.name], ref[f.name], rtol=RTOL, atol=ATOL_USD, err_msg=f.name)
+    assert ev is not None
+    key = sorted(tuple(int(x) for x in e.tolist()[:5]) for e in ev)
+    assert key == sorted(tuple(int(x) for x in e[:5]) for e in evs)
+    val_k = np.array(sorted(tuple(e.tolist()) for e in ev))[:, 5:].astype(float)
+    val_r = np.array(sorted(tuple(e) for e in evs))[:, 5:].astype(float)
+    np.testing.assert_allclose(val_k, val_r, rtol=RTOL, atol=ATOL_USD)
+
+
+def test_mixed_scenario_runs_on_the_kernel_under_auto():
+    b = _bound("perp_mixed_aave_hyperliquid_eth_12h")
+    _, _, engine = run(b, "auto")
+    assert engine == "kernel"
+
+
+def test_venues_without_a_market_order_rule_decline_and_auto_falls_back():
+    from optimizer.engine.testing import perp_cases
+
+    by_name = {c.name: c for c in perp_cases()}
+    for name, venue in (("perp_dydx_v4", "dYdX"), ("perp_gmx_v2", "GMX")):
+        case = by_name[name]
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as d:
+            vc = case.build(Path(d))
+        reason = kernel_unsupported_reason(vc.bound)
+        assert reason is not None and venue in reason, reason
+        with pytest.raises(ValueError, match="kernel engine cannot run"):
+            run(vc.bound, "kernel")
+
+
+def test_forced_flows_decline_and_auto_runs_the_reference_engine():
+    b = _bound("perp_hyperliquid_btc_dealers_2025-10-10")
+    reason = kernel_unsupported_reason(b)
+    assert reason is not None and "forced flows" in reason, reason
+
+
+def test_a_scenario_option_the_kernel_does_not_model_declines():
+    """A forced flow or a breaker wired into the perp venue's options later is not silently ignored."""
+    b = _bound("perp_hyperliquid_btc_2025-10-10")
+    sim = venue_simulators(b)[0]
+    assert isinstance(sim.kernel_spec(), PerpKernelSpec)
+    sim.ctx.options["dealer_hedging"] = {"gamma": 1.0}
+    reason = sim.kernel_spec()
+    assert isinstance(reason, str) and "dealer_hedging" in reason
+
+
+# ---------------------------------------------------------------------------------------------
+# one round / one ADL step against the pure rules
+# ---------------------------------------------------------------------------------------------
+
+_ADAPTERS = {"hyperliquid": (load_adapter("hyperliquid"), ("BTC", "ETH")),
+             "binance_usdm": (load_adapter("binance_usdm", params={"insurance_fund_usd": 3000.0}), ("BTCUSDT",))}
+P0 = 100.0
+
+
+class _Sim:
+    """What build_perp_inputs reads of a PerpVenue (one venue, every market on market asset 0)."""
+
+    def __init__(self, ad, book: PerpBook, policy: str) -> None:
+        self.adapter, self.book0 = ad, book
+        self.ctx = SimpleNamespace(index=0)
+        self.oracle_spec = OracleSpec()
+        zeros = np.zeros(book.n_positions, np.int64)
+        self.spec = PerpKernelSpec(ad.market_order_rule(), policy, zeros, zeros, 1, 0.0,
+                                   ad.fee_recipient == "insurance_fund", float(ad.insurance_fund_usd),
+                                   float(ad.backstop_usd))
+
+    def kernel_spec(self) -> PerpKernelSpec:
+        return self.spec
+
+
+@st.composite
+def books(draw):
+    venue = draw(st.sampled_from(sorted(_ADAPTERS)))
+    ad, markets = _ADAPTERS[venue]
+    n = draw(st.integers(1, 8))
+    n_acc = 3
+    rows = []
+    used = set()
+    for i in range(n):
+        m = draw(st.integers(0, len(markets) - 1))
+        acct = draw(st.integers(0, n_acc - 1))
+        cross = draw(st.booleans()) and (acct, m) not in used
+        if cross:
+            used.add((acct, m))
+        side = draw(st.sampled_from([1, -1]))
+        notional = 10 ** draw(st.floats(2.0, 6.5))
+        entry = P0 * draw(st.floats(0.97, 1.03))
+        lev = draw(st.floats(1.0, 60.0))
+        rows.append((m, side, notional / entry, entry, 0.0 if cross else notional / lev,
+                     CROSS if cross else ISOLATED, acct if cross else n_acc + i))
+    coll = np.array([draw(st.floats(0.0, 5e4)) for _ in range(n_acc)] + [0.0] * n)
+    c = list(zip(*rows, strict=True))
+    book = PerpBook(markets, np.array(c[0]), np.array(c[1]), np.array(c[2]), np.array(c[3]), np.array(c[4]),
+                    np.array(c[5]), np.array(c[6]), coll)
+    low = P0 * draw(st.floats(0.5, 1.1))
+    high = low * (1.0 + draw(st.floats(0.0, 0.5)))
+    close = draw(st.floats(low, high))
+    policy = draw(st.sampled_from(["queue", "pro_rata"]))
+    return ad, book, low, high, close, policy
+
+
+def _close(a, b, msg):
+    np.testing.assert_allclose(a, b, rtol=RTOL, atol=ATOL_USD, err_msg=msg)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(books())
+def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
+    ad, book, low, high, close, policy = case
+    sim = _Sim(ad, book, policy)
+    pv, pp = build_perp_inputs([sim], 1)
+    ps = perp_scratch(pv, pp, 1)
+    perp_start_path(pv, pp, ps)
+    perp_start_step(pv, ps)
+    po = KPerpOut(*(np.zeros((1, 1)) for _ in KPerpOut._fields))
+    lo, hi = np.array([low]), np.array([high])
+    hist = np.array([[P0], [close]])
+    liq = np.array([[-1.0, 0.0, 0.0, 0.0, 0.0]])  # infinitely deep: every fill at the mark
+    sales = np.zeros(1)
+    ev, ev_n = np.zeros(1, EVENT_DTYPE), np.zeros(1, np.int64)
+    acted = perp_round(0, 0, 1, 60.0, pv, pp, po, ps, lo, hi, hist, lo.copy(), hi.copy(), liq, np.zeros(1), sales,
+                       ev, ev_n, -1)
+    # the rules: flagged pools at the adverse marks, one liquidate call, the waterfall
+    marks = book.adverse_marks(np.full(len(book.markets), low), np.full(len(book.markets), high))
+    flagged = ad.liquidatable(book, marks)
+    out = ad.liquidate(book, marks, flagged)
+    assert acted == bool(out.liquidated.any())
+    event(f"liquidated {int(out.liquidated.sum())} of {book.n_positions}, cross {bool(book.is_cross.any())}")
+    np.testing.assert_array_equal(ps[9], out.liquidated)
+    _close(ps[0], out.book.size_base, "size after")
+    _close(ps[1], out.book.margin_usd, "margin after")
+    _close(ps[2], out.book.cross_collateral_usd, "cross collateral after")
+    for name, v in (("perp_fee_usd", out.fee_usd), ("perp_deficit_usd", out.deficit_usd),
+                    ("perp_margin_released_usd", out.margin_released_usd), ("perp_realized_pnl_usd", out.realized_pnl_usd),
+                    ("perp_returned_to_owner_usd", out.returned_to_owner_usd),
+                    ("perp_backstop_takeover_usd", out.backstop_takeover_usd)):
+        _close(po._asdict()[name][0, 0], v.sum(), name)
+    _close(-sales[0], out.market_flow_base.sum(), "market flow")
+    wf = waterfall_of(out, ad.insurance_fund_usd, ad.backstop_usd, fees_to_insurance=ad.fee_recipient == "insurance_fund")
+    _close(po.insurance_fund_paid_usd[0, 0], wf.from_insurance_usd.sum(), "insurance paid")
+    _close(po.backstop_paid_usd[0, 0], wf.from_backstop_usd.sum(), "backstop paid")
+    d = deficits_by_group(book, wf.to_adl_usd)
+    _close(ps[19][:d.size], d, "deficits by group")
+    # ADL at the close: the queue (adapter's score) or pro-rata, applied to the book after the round
+    perp_end_step(0, 1, pv, pp, po, ps, hist)
+    if d.sum() > 1e-9:
+        event(f"ADL {policy}")
+        b1 = out.book
+        mark = np.full(book.n_positions, close)
+        upnl = b1.unrealized_pnl_usd(mark)
+        group = np.where(b1.size_base > 0, winner_groups(book)[0], -1)
+        cap = np.maximum(upnl, 0.0)
+        if policy == "pro_rata":
+            adl = adl_pro_rata(d, group, cap, b1.size_base)
+        else:
+            adl = adl_queue(d, group, cap, ad.adl_score(b1, mark), b1.size_base)
+        b2 = apply_adl(b1, adl, mark)
+        _close(ps[0], b2.size_base, "size after ADL")
+        _close(ps[1], b2.margin_usd, "margin after ADL")
+        _close(ps[2], b2.cross_collateral_usd, "cross collateral after ADL")
+        _close(po.adl_volume_usd[0, 0], adl.covered_usd.sum(), "ADL volume")
+        _close(po.adl_overshoot_usd[0, 0], adl.overshoot_usd.sum(), "ADL overshoot")
+        _close(po.realised_bad_debt_usd[0, 0], adl.uncovered_usd.sum(), "uncovered")
+        assert po.adl_steps[0, 0] == 1.0
+    else:
+        assert po.adl_steps[0, 0] == 0.0
