@@ -69,6 +69,8 @@ N_LOTS = 4
 LOT_SLACK = 0.005
 #: a single-pair group's head not looked up yet this round (``head_i``; -1: none)
 HEAD_STALE = -2
+#: relative slack of the profit bound that lets a waiting account skip a step (float rounding of the call)
+PROFIT_TOL = 1e-9
 
 __all__ = ["KEY_TOL", "RULES", "RULE_ABSORB", "RULE_CLOSE_FACTOR_CALL", "VENUE_CONSTANTS", "KGroups", "KLiquidators",
            "KMarket", "KOut", "KPositions", "KVenues", "run_paths"]
@@ -252,8 +254,8 @@ def _park(i, g, j, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od,
 
 @njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
-              c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf, cand_row,
-              hist, low_hist, high_hist, lkey, lpos, f_cap):
+              c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, cand, cand_hf,
+              cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -334,10 +336,41 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         for j in range(n_venues):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
-        # accounts that waited (unprofitable, refused) rejoin their group's heap for this step
+        # Accounts that waited (unprofitable, refused, beyond the call cap) come back for this step:
+        # single-pair ones through their group's heap, multi-asset ones as candidates of the first round
+        # (``hot``). With no oracle lag a call's profit is at most the bonus on the whole debt at this step's
+        # highest debt prices (see the drop rule below), so one that cannot cover this step's gas waits on
+        # without being examined, and one that cannot cover the rest of the path's cheapest gas is dropped.
+        n_keep = 0
+        n_hot = 0
         for q in range(n_pend):
             i = pend[q]
+            j = pos_venue[i]
+            if rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0:
+                mb = 0.0
+                lb_hi = 1.0
+                for x in range(coff[i], coff[i + 1]):
+                    if lt[x] > 0.0:
+                        mb = max(mb, (lb[x] - 1.0) * (1.0 - fee[x]))
+                        lb_hi = max(lb_hi, lb[x])
+                debt_now = 0.0
+                debt_hi = 0.0
+                for x in range(doff[i], doff[i + 1]):
+                    dda = da[x]
+                    debt_now += d_cur[x] * high[path, t, dda] * f_cap[dda]
+                    debt_hi += d_cur[x] * max_px[t, dda] * f_cap[dda]
+                mb_tol = mb + PROFIT_TOL * lb_hi  # the float rounding of the call's own arithmetic
+                if debt_hi * mb_tol - gas_min[t] - min_profit < 0.0:
+                    continue
+                if debt_now * mb_tol - gas_usd - min_profit < 0.0:
+                    pend[n_keep] = i
+                    n_keep += 1
+                    continue
             g = pos.group[i]
+            if not gexact[g]:
+                hot[n_hot] = i
+                n_hot += 1
+                continue
             kc = pair_c[i]
             kd = pair_d[i]
             if kc >= 0 and kd >= 0:
@@ -345,7 +378,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             else:
                 key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
             hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
-        n_pend = 0
+        n_pend = n_keep
         tp = max(t - delay, 0)
         while True:
             for a in range(n_assets):
@@ -388,6 +421,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 # ratio, confirmed with the exact health and sorted (the bound is not an order).
                 n_c = 0
                 n_act = 0
+                for q in range(n_hot):  # multi-asset accounts that waited since the last step
+                    i = hot[q]
+                    if pos_venue[i] == j:
+                        cand[n_c] = i
+                        n_c += 1
                 for g in range(vgoff[j], vgoff[j + 1]):
                     th = thr[g]
                     if gexact[g]:  # its head is found when the merge below first looks at it
@@ -610,9 +648,10 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     if left:  # survived (partial): may go again next round
                         back[n_back] = i
                         n_back += 1
-                for q in range(m_ptr, n_ok):  # not reached this step (the cap): candidates again later
-                    back[n_back] = cand[perm[q]]
-                    n_back += 1
+                for q in range(m_ptr, n_ok):  # not reached this step (the cap): candidates of the next step
+                    pend[n_pend] = cand[perm[q]]
+                    n_pend += 1
+            n_hot = 0
             # ---- storefronts (absorb rule): buyers take inventory while reserves < target and it pays
             for j in range(n_venues):
                 if rule[j] != RULE_ABSORB or reserves[j] >= v_target[j]:
@@ -649,19 +688,6 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 break
             for a in range(n_assets):
                 sold[a] += round_sales[a]
-        # multi-asset accounts that waited (refused, unprofitable) are parked at the step's last prices, so
-        # they come back from the next step on; single-pair ones rejoin their heap at the next step's start
-        keep = 0
-        for q in range(n_pend):
-            i = pend[q]
-            g = pos.group[i]
-            if gexact[g]:
-                pend[keep] = i
-                keep += 1
-            else:
-                _park(i, g, grp_venue[g], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur, oc, od,
-                      n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff)
-        n_pend = keep
         for a in range(n_assets):
             f = impact_factor(liq, a, sold[a])
             hist[t, a] = close[path, t, a] * f
@@ -747,6 +773,7 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
         hkey = np.empty(n)
         hpos = np.empty(n, np.int64)
         pend = np.empty(n, np.int64)
+        hot = np.empty(n, np.int64)
         back = np.empty(n, np.int64)
         cand = np.empty(n, np.int64)
         cand_hf = np.empty(n)
@@ -758,5 +785,5 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
         lpos = np.empty(N_LOTS * n, np.int64)
         for path in range(ch, n_paths, n_chunks):
             _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
-                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf,
+                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, cand, cand_hf,
                       cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap)
