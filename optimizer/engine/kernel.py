@@ -765,6 +765,15 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
     for a in range(n_assets):
         f_cap[a] = max(impact_factor(m.liq, a, -f_cap[a]), 1.0)
     for ch in prange(n_chunks):
+        # Thread-private copies of the read-only arrays the helpers take: a helper call binds its array
+        # arguments (a reference count each), and counts on an array both threads share bounce between cores.
+        pos_ch = KPositions(pos.venue, pos.row, pos.group, pos.coff.copy(), pos.doff.copy(), pos.ca.copy(), pos.cc,
+                            pos.c0, pos.lt.copy(), pos.lb.copy(), pos.fee, pos.cpaused.copy(), pos.da.copy(), pos.dc,
+                            pos.d0, pos.dpaused.copy(), pos.pair_c, pos.pair_d)
+        grp_ch = KGroups(grp.venue, grp.venue_off, grp.off.copy(), grp.gc_off.copy(), grp.gc.copy(),
+                         grp.gd_off.copy(), grp.gd.copy(), grp.key)
+        m_ch = KMarket(m.close, m.low, m.high, m.liq.copy(), m.hl, m.step_s, m.gas_usd_per_call, m.gas_token,
+                       m.gas_gwei, m.p0.copy())
         c_cur = pos.c0.copy()
         d_cur = pos.d0.copy()
         touched_flag = np.zeros(n, np.bool_)
@@ -784,6 +793,6 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
         lkey = np.empty(N_LOTS * n)
         lpos = np.empty(N_LOTS * n, np.int64)
         for path in range(ch, n_paths, n_chunks):
-            _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
+            _run_path(path, path, m_ch, pos_ch, ven, grp_ch, lq, out, acct_chunks[ch],
                       c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, cand, cand_hf,
                       cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap)
