@@ -553,12 +553,13 @@ def perp_cases() -> list[ScenarioCase]:
 
 
 def bundled_cases() -> list[ScenarioCase]:
-    """One small case per bundled venue simulator (and book shape); Aave v2 and Maker 1.x run on the generic
-    :class:`~optimizer.engine.venues.LendingVenue` (their adapters have no wrapper of their own)."""
+    """One small case per bundled venue simulator (and book shape): Aave v2 runs on
+    :class:`~optimizer.engine.venues.aave_v2.AaveV2Venue` and Maker Liquidations 1.x on
+    :class:`~optimizer.engine.venues.maker_flip.MakerFlipVenue` (Cat bites and Flipper auctions)."""
     return [
         ScenarioCase("aave_v3", _BASE.format(name="aave", horizon_h=6, max_calls=40) + _AAVE, kernel=True),
-        ScenarioCase("aave_v2_generic_venue", _BASE.format(name="aave-v2", horizon_h=6, max_calls=40) + _AAVE_V2),
-        ScenarioCase("maker_liq12_generic_venue", _MAKER_LIQ12),
+        ScenarioCase("aave_v2", _BASE.format(name="aave-v2", horizon_h=6, max_calls=40) + _AAVE_V2),
+        ScenarioCase("maker_liq12_flipper", _MAKER_LIQ12),
         ScenarioCase("aave_v3_multi_collateral", _BASE.format(name="aave-multi", horizon_h=6, max_calls=40)
                      + _AAVE_CSV, {"book.csv": _multi_collateral_book()}, kernel=True),
         ScenarioCase("compound_v3", _BASE.format(name="comet", horizon_h=6, max_calls=40) + _COMET, kernel=True),
