@@ -11,8 +11,13 @@ oracle ratio ``P_coll / P_debt`` rescaled). Single-pair accounts that survived a
 current key; multi-asset ones go into the group's *parking lots* (:data:`N_LOTS`), each keyed against the
 prices its accounts were examined at, so a healthy account is re-examined only after the prices moved
 against it (not in every round while the market stays down). Accounts skipped for the call cap, the
-reaction delay or profit wait in a pending list for the next step; accounts whose bonus can never cover
-the rest of the path's cheapest gas are dropped.
+reaction delay or profit wait in a pending list for the next step (single-pair ones rejoin their heap,
+multi-asset ones are candidates of the next step's first round without parking); with no oracle lag a
+waiting account whose bonus on its whole debt at the step's highest debt prices cannot cover the step's
+gas is not examined that step, and one whose bonus can never cover the rest of the path's cheapest gas is
+dropped. None of this changes which accounts are liquidated: the filters only skip accounts that could
+not be liquidated (unhealthy but unprofitable, or healthy), and within a round prices are fixed, so
+calls are independent except for the cap, which takes them in (health, book row) order.
 
 Per round, each venue's candidates are collected from its groups in one batch, confirmed with the
 adapters' exact health formula (:mod:`optimizer.engine.kernel_rules`, same float operations), and worked
