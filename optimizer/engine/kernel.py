@@ -40,7 +40,6 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
 from .kernel_rules import (
     KEY_TOL,
@@ -312,6 +311,15 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     gas_min[0] = gas_min[1]
     first_step = -1
     last_step = -1
+    # each pool's recovery over one step: decay's factor, computed once (-1: full recovery every step)
+    dec_f = np.empty(n_assets)
+    for a in range(n_assets):
+        if hl[a] <= 0.0:
+            dec_f[a] = -1.0
+        elif m.step_s <= 0.0 or hl[a] == np.inf:
+            dec_f[a] = 1.0
+        else:
+            dec_f[a] = 0.5 ** (m.step_s / hl[a])
     oc = np.empty((n_venues, n_assets))  # each venue's oracle: collateral side, debt side
     od = np.empty((n_venues, n_assets))
     pc_past = np.empty((n_venues, n_assets))
@@ -337,7 +345,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
 
     for t in range(1, T + 1):
         for a in range(n_assets):
-            sold[a] = decay(sold[a], m.step_s, hl[a])
+            f = dec_f[a]
+            sold[a] = sold[a] * f if f >= 0.0 else 0.0
         for j in range(n_venues):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
