@@ -11,8 +11,13 @@ oracle ratio ``P_coll / P_debt`` rescaled). Single-pair accounts that survived a
 current key; multi-asset ones go into the group's *parking lots* (:data:`N_LOTS`), each keyed against the
 prices its accounts were examined at, so a healthy account is re-examined only after the prices moved
 against it (not in every round while the market stays down). Accounts skipped for the call cap, the
-reaction delay or profit wait in a pending list for the next step; accounts whose bonus can never cover
-the rest of the path's cheapest gas are dropped.
+reaction delay or profit wait in a pending list for the next step (single-pair ones rejoin their heap,
+multi-asset ones are candidates of the next step's first round without parking); with no oracle lag a
+waiting account whose bonus on its whole debt at the step's highest debt prices cannot cover the step's
+gas is not examined that step, and one whose bonus can never cover the rest of the path's cheapest gas is
+dropped. None of this changes which accounts are liquidated: the filters only skip accounts that could
+not be liquidated (unhealthy but unprofitable, or healthy), and within a round prices are fixed, so
+calls are independent except for the cap, which takes them in (health, book row) order.
 
 Per round, each venue's candidates are collected from its groups in one batch, confirmed with the
 adapters' exact health formula (:mod:`optimizer.engine.kernel_rules`, same float operations), and worked
@@ -40,7 +45,6 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit, prange
 
-from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
 from .kernel_auctions import (
     RULE_AUCTION,
@@ -93,6 +97,8 @@ N_LOTS = 4
 LOT_SLACK = 0.005
 #: a single-pair group's head not looked up yet this round (``head_i``; -1: none)
 HEAD_STALE = -2
+#: relative slack of the profit bound that lets a waiting account skip a step (float rounding of the call)
+PROFIT_TOL = 1e-9
 
 __all__ = ["KEY_TOL", "RULES", "RULE_ABSORB", "RULE_CLOSE_FACTOR_CALL", "VENUE_CONSTANTS", "KGroups", "KLiquidators",
            "KMarket", "KOut", "KPositions", "KVenues", "run_paths"]
@@ -276,8 +282,8 @@ def _park(i, g, j, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od,
 
 @njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
-              c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf, cand_row,
-              hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out, pv, pp, po, ps, pacct):
+              c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, cand, cand_hf,
+              cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out, pv, pp, po, ps, pacct):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -329,6 +335,15 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     gas_min[0] = gas_min[1]
     first_step = -1
     last_step = -1
+    # each pool's recovery over one step: decay's factor, computed once (-1: full recovery every step)
+    dec_f = np.empty(n_assets)
+    for a in range(n_assets):
+        if hl[a] <= 0.0:
+            dec_f[a] = -1.0
+        elif m.step_s <= 0.0 or hl[a] == np.inf:
+            dec_f[a] = 1.0
+        else:
+            dec_f[a] = 0.5 ** (m.step_s / hl[a])
     oc = np.empty((n_venues, n_assets))  # each venue's oracle: collateral side, debt side
     od = np.empty((n_venues, n_assets))
     pc_past = np.empty((n_venues, n_assets))
@@ -356,15 +371,47 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
 
     for t in range(1, T + 1):
         for a in range(n_assets):
-            sold[a] = decay(sold[a], m.step_s, hl[a])
+            f = dec_f[a]
+            sold[a] = sold[a] * f if f >= 0.0 else 0.0
         for j in range(n_venues):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
         perp_start_step(pv, ps)
-        # accounts that waited (unprofitable, refused) rejoin their group's heap for this step
+        # Accounts that waited (unprofitable, refused, beyond the call cap) come back for this step:
+        # single-pair ones through their group's heap, multi-asset ones as candidates of the first round
+        # (``hot``). With no oracle lag a call's profit is at most the bonus on the whole debt at this step's
+        # highest debt prices (see the drop rule below), so one that cannot cover this step's gas waits on
+        # without being examined, and one that cannot cover the rest of the path's cheapest gas is dropped.
+        n_keep = 0
+        n_hot = 0
         for q in range(n_pend):
             i = pend[q]
+            j = pos_venue[i]
+            if rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0:
+                mb = 0.0
+                lb_hi = 1.0
+                for x in range(coff[i], coff[i + 1]):
+                    if lt[x] > 0.0:
+                        mb = max(mb, (lb[x] - 1.0) * (1.0 - fee[x]))
+                        lb_hi = max(lb_hi, lb[x])
+                debt_now = 0.0
+                debt_hi = 0.0
+                for x in range(doff[i], doff[i + 1]):
+                    dda = da[x]
+                    debt_now += d_cur[x] * high[path, t, dda] * f_cap[dda]
+                    debt_hi += d_cur[x] * max_px[t, dda] * f_cap[dda]
+                mb_tol = mb + PROFIT_TOL * lb_hi  # the float rounding of the call's own arithmetic
+                if debt_hi * mb_tol - gas_min[t] - min_profit < 0.0:
+                    continue
+                if debt_now * mb_tol - gas_usd - min_profit < 0.0:
+                    pend[n_keep] = i
+                    n_keep += 1
+                    continue
             g = pos.group[i]
+            if not gexact[g]:
+                hot[n_hot] = i
+                n_hot += 1
+                continue
             kc = pair_c[i]
             kd = pair_d[i]
             if kc >= 0 and kd >= 0:
@@ -372,7 +419,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             else:
                 key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
             hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
-        n_pend = 0
+        n_pend = n_keep
         tp = max(t - delay, 0)
         first_round = True
         while True:
@@ -419,6 +466,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 # ratio, confirmed with the exact health and sorted (the bound is not an order).
                 n_c = 0
                 n_act = 0
+                for q in range(n_hot):  # multi-asset accounts that waited since the last step
+                    i = hot[q]
+                    if pos_venue[i] == j:
+                        cand[n_c] = i
+                        n_c += 1
                 for g in range(vgoff[j], vgoff[j + 1]):
                     th = thr[g]
                     if gexact[g]:  # its head is found when the merge below first looks at it
@@ -641,9 +693,10 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     if left:  # survived (partial): may go again next round
                         back[n_back] = i
                         n_back += 1
-                for q in range(m_ptr, n_ok):  # not reached this step (the cap): candidates again later
-                    back[n_back] = cand[perm[q]]
-                    n_back += 1
+                for q in range(m_ptr, n_ok):  # not reached this step (the cap): candidates of the next step
+                    pend[n_pend] = cand[perm[q]]
+                    n_pend += 1
+            n_hot = 0
             if au.venue.shape[0] > 0:  # auction venues: redo, bark, take (at the round's starting prices)
                 did, marked = auction_round(au, aus, au_out, out, k, t, t * m.step_s, path, oc, pc_past, delay, mkt_low,
                                             mkt_close, low[path, t], sold, liq, gas_usd, min_profit, calls_left,
@@ -696,19 +749,6 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 break
             for a in range(n_assets):
                 sold[a] += round_sales[a]
-        # multi-asset accounts that waited (refused, unprofitable) are parked at the step's last prices, so
-        # they come back from the next step on; single-pair ones rejoin their heap at the next step's start
-        keep = 0
-        for q in range(n_pend):
-            i = pend[q]
-            g = pos.group[i]
-            if gexact[g]:
-                pend[keep] = i
-                keep += 1
-            else:
-                _park(i, g, grp_venue[g], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur, oc, od,
-                      n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff)
-        n_pend = keep
         for a in range(n_assets):
             f = impact_factor(liq, a, sold[a])
             hist[t, a] = close[path, t, a] * f
@@ -789,6 +829,15 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, 
     for a in range(n_assets):
         f_cap[a] = max(impact_factor(m.liq, a, -f_cap[a]), 1.0)
     for ch in prange(n_chunks):
+        # Thread-private copies of the read-only arrays the helpers take: a helper call binds its array
+        # arguments (a reference count each), and counts on an array both threads share bounce between cores.
+        pos_ch = KPositions(pos.venue, pos.row, pos.group, pos.coff.copy(), pos.doff.copy(), pos.ca.copy(), pos.cc,
+                            pos.c0, pos.lt.copy(), pos.lb.copy(), pos.fee, pos.cpaused.copy(), pos.da.copy(), pos.dc,
+                            pos.d0, pos.dpaused.copy(), pos.pair_c, pos.pair_d)
+        grp_ch = KGroups(grp.venue, grp.venue_off, grp.off.copy(), grp.gc_off.copy(), grp.gc.copy(),
+                         grp.gd_off.copy(), grp.gd.copy(), grp.key)
+        m_ch = KMarket(m.close, m.low, m.high, m.liq.copy(), m.hl, m.step_s, m.gas_usd_per_call, m.gas_token,
+                       m.gas_gwei, m.p0.copy())
         c_cur = pos.c0.copy()
         d_cur = pos.d0.copy()
         touched_flag = np.zeros(n, np.bool_)
@@ -797,6 +846,7 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, 
         hkey = np.empty(n)
         hpos = np.empty(n, np.int64)
         pend = np.empty(n, np.int64)
+        hot = np.empty(n, np.int64)
         back = np.empty(n, np.int64)
         cand = np.empty(n, np.int64)
         cand_hf = np.empty(n)
@@ -809,8 +859,8 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, 
         aus = auction_scratch(au, au_out.capacity)
         ps = perp_scratch(pv, pp, n_assets)
         for path in range(ch, n_paths, n_chunks):
-            _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
-                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf,
+            _run_path(path, path, m_ch, pos_ch, ven, grp_ch, lq, out, acct_chunks[ch],
+                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, cand, cand_hf,
                       cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out, pv, pp, po, ps,
                       pacct_chunks[ch])
         auction_collect(aus, au_out, ch)

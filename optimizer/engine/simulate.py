@@ -95,17 +95,18 @@ def _permute_legs(off: np.ndarray, order: np.ndarray) -> tuple[np.ndarray, np.nd
 
 
 def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
-                        p0: np.ndarray | None = None) -> KernelInputs:
+                        p0: np.ndarray | None = None, specs: list[KernelSpec] | None = None) -> KernelInputs:
     """The kernel's structs from the venues' kernel specs (raises ValueError when a venue has none).
 
     Accounts with debt become kernel accounts with one leg per collateral and debt column they hold;
     they are grouped by (venue, counted collateral assets, debt assets) and sorted by their key at the
-    initial prices ``p0`` (default: the prepared paths' start).
+    initial prices ``p0`` (default: the prepared paths' start). ``specs``: the venues' kernel specs when the
+    caller already has them (:func:`kernel_specs` of ``sims``; building them reads every position's terms).
     """
     prep = bound.prepared
     sc = prep.scenario
     sims = venue_simulators(bound) if sims is None else sims
-    specs = kernel_specs(bound, sims)
+    specs = kernel_specs(bound, sims) if specs is None else specs
     if isinstance(specs, str):
         raise ValueError(f"kernel engine cannot run this scenario: {specs}")
     p0 = np.asarray(prep.paths.close[0, 0] if p0 is None else p0, np.float64)
@@ -321,7 +322,7 @@ def run(bound: Bound, engine: str = "auto", events: bool = False,
     prep = bound.prepared
     n = prep.n_paths
     edges = np.linspace(0, n, min(max(batches, 1), n) + 1).astype(int)
-    inputs = None if use_ref else build_kernel_inputs(bound, sims)
+    inputs = None if use_ref else build_kernel_inputs(bound, sims, specs=specs)
     paths = prep.paths
     parts, ev_parts = [], []
     for lo, hi in itertools.pairwise(edges):

@@ -119,7 +119,7 @@ matrix = [[1.0, 0.95, 0.6], [0.95, 1.0, 0.6], [0.6, 0.6, 1.0]]
 
 [liquidators]
 gas_per_call = 400000
-gas_gwei = 20.0
+gas_gwei = {gas_gwei}
 gas_token = "WETH"
 max_calls_per_step = {max_calls}
 reaction_delay_steps = {delay}
@@ -166,8 +166,9 @@ def _comet_book(n: int, seed: int) -> str:
 
 
 def _write(tmp_path, venues=("aave",), paused=(), horizon_h=6, paths=2, seed=7, max_calls=60, delay=0, lag=0,
-           n=400):
-    text = _SCEN.format(horizon_h=horizon_h, paths=paths, seed=seed, max_calls=max_calls, delay=delay, lag=lag)
+           n=400, gas_gwei=20.0):
+    text = _SCEN.format(horizon_h=horizon_h, paths=paths, seed=seed, max_calls=max_calls, delay=delay, lag=lag,
+                        gas_gwei=gas_gwei)
     if "aave" in venues:
         (tmp_path / "aave.csv").write_text(_aave_book(n, seed))
         text += '\n[[protocols]]\nadapter = "aave_v3"\n'
@@ -199,6 +200,19 @@ DEFAULT_CASES = ("aave_multi_emode", "aave_paused_wbtc", "aave_and_comet_cap_bin
 @pytest.mark.parametrize("case", sorted(CASES) if FULL else DEFAULT_CASES)
 def test_multi_asset_books_kernel_matches_reference(tmp_path, case):
     _agree(_write(tmp_path, **CASES[case]))
+
+
+def test_accounts_waiting_for_gas_are_liquidated_as_the_reference_does(tmp_path):
+    """Gas that the bonus of most accounts cannot cover, and a call cap that binds: the kernel's waiting list
+    (accounts skipped while their profit bound is below the step's gas, dropped once it is below the rest of
+    the path's cheapest gas, multi-asset ones beyond the cap carried to the next step) finds exactly the
+    reference engine's liquidations, in which gas keeps accounts from being liquidated."""
+    costly = _write(tmp_path, gas_gwei=300.0, max_calls=25, horizon_h=4)
+    _agree(costly)
+    (tmp_path / "free").mkdir()
+    free, _ = run_kernel(_write(tmp_path / "free", gas_gwei=0.0, max_calls=25, horizon_h=4))
+    waited, _ = run_kernel(costly)
+    assert waited.liquidations.sum() < free.liquidations.sum()
 
 
 def test_paused_asset_is_never_seized_or_repaid(tmp_path):
