@@ -6,9 +6,15 @@ the auction are :mod:`protocols.maker_flipper`; this module decides who bids wha
 
 **What a keeper is.** Keeper ``k`` holds ``dai_free_dai[k]`` DAI in the Vat (DAI locked in its live high
 bids is not free; it comes back when it is outbid) and gets a transaction mined in a step only while
-the step's average gas price is at most ``max_gas_gwei[k]``: the reference ``auction-keeper`` of 2020 sent
-bids at a fixed gas price unless configured otherwise, so when gas spiked its bids stayed in the mempool
-(the Black Thursday post-mortems below). Each bid costs ``gas_per_bid × gas price × ETH price`` USD.
+its bid's gas price is at least the step's average gas price. The price follows the keeper's
+``gas_strategy`` (:func:`gas_price_gwei`): ``fixed`` bids at ``max_gas_gwei`` (a bidding model that prints
+a fixed ``gasPrice``); ``node`` at ``gas_multiplier`` × the node's suggested price (the previous step's
+average), capped at ``max_gas_gwei``. The reference ``auction-keeper`` of March 2020 (commit db35435,
+2020-03-10) sent a bid with the ``gasPrice`` its model printed, or, when the model printed none, with no
+price at all, so the node chose it (``pymaker.gas.DefaultGasPrice``), and never raised it while it was
+pending: a ``node`` keeper falls behind when gas climbs within a step. (The ``--gas-initial-multiplier``,
+``--gas-reactive-multiplier`` and ``--gas-maximum`` options came later: auction-keeper PR #57, 2020-04, and
+PR #76, 2020-08.) Each bid costs ``gas_per_bid × gas price × ETH price`` USD.
 Two strategies:
 
 - ``value`` (the auction-keeper with a price model): bids for the lot what it is worth to it,
@@ -44,8 +50,9 @@ ranges: the model is not tuned to reproduce the day's 5.67 M DAI of bad debt):
 - number of competing ``value`` keepers ~ 4: 3.67 unique bidders per ETH-A auction (and 42
   participants) over the 150 flip auctions of Jan–Feb 2021 (MakerDAO forum, "MakerDAO FLIP Auction
   Stats - YTD data", 2021);
-- fixed gas prices 10–40 gwei for most of them: auction-keeper PR #76 (2020-08) raised the fail-safe
-  default gas price "from 10 to 40 Gwei"; the day's 10-minute average went from 10 to 225 gwei
+- gas: two keepers whose models print a fixed price (10 and 20 gwei; the auction-keeper README's
+  sample model message carries ``"gasPrice": 7000000000``), two that follow the market (the reference
+  default, the node's price × 1.0, and a gas-API model at × 1.25); the day's 10-minute average went from 10 to 225 gwei
   (``data/gas/eth_gas_gwei_10m_2020-03-12.csv``); "liquidators use scripts from MakerDAO that are not
   programmed for adjusting high gas prices" (whiterabbit, 2020-03-14); "the majority of Keepers within
   the system used the same script provided by MakerDAO that was not flexible enough to adapt to the
