@@ -24,6 +24,7 @@ from optimizer.scenario.config import load_scenario
 SCENARIO = ROOT / "data/scenarios/maker_eth_a_black_thursday_liq12.toml"
 KEEPERS = ROOT / "data/behaviour/keepers_2020-03-12.json"
 GAS = ROOT / "data/gas/eth_gas_gwei_10m_2020-03-12_13.csv"
+TOPUPS = ROOT / "data/behaviour/vault_topups_2020-03-12.json"
 
 
 def _keepers(change) -> dict:
@@ -46,6 +47,29 @@ def _set(key, value):
     return change
 
 
+def _fixed_gas(limits: tuple[float, float]):
+    """The node-following value keepers back to fixed gas prices (the population before this pass)."""
+    def change(k):
+        node = [g for g in k["keepers"] if g.get("gas_strategy") == "node"]
+        for g, lim in zip(node, limits, strict=True):
+            g["gas_strategy"], g["max_gas_gwei"] = "fixed", lim
+    return change
+
+
+def _node_multiplier(m: float):
+    def change(k):
+        for g in k["keepers"]:
+            if g.get("gas_strategy") == "node":
+                g["gas_multiplier"] = m
+    return change
+
+
+def _topups(key, value) -> str:
+    t = json.loads(TOPUPS.read_text())
+    t[key]["value"] = value
+    return json.dumps(t)
+
+
 def _gas_13th(gwei: float) -> str:
     lines = GAS.read_text().splitlines()
     return "\n".join([lines[0], *(ln if ln < "2020-03-13" else f"{ln.split(',')[0]},{gwei}" for ln in lines[1:])]) + "\n"
@@ -59,6 +83,13 @@ VARIANTS = {
     "recycle delay 240 min": ([], _set("recycle_delay_min", 240), {}),
     "value keepers' DAI x4 (2M each)": ([], _scale_dai(4.0), {}),
     "value keepers' DAI /5 (100k each)": ([], _scale_dai(0.2), {}),
+    "no vault-owner top-ups": ([('owner_topups = "behaviour/vault_topups_2020-03-12.json"\n', "")], None, {}),
+    "top-up delay 240 min": ([], None, {"topups.json": _topups("reaction_delay_min", 240)}),
+    "top-up delay 20 min": ([], None, {"topups.json": _topups("reaction_delay_min", 20)}),
+    "top-up capacity 0.2": ([], None, {"topups.json": _topups("capacity_share", 0.2)}),
+    "top-up trigger health 1.05": ([], None, {"topups.json": _topups("trigger_health", 1.05)}),
+    "all value keepers fixed gas (40/250 gwei)": ([], _fixed_gas((40.0, 250.0)), {}),
+    "node keepers x2.0": ([], _node_multiplier(2.0), {}),
     "gas on 13 Mar 40 gwei": ([('gas_csv = "gas/eth_gas_gwei_10m_2020-03-12_13.csv"', 'gas_csv = "gas.csv"')], None,
                               {"gas.csv": _gas_13th(40.0)}),
     "CR floor 168 % (health min 1.12)": ([("sigma = 0.45, min = 1.0 }", "sigma = 0.45, min = 1.12 }")], None, {}),
@@ -80,6 +111,8 @@ def run(name: str, replicas: int) -> dict:
             text = text.replace('keepers = "behaviour/keepers_2020-03-12.json"', 'keepers = "keepers.json"')
         for f, body in extra.items():
             (d / f).write_text(body)
+        if "topups.json" in extra:
+            text = text.replace('owner_topups = "behaviour/vault_topups_2020-03-12.json"', 'owner_topups = "topups.json"')
         (d / "scenario.toml").write_text(text)
         bt = run_backtest(load_scenario(d / "scenario.toml"), replicas=replicas)
         res = bt.to_json()
@@ -89,7 +122,8 @@ def run(name: str, replicas: int) -> dict:
             "zero_bid_share": v["zero_bid_auctions"]["mean"] / max(v["auctions_dealt"]["mean"], 1),
             "zero_bid_collateral_usd": v["collateral_won_at_zero_bid_usd"]["mean"],
             "auctions": v["auctions_dealt"]["mean"],
-            "first_wave": res["timing"]["first_wave"]["simulated"]}
+            "first_wave": res["timing"]["first_wave"]["simulated"],
+            "owner_topup_tokens": v.get("owner_topup_tokens", {"mean": 0.0})["mean"]}
 
 
 def main() -> None:
@@ -101,7 +135,8 @@ def main() -> None:
         r = run(name, args.replicas)
         se = f" ± {r['bad_debt_stderr'] / 1e6:.2f}M" if r["bad_debt_stderr"] is not None else ""
         print(f"| {name} | {r['bad_debt_usd'] / 1e6:.2f}M{se} | {r['zero_bid_share']:.0%} | "
-              f"{r['zero_bid_collateral_usd'] / 1e6:.1f}M | {r['auctions']:,.0f} | {r['first_wave'][11:16]} |",
+              f"{r['zero_bid_collateral_usd'] / 1e6:.1f}M | {r['auctions']:,.0f} | {r['first_wave'][11:16]} | "
+              f"{r['owner_topup_tokens'] / 1e3:,.0f}k |",
               flush=True)
 
 

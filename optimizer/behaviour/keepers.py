@@ -6,9 +6,15 @@ the auction are :mod:`protocols.maker_flipper`; this module decides who bids wha
 
 **What a keeper is.** Keeper ``k`` holds ``dai_free_dai[k]`` DAI in the Vat (DAI locked in its live high
 bids is not free; it comes back when it is outbid) and gets a transaction mined in a step only while
-the step's average gas price is at most ``max_gas_gwei[k]``: the reference ``auction-keeper`` of 2020 sent
-bids at a fixed gas price unless configured otherwise, so when gas spiked its bids stayed in the mempool
-(the Black Thursday post-mortems below). Each bid costs ``gas_per_bid × gas price × ETH price`` USD.
+its bid's gas price is at least the step's average gas price. The price follows the keeper's
+``gas_strategy`` (:func:`gas_price_gwei`): ``fixed`` bids at ``max_gas_gwei`` (a bidding model that prints
+a fixed ``gasPrice``); ``node`` at ``gas_multiplier`` × the node's suggested price (the previous step's
+average), capped at ``max_gas_gwei``. The reference ``auction-keeper`` of March 2020 (commit db35435,
+2020-03-10) sent a bid with the ``gasPrice`` its model printed, or, when the model printed none, with no
+price at all, so the node chose it (``pymaker.gas.DefaultGasPrice``), and never raised it while it was
+pending: a ``node`` keeper falls behind when gas climbs within a step. (The ``--gas-initial-multiplier``,
+``--gas-reactive-multiplier`` and ``--gas-maximum`` options came later: auction-keeper PR #57, 2020-04, and
+PR #76, 2020-08.) Each bid costs ``gas_per_bid × gas price × ETH price`` USD.
 Two strategies:
 
 - ``value`` (the auction-keeper with a price model): bids for the lot what it is worth to it,
@@ -44,8 +50,9 @@ ranges: the model is not tuned to reproduce the day's 5.67 M DAI of bad debt):
 - number of competing ``value`` keepers ~ 4: 3.67 unique bidders per ETH-A auction (and 42
   participants) over the 150 flip auctions of Jan–Feb 2021 (MakerDAO forum, "MakerDAO FLIP Auction
   Stats - YTD data", 2021);
-- fixed gas prices 10–40 gwei for most of them: auction-keeper PR #76 (2020-08) raised the fail-safe
-  default gas price "from 10 to 40 Gwei"; the day's 10-minute average went from 10 to 225 gwei
+- gas: two keepers whose models print a fixed price (10 and 20 gwei; the auction-keeper README's
+  sample model message carries ``"gasPrice": 7000000000``), two that follow the market (the reference
+  default, the node's price × 1.0, and a gas-API model at × 1.25); the day's 10-minute average went from 10 to 225 gwei
   (``data/gas/eth_gas_gwei_10m_2020-03-12.csv``); "liquidators use scripts from MakerDAO that are not
   programmed for adjusting high gas prices" (whiterabbit, 2020-03-14); "the majority of Keepers within
   the system used the same script provided by MakerDAO that was not flexible enough to adapt to the
@@ -81,6 +88,8 @@ from ..errors import InputError
 
 VALUE, MINIMAL = "value", "minimal"
 STRATEGIES = (VALUE, MINIMAL)
+FIXED, NODE = "fixed", "node"
+GAS_STRATEGIES = (FIXED, NODE)
 
 
 @dataclass(frozen=True)
@@ -89,8 +98,10 @@ class KeeperPopulation:
 
     strategy: tuple[str, ...]
     dai_capacity_dai: np.ndarray  # DAI in the Vat at the start
-    max_gas_gwei: np.ndarray  # a transaction is mined in a step only while the gas price is <= this
+    max_gas_gwei: np.ndarray  # fixed: the keeper's gas price; node: the cap on it (1e5: no cap)
     margin: np.ndarray  # value keepers bid lot*P*(1 - margin)
+    gas_strategy: tuple[str, ...] = ()  # per keeper: "fixed" (default) or "node" (see gas_price_gwei)
+    gas_multiplier: np.ndarray | None = None  # node keepers: price = multiplier x the node's suggestion
     min_bid_dai: float = 1e-6  # minimal keepers' bid on auctions with no bid
     gas_per_bid: float = 150_000.0  # gas units of one tend/dent
     dai_refill_share: float = 0.0  # share of each bar's DAI volume the value keepers buy together
@@ -98,9 +109,19 @@ class KeeperPopulation:
     recycle_delay_min: float = 0.0  # minutes between a deal and the sale of the lot (0: at once, no impact)
     sources: Mapping[str, str] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if not self.gas_strategy:
+            object.__setattr__(self, "gas_strategy", (FIXED,) * len(self.strategy))
+        if self.gas_multiplier is None:
+            object.__setattr__(self, "gas_multiplier", np.ones(len(self.strategy)))
+
     @property
     def n(self) -> int:
         return len(self.strategy)
+
+    @property
+    def is_node(self) -> np.ndarray:
+        return np.array([g == NODE for g in self.gas_strategy], bool)
 
     @property
     def is_value(self) -> np.ndarray:
@@ -143,7 +164,7 @@ def population(spec: Mapping[str, Any], *, file: str | None = None) -> KeeperPop
     if not isinstance(groups, list) or not groups:
         raise InputError("must be a non-empty list of keeper groups", file=file, field="keepers")
     strat: list[str] = []
-    cap, gas, margin = [], [], []
+    cap, gas, margin, gstrat, gmult = [], [], [], [], []
     for g_i, g in enumerate(groups):
         where = f"keepers[{g_i}]."
         if not isinstance(g, Mapping):
@@ -154,16 +175,22 @@ def population(spec: Mapping[str, Any], *, file: str | None = None) -> KeeperPop
         count = num(g, "count", where, 0, 1000)
         if count != int(count):
             raise InputError(f"must be a whole number, got {count:g}", file=file, field=f"{where}count")
+        gs = g.get("gas_strategy", FIXED)
+        if gs not in GAS_STRATEGIES:
+            raise InputError(f"must be one of {', '.join(GAS_STRATEGIES)}, got {gs!r}"[:200], file=file,
+                             field=f"{where}gas_strategy")
         vals = (num(g, "dai_capacity_dai", where, 0, 1e10), num(g, "max_gas_gwei", where, 0, 1e5),
-                num(g, "margin", where, 0, 1, 0.0))
+                num(g, "margin", where, 0, 1, 0.0), num(g, "gas_multiplier", where, 0.1, 100, 1.0))
         for _ in range(int(count)):
             strat.append(s)
+            gstrat.append(gs)
+            gmult.append(vals[3])
             cap.append(vals[0])
             gas.append(vals[1])
             margin.append(vals[2])
     sources = {k: str(v.get("source", "")) for k, v in spec.items() if isinstance(v, dict) and "source" in v}
     return KeeperPopulation(
-        tuple(strat), np.array(cap), np.array(gas), np.array(margin),
+        tuple(strat), np.array(cap), np.array(gas), np.array(margin), tuple(gstrat), np.array(gmult),
         min_bid_dai=num(spec, "min_bid_dai", "", 0, 1e9, 1e-6),
         gas_per_bid=num(spec, "gas_per_bid", "", 0, 1e8, 150_000.0),
         dai_refill_share=num(spec, "dai_refill_share", "", 0, 1, 0.0),
@@ -198,6 +225,18 @@ class StepReport:
     dai_paid_dai: float  # DAI moved from keepers into auctions (net of refunds)
 
 
+def gas_price_gwei(pop: KeeperPopulation, node_gas_gwei: float) -> np.ndarray:
+    """The gas price each keeper's bid carries this step (gwei, per keeper).
+
+    ``fixed``: ``max_gas_gwei`` (the price its bidding model hands the auction-keeper); ``node``: the node's
+    suggested price × ``gas_multiplier``, capped at ``max_gas_gwei`` (the auction-keeper of March 2020
+    sent a bid without a price when its model gave none, so the node chose it, and did not raise it while
+    the bid was pending). A bid is mined in a step when its price is at least the step's average.
+    """
+    node = np.minimum(pop.gas_multiplier * float(node_gas_gwei), pop.max_gas_gwei)
+    return np.where(pop.is_node, node, pop.max_gas_gwei)
+
+
 def gas_cost_usd(pop: KeeperPopulation, gas_gwei: float, eth_usd: float) -> float:
     """USD cost of one bid transaction."""
     return pop.gas_per_bid * gas_gwei * 1e-9 * eth_usd
@@ -224,14 +263,16 @@ def _allocate(want: np.ndarray, need: np.ndarray, surplus: np.ndarray, free: flo
 
 def bid_step(flips: fl.Flips, pop: KeeperPopulation, state: KeeperState, *, now_s: float, price_usd: np.ndarray,
              dai_usd: float, gas_gwei: float, eth_usd: float, beg: float, ttl_s: float,
-             version: str = fl.V1_0) -> tuple[fl.Flips, KeeperState, StepReport]:
+             version: str = fl.V1_0, node_gas_gwei: float | None = None) -> tuple[fl.Flips, KeeperState, StepReport]:
     """Keepers bid in every open auction once (see the module docstring); returns the new state.
 
-    ``price_usd`` is the market price of each auction's collateral (per auction, or one value).
+    ``price_usd`` is the market price of each auction's collateral (per auction, or one value);
+    ``node_gas_gwei`` the price the node suggests this step (``node`` keepers; default ``gas_gwei``).
     """
     n = flips.n
     p = np.broadcast_to(np.asarray(price_usd, np.float64), (n,))
-    active = np.asarray(gas_gwei <= pop.max_gas_gwei)
+    node = gas_gwei if node_gas_gwei is None else node_gas_gwei
+    active = np.asarray(gas_gwei <= gas_price_gwei(pop, node))
     gas_usd = gas_cost_usd(pop, gas_gwei, eth_usd)
     free0 = state.dai_free_dai.copy()
     tends, dents = np.zeros(n, np.int64), np.zeros(n, np.int64)

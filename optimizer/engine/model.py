@@ -289,6 +289,7 @@ def venue_contexts(bound: Bound) -> list:
                                 debt_pool=pool[bound.debt_market[j]], liquidators=sc.liquidators,
                                 step_s=sc.step_s, scenario_lag_steps=sc.oracle_lag_steps,
                                 reserves_usd=pc.reserves_usd, keepers=pc.keeper_population,
+                                topups=pc.topup_model, seed=int(sc.seed),
                                 market_volume=volume, options=_venue_options(bound, j)))
     return out
 

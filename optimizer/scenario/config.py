@@ -67,11 +67,13 @@ class ProtocolConfig:
     snapshot: Path | None = None  # parameter snapshot file (None: the adapter's bundled snapshot)
     id: str = ""  # "" = the adapter name
     keepers: Path | None = None  # keeper population JSON (auction venues: Maker Liquidations 1.x)
+    owner_topups: Path | None = None  # vault-owner top-up model JSON (Maker Liquidations 1.x; default: none)
     # read and validated by load_scenario (prepare does no I/O):
     base_adapter: Any = None  # protocols.Adapter built from the snapshot (scenario params not applied)
     csv_book: Any = None  # optimizer.scenario.book.ProtocolBook of a csv book
     loaded_from: Any = None  # (adapter, id, snapshot, book kind and path) the two above were read with
     keeper_population: Any = None  # optimizer.behaviour.keepers.KeeperPopulation read from ``keepers``
+    topup_model: Any = None  # optimizer.behaviour.topups.TopupModel read from ``owner_topups``
     # perp venues only (docs/scenario_format.md, "Perp venues in the cascade"):
     market_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # base asset -> asset
     adl_policy: str = "queue"  # "queue" (the production queue) | "pro_rata"
@@ -454,11 +456,16 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         if kp is not None and not (isinstance(kp, str) and kp):
             raise pt.err("keepers", f"must be the path of a keeper population JSON file, got {kp!r}"[:200])
         keepers = resolve_path(kp, base_dir, file, pt._k("keepers")) if kp else None
+        tu = pt.raw("owner_topups")
+        if tu is not None and not (isinstance(tu, str) and tu):
+            raise pt.err("owner_topups", f"must be the path of a vault-owner top-up JSON file, got {tu!r}"[:200])
+        topups = resolve_path(tu, base_dir, file, pt._k("owner_topups")) if tu else None
         pt.no_unknown()
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
                                         snapshot, pid, keepers, market_assets=MappingProxyType(market_assets),
-                                        adl_policy=adl_policy, mark_assets=MappingProxyType(mark_assets)))
+                                        adl_policy=adl_policy, mark_assets=MappingProxyType(mark_assets),
+                                        owner_topups=topups))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     from .forced_flows import parse_forced_flows
@@ -483,7 +490,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
 
 
 def _protocol_sources(pc: ProtocolConfig) -> tuple:
-    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, pc.keepers,
+    return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, pc.keepers, pc.owner_topups,
             tuple(pc.market_assets.items()), tuple(pc.mark_assets.items()))
 
 
@@ -559,8 +566,16 @@ def read_inputs(sc: Scenario) -> Scenario:
                 population = load_population(pc.keepers)
             except InputError as e:  # name the scenario key that points at the file too
                 raise InputError(str(e), file=sc.file, field=f"protocols[{i}].keepers") from None
+        topup_model = None
+        if pc.owner_topups is not None:
+            from ..behaviour.topups import load_model
+
+            try:
+                topup_model = load_model(pc.owner_topups)
+            except InputError as e:  # name the scenario key that points at the file too
+                raise InputError(str(e), file=sc.file, field=f"protocols[{i}].owner_topups") from None
         protocols.append(replace(pc, base_adapter=base, csv_book=book, loaded_from=_protocol_sources(pc),
-                                 keeper_population=population))
+                                 keeper_population=population, topup_model=topup_model))
     return replace(sc, protocols=tuple(protocols), liquidators=replace(lc, gas_history=gas),
                    prices=PriceInputs(MappingProxyType(models), corr, n_steps, _price_sources(sc)))
 

@@ -26,14 +26,18 @@ def auctions(n, lot=50.0, due=4_166.67, now=0.0):
                    tau_s=TAU)
 
 
-def step(flips, pop, st, now, gas, dai=1.0, price=ETH):
+def step(flips, pop, st, now, gas, dai=1.0, price=ETH, node=None):
     return kp.bid_step(flips, pop, st, now_s=now, price_usd=price, dai_usd=dai, gas_gwei=gas, eth_usd=price,
-                       beg=BEG, ttl_s=TTL)
+                       beg=BEG, ttl_s=TTL, node_gas_gwei=node)
 
 
 def test_bundled_population_states_its_sources(pop):
     assert pop.strategy.count("value") == 4 and pop.strategy.count("minimal") == 4
-    assert sorted(pop.max_gas_gwei[pop.is_value].tolist()) == [10, 20, 40, 250]
+    fixed = pop.is_value & ~pop.is_node
+    assert sorted(pop.max_gas_gwei[fixed].tolist()) == [10, 20]
+    assert sorted(pop.gas_multiplier[pop.is_value & pop.is_node].tolist()) == [1.0, 1.25]
+    raw = json.loads((data_dir() / "behaviour" / "keepers_2020-03-12.json").read_text())
+    assert "db35435" in raw["population_sources"]["gas_prices"]  # the auction-keeper release of the day
     assert pop.gas_per_bid == 150_000 and pop.dai_refill_share == 0.05
     assert "whiterabbit" in pop.sources["min_bid_dai"]
 
@@ -64,9 +68,10 @@ def test_with_low_gas_keepers_compete_to_tab_and_dent_the_lot(pop):
 
 
 def test_a_gas_spike_leaves_the_auctions_to_the_zero_bidders(pop):
-    """Gas 300 gwei: above every value keeper's limit. The minimal keepers' 1e-6 DAI bid is the only
+    """Gas jumps from 100 to 300 gwei: above the fixed-gas keepers' prices and above what the node
+    suggested (100 x 1.0 and x 1.25). The minimal keepers' 1e-6 DAI bid is the only
     one; after ttl it wins the whole lot and the Vow keeps the whole debt as bad debt."""
-    f, st, rep = step(auctions(3), pop, kp.KeeperState.start(pop), 10.0, 300.0)
+    f, st, rep = step(auctions(3), pop, kp.KeeperState.start(pop), 10.0, 300.0, node=100.0)
     assert not rep.active_keepers[pop.is_value].any()
     assert np.all(f.bid_dai == pop.min_bid_dai) and all(pop.strategy[g] == "minimal" for g in f.guy)
     f, st, d = kp.deal_step(f, pop, st, now_s=611.0, price_usd=ETH, dai_usd=1.0)
@@ -75,11 +80,12 @@ def test_a_gas_spike_leaves_the_auctions_to_the_zero_bidders(pop):
 
 
 def test_keepers_out_of_dai_leave_the_rest_to_the_first_bid(pop):
-    """Gas 150 gwei: only the dynamic-gas value keeper (500k DAI) and the zero bidders act. 200 auctions
+    """Gas 150 gwei after 130: only the value keeper at 1.25 x the node's price (162.5 gwei, 500k DAI)
+    and the zero bidders act. 200 auctions
     need 200 x 4,708 = 941.7k DAI: it covers 106 of them (106 x 4,708 = 499k), the other 94 keep the
     zero bid but one, which gets the 916 DAI left."""
-    f, st, _ = step(auctions(200), pop, kp.KeeperState.start(pop), 10.0, 150.0)
-    dyn = int(np.flatnonzero(pop.max_gas_gwei == 250)[0])
+    f, st, _ = step(auctions(200), pop, kp.KeeperState.start(pop), 10.0, 150.0, node=130.0)
+    dyn = int(np.flatnonzero(pop.gas_multiplier == 1.25)[0])
     tab = 4_166.67 * 1.13
     covered = f.guy == dyn
     full = int(500_000 // tab)
@@ -122,7 +128,7 @@ def _black_thursday(pop, n_auctions=300, hours=(12, 17)):
         if t < hours[1] * 6:
             flips = flips.concat(auctions(per_step, now=now))
         st = kp.refill(st, pop, dai_volume_dai=float(dai.volume[t]))
-        flips, st, _ = step(flips, pop, st, now, float(gas[t]), dai=float(dai.close[t]))
+        flips, st, _ = step(flips, pop, st, now, float(gas[t]), dai=float(dai.close[t]), node=float(gas[t - 1]))
     return zero / n_auctions, raised
 
 
@@ -169,3 +175,24 @@ def test_delayed_recycling_holds_the_lot_until_it_is_sold(pop):
     with pytest.raises(InputError, match="recycle_delay_min: must be a number in"):
         kp.population({**json.loads((data_dir() / "behaviour" / "keepers_2020-03-12.json").read_text()),
                        "recycle_delay_min": -1})
+
+
+def test_node_gas_follows_the_market_and_fixed_gas_does_not():
+    """The gas rule on a tiny population: a fixed 20-gwei keeper, a node keeper (x1.0, no cap) and a node
+    keeper at x1.25 capped at 120 gwei. The node suggested 100 gwei: their bids carry 20, 100 and 120
+    gwei, so at a step average of 90 gwei the two node keepers get in and the fixed one does not; at
+    110 only the x1.25 one (120 >= 110); at 125 none (the cap binds); at 15 all three."""
+    pop = kp.population({"keepers": [
+        {"strategy": "value", "count": 1, "dai_capacity_dai": 1e6, "max_gas_gwei": 20, "margin": 0.03},
+        {"strategy": "value", "count": 1, "dai_capacity_dai": 1e6, "max_gas_gwei": 1e5, "margin": 0.03,
+         "gas_strategy": "node"},
+        {"strategy": "value", "count": 1, "dai_capacity_dai": 1e6, "max_gas_gwei": 120, "margin": 0.03,
+         "gas_strategy": "node", "gas_multiplier": 1.25}]})
+    np.testing.assert_array_equal(kp.gas_price_gwei(pop, 100.0), [20.0, 100.0, 120.0])
+    for gas, active in ((90.0, [False, True, True]), (110.0, [False, False, True]), (125.0, [False, False, False]),
+                        (15.0, [True, True, True])):
+        _, _, rep = step(auctions(1), pop, kp.KeeperState.start(pop), 10.0, gas, node=100.0)
+        assert rep.active_keepers.tolist() == active, gas
+    with pytest.raises(InputError, match=r"keepers\[0\].gas_strategy: must be one of fixed, node"):
+        kp.population({"keepers": [{"strategy": "value", "count": 1, "dai_capacity_dai": 1, "max_gas_gwei": 1,
+                                    "gas_strategy": "api"}]}, file="k.json")

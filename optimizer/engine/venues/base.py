@@ -92,6 +92,8 @@ class VenueContext:
     scenario_lag_steps: int
     reserves_usd: float = 0.0
     keepers: Any = None  # optimizer.behaviour.keepers.KeeperPopulation of the protocol (auction venues)
+    topups: Any = None  # optimizer.behaviour.topups.TopupModel of the protocol (Maker 1.x vault owners)
+    seed: int = 0  # the scenario's seed (behaviour draws per path: np.random.default_rng([seed, index, path]))
     market_volume: np.ndarray | None = None  # (A, T+1) base-asset volume traded in bar t (replays; nan: unknown)
     options: dict[str, Any] = field(default_factory=dict)  # venue-specific scenario keys (perp: adl_policy)
 

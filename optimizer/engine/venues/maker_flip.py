@@ -14,15 +14,20 @@ and ``minimal`` strategies). Per step ``t`` at ``now = t × step`` (first round 
    its impact: the sale moves the price everyone sees next round) and get the proceeds in DAI at the
    market DAI/USD price; and buy DAI: ``dai_refill_share`` of the bar's DAI volume (the replayed DAI
    CSV's volume column; nothing when the market has no DAI volume);
-3. **bite** every unsafe vault at the OSM price (the venue's oracle: the market close ``osm_hop`` ago)
+3. **top up** (with an ``owner_topups`` model, :mod:`optimizer.behaviour.topups`): vault owners who
+   defend their vaults add collateral once their vault's health, at the lower of the OSM and the
+   market price, has been below the model's trigger for its reaction delay (ledger
+   ``owner_topup_tokens`` / ``owner_topup_usd``); this happens before the Cat looks at the vaults;
+4. **bite** every unsafe vault at the OSM price (the venue's oracle: the market close ``osm_hop`` ago)
    until none is left unsafe: Cat 1.0 cuts a vault into ``lump``-sized lots in one step (a bite
    leaves the rest of the vault exactly as unsafe, so keepers bite it again in the next block);
    Cat 1.2 bites ``dunk`` chunks while ``box − litter`` allows. Each bite kicks one auction
    (``tab = due × chop``, ``end = now + tau``);
-4. **bid**: :func:`optimizer.behaviour.keepers.bid_step` once over the open auctions, at the market
+5. **bid**: :func:`optimizer.behaviour.keepers.bid_step` once over the open auctions, at the market
    close of the collateral (what a keeper sells it for), the market DAI/USD close (the DAI squeeze
    replayed as an asset: a keeper short of DAI pays the premium), the step's gas price (keepers
-   whose gas limit is below it get nothing mined) and gas cost.
+   whose gas price is below it get nothing mined: a ``fixed`` keeper bids at its fixed price, a ``node``
+   keeper at the node's suggested price, taken as the previous step's average) and gas cost.
 
 With ``ttl`` = one step a bid nobody tops within its own step has won, so an auction whose only bidder
 is a ``minimal`` keeper closes at that first bid: the zero-bid auctions of 12 March 2020 appear when
@@ -60,6 +65,7 @@ from protocols import MakerLiq12
 from protocols import maker_flipper as fl
 
 from ...behaviour import keepers as kp
+from ...behaviour import topups as tu
 from .._market import proceeds_usd
 from ..ledger import LENDING_FIELDS, LedgerField
 from .base import NOTHING, FinalView, MarketView, PathContext, RoundResult
@@ -76,6 +82,9 @@ ZERO_BIDS = LedgerField("zero_bid_auctions", "auctions", "venue",
 ZERO_BID_COLLATERAL = LedgerField("collateral_won_at_zero_bid_usd", "USD", "venue",
                                   "Collateral (at the bite price) of the zero-bid auctions")
 KEEPER_GAS = LedgerField("keeper_gas_usd", "USD", "venue", "Gas keepers spent on bids that landed")
+TOPUP_TOKENS = LedgerField("owner_topup_tokens", "tokens", "venue",
+                           "Collateral vault owners added before bites (owner_topups model; ETH for ETH-A)")
+TOPUP_USD = LedgerField("owner_topup_usd", "USD", "venue", "Collateral vault owners added, at the market price")
 KEEPER_SOLD = LedgerField("keeper_collateral_sold_usd", "USD", "venue",
                           "Won collateral keepers sold back into DAI in the market (after the recycle delay, with impact)")
 
@@ -90,7 +99,7 @@ class MakerFlipVenue(LendingVenue):
     """Cat bites, Flipper auctions and keepers through time (see the module docstring)."""
 
     ledger_fields = (*LENDING_FIELDS, AUCTIONS_DEALT, FIRST_BID_WINS, FIRST_BID_COLLATERAL, ZERO_BIDS,
-                     ZERO_BID_COLLATERAL, KEEPER_GAS, KEEPER_SOLD)
+                     ZERO_BID_COLLATERAL, KEEPER_GAS, KEEPER_SOLD, TOPUP_TOKENS, TOPUP_USD)
     capped = False  # keepers bid in every open auction; bites need no profit
     needs_profit = False
 
@@ -120,6 +129,14 @@ class MakerFlipVenue(LendingVenue):
         self.s_col = np.zeros(0, np.int64)
         self.s_tokens = np.zeros(0)
         self.s_due_s = np.zeros(0)
+        self.prev_gwei = float("nan")  # the previous step's gas price (the node's suggestion this step)
+        self.topups: tu.TopupModel | None = self.ctx.topups
+        if self.topups is not None:
+            rows = np.arange(self.book.n_positions)
+            tokens0 = self.book.collateral_tokens[rows, self.ilk_col]
+            usd0 = tokens0 * path.close0[self.ctx.coll_market[self.ilk_col]]
+            rng = np.random.default_rng([int(self.ctx.seed) & 0xFFFFFFFF, int(self.ctx.index), int(path.path)])
+            self.topup_state = tu.TopupState.start(self.topups, tokens0, usd0, rng)
 
     def start_step(self, view: MarketView) -> None:
         super().start_step(view)
@@ -144,10 +161,14 @@ class MakerFlipVenue(LendingVenue):
         if not view.first_round:
             return NOTHING
         deltas: dict[str, float] = {}
+        gwei = self._gas(view)[0]  # the node suggests the last step's price (the first step: its own)
+        self.node_gwei = self.prev_gwei if np.isfinite(self.prev_gwei) else gwei
+        self.prev_gwei = gwei
         flows = np.zeros(self.n_pools(view))
         acted = self._deal_and_tick(view, deltas, flows)
         acted |= self._sell_won(view, deltas, flows)
         self._refill(view)
+        self._topup(view, deltas)
         bitten = self._bite(view, deltas)
         acted |= bitten
         acted |= self._bid(view, deltas)
@@ -247,6 +268,26 @@ class MakerFlipVenue(LendingVenue):
         if np.isfinite(v) and v > 0:
             self.keepers = kp.refill(self.keepers, self.pop, dai_volume_dai=float(v))
 
+    def _topup(self, view: MarketView, deltas: dict[str, float]) -> None:
+        """Vault owners add collateral before the Cat looks (see :mod:`optimizer.behaviour.topups`)."""
+        if self.topups is None:
+            return
+        osm = self.oracle_prices(view)
+        mkt = np.minimum(osm.collateral_usd, view.close[self.ctx.coll_market])
+        watched = self.ad.health(self.book, type(osm)(mkt, osm.debt_usd))
+        rows = np.arange(self.book.n_positions)
+        coll = self.book.collateral_tokens
+        defended = (self.book.debt_tokens[:, 0] > 0) & ~self.liquidated_once
+        add, self.topup_state = tu.topup_step(self.topups, self.topup_state, now_s=view.now_s, watched_health=watched,
+                                              collateral_tokens=coll[rows, self.ilk_col], defended=defended)
+        if add.any():
+            new = coll.copy()
+            new[rows, self.ilk_col] += add
+            self.book = self.book.with_balances(new, self.book.debt_tokens)
+            p = view.close[self.ctx.coll_market[self.ilk_col]]
+            _adder(deltas)("owner_topup_tokens", float(add.sum()))
+            _adder(deltas)("owner_topup_usd", float((add * p).sum()))
+
     def _bite(self, view: MarketView, deltas: dict[str, float]) -> bool:
         prices = self.oracle_prices(view)
         _, cand = self.candidates(view, prices)
@@ -291,6 +332,7 @@ class MakerFlipVenue(LendingVenue):
             return False
         self.bid_done = True
         gwei, token_usd = self._gas(view)
+        node_gwei = self.node_gwei
         dai = self._dai_usd(view)
         p_mkt = view.close[self.ctx.coll_market[self.a_col]]
         gas0 = float(self.keepers.gas_spent_usd.sum())
@@ -301,6 +343,7 @@ class MakerFlipVenue(LendingVenue):
             part = _take(self.flips, sub)
             part, self.keepers, rep = kp.bid_step(part, self.pop, self.keepers, now_s=view.now_s, price_usd=p_mkt[sub],
                                                   dai_usd=dai, gas_gwei=gwei, eth_usd=token_usd, beg=r.beg,
+                                                  node_gas_gwei=node_gwei,
                                                   ttl_s=r.ttl_s, version=self._version())
             self.flips = _put(self.flips, sub, part)
             landed[sub] += rep.tends + rep.dents
