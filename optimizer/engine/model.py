@@ -158,7 +158,7 @@ def prepare(scenario: Scenario) -> Prepared:
         if isinstance(cur, PerpAdapter):
             draws[pc.id] = (pc.csv_book if pc.book.kind == "perp_csv" else
                             draw_perp_synthetic(pc.book.raw, cur, scenario.file, f"protocols[{i}].book", book_rng,
-                                                resolve=scenario.resolve))
+                                                maps=pc.perp_calibration))
         elif pc.book.kind == "csv":
             draws[pc.id] = pc.csv_book
         else:

@@ -72,6 +72,7 @@ class ProtocolConfig:
     csv_book: Any = None  # optimizer.scenario.book.ProtocolBook of a csv book
     loaded_from: Any = None  # (adapter, id, snapshot, book kind and path) the two above were read with
     keeper_population: Any = None  # optimizer.behaviour.keepers.KeeperPopulation read from ``keepers``
+    perp_calibration: Any = None  # perp_synthetic ``calibration``: {"long"/"short": LiquidationMap} read from the file
     # perp venues only (docs/scenario_format.md, "Perp venues in the cascade"):
     market_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # base asset -> asset
     adl_policy: str = "queue"  # "queue" (the production queue) | "pro_rata"
@@ -478,7 +479,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
 
 def _protocol_sources(pc: ProtocolConfig) -> tuple:
     return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, pc.keepers,
-            tuple(pc.market_assets.items()), tuple(pc.mark_assets.items()))
+            tuple(pc.market_assets.items()), tuple(pc.mark_assets.items()), repr(pc.book.raw.get("calibration")))
 
 
 def _price_sources(sc: Scenario) -> tuple:
@@ -524,11 +525,13 @@ def read_inputs(sc: Scenario) -> Scenario:
         except InvalidParameters as e:
             raise InputError(str(e), file=sc.file, field=f"protocols[{i}].params") from None
         key = f"protocols[{i}].book"
-        book = None
+        book = calibration = None
         if pc.book.kind in PERP_BOOK_KINDS:
             from .perp_book import check_perp_protocol
 
-            book = check_perp_protocol(sc, i, cur, known)
+            start = {a: (sc.assets[a].price_usd if sc.assets[a].price_usd is not None
+                         else getattr(models[a], "initial_price_usd", None)) for a in sc.assets}
+            book, calibration = check_perp_protocol(sc, i, cur, known, start_prices_usd=start)
         elif pc.book.kind == "csv":
             assert pc.book.path is not None
             try:
@@ -554,7 +557,7 @@ def read_inputs(sc: Scenario) -> Scenario:
             except InputError as e:  # name the scenario key that points at the file too
                 raise InputError(str(e), file=sc.file, field=f"protocols[{i}].keepers") from None
         protocols.append(replace(pc, base_adapter=base, csv_book=book, loaded_from=_protocol_sources(pc),
-                                 keeper_population=population))
+                                 keeper_population=population, perp_calibration=calibration))
     return replace(sc, protocols=tuple(protocols), liquidators=replace(lc, gas_history=gas),
                    prices=PriceInputs(MappingProxyType(models), corr, n_steps, _price_sources(sc)))
 

@@ -9,6 +9,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
+from ..engine.metrics import capital_efficiency_text
 from .objective import METRICS_ATTR, ObjectiveSettings, dominates, feasible, is_full
 from .result import metric_columns
 from .space import SearchSpace
@@ -261,7 +262,7 @@ def render(out: dict[str, Any]) -> None:
     def row(label: str, get) -> None:
         t.add_row(label, *[get(d) for _, d in cols])
 
-    row("capital efficiency", lambda d: _pct(m(d, "capital_efficiency", "ratio"), 2))
+    row("capital efficiency", lambda d: capital_efficiency_text(d.get("metrics") if isinstance(d, dict) else None))
     row(f"{obj['risk_metric']} (constraint)", lambda d: _risk_cell(d.get("risk")))
     row("ES 99", lambda d: _pct(m(d, "bad_debt_share", "es_99")))
     row("mean bad debt", lambda d: _usd_se(m(d, "bad_debt_usd", "mean"), m(d, "bad_debt_usd", "stderr")))
