@@ -488,6 +488,13 @@ PERP_METRICS: tuple[MetricSpec, ...] = (
                summary="analysis", fmt="pct", risk=-1, label="critical move",
                headline=(("fall_first_liquidation", "critical fall: first perp liquidation"),
                          ("rise_first_liquidation", "critical rise: first perp liquidation"))),
+    MetricSpec("perp_liquidation_clusters", "fraction of price",
+               "The liquidation map by price level for longs and shorts: the fall (longs) and the rise (shorts) "
+               "with the most perp notional first liquidatable there (static, closed-form liquidation prices; "
+               "the whole map is in liquidation_map and its figure)", summary="analysis", fmt="pct", risk=0,
+               label="perp liquidation clusters",
+               headline=(("long_cluster_fall", "long liquidation cluster: fall"),
+                         ("short_cluster_rise", "short liquidation cluster: rise"))),
 )
 
 
