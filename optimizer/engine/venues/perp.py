@@ -11,6 +11,8 @@ are :mod:`protocols._perp_losses`. This module only sequences them over time and
 Per path: the book, the insurance fund (``adapter.insurance_fund_usd``), the backstop capacity
 (``adapter.backstop_usd``) and the vault's holdings reset to the scenario's start.
 
+End of step, GMX (``adl_trigger = "pnl_to_pool"``): ADL by the PnL-to-pool factor (``_pnl_to_pool_adl``).
+
 Per step: no funding rule is defined by the bundled adapters (``start_step`` is where one would go);
 the venue gets one liquidation pass per second of the step at most (``step_s`` rounds: dYdX's ~1 s
 blocks; the adapters' per-pass limits, dYdX's 10 % / $100k per block, Hyperliquid's 20 % partials, are
@@ -110,6 +112,8 @@ PERP_FIELDS: tuple[LedgerField, ...] = (
                 "positions)", metric=True),
     LedgerField("adl_closed_notional_usd", "USD", "venue", "Notional of winners closed by the ADL queue"),
     LedgerField("adl_steps", "steps", "venue", "Steps with an auto-deleveraging"),
+    LedgerField("adl_pnl_realised_usd", "USD", "venue", "Profit realised by PnL-to-pool ADL orders (GMX: a side's "
+                "pending PnL above maxPnlFactorForAdl of the pool), paid by the pool"),
 )
 
 
@@ -135,6 +139,7 @@ class PerpVenue(VenueSimulator):
         self.cooldown_s = float(getattr(ad.circuit_breakers(), "partial_liquidation_cooldown_s", 0.0))
         self.rounds_per_step = max(1, int(math.ceil(ctx.step_s)))
         self.groups, _ = winner_groups(b)
+        self.pnl_adl = ad.adl_trigger == "pnl_to_pool"  # GMX: ADL by the PnL-to-pool factor (_pnl_to_pool_adl)
         mm = ctx.options.get("mark_market")  # per adapter market: the asset of its mark series (-1: none)
         self.mark_asset = np.where(mm[b.market] >= 0, mm[b.market], self.asset) if mm is not None else self.asset
 
@@ -161,6 +166,9 @@ class PerpVenue(VenueSimulator):
         self.liquidated_once = np.zeros(n, bool)
         self.pending: list[PerpLiquidationOutcome] = []
         self.last_marks: np.ndarray | None = None
+        if self.pnl_adl:  # the pool value backing each market (GMX pool_usd), moved by what it collects and pays
+            self.pool_value = np.array([self.adapter.pool_usd(m) for m in self.adapter.markets], dtype=np.float64)
+            self.venue_market = self.adapter.market_index(self.book0)
 
     def start_step(self, view: MarketView) -> None:
         self.rounds_left = self.rounds_per_step
@@ -222,6 +230,9 @@ class PerpVenue(VenueSimulator):
             self.vault_px[bs] = mark[bs]
             self.takeover_usd += float(out.backstop_takeover_usd.sum())
         self.pending.append(out)
+        if self.pnl_adl:  # the pool collects a liquidated trader's realised loss up to its margin (pays a profit)
+            self.pool_value += np.bincount(self.venue_market[go], minlength=self.pool_value.size,
+                                           weights=(-out.realized_pnl_usd - out.deficit_usd)[go])
         closed_usd = out.closed_size_base * mark
         flows = np.zeros(self.n_pools(view))
         sold = np.maximum(-out.market_flow_base, 0.0)
@@ -251,9 +262,28 @@ class PerpVenue(VenueSimulator):
         return RoundResult(True, True, flows if self.trades else None, deltas)
 
     # ------------------------------------------------------------------ end of step: the waterfall
+    def _pnl_to_pool_adl(self, view: MarketView) -> dict[str, float]:
+        """GMX ADL at the step's closing marks: each market side whose pending PnL / pool value exceeds
+        ``maxPnlFactorForAdl`` realises profit from its most profitable positions until the factor is
+        ``minPnlFactorAfterAdl`` (``adapter.adl_orders``, pure rules); the pool pays the profit. Closes
+        against the pool: no market flow. Pool value: the market's ``pool_usd`` at the start, plus the losses
+        liquidated traders realised into it, less the ADL profit it paid (deposits, withdrawals and fees
+        not modelled)."""
+        book = self.perp_book
+        mark = view.close[self.mark_asset]
+        o = self.adapter.adl_orders(book, mark, self.pool_value)  # type: ignore[attr-defined]
+        paid = o["pnl_realized_long_usd"] + o["pnl_realized_short_usd"]
+        if not paid.sum() > _EPS_USD:
+            return {}
+        self.pool_value = self.pool_value - paid
+        self.perp_book = o["book"]
+        return {"adl_pnl_realised_usd": float(paid.sum()), "adl_steps": 1.0,
+                "adl_closed_notional_usd": float((o["closed_size_base"] * mark).sum())}
+
     def end_step(self, view: MarketView) -> RoundResult:
+        pool_adl = self._pnl_to_pool_adl(view) if self.pnl_adl else {}
         if not self.pending:
-            return NOTHING
+            return RoundResult(False, False, None, pool_adl) if pool_adl else NOTHING
         outs, self.pending = self.pending, []
         to_adl = np.zeros(self.book0.n_positions)
         paid_ins = fees_in = paid_back = deficit = 0.0
@@ -291,6 +321,9 @@ class PerpVenue(VenueSimulator):
                        "adl_closed_notional_usd": float((adl.closed_size_base * mark).sum()),
                        "adl_steps": 1.0, "realised_bad_debt_usd": float(adl.uncovered_usd.sum())}
             deltas["insurance_fee_income_usd"] += over
+        for k, v in pool_adl.items():
+            deltas[k] = deltas.get(k, 0.0) + v
+        deltas["adl_steps"] = min(deltas.get("adl_steps", 0.0), 1.0)
         return RoundResult(False, False, None, deltas)
 
     # ------------------------------------------------------------------ horizon
