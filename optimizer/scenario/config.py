@@ -77,6 +77,7 @@ class ProtocolConfig:
     market_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # base asset -> asset
     adl_policy: str = "queue"  # "queue" (the production queue) | "pro_rata"
     mark_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # market -> mark series
+    backstop_unwind_steps: int = 0  # the backstop vault sells what it took over in this many steps (0: holds it)
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -435,6 +436,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         market_assets: dict[str, str] = {}
         mark_assets: dict[str, str] = {}
         adl_policy = "queue"
+        unwind = 0
         if perp:
             for table_key, out in (("market_assets", market_assets), ("mark_assets", mark_assets)):
                 ma = pt.table(table_key)
@@ -444,6 +446,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
                         if out[k] not in assets:
                             raise ma.err(k, f"unknown asset '{out[k]}' (declare it under [assets])"[:200])
             adl_policy = pt.string("adl_policy", "queue", ADL_POLICIES)
+            unwind = pt.integer("backstop_unwind_steps", 0, lo=0, hi=1_000_000)
         reserves = pt.number("reserves_usd", 0.0, lo=-MAX_USD, hi=MAX_USD)
         snap = pt.raw("snapshot")
         if snap is not None and not (isinstance(snap, str) and snap):
@@ -457,7 +460,8 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         protocols.append(ProtocolConfig(adapter, MappingProxyType(params),
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
                                         snapshot, pid, keepers, market_assets=MappingProxyType(market_assets),
-                                        adl_policy=adl_policy, mark_assets=MappingProxyType(mark_assets)))
+                                        adl_policy=adl_policy, mark_assets=MappingProxyType(mark_assets),
+                                        backstop_unwind_steps=unwind))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     # [backtest] (the record a replay is compared with) is read by optimizer.backtest.config

@@ -11,6 +11,9 @@ are :mod:`protocols._perp_losses`. This module only sequences them over time and
 Per path: the book, the insurance fund (``adapter.insurance_fund_usd``), the backstop capacity
 (``adapter.backstop_usd``) and the vault's holdings reset to the scenario's start.
 
+Backstop unwind (scenario ``backstop_unwind_steps`` = N, default 0: the vault holds to the horizon): the vault
+trades what it took over back into the same pools in N equal slices, one per step (``_unwind_round``).
+
 End of step, GMX (``adl_trigger = "pnl_to_pool"``): ADL by the PnL-to-pool factor (``_pnl_to_pool_adl``).
 
 Per step: no funding rule is defined by the bundled adapters (``start_step`` is where one would go);
@@ -112,6 +115,9 @@ PERP_FIELDS: tuple[LedgerField, ...] = (
                 "positions)", metric=True),
     LedgerField("adl_closed_notional_usd", "USD", "venue", "Notional of winners closed by the ADL queue"),
     LedgerField("adl_steps", "steps", "venue", "Steps with an auto-deleveraging"),
+    LedgerField("backstop_taken_base", "tokens", "venue", "Base units the backstop vault took over"),
+    LedgerField("backstop_unwound_base", "tokens", "venue", "Base units the backstop vault traded back into the "
+                "market (backstop_unwind_steps: it sells longs and buys back shorts it took over)"),
     LedgerField("adl_pnl_realised_usd", "USD", "venue", "Profit realised by PnL-to-pool ADL orders (GMX: a side's "
                 "pending PnL above maxPnlFactorForAdl of the pool), paid by the pool"),
 )
@@ -139,6 +145,7 @@ class PerpVenue(VenueSimulator):
         self.cooldown_s = float(getattr(ad.circuit_breakers(), "partial_liquidation_cooldown_s", 0.0))
         self.rounds_per_step = max(1, int(math.ceil(ctx.step_s)))
         self.groups, _ = winner_groups(b)
+        self.unwind_steps = int(ctx.options.get("backstop_unwind_steps", 0) or 0)  # 0: the vault holds
         self.pnl_adl = ad.adl_trigger == "pnl_to_pool"  # GMX: ADL by the PnL-to-pool factor (_pnl_to_pool_adl)
         mm = ctx.options.get("mark_market")  # per adapter market: the asset of its mark series (-1: none)
         self.mark_asset = np.where(mm[b.market] >= 0, mm[b.market], self.asset) if mm is not None else self.asset
@@ -164,6 +171,10 @@ class PerpVenue(VenueSimulator):
         self.takeover_usd = 0.0
         self.partial_until = np.full(n, -np.inf)
         self.liquidated_once = np.zeros(n, bool)
+        self.unwind_left = np.zeros(n)  # signed base the vault still has to trade back, per book row
+        self.unwind_rate = np.zeros(n)  # signed base per step
+        self.vault_realised_usd = 0.0
+        self.unwind_due = False
         self.pending: list[PerpLiquidationOutcome] = []
         self.last_marks: np.ndarray | None = None
         if self.pnl_adl:  # the pool value backing each market (GMX pool_usd), moved by what it collects and pays
@@ -172,6 +183,27 @@ class PerpVenue(VenueSimulator):
 
     def start_step(self, view: MarketView) -> None:
         self.rounds_left = self.rounds_per_step
+        self.unwind_due = self.unwind_steps > 0 and bool((self.unwind_left != 0).any())
+
+    def _unwind_round(self, view: MarketView) -> RoundResult:
+        """The backstop vault's unwind (scenario ``backstop_unwind_steps`` = N > 0; an assumption, the docs do not
+        say how HLP disposes of what it takes over): each step, in the step's first round, it trades 1/N of what
+        it took over back into the same pool as the liquidation orders would have (sells longs, buys back
+        shorts), at the average fill of that aggregate order (the pool's impact law); a later takeover of a row
+        spreads what is left of it over N steps again. The vault's result realises at those fills."""
+        self.unwind_due = False
+        amt = np.where(np.abs(self.unwind_rate) < np.abs(self.unwind_left), self.unwind_rate, self.unwind_left)
+        if not (amt != 0).any():
+            return NOTHING
+        flow_base = -amt  # the venue's convention: a long the vault holds is sold (flow < 0)
+        mark = self.marks(view)
+        fill = self.fill_prices(view, flow_base, mark)
+        self.unwind_left = self.unwind_left - amt
+        self.vault_size = self.vault_size - amt
+        self.vault_realised_usd += float((amt * (fill - self.vault_px)).sum())
+        flows = np.zeros(self.n_pools(view))
+        np.add.at(flows, self.pool, amt)  # + sold into the pool
+        return RoundResult(True, False, flows, {"backstop_unwound_base": float(np.abs(amt).sum())})
 
     # ------------------------------------------------------------------ marks and fills
     def marks(self, view: MarketView) -> np.ndarray:
@@ -200,6 +232,8 @@ class PerpVenue(VenueSimulator):
 
     # ------------------------------------------------------------------ one round
     def round(self, view: MarketView) -> RoundResult:
+        if self.unwind_due:
+            return self._unwind_round(view)
         if self.rounds_left <= 0:
             return NOTHING
         ad, book = self.adapter, self.perp_book
@@ -229,6 +263,9 @@ class PerpVenue(VenueSimulator):
             self.vault_size[bs] += out.backstop_size_base[bs]
             self.vault_px[bs] = mark[bs]
             self.takeover_usd += float(out.backstop_takeover_usd.sum())
+            if self.unwind_steps > 0:
+                self.unwind_left[bs] += out.backstop_size_base[bs]
+                self.unwind_rate[bs] = self.unwind_left[bs] / self.unwind_steps
         self.pending.append(out)
         if self.pnl_adl:  # the pool collects a liquidated trader's realised loss up to its margin (pays a profit)
             self.pool_value += np.bincount(self.venue_market[go], minlength=self.pool_value.size,
@@ -252,6 +289,7 @@ class PerpVenue(VenueSimulator):
             "perp_returned_to_owner_usd": float(out.returned_to_owner_usd[go].sum()),
             "perp_backstop_takeover_usd": float(out.backstop_takeover_usd[go].sum()),
             "perp_deficit_usd": float(out.deficit_usd[go].sum()),
+            "backstop_taken_base": float(np.abs(out.backstop_size_base).sum()),
         }
         if self.path.events is not None:
             px = np.where(np.isfinite(out.fill_price_usd), out.fill_price_usd, mark)
@@ -340,7 +378,8 @@ class PerpVenue(VenueSimulator):
             _, k = np.unique(key[idx], return_index=True)
             first[idx[k]] = True
         under = float(np.maximum(-eq[first], 0.0).sum())
-        vault = self.takeover_usd + float((self.vault_size * (mark - self.vault_px)).sum())
+        vault = (self.takeover_usd + self.vault_realised_usd
+                 + float((self.vault_size * (mark - self.vault_px)).sum()))
         return {"unrealised_bad_debt_usd": under,
                 "insurance_fund_drawdown_usd": max(self.fund0 - self.fund_min, 0.0),
                 "insurance_fund_depleted": float(self.depleted),
