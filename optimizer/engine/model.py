@@ -271,7 +271,8 @@ def _venue_options(bound: Bound, j: int) -> dict:
         a = pc.mark_assets.get(m, pc.mark_assets.get(b))
         if a is not None:
             mark_market[k] = assets.index(a)
-    return {"adl_policy": pc.adl_policy, "mark_market": mark_market, "backstop_unwind_steps": pc.backstop_unwind_steps}
+    return {"adl_policy": pc.adl_policy, "mark_market": mark_market, "backstop_unwind_steps": pc.backstop_unwind_steps,
+            "funding": pc.funding}
 
 
 def venue_contexts(bound: Bound) -> list:

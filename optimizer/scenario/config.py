@@ -78,6 +78,7 @@ class ProtocolConfig:
     adl_policy: str = "queue"  # "queue" (the production queue) | "pro_rata"
     mark_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # market -> mark series
     backstop_unwind_steps: int = 0  # the backstop vault sells what it took over in this many steps (0: holds it)
+    funding: tuple[float, float] | None = None  # perp: (funding rate per interval, interval in s); None: no funding
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -437,6 +438,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         mark_assets: dict[str, str] = {}
         adl_policy = "queue"
         unwind = 0
+        funding = None
         if perp:
             for table_key, out in (("market_assets", market_assets), ("mark_assets", mark_assets)):
                 ma = pt.table(table_key)
@@ -447,6 +449,11 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
                             raise ma.err(k, f"unknown asset '{out[k]}' (declare it under [assets])"[:200])
             adl_policy = pt.string("adl_policy", "queue", ADL_POLICIES)
             unwind = pt.integer("backstop_unwind_steps", 0, lo=0, hi=1_000_000)
+            ft = pt.table("funding")
+            if ft is not None:  # a scenario-given funding rate (the bundled data hold no premium index)
+                funding = (ft.number("rate_per_interval", lo=-0.1, hi=0.1), ft.number("interval_h", lo=1e-6, hi=1e4)
+                           * 3600.0)
+                ft.no_unknown()
         reserves = pt.number("reserves_usd", 0.0, lo=-MAX_USD, hi=MAX_USD)
         snap = pt.raw("snapshot")
         if snap is not None and not (isinstance(snap, str) and snap):
@@ -461,7 +468,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
                                         snapshot, pid, keepers, market_assets=MappingProxyType(market_assets),
                                         adl_policy=adl_policy, mark_assets=MappingProxyType(mark_assets),
-                                        backstop_unwind_steps=unwind))
+                                        backstop_unwind_steps=unwind, funding=funding))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     # [backtest] (the record a replay is compared with) is read by optimizer.backtest.config

@@ -16,7 +16,11 @@ trades what it took over back into the same pools in N equal slices, one per ste
 
 End of step, GMX (``adl_trigger = "pnl_to_pool"``): ADL by the PnL-to-pool factor (``_pnl_to_pool_adl``).
 
-Per step: no funding rule is defined by the bundled adapters (``start_step`` is where one would go);
+Funding (opt-in, scenario ``funding``): at each funding time longs pay shorts ``rate x notional`` through
+their margin (``_fund``). No adapter defines its venue's funding rule: the project's venue docs
+(``protocol_rules.md``) give none, and the data hold no premium index; the scenario gives the rate.
+
+Per step:
 the venue gets one liquidation pass per second of the step at most (``step_s`` rounds: dYdX's ~1 s
 blocks; the adapters' per-pass limits, dYdX's 10 % / $100k per block, Hyperliquid's 20 % partials, are
 per pass).
@@ -71,7 +75,9 @@ from protocols import (
     adl_pro_rata,
     adl_queue,
     apply_adl,
+    apply_funding,
     deficits_by_group,
+    funding_payments_usd,
     waterfall_of,
     winner_groups,
 )
@@ -118,6 +124,11 @@ PERP_FIELDS: tuple[LedgerField, ...] = (
     LedgerField("backstop_taken_base", "tokens", "venue", "Base units the backstop vault took over"),
     LedgerField("backstop_unwound_base", "tokens", "venue", "Base units the backstop vault traded back into the "
                 "market (backstop_unwind_steps: it sells longs and buys back shorts it took over)"),
+    LedgerField("perp_funding_paid_usd", "USD", "venue", "Funding the book's payers paid (scenario funding: "
+                "longs at a positive rate, shorts at a negative one)"),
+    LedgerField("perp_funding_received_usd", "USD", "venue", "Funding the book's receivers got"),
+    LedgerField("perp_funding_external_usd", "USD", "venue", "Net funding the book paid to the rest of the venue "
+                "(paid - received: its longs and shorts do not match; 0 for a balanced book)"),
     LedgerField("adl_pnl_realised_usd", "USD", "venue", "Profit realised by PnL-to-pool ADL orders (GMX: a side's "
                 "pending PnL above maxPnlFactorForAdl of the pool), paid by the pool"),
 )
@@ -146,6 +157,7 @@ class PerpVenue(VenueSimulator):
         self.rounds_per_step = max(1, int(math.ceil(ctx.step_s)))
         self.groups, _ = winner_groups(b)
         self.unwind_steps = int(ctx.options.get("backstop_unwind_steps", 0) or 0)  # 0: the vault holds
+        self.funding = ctx.options.get("funding")  # (rate per interval, interval s) or None: no funding
         self.pnl_adl = ad.adl_trigger == "pnl_to_pool"  # GMX: ADL by the PnL-to-pool factor (_pnl_to_pool_adl)
         mm = ctx.options.get("mark_market")  # per adapter market: the asset of its mark series (-1: none)
         self.mark_asset = np.where(mm[b.market] >= 0, mm[b.market], self.asset) if mm is not None else self.asset
@@ -318,8 +330,29 @@ class PerpVenue(VenueSimulator):
         return {"adl_pnl_realised_usd": float(paid.sum()), "adl_steps": 1.0,
                 "adl_closed_notional_usd": float((o["closed_size_base"] * mark).sum())}
 
+    def _fund(self, view: MarketView) -> dict[str, float]:
+        """Scenario funding (``funding = { rate_per_interval, interval_h }``) at each funding time: the end of
+        the step in which the path's clock reaches a multiple of the interval. Every open position pays
+        ``side * rate * notional`` at the step's closing mark (:func:`protocols.funding_payments_usd`) through
+        its margin (:func:`protocols.apply_funding`); the next round's liquidation check sees the new margins."""
+        rate, interval_s = self.funding
+        t = view.t
+        step_s = self.ctx.step_s
+        times = int(math.floor(t * step_s / interval_s + 1e-9)) - int(math.floor((t - 1) * step_s / interval_s + 1e-9))
+        if times <= 0 or rate == 0:
+            return {}
+        book = self.perp_book
+        mark = view.close[self.mark_asset]
+        rates = np.full(len(book.markets), rate * times)
+        pay = funding_payments_usd(book, mark, rates)
+        self.perp_book = apply_funding(book, pay)
+        paid, got = float(np.maximum(pay, 0).sum()), float(np.maximum(-pay, 0).sum())
+        return {"perp_funding_paid_usd": paid, "perp_funding_received_usd": got, "perp_funding_external_usd": paid - got}
+
     def end_step(self, view: MarketView) -> RoundResult:
         pool_adl = self._pnl_to_pool_adl(view) if self.pnl_adl else {}
+        if self.funding is not None:
+            pool_adl |= self._fund(view)
         if not self.pending:
             return RoundResult(False, False, None, pool_adl) if pool_adl else NOTHING
         outs, self.pending = self.pending, []
