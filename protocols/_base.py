@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from .governance import Vocabulary
+
 
 class InvalidParameters(ValueError):
     """A candidate parameter set breaks a bound or an invariant.
@@ -348,6 +350,8 @@ class VenueAdapter(abc.ABC):
     default_steward_limits: ClassVar[Mapping[str, tuple[float, bool]]] = MappingProxyType({})
     #: parameter pairs whose gap is a buffer a search keeps (lending: LT − LTV)
     liquidation_buffer_pairs: ClassVar[tuple[BufferPair, ...]] = ()
+    #: how governance proposals name this venue, its targets and parameters (None: no proposals read)
+    governance: ClassVar[Vocabulary | None] = None
 
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         self._snapshot = snapshot
@@ -382,6 +386,23 @@ class VenueAdapter(abc.ABC):
     @abc.abstractmethod
     def circuit_breakers(self) -> CircuitBreakers:
         """Halts and throughput limits implied by the current parameters."""
+
+
+class ReservesHeld:
+    """A pool market (Aave) where an existing account may hold any reserve: a supplied balance of a reserve
+    that is not collateral counts for nothing (LT 0), and disabling borrowing stops new borrows only
+    (``validateBorrow``) while existing debt stays, accrues and can be liquidated
+    (``validateLiquidationCall`` does not check the flag). Mixed into adapters with a ``_assets`` table."""
+
+    _assets: Mapping[str, Any]
+
+    @property
+    def held_collateral_assets(self) -> tuple[str, ...]:
+        return tuple(self._assets)
+
+    @property
+    def held_debt_assets(self) -> tuple[str, ...]:
+        return tuple(self._assets)
 
 
 class Adapter(VenueAdapter):
@@ -427,6 +448,24 @@ class Adapter(VenueAdapter):
     @abc.abstractmethod
     def debt_assets(self) -> tuple[str, ...]:
         """Assets that may be borrowed."""
+
+    @property
+    def held_collateral_assets(self) -> tuple[str, ...]:
+        """Assets an existing position may hold as collateral (a book read from the chain).
+
+        Wider than :attr:`collateral_assets` where governance can stop an asset from counting as
+        collateral while balances stay supplied (they then count for nothing); by default the same.
+        """
+        return self.collateral_assets
+
+    @property
+    def held_debt_assets(self) -> tuple[str, ...]:
+        """Assets an existing position may owe (a book read from the chain).
+
+        Wider than :attr:`debt_assets` where disabling borrowing only stops *new* borrows while
+        existing debt stays and can be repaid or liquidated; by default the same.
+        """
+        return self.debt_assets
 
     # --- rules ---------------------------------------------------------------------------------
     @abc.abstractmethod

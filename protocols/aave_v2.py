@@ -51,6 +51,7 @@ from ._base import (
     ParamSpec,
     PositionTerms,
     Prices,
+    ReservesHeld,
     RiskLevers,
     SnapshotError,
     as_mask,
@@ -70,7 +71,7 @@ def _percent_mul(a: float, b: float) -> float:
     return (int(a) * int(b) + BPS // 2) // BPS
 
 
-class AaveV2(Adapter):
+class AaveV2(ReservesHeld, Adapter):
     """Aave v2 Ethereum LendingPool.
 
     Health factor ``HF = Σ C_i·LT_i / Σ D_j`` over collaterals with LT > 0 (``calculateUserAccountData``;

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import governance as _governance
 from ._base import (
     Adapter,
     Book,
@@ -31,6 +32,7 @@ from ._base import (
     ParamSpec,
     PositionTerms,
     Prices,
+    ReservesHeld,
     RiskLevers,
     SnapshotError,
     as_mask,
@@ -61,7 +63,7 @@ class _AssetTables:
     counted: np.ndarray  # (K, C) bool: contributes to total collateral (LT > 0)
 
 
-class AaveV3(Adapter):
+class AaveV3(ReservesHeld, Adapter):
     """Aave v3 Ethereum Core (v3.3+ rules).
 
     Health factor ``HF = Σ C_i·LT_i / Σ D_j`` over collaterals with LT > 0, the eMode category's
@@ -77,6 +79,7 @@ class AaveV3(Adapter):
     """
 
     name = "aave_v3"
+    governance = _governance.AAVE_V3
     bundled_snapshot = "protocols/aave_v3_ethereum_core.json"
     title = "Aave v3 Ethereum Core"
     default_search_fields = ("ltv_bps", "liquidation_threshold_bps", "liquidation_bonus_bps")

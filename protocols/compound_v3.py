@@ -38,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from . import governance as _governance
 from ._base import (
     Adapter,
     Book,
@@ -88,6 +89,7 @@ class CompoundV3(Adapter):
     """
 
     name = "compound_v3"
+    governance = _governance.COMPOUND_V3
     bundled_snapshot = "protocols/compound_v3_usdc_mainnet.json"
     title = "Compound v3 (Comet) cUSDCv3"
     default_search_fields = ("borrow_collateral_factor", "liquidate_collateral_factor", "liquidation_factor")

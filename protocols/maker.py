@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from . import governance as _governance
 from ._base import (
     Adapter,
     Book,
@@ -594,6 +595,7 @@ class Maker(Adapter):
     """
 
     name = "maker"
+    governance = _governance.MAKER
     bundled_snapshot = "protocols/maker_ilks.json"
     title = "Maker/Sky Liquidations 2.0"
     default_search_fields = ("mat", "chop")

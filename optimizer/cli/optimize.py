@@ -113,7 +113,7 @@ class SearchProgress:
         finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
         ok = [t for t in trials if is_full(t) and feasible(t)]
         top = max(ok, key=lambda t: t.values[0]) if ok else None
-        best = (f"best within budget: efficiency {top.user_attrs.get('efficiency', 0):.4%} (trial {top.number})"
+        best = (f"best within budget: efficiency {_efficiency(top)} (trial {top.number})"
                 if top else "none within budget yet")
         if self.bar is not None:
             if self.task is None or self.bar.tasks[-1].description != name:
@@ -138,12 +138,18 @@ class SearchProgress:
             self.bar.stop()
 
 
+def _efficiency(t) -> str:
+    """A trial's capital efficiency (a share of collateral, or the leverage offered on a perp book)."""
+    x = float(t.user_attrs.get("efficiency", 0.0))
+    return f"{x:.4f}×" if t.user_attrs.get("efficiency_unit") == "leverage" else f"{x:.4%}"
+
+
 def trial_line(t, done: int, target: int) -> str:
     """One finished trial in plain words: ``trial 7 (12/100): within budget, efficiency 78.21 %, ...``."""
     ua = t.user_attrs
     parts = [f"trial {t.number} ({done}/{target}): {ua.get('outcome') or t.state.name.lower()}"]
     if ua.get("efficiency") is not None:
-        parts.append(f"efficiency {ua['efficiency']:.4%}")
+        parts.append(f"efficiency {_efficiency(t)}")
     if ua.get("risk_value") is not None:
         parts.append(f"risk {ua['risk_value']:.4%} [{ua['risk_ci95_low']:.4%}, {ua['risk_ci95_high']:.4%}] "
                      f"on {ua.get('paths')} paths")

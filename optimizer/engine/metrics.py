@@ -189,7 +189,7 @@ FORMATS: dict[str, Callable[[float], str]] = {
     "ratio": lambda x: f"{x:.3f}",
     "hours": lambda x: f"{x:.2f} h",
     "prob": lambda x: f"{x:.3f}",
-    "leverage": lambda x: f"{x:.1f}×",  # a multiple: notional / margin (perp capital efficiency)
+    "leverage": lambda x: f"{x:.2f}×",  # a multiple: notional / margin (perp capital efficiency)
 }
 
 
@@ -417,13 +417,13 @@ def has_perp_metrics(metrics: Any) -> bool:
 
 
 def _capital_efficiency_display(metrics: Any) -> tuple[str, str]:
-    """A share of collateral on a lending book; a leverage multiple (``20.2×``) with a perp venue, whose
+    """A share of collateral on a lending book; a leverage multiple (``20.17×``) with a perp venue, whose
     capital efficiency is the notional its margin carries at the venue's maximum leverage / the margin."""
     return ("leverage", PERP_EFFICIENCY_UNIT) if has_perp_metrics(metrics) else ("pct", "fraction of collateral")
 
 
 def capital_efficiency_text(metrics: Any) -> str:
-    """The capital efficiency of a ``metrics()`` dict in its display unit (``80.00 %`` or ``20.2×``)."""
+    """The capital efficiency of a ``metrics()`` dict in its display unit (``80.00 %`` or ``20.17×``)."""
     entry = (metrics or {}).get("capital_efficiency") if isinstance(metrics, dict) else None
     ratio = entry.get("ratio") if isinstance(entry, dict) else None
     return metric("capital_efficiency").format_in(ratio, metrics)

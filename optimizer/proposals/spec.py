@@ -31,7 +31,16 @@ from typing import Any
 from protocols import Adapter, InvalidParameters
 
 from ..errors import InputError
-from .vocabulary import NOT_MODELLED, Term, Venue, canonical_unit, find_term, known_parameters, venue_for
+from .vocabulary import (
+    NOT_MODELLED,
+    Term,
+    Venue,
+    canonical_unit,
+    find_term,
+    known_parameters,
+    known_protocols,
+    venue_for,
+)
 
 RECORD_KEYS = {"protocol", "market", "title", "date", "link", "author", "summary", "asset", "emode", "ilk",
                "changes", "scenario", "source",
@@ -254,8 +263,8 @@ def parse_record(rec: Any, *, file: str, index: int | None = None) -> ProposalSp
     protocol = _text(rec, "protocol", file, where, required=True)
     venue = venue_for(protocol)
     if venue is None:
-        raise InputError(f"unknown protocol '{protocol}' (known: Aave v3 = aave_v3, Compound v3 = compound_v3, "
-                         "Maker/Sky = maker)", file=file, field=f"{where}protocol")
+        raise InputError(f"unknown protocol '{protocol}' (known: {known_protocols()})", file=file,
+                         field=f"{where}protocol")
     title = _text(rec, "title", file, where, required=True)
     src = rec.get("source")
     source: dict[str, Any] = {}

@@ -59,12 +59,17 @@ def _figures(data: Mapping[str, Any]) -> dict[str, tuple[str, Any, str]]:
             if rec and not rec.get("unchanged") and ((rec.get("in_sample") or {}).get("risk") or {}).get("value") is not None:
                 r = rec["in_sample"]["risk"]
                 marks["recommended"] = {"risk": r["value"], "risk_upper": r["ci95"][1], "efficiency": rec["efficiency"]}
+            from ..search.rows import efficiency_label, efficiency_unit, risk_label
+
+            unit = efficiency_unit(obj)
+            risk_name = risk_label(obj.get("risk_metric", "risk"))
+            eff_name = efficiency_label(unit) + (" (×)" if unit == "leverage" else " (%)")
             out["efficiency_risk"] = ("efficiency_risk.png",
-                                      fg.efficiency_risk(pts, obj.get("budget_share_of_debt"), obj.get("risk_metric", "risk"),
-                                                         marks),
-                                      "Simulated trials of the study (within budget or not): capital efficiency "
-                                      "(%) against the upper end of the 95 % CI of the risk metric of bad debt "
-                                      "(% of debt), which is what the budget line judges.")
+                                      fg.efficiency_risk(pts, obj.get("budget_share_of_debt"), risk_name, marks,
+                                                         efficiency_axis=eff_name, leverage=unit == "leverage"),
+                                      f"Simulated trials of the study (within budget or not): {eff_name} against the "
+                                      f"upper end of the 95 % interval of {risk_name} (%), which is what the budget "
+                                      "line judges.")
         imp = rep.get("importance") or {}
         if isinstance(imp, Mapping) and (imp.get("efficiency") or imp.get("risk")):
             out["importance"] = ("importance.png", fg.importance(imp),

@@ -167,8 +167,10 @@ def price_fan(fan: Mapping[str, Any]):
 
 
 def efficiency_risk(points: Sequence[Mapping[str, Any]], budget: float | None, risk_label: str,
-                    marks: Mapping[str, Mapping[str, float]] | None = None):
-    """Trials of a study: capital efficiency against risk (share of debt), feasible ones marked.
+                    marks: Mapping[str, Mapping[str, float]] | None = None, *,
+                    efficiency_axis: str = "capital efficiency (%)", leverage: bool = False):
+    """Trials of a study: capital efficiency (or, ``leverage``, the leverage offered) against risk, feasible
+    ones marked. ``risk_label`` names the risk as the tables do (``var_99 of bad debt / debt``).
 
     When every point carries ``risk_upper`` (the upper end of the risk's 95 % CI, what the budget judges),
     that is the x axis, so the budget line separates the within-budget points from the others."""
@@ -176,7 +178,8 @@ def efficiency_risk(points: Sequence[Mapping[str, Any]], budget: float | None, r
     upper = bool(points) and all(p.get("risk_upper") is not None for p in points)
     key = "risk_upper" if upper else "risk"
     xs = np.array([p[key] for p in points], float) * 100.0
-    ys = np.array([p["efficiency"] for p in points], float) * 100.0
+    scale = 1.0 if leverage else 100.0
+    ys = np.array([p["efficiency"] for p in points], float) * scale
     ok = np.array([bool(p.get("feasible")) for p in points])
     if xs.size:
         ax.scatter(xs[~ok], ys[~ok], s=12, color="#c44e52", alpha=0.6, label="over budget")
@@ -184,16 +187,15 @@ def efficiency_risk(points: Sequence[Mapping[str, Any]], budget: float | None, r
     front = [p for p in points if p.get("pareto")]
     if front:
         f = sorted(front, key=lambda p: p[key])
-        ax.plot([p[key] * 100 for p in f], [p["efficiency"] * 100 for p in f], color="#55a868",
+        ax.plot([p[key] * 100 for p in f], [p["efficiency"] * scale for p in f], color="#55a868",
                 linewidth=1.2, label="Pareto front")
     if budget is not None:
         ax.axvline(budget * 100.0, color="grey", linestyle="--", linewidth=1, label=f"budget {budget:.2%}")
     for name, pt in (marks or {}).items():
-        ax.scatter([pt.get(key, pt["risk"]) * 100], [pt["efficiency"] * 100], s=60, marker="*",
+        ax.scatter([pt.get(key, pt["risk"]) * 100], [pt["efficiency"] * scale], s=60, marker="*",
                    color=COLOURS.get(name, "k"), label=name, zorder=5)
-    ax.set_xlabel(f"upper end of the 95 % CI of {risk_label} of bad debt (% of debt)" if upper
-                  else f"{risk_label} of bad debt (% of debt)")
-    ax.set_ylabel("capital efficiency (%)")
+    ax.set_xlabel(f"upper end of the 95 % interval of {risk_label} (%)" if upper else f"{risk_label} (%)")
+    ax.set_ylabel(efficiency_axis)
     ax.set_title(f"Efficiency vs risk ({xs.size} simulated trials)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", frameon=False, fontsize=8)

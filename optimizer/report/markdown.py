@@ -15,7 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..engine.metrics import METRICS, capital_efficiency_text, format_delta, format_value, metric
+from ..engine.metrics import METRICS, format_delta, format_value, metric
 
 Figure = tuple[str, str]  # (file name, caption)
 
@@ -609,41 +609,21 @@ def _pct(x: Any, digits: int = 3) -> str:
     return "-" if x is None else f"{x * 100:.{digits}f} %"
 
 
-def _risk(r: Mapping[str, Any] | None) -> str:
-    if not r or r.get("value") is None:
-        return "-"
-    lo, hi = r["ci95"]
-    return f"{_pct(r['value'])} [{_pct(lo)}, {_pct(hi)}]"
-
-
 def _short(name: str, names: Sequence[str]) -> str:
     """``adapter:KEY`` without the adapter prefix when the study has one adapter."""
     return name.split(":", 1)[-1] if len({n.split(":", 1)[0] for n in names}) <= 1 else name
-
-
-def _usd_se(v: Any, se: Any) -> str:
-    if v is None:
-        return "-"
-    return format_value(v, "usd") + (f" ± {format_value(se, 'usd')}" if se is not None else "")
-
-
-def _pct_se(v: Any, se: Any) -> str:
-    """A share in % with its standard error, the error to two significant digits (never "± 0.000 %")."""
-    if v is None:
-        return "-"
-    if se is None:
-        return _pct(v)
-    digits = 3 if se <= 0 else min(8, max(3, 1 - math.floor(math.log10(se * 100.0))))
-    return f"{_pct(v, digits)} ± {_pct(se, digits)}"
 
 
 def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Mapping[str, Figure]) -> str:
     """The report of an optimisation study, from the result ``cascade optimize`` stored: the same verdict,
     recommendation (after the no-free-moves reversion), metrics, out-of-sample checks and trade-off curve
     the command printed."""
+    from ..search.rows import capacity_noun, efficiency_change, efficiency_unit, format_efficiency, risk_cell
+
     rep = data["search"]
     st = rep.get("study", {})
     obj = rep.get("objective", {})
+    unit = efficiency_unit(obj)
     names = rep.get("space_names") or [ch["name"] for ch in (rep.get("best") or {}).get("changes", [])]
     rec = rep.get("recommendation")
     v = rep.get("verdict") or {}
@@ -663,7 +643,7 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
             out.append("")
     if rep.get("pareto"):
         vals_name = obj["objectives"][1] if len(obj.get("objectives") or []) > 1 else "risk"
-        prow = [[p["trial"], _pct(p.get("efficiency"), 2),
+        prow = [[p["trial"], format_efficiency(p.get("efficiency"), unit),
                  _pct((list((p.get("values") or {}).values()) + [None, None])[1]),
                  "yes" if (p.get("risk") or {}).get("feasible") else "no",
                  *[fmt_num((p.get("params") or {}).get(n)) for n in names]] for p in rep["pareto"]]
@@ -685,47 +665,31 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
                       "lrrrlll"), ""]
         c = rec.get("cost")
         if c and not rec.get("unchanged"):
-            out += [f"Borrowing power: {c['efficiency_points']:+.3f} points of capital efficiency, "
+            out += [f"{capacity_noun(unit).capitalize()}: {efficiency_change(c['efficiency_points'], unit)}, "
                     f"{format_value(c['borrow_capacity_usd'], 'usd')} ({c['borrow_capacity_pct']:+.2f} %) against "
                     "today's set.", ""]
     elif rep.get("best") is not None:
         out += [f"> **Not a recommendation**: the in-sample winner (trial {rep['best'].get('trial')}) and the "
                 "runners-up fail out of sample.", ""]
 
-    def m(d, *keys):
-        x = (d or {}).get("metrics", {}) if isinstance(d, Mapping) else {}
-        for k in keys:
-            x = x.get(k, {}) if isinstance(x, Mapping) else {}
-        return None if x == {} else x
-
     from ..search.result import metric_columns
+    from ..search.rows import table_rows
 
     cols = metric_columns(dict(rep))
-    rows = [
-        ["capital efficiency"] + [capital_efficiency_text(d.get("metrics") if isinstance(d, Mapping) else None)
-                                  for _, d in cols],
-        [f"{obj.get('risk_metric')} of bad debt / debt (constraint)"] + [_risk(d.get("risk")) for _, d in cols],
-        ["ES 99 of bad debt / debt"] + [_pct(m(d, "bad_debt_share", "es_99")) for _, d in cols],
-        ["mean bad debt (USD)"] + [_usd_se(m(d, "bad_debt_usd", "mean"), m(d, "bad_debt_usd", "stderr")) for _, d in cols],
-        ["VaR 99 bad debt (USD)"] + [format_value(m(d, "bad_debt_usd", "var_99"), "usd") for _, d in cols],
-        ["borrower penalty (mean, share of debt)"] + [_pct_se(m(d, "borrower_penalty_share", "mean"),
-                                                              m(d, "borrower_penalty_share", "stderr")) for _, d in cols],
-        ["borrower penalty (mean, USD)"] + [format_value(m(d, "borrower_penalty_usd", "mean"), "usd") for _, d in cols],
-        ["within budget"] + [("yes" if d.get("holds", (d.get("risk") or {}).get("feasible")) else "no") for _, d in cols],
-    ]
-    out += ["## Risk", "", "Bad debt and the borrower penalty as a share of debt; 95 % confidence intervals.", "",
-            table(["metric"] + [c for c, _ in cols], rows), ""]
+    rows = [[label, *cells] for label, cells in table_rows(rep, cols)]
+    out += ["## Risk", "", "Each set's risk metrics with 95 % confidence intervals (± a standard error, or an "
+            "interval in brackets); shares are of debt.", "", table(["metric"] + [c for c, _ in cols], rows), ""]
     checks = rep.get("out_of_sample_checks") or []
     if checks:
-        crow = [[f"trial {c['trial']}" if c.get("trial") is not None else "reverted set", _pct(c.get("efficiency"), 2),
-                 _risk((c.get("in_sample") or {}).get("risk")), _risk((c.get("out_of_sample") or {}).get("risk")),
+        crow = [[f"trial {c['trial']}" if c.get("trial") is not None else "reverted set", format_efficiency(c.get("efficiency"), unit),
+                 risk_cell((c.get("in_sample") or {}).get("risk")), risk_cell((c.get("out_of_sample") or {}).get("risk")),
                  c.get("status", "")] for c in checks]
         out += ["## Out-of-sample checks (in the order made)", "",
                 table(["set", "efficiency", "risk in sample", "risk out of sample", "result"], crow, "lrrrl"), ""]
     front = rep.get("tradeoff") or []
     if len(front) > 1:
         reverted = " (reverted)" if rec and rec.get("trial") is None else ""
-        trow = [[p["trial"], _pct(p.get("efficiency"), 2), _pct(p.get("risk_value")), _pct(p.get("risk_ci95_high")),
+        trow = [[p["trial"], format_efficiency(p.get("efficiency"), unit), _pct(p.get("risk_value")), _pct(p.get("risk_ci95_high")),
                  "yes" if p.get("within_budget") else "no",
                  ", ".join(x for x, on in (("today", p.get("current")), ("recommended" + reverted, p.get("recommended")))
                            if on)] for p in front]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..engine.metrics import format_value
+from ..search.rows import efficiency_unit, format_efficiency
 
 
 def _where(out_dir: Path) -> str:
@@ -55,7 +56,8 @@ def summary_lines(data: Mapping[str, Any], out_dir: Path) -> list[str]:
         else:  # a result stored before verdicts existed
             best = rep.get("best")
             lines.append(f"study {rep.get('study', {}).get('name')}: "
-                         + ("no feasible set" if not best else f"best efficiency {best['efficiency'] * 100:.2f} %"))
+                         + ("no feasible set" if not best else
+                            f"best efficiency {format_efficiency(best['efficiency'], efficiency_unit(rep.get('objective')))}"))
     elif kind == "backtest":
         t = (data.get("totals") or {}).get("collateral_seized_usd") or {}
         if t.get("simulated") is not None:

@@ -328,8 +328,8 @@ def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set
                                      f"account has one eMode", file=file, field=f"line {line}: emode")
                 emode.setdefault(idx, (e_id, line))
             for col, amount_col, bucket, allowed in (
-                ("collateral_asset", "collateral_amount", coll, adapter.collateral_assets),
-                ("debt_asset", "debt_amount", debt, adapter.debt_assets),
+                ("collateral_asset", "collateral_amount", coll, adapter.held_collateral_assets),
+                ("debt_asset", "debt_amount", debt, adapter.held_debt_assets),
             ):
                 asset = (row[col] or "").strip()
                 raw_amount = (row[amount_col] or "").strip()
@@ -361,8 +361,8 @@ def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set
         except ValueError as e:
             first = min(line for e2, line in emode.values() if e2 == e_id)
             raise InputError(str(e), file=file, field=f"line {first}: emode") from None
-    c_assets = tuple(a for a in adapter.collateral_assets if any(k[1] == a for k in coll))
-    d_assets = tuple(a for a in adapter.debt_assets if any(k[1] == a for k in debt))
+    c_assets = tuple(a for a in adapter.held_collateral_assets if any(k[1] == a for k in coll))
+    d_assets = tuple(a for a in adapter.held_debt_assets if any(k[1] == a for k in debt))
     if not d_assets:
         raise InputError("no account has debt (empty book)", file=file)
     ct = np.zeros((len(accounts), len(c_assets)))

@@ -94,6 +94,7 @@ class ObjectiveSettings:
     samples: tuple[int, ...] = ()
     max_penalty_share: float | None = None  # user-harm constraint on the mean borrower penalty / debt
     tie_break: float = TIE_BREAK
+    efficiency_unit: str = "share"  # "leverage" on a book of perp venues only (optimizer.search.rows)
 
     @property
     def multi(self) -> bool:
@@ -417,6 +418,8 @@ class SearchObjective:
         change = self.space.change_size(params)
         value = primary_value(eff, s.primary) * (1.0 - s.tie_break * change)
         trial.set_user_attr("efficiency", eff["ratio"])
+        if s.efficiency_unit != "share":
+            trial.set_user_attr("efficiency_unit", s.efficiency_unit)
         trial.set_user_attr("borrow_capacity_usd", eff["borrow_capacity_usd"])
         trial.set_user_attr("change", change)
         trial.set_user_attr("changed", len(self.space.changed(params)))

@@ -9,9 +9,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial
 
-from ..engine.metrics import capital_efficiency_text
 from .objective import METRICS_ATTR, ObjectiveSettings, dominates, feasible, is_full
 from .result import metric_columns
+from .rows import capacity_noun, efficiency_change, efficiency_unit, format_efficiency, risk_cell, table_rows
 from .space import SearchSpace
 from .storage import counts
 
@@ -176,13 +176,6 @@ def _pct(v: float | None, digits: int = 3) -> str:
     return "-" if v is None else f"{v * 100:.{digits}f} %"
 
 
-def _risk_cell(r: dict[str, Any] | None) -> str:
-    if not r or r.get("value") is None:
-        return "-"
-    lo, hi = r["ci95"]
-    return f"{_pct(r['value'])} [{_pct(lo)}, {_pct(hi)}]"
-
-
 def render(out: dict[str, Any]) -> None:
     """The result of ``cascade optimize`` as text on stdout (``out``: :meth:`SearchResult.to_json`)."""
     import sys
@@ -193,6 +186,7 @@ def render(out: dict[str, Any]) -> None:
     con = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
     st = out["study"]
     obj = out["objective"]
+    unit = efficiency_unit(obj)
     names = out["space_names"]
     con.print(f"[bold]cascade optimize[/bold] {out['scenario']}: study '{st['name']}' in {st['storage']} "
               f"({st['trials']} trials: {st['full_trials']} fully simulated, {st['simulated_trials']} simulated, "
@@ -217,7 +211,7 @@ def render(out: dict[str, Any]) -> None:
             t.add_column(_short(name, names), justify="right")
         for p in out["pareto"]:
             vals = list((p.get("values") or {}).values())
-            t.add_row(str(p["trial"]), _pct(p.get("efficiency"), 2), _pct(vals[1] if len(vals) > 1 else None),
+            t.add_row(str(p["trial"]), format_efficiency(p.get("efficiency"), unit), _pct(vals[1] if len(vals) > 1 else None),
                       "yes" if p["risk"]["feasible"] else "no", *[_fmt(p["params"].get(n)) for n in names])
         con.print(t)
     shown = rec if rec is not None else None
@@ -240,37 +234,20 @@ def render(out: dict[str, Any]) -> None:
         con.print(t)
         c = shown.get("cost")
         if c and not shown.get("unchanged"):
-            con.print(f"borrowing power: {c['efficiency_points']:+.3f} points of capital efficiency, "
+            con.print(f"{capacity_noun(unit)}: {efficiency_change(c['efficiency_points'], unit)}, "
                       f"{_signed_usd(c['borrow_capacity_usd'])} ({c['borrow_capacity_pct']:+.2f} %) against today's set")
     elif out.get("best") is not None:
         b = out["best"]
         con.print(f"[red]in-sample winner (trial {b['trial']}) and runners-up fail out of sample: not a "
                   "recommendation[/red]")
 
-    t = Table(title="metrics (bad debt and the borrower penalty as a share of debt; 95 % CIs)")
+    t = Table(title="metrics (95 % CIs; shares of debt where marked)")
     t.add_column("metric")
     cols = metric_columns(out)
     for label, _ in cols:
         t.add_column(label, justify="right")
-
-    def m(d, *keys):
-        x = d.get("metrics", {}) if isinstance(d, dict) else {}
-        for k in keys:
-            x = x.get(k, {}) if isinstance(x, dict) else {}
-        return x if x != {} else None
-
-    def row(label: str, get) -> None:
-        t.add_row(label, *[get(d) for _, d in cols])
-
-    row("capital efficiency", lambda d: capital_efficiency_text(d.get("metrics") if isinstance(d, dict) else None))
-    row(f"{obj['risk_metric']} (constraint)", lambda d: _risk_cell(d.get("risk")))
-    row("ES 99", lambda d: _pct(m(d, "bad_debt_share", "es_99")))
-    row("mean bad debt", lambda d: _usd_se(m(d, "bad_debt_usd", "mean"), m(d, "bad_debt_usd", "stderr")))
-    row("VaR 99 bad debt", lambda d: _usd(m(d, "bad_debt_usd", "var_99")))
-    row("borrower penalty (mean)", lambda d: _pct_se(m(d, "borrower_penalty_share", "mean"),
-                                                     m(d, "borrower_penalty_share", "stderr")))
-    row("borrower penalty (USD, mean)", lambda d: _usd(m(d, "borrower_penalty_usd", "mean")))
-    row("within budget", lambda d: "yes" if d.get("holds") else "no")
+    for label, cells in table_rows(out, cols):
+        t.add_row(label, *cells)
     con.print(t)
 
     checks = out.get("out_of_sample_checks") or []
@@ -279,8 +256,8 @@ def render(out: dict[str, Any]) -> None:
         for col in ("set", "efficiency", "risk in sample", "risk out of sample", "result"):
             t.add_column(col, justify="left" if col in ("set", "result") else "right")
         for c in checks:
-            t.add_row(f"trial {c['trial']}" if c["trial"] is not None else "reverted set", _pct(c["efficiency"], 2),
-                      _risk_cell(c["in_sample"].get("risk")), _risk_cell((c["out_of_sample"] or {}).get("risk")),
+            t.add_row(f"trial {c['trial']}" if c["trial"] is not None else "reverted set", format_efficiency(c["efficiency"], unit),
+                      risk_cell(c["in_sample"].get("risk")), risk_cell((c["out_of_sample"] or {}).get("risk")),
                       c["status"])
         con.print(t)
     front = out.get("tradeoff") or []
@@ -292,7 +269,7 @@ def render(out: dict[str, Any]) -> None:
             mark = ", ".join(x for x, on in (("today", p.get("current")),
                                              ("recommended" + (" (reverted)" if rec and rec.get("trial") is None
                                                                else ""), p.get("recommended"))) if on)
-            t.add_row(str(p["trial"]), _pct(p["efficiency"], 2), _pct(p["risk_value"]), _pct(p["risk_ci95_high"]),
+            t.add_row(str(p["trial"]), format_efficiency(p["efficiency"], unit), _pct(p["risk_value"]), _pct(p["risk_ci95_high"]),
                       "yes" if p["within_budget"] else "no", mark)
         con.print(t)
     for cap in out.get("caps") or []:
@@ -307,7 +284,7 @@ def render(out: dict[str, Any]) -> None:
             t.add_column(col)
         for g in out["per_asset"]:
             b = g.get("best")
-            t.add_row(g["group"], g["study"], _pct(b["efficiency"], 2) if b else "-", _risk_cell(b["risk"]) if b else "-",
+            t.add_row(g["group"], g["study"], format_efficiency(b["efficiency"], unit) if b else "-", risk_cell(b["risk"]) if b else "-",
                       ("yes" if b["risk"]["feasible"] else "no") if b else "none feasible")
         con.print(t)
         j = out["joint"]
@@ -348,11 +325,3 @@ def _signed_usd(v: float | None) -> str:
     if v is None:
         return "-"
     return ("+" if v >= 0 else "-") + _usd(abs(v))
-
-
-def _usd_se(v: float | None, se: float | None) -> str:
-    return "-" if v is None else f"{_usd(v)} ± {_usd(se)}"
-
-
-def _pct_se(v: float | None, se: float | None) -> str:
-    return "-" if v is None else f"{_pct(v)} ± {_pct(se)}"

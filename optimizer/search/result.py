@@ -73,27 +73,13 @@ class SearchResult:
         return self._data
 
     def summary(self):
-        """One row per metric; columns today's set and the recommendation, in sample and out of sample."""
+        """One row per metric (the rows ``cascade optimize`` prints, as numbers, with standard errors in
+        their own rows); one column per set: today's and the recommendation's, in and out of sample."""
         import pandas as pd
 
-        cols: dict[str, dict[str, Any]] = {}
-        rec = self.recommendation
-        cur = self._data["current"]
-        oos = self._data.get("out_of_sample") or {}
-        cols["current (in sample)"] = cur
-        if rec is not None:
-            cols["recommended (in sample)"] = rec.get("in_sample") or {}
-            cols[f"recommended (out of sample, seed {oos.get('seed')})"] = rec.get("out_of_sample") or {}
-        if oos.get("current"):
-            cols[f"current (out of sample, seed {oos.get('seed')})"] = oos["current"]
-        rows = {}
-        for label, fn in _SUMMARY_ROWS:
-            rows[label] = {c: fn(d) for c, d in cols.items()}
-        eff = {"current (in sample)": cur.get("efficiency")}
-        if rec is not None:
-            eff["recommended (in sample)"] = rec.get("efficiency")
-        rows = {"capital efficiency": eff, **rows}
-        return pd.DataFrame(rows).T
+        from .rows import value_rows
+
+        return pd.DataFrame(value_rows(self._data, metric_columns(self._data))).T
 
     def data(self):
         """Every trial of the study as it was reported: a pandas DataFrame (the trade-off data)."""
@@ -143,35 +129,6 @@ def metric_columns(out: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         fc = oos["first_check"]
         cols.append((f"today (seed {fc['seed']})", fc["current"]))
     return cols
-
-
-def _get(d: dict[str, Any], *keys: str) -> Any:
-    x: Any = d
-    for k in keys:
-        if not isinstance(x, dict):
-            return None
-        x = x.get(k)
-    return x
-
-
-def _risk(d: dict[str, Any]) -> str | None:
-    r = d.get("risk") if isinstance(d, dict) else None
-    if not r or r.get("value") is None:
-        return None
-    lo, hi = r["ci95"]
-    return f"{r['value']:.4%} [{lo:.4%}, {hi:.4%}]"
-
-
-_SUMMARY_ROWS = (
-    ("risk (constraint metric, 95 % CI)", _risk),
-    ("within budget", lambda d: (d.get("risk") or {}).get("feasible") if isinstance(d, dict) else None),
-    ("ES 99 of bad debt share", lambda d: _get(d, "metrics", "bad_debt_share", "es_99")),
-    ("mean bad debt (USD)", lambda d: _get(d, "metrics", "bad_debt_usd", "mean")),
-    ("mean bad debt stderr (USD)", lambda d: _get(d, "metrics", "bad_debt_usd", "stderr")),
-    ("mean borrower penalty / debt", lambda d: _get(d, "metrics", "borrower_penalty_share", "mean")),
-    ("mean borrower penalty / debt stderr", lambda d: _get(d, "metrics", "borrower_penalty_share", "stderr")),
-    ("mean borrower penalty (USD)", lambda d: _get(d, "metrics", "borrower_penalty_usd", "mean")),
-)
 
 
 def load_result(storage: str | None, study: str, cwd: str | os.PathLike | None = None) -> SearchResult:

@@ -92,6 +92,14 @@ class Plan:
         return info
 
 
+def _efficiency_unit(sc) -> str:
+    """A book of perp venues only is judged by the leverage it is offered (optimizer.search.rows)."""
+    from protocols import ADAPTERS
+
+    fams = {ADAPTERS[p.adapter].family for p in sc.protocols}
+    return "leverage" if fams == {"perp"} else "share"
+
+
 def make_plan(req: SearchRequest) -> Plan:
     sc = load_scenario(req.scenario)
     if req.seed is not None:
@@ -136,7 +144,8 @@ def make_plan(req: SearchRequest) -> Plan:
                                  budget=cfg.budget_share_of_debt, adaptive=cfg.adaptive,
                                  screen_fraction=cfg.screen_fraction, min_screen_paths=cfg.min_screen_paths,
                                  eta=cfg.eta, mode=req.mode or "improve", samples=samples,
-                                 max_penalty_share=cfg.max_borrower_penalty_share)
+                                 max_penalty_share=cfg.max_borrower_penalty_share,
+                                 efficiency_unit=_efficiency_unit(sc))
     trials = req.trials if req.trials is not None else cfg.trials
     if req.workers < 1:
         raise InputError(f"must be >= 1, got {req.workers}", field="--workers")
@@ -689,7 +698,9 @@ def _objective_section(plan: Plan, space: SearchSpace, ev: Evaluator) -> dict[st
     from ..scenario.config import PROBABILITY_RISKS
 
     s = plan.settings
-    what = ("capital efficiency (borrow capacity / collateral)" if s.primary == "efficiency"
+    what = ("the leverage offered (notional the book's margin carries at the venues' maximum leverage / margin)"
+            if s.primary == "efficiency" and s.efficiency_unit == "leverage" else
+            "capital efficiency (borrow capacity / collateral)" if s.primary == "efficiency"
             else "borrowing power in USD (borrow capacity of the book at its caps)")
     pen = (f"; the mean liquidation penalty borrowers pay, upper 95 % CI end, <= {s.max_penalty_share:.4%} of debt"
            if s.max_penalty_share is not None else "")
@@ -703,6 +714,7 @@ def _objective_section(plan: Plan, space: SearchSpace, ev: Evaluator) -> dict[st
     return {"objectives": list(s.objectives), "primary": s.primary, "risk_metric": s.risk_metric,
             "budget_share_of_debt": s.budget, "max_borrower_penalty_share": s.max_penalty_share,
             "efficiency_tolerance": plan.cfg.efficiency_tolerance, "description": desc,
+            "efficiency_unit": s.efficiency_unit,
             "adaptive_paths": [int(x) for x in SearchObjective(space, ev, s).stages]}
 
 
@@ -710,6 +722,9 @@ def _verdict(mode: str, current: Candidate, rec: Candidate | None, out: dict[str
              settings: ObjectiveSettings) -> dict[str, Any]:
     from .decide import cost
     from .result import EXIT_NO_ANSWER, EXIT_OK
+    from .rows import capacity_noun, efficiency_change
+
+    u = settings.efficiency_unit
 
     cur_in, cur_oos = current.in_sample["holds"], bool(current.out_of_sample and current.out_of_sample["holds"])
     where = ("in sample and out of sample" if not (cur_in or cur_oos) else
@@ -730,15 +745,15 @@ def _verdict(mode: str, current: Candidate, rec: Candidate | None, out: dict[str
     elif mode == "repair":
         c = cost(current, rec)
         msg = (f"today's set breaks the budget {where}; the cheapest fix within the steward limits holds in sample "
-               f"and out of sample and costs {-c['efficiency_points']:.3f} points of capital efficiency "
-               f"({_money(-c['borrow_capacity_usd'])} of borrowing power)"
+               f"and out of sample and costs {efficiency_change(-c['efficiency_points'], u, signed=False)} "
+               f"({_money(-c['borrow_capacity_usd'])} of {capacity_noun(u)})"
                if c["efficiency_points"] <= 0 else
                f"today's set breaks the budget {where}; this set fixes it and adds "
-               f"{c['efficiency_points']:.3f} points of capital efficiency")
+               f"{efficiency_change(c['efficiency_points'], u, signed=False)}")
     else:
         c = cost(current, rec)
-        msg = (f"{c['efficiency_points']:+.3f} points of capital efficiency ({_money(c['borrow_capacity_usd'])} "
-               "of borrowing power), within budget in sample and out of sample")
+        msg = (f"{efficiency_change(c['efficiency_points'], u)} ({_money(c['borrow_capacity_usd'])} "
+               f"of {capacity_noun(u)}), within budget in sample and out of sample")
     return {"exit_code": EXIT_OK, "status": "within budget", "message": msg, "notes": messages}
 
 

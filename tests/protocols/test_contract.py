@@ -240,3 +240,32 @@ def test_every_adapter_states_its_bundled_snapshot_and_it_loads(name):
     assert cls.bundled_snapshot and (data_dir() / cls.bundled_snapshot).is_file()
     assert snapshot_path(name) == data_dir() / cls.bundled_snapshot
     assert type(load_adapter(name)) is cls
+
+
+def test_held_assets_contain_the_borrowable_and_counted_ones_and_books_of_them_evaluate(case):
+    """What an existing position may hold is at least what a new one may; a leg outside the counted set
+    (held collateral that does not count) leaves health unchanged."""
+    adapter, book, prices = case
+    assert set(adapter.collateral_assets) <= set(adapter.held_collateral_assets)
+    assert set(adapter.debt_assets) <= set(adapter.held_debt_assets)
+    extra = [a for a in adapter.held_collateral_assets if a not in adapter.collateral_assets]
+    if not extra:
+        return
+    a = extra[0]
+    wider = type(book)((*book.collateral_assets, a), book.debt_assets,
+                       np.c_[book.collateral_tokens, np.full(len(book.collateral_tokens), 1e6)],
+                       book.debt_tokens, category=book.category)
+    px = Prices(np.r_[prices.collateral_usd, 1.0], prices.debt_usd)
+    np.testing.assert_allclose(adapter.health(wider, px), adapter.health(book, prices), rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(n for n, c in __import__("protocols").ADAPTERS.items() if c.governance))
+def test_governance_vocabulary_names_real_parameters_of_its_adapter(name):
+    """Each adapter's governance vocabulary is its own and maps only to fields its schema holds."""
+    from protocols import ADAPTERS
+
+    vocab = ADAPTERS[name].governance
+    assert vocab.adapter == name and name in vocab.names
+    fields = {n.rsplit(".", 1)[-1] for n in load_adapter(name).schema().names}
+    mapped = {t.field for t in vocab.terms if t.field is not None and t.modelled}
+    assert mapped and mapped <= fields, sorted(mapped - fields)

@@ -11,14 +11,14 @@ LENDING = {"capital_efficiency": dict(CE, ratio=0.8)}
 
 
 def test_perp_capital_efficiency_is_a_leverage_multiple_and_lending_a_share():
-    assert capital_efficiency_text(PERP) == "20.2×"
+    assert capital_efficiency_text(PERP) == "20.17×"
     assert capital_efficiency_text(LENDING) == "80.00 %"
     fmt, unit = metric("capital_efficiency").display(PERP)
     assert fmt == "leverage" and unit.startswith("x")
     table = risk_table([("current", PERP), ("candidate", dict(PERP, capital_efficiency=dict(CE, ratio=25.0)))],
                        {}, "Δ")
     row = next(r for r in table.splitlines() if r.startswith("| capital efficiency"))
-    assert "20.2×" in row and "25.0×" in row and "+4.8×" in row and "%" not in row
+    assert "20.17×" in row and "25.00×" in row and "+4.83×" in row and "%" not in row
 
 
 def test_a_probability_budget_reads_as_a_probability():

@@ -115,6 +115,36 @@ def test_emode_column_sets_each_accounts_category(tmp_path):
     assert hf[0] == pytest.approx(10 * 2300 * lt / (9 * px["WETH"]), rel=1e-12)
 
 
+def test_a_real_book_may_owe_a_reserve_closed_to_borrowing_and_hold_one_that_is_not_collateral(tmp_path):
+    """Disabling borrowing (FRAX) stops new borrows only and disabling collateral (RLUSD) makes a supplied
+    balance count for nothing: a book read from the chain keeps such legs, and the rules treat them so."""
+    snap = json.loads((data_dir() / "protocols" / "aave_v3_ethereum_core.json").read_text())
+    assert not snap["assets"]["FRAX"]["borrowing_enabled"]
+    assert not snap["assets"]["RLUSD"]["usage_as_collateral_enabled"]
+    rows = ["a,aave_v3,WETH,1,FRAX,1500", "a,aave_v3,RLUSD,100000,,", "b,aave_v3,WETH,1,USDC,100"]
+    path = _files(tmp_path, rows)
+    text = (tmp_path / "s.toml").read_text().replace("[assets.USDC]", "[assets.FRAX]\nprice_usd = 1.0\n"
+                                                     'model = "constant"\n\n[assets.RLUSD]\nprice_usd = 1.0\n'
+                                                     'model = "constant"\n\n[assets.USDC]')
+    path.write_text(text)
+    book = load_scenario(path).protocols[0].csv_book.book
+    assert "FRAX" in book.debt_assets and "RLUSD" in book.collateral_assets
+    prep = prepare(load_scenario(path))
+    ad = prep.current["aave_v3"]
+    assert "FRAX" not in ad.debt_assets  # a synthetic book still cannot draw new FRAX borrows
+    from protocols import Prices
+
+    weth = float(prep.paths.close[0, 0, 0])
+    px = {"WETH": weth, "FRAX": 1.0, "RLUSD": 1.0, "USDC": 1.0}
+    hf = ad.health(book, Prices.from_mapping(book, px))
+    lt = ad.params["WETH.liquidation_threshold_bps"] / 1e4
+    assert hf[0] == pytest.approx(weth * lt / 1500, rel=1e-12)  # the $100k of RLUSD counts for nothing
+    ref, ker = (evaluate(prep, engine=e).raw for e in ("reference", "kernel"))
+    assert ref["liquidations"].min() >= 1  # account a (HF ~ 0.1) is liquidated on its FRAX debt
+    for k in ("liquidations", "collateral_seized_usd", "realised_bad_debt_usd"):
+        np.testing.assert_allclose(ker[k], ref[k], rtol=1e-9)
+
+
 @pytest.mark.parametrize("rows,where,rule", [
     (["a,aave_v3,WETH,1,,,1", "a,aave_v3,,,USDC,100,2"], "line 3: emode", "has eMode 1 on line 2"),
     (["a,aave_v3,WETH,1,USDC,100,777"], "line 2: emode", "unknown eMode category 777"),

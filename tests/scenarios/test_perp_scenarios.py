@@ -104,6 +104,18 @@ def test_a_perp_scenario_optimises_and_every_candidate_keeps_the_bracket_invaria
             assert t.user_attrs["fidelity"] == "none" and t.constraints["invariants"] > 0
     assert out["objective"]["risk_metric"] == "p_insurance_depletion"
     assert "Wilson 95 % interval of p_insurance_depletion" in out["objective"]["description"]
+    # a perp book is judged by the leverage it is offered, and the result shows perp losses, not bad debt
+    assert out["objective"]["efficiency_unit"] == "leverage" and "leverage offered" in out["objective"]["description"]
+    from optimizer.search.result import metric_columns
+    from optimizer.search.rows import table_rows
+
+    rows = dict(table_rows(out, metric_columns(out)))
+    eff = out["current"]["metrics"]["capital_efficiency"]["ratio"]
+    assert rows["leverage offered (notional at the maximum leverage / margin)"][0] == f"{eff:.2f}×" and eff > 1
+    assert "p_insurance_depletion (probability per path) (constraint)" in rows
+    assert "insurance-fund drawdown (mean, USD)" in rows and "P(ADL) (Wilson 95 % interval)" in rows
+    assert not any("borrower penalty" in k or "bad debt / debt" in k for k in rows)
+    assert all(t.user_attrs.get("efficiency_unit") == "leverage" for t in simulated)
 
 
 AUG5 = (SCENARIOS / "perp_binance_btc_2024-08-05_0013-0226.toml", SCENARIOS / "perp_binance_btc_2024-08-05_0502-0715.toml")

@@ -100,7 +100,8 @@ def test_stored_result_is_what_was_printed_and_loads_without_simulating(finished
     assert isinstance(r, SearchResult) and r.to_json() == out and r.exit_code == out["verdict"]["exit_code"]
     assert r.recommendation == out["recommendation"]
     s = r.summary()
-    assert "current (in sample)" in s.columns and "mean borrower penalty / debt" in s.index
+    assert "today (in sample)" in s.columns and "borrower penalty (mean, share of debt)" in s.index
+    assert s.loc["capital efficiency", "today (in sample)"] == out["current"]["metrics"]["capital_efficiency"]["ratio"]
     assert len(r.data()) == 8 and {"efficiency", "risk_ci95_high", "outcome"} <= set(r.data().columns)
     with pytest.raises(Exception, match="no study"):
         load_result(None, "no-such-study", cwd=tmp)
