@@ -401,6 +401,9 @@ def draw_perp_synthetic(raw: Mapping[str, Any], adapter: PerpAdapter, file: str,
     n = raw.get("positions")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError(f"must be a whole number >= 1, got {n!r}", file=file, field=f"{key}.positions")
+    from .limits import check_book
+
+    check_book(n, 1, 1, file=file, field=f"{key}.positions")  # the memory the book will need, before drawing it
     oi = raw.get("open_interest_usd")
     if not isinstance(oi, Mapping) or not oi:
         raise InputError("must be a table of market = open interest in USD (long + short, at entry)", file=file,
