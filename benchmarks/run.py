@@ -1,7 +1,7 @@
 """`make bench`: how fast is one evaluation of the cascade simulator, and is it still right?
 
 For each workload (a scenario TOML: the same 50,000-position Aave v3 Core-like book under two stress
-levels) this measures, in one process and on the same inputs:
+levels, a multi-collateral book, the bundled Maker Black Thursday replay) this measures, in one process and on the same inputs:
 
 * the floor: generating the price paths alone (``generate_paths``, the same seed stream as ``prepare``);
 * the kernel: warm ``run_kernel`` on all paths (best of N), liquidations per path, kernel / floor;
@@ -57,9 +57,14 @@ WORKLOADS = (
     ("reference_workload", HERE / "reference_workload.toml", 8),
     ("aave_v3_core_24h_jumps", ROOT / "data" / "scenarios" / "aave_v3_core_24h_jumps.toml", 4),
     ("multi_collateral_book", HERE / "multi_collateral_workload.toml", 2),
+    ("black_thursday_replay", ROOT / "data" / "scenarios" / "maker_eth_a_black_thursday.toml", 4),
 )
-#: workloads the quick smoke run skips (their book is generated; the smoke test pins the other two)
-FULL_ONLY = {"multi_collateral_book"}
+#: workloads run on their own bundled book (--positions does not resize it) and their default path count (the
+#: replay's paths are one price history: copies, so the kernel's per-path time is not one thread launch)
+BUNDLED_BOOK = {"black_thursday_replay"}
+DEFAULT_PATHS = {"black_thursday_replay": 100}
+#: workloads the quick smoke run skips (a generated book, a Maker replay; the smoke test pins the other two)
+FULL_ONLY = {"multi_collateral_book", "black_thursday_replay"}
 MULTI_ACCOUNTS = 50_000
 #: evaluate() / path-generation floor, per workload (issue 11): bad day, severe stress, multi-asset book
 TARGET_OVER_FLOOR = {"reference_workload": 10.0, "aave_v3_core_24h_jumps": 30.0, "multi_collateral_book": 20.0}
@@ -173,6 +178,8 @@ def bench_workload(name: str, path: Path, args, k_ref: int) -> tuple[dict, list[
     if name == "multi_collateral_book":  # a generated CSV book: --positions sets its account count
         path = multi_collateral_scenario(path, ROOT / "runs" / "bench" / "multi", args.positions or MULTI_ACCOUNTS)
         sc = load(path, args.paths, None)
+    elif name in BUNDLED_BOOK:
+        sc = load(path, args.paths or DEFAULT_PATHS.get(name), None)
     else:
         sc = load(path, args.paths, args.positions)
     log(f"[{name}] prepare {sc.paths} paths ...")

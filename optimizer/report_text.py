@@ -43,6 +43,12 @@ def render_protocols(report: list[dict[str, Any]]) -> None:
         con.print()
 
 
+def _pct_metrics() -> frozenset[str]:
+    from .engine.metrics import METRICS
+
+    return frozenset(s.name for s in METRICS if s.fmt == "pct" and s.monte_carlo)
+
+
 def render_simulation(result: dict[str, Any]) -> None:
     """Metrics of one simulation as a table: estimate ± standard error, tails with their 95 % CIs."""
     con = console()
@@ -68,7 +74,8 @@ def render_simulation(result: dict[str, Any]) -> None:
     fixed = (("liquidated_usd", "{:,.0f}"), ("liquidations", "{:,.1f}"), ("amplification", "{:.3f}"),
              ("time_to_stabilise_h", "{:.2f}"))
     # then every per-path ledger metric the scenario's venues declare (USD amounts), in their order
-    declared = tuple((k, "{:,.0f}") for k, v in m.items()
+    pct = _pct_metrics()  # shares (forced-flow selling shares) in %, not as whole numbers
+    declared = tuple((k, "{:.2%}" if k in pct else "{:,.0f}") for k, v in m.items()
                      if isinstance(v, dict) and "p99" in v and k not in dict(fixed) and k != "debt_repaid_usd")
     for name, fmt in (*fixed, *declared):
         v = m[name]

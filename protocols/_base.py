@@ -355,7 +355,7 @@ class VenueAdapter(abc.ABC):
 
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         self._snapshot = snapshot
-        schema = self._build_schema(snapshot)
+        schema = self._extend_schema(self._build_schema(snapshot), snapshot)
         merged = schema.merged(params)
         schema.validate(merged)
         self._schema = schema
@@ -374,6 +374,11 @@ class VenueAdapter(abc.ABC):
     @abc.abstractmethod
     def _build_schema(cls, snapshot: Mapping[str, Any]) -> ParameterSchema:
         """Read parameter specs (with current values) and invariants from the snapshot dict."""
+
+    @classmethod
+    def _extend_schema(cls, schema: ParameterSchema, snapshot: Mapping[str, Any]) -> ParameterSchema:
+        """Parameters a whole family adds to every venue's own (perp: the tunable circuit breakers)."""
+        return schema
 
     def schema(self) -> ParameterSchema:
         """The schema; ``ParamSpec.current`` is the snapshot value, not this candidate's."""

@@ -19,13 +19,14 @@ Conventions (all venues)
 from __future__ import annotations
 
 import abc
+import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ._base import CircuitBreakers, SnapshotError, VenueAdapter, field_of
+from ._base import CircuitBreakers, ParameterSchema, ParamSpec, SnapshotError, VenueAdapter, field_of
 
 ISOLATED = 0
 CROSS = 1
@@ -314,8 +315,19 @@ class PerpCircuitBreakers(CircuitBreakers):
       (Binance ``marketTakeBound``).
     - ``max_open_interest_usd``: per market; opening beyond it is refused (GMX ``maxOpenInterest``).
 
+    Tunable breakers every perp venue has (:data:`BREAKER_PARAMS`, parameters ``breakers.*``; no venue
+    sets them: each is off at its current value, so a search or a scenario switches it on):
+
+    - ``price_band_move`` / ``price_band_window_s`` / ``price_band_halt_s``: when a market's price has
+      moved more than ``price_band_move`` (a fraction) against any close of the last ``price_band_window_s``
+      seconds, liquidations on that market halt for ``price_band_halt_s`` seconds (1 = off: a fall is at
+      most 100 %).
+    - ``stress_margin_multiplier`` / ``stress_move`` / ``stress_window_s``: while a market's price has
+      moved more than ``stress_move`` within ``stress_window_s`` seconds, its maintenance margin is
+      multiplied by ``stress_margin_multiplier`` (1 = off); see :meth:`PerpAdapter.with_margin_multiplier`.
+
     The limits applied inside one ``liquidate`` call (dYdX block limits) are already enforced there;
-    the others (cooldowns, bands, OI caps) are for the simulator to enforce over time.
+    the others (cooldowns, bands, OI caps, stress margins) are for the simulator to enforce over time.
     """
 
     partial_liquidation_cooldown_s: float = 0.0
@@ -325,6 +337,38 @@ class PerpCircuitBreakers(CircuitBreakers):
     max_insurance_loss_per_account_per_step_usd: float = np.inf
     price_band_ratio: float = np.inf
     max_open_interest_usd: Mapping[str, float] = field(default_factory=dict)
+    price_band_move: float = 1.0
+    price_band_window_s: float = 300.0
+    price_band_halt_s: float = 300.0
+    stress_margin_multiplier: float = 1.0
+    stress_move: float = 0.05
+    stress_window_s: float = 3600.0
+
+    @property
+    def price_band_on(self) -> bool:
+        """A band halts liquidations (a move below 100 % and a halt of some length)."""
+        return self.price_band_move < 1.0 and self.price_band_halt_s > 0
+
+    @property
+    def stress_margin_on(self) -> bool:
+        return self.stress_margin_multiplier != 1.0
+
+
+#: the tunable breakers of every perp venue: (name, unit, lower, upper, current (off), description)
+BREAKER_PARAMS: tuple[tuple[str, str, float, float, float, str], ...] = (
+    ("price_band_move", "fraction", 0.001, 1.0, 1.0,
+     "Price band: liquidations on a market halt when its price moved more than this fraction against a close "
+     "of the band window (1 = off)."),
+    ("price_band_window_s", "s", 60.0, 86_400.0, 300.0, "Price band: the window the move is measured over."),
+    ("price_band_halt_s", "s", 0.0, 86_400.0, 300.0, "Price band: how long liquidations halt after it trips."),
+    ("stress_margin_multiplier", "x", 1.0, 10.0, 1.0,
+     "Stress margin: maintenance margin x this while the stress condition holds (1 = off)."),
+    ("stress_move", "fraction", 0.001, 1.0, 0.05,
+     "Stress margin: the condition holds while the market moved more than this within the stress window."),
+    ("stress_window_s", "s", 60.0, 86_400.0, 3600.0, "Stress margin: the window of the stress condition."),
+)
+BREAKER_SOURCE = ("cascade circuit-breaker lever (issue 12; docs/scenario_format.md): no venue publishes it, "
+                  "off at its current value")
 
 
 # --------------------------------------------------------------------------------------------
@@ -402,7 +446,7 @@ class PerpAdapter(VenueAdapter):
 
     Subclasses set ``name``, ``title`` and the class facts below, and implement ``_build_schema``,
     ``_maintenance_tiers``, ``max_leverage``, ``liquidate``,
-    ``adl_score`` and ``circuit_breakers``.
+    ``adl_score`` and ``_venue_breakers`` (``circuit_breakers`` adds the tunable ``breakers.*``).
 
     Class facts
     -----------
@@ -426,6 +470,42 @@ class PerpAdapter(VenueAdapter):
         # every perp snapshot lists its markets as ``markets.<name>.base_asset`` (checked by the schema)
         self._markets: tuple[str, ...] = tuple(field_of(snapshot, "markets", "dict"))
         self._assets = tuple(field_of(snapshot, f"markets.{m}.base_asset", "str") for m in self._markets)
+        self._mm_multiplier: np.ndarray | None = None  # per market (with_margin_multiplier); None: x1
+
+    @classmethod
+    def _extend_schema(cls, schema: ParameterSchema, snapshot: Mapping[str, Any]) -> ParameterSchema:
+        """Every perp venue's own parameters plus the tunable breakers (``breakers.*``, off at current)."""
+        as_of = str(snapshot.get("as_of") or "n/a")
+        extra = tuple(ParamSpec(f"breakers.{n}", unit, lo, hi, cur, desc, source=BREAKER_SOURCE, as_of=as_of)
+                      for n, unit, lo, hi, cur, desc in BREAKER_PARAMS)
+        return ParameterSchema(schema.specs + extra, schema.invariants)
+
+    def circuit_breakers(self) -> PerpCircuitBreakers:
+        """The venue's own limits (:meth:`_venue_breakers`) with the tunable ``breakers.*`` parameters."""
+        return replace(self._venue_breakers(), **{n: float(self.params[f"breakers.{n}"]) for n, *_ in BREAKER_PARAMS})
+
+    @abc.abstractmethod
+    def _venue_breakers(self) -> PerpCircuitBreakers:
+        """The limits the venue itself publishes (cooldowns, block limits, price bands, OI caps)."""
+
+    def with_margin_multiplier(self, multiplier_by_market: np.ndarray | float) -> PerpAdapter:
+        """The same rules with every maintenance margin of market ``m`` multiplied by ``multiplier[m]``
+        (``MM = k * (notional * rate - deduction)``, every tier): a venue raising margins in stress.
+        Liquidatable, liquidation routes (backstop below a share of MM), bankruptcy shares and liquidation
+        prices all read the multiplied margin. A new adapter; ``self`` is unchanged."""
+        k = np.broadcast_to(np.asarray(multiplier_by_market, dtype=np.float64), (len(self._markets),)).copy()
+        if not (np.isfinite(k).all() and (k > 0).all()):
+            raise ValueError(f"margin multipliers must be finite and > 0, got {k.tolist()}")
+        out = copy.copy(self)
+        out._mm_multiplier = None if (k == 1.0).all() else k
+        return out
+
+    def _tiers(self, book: PerpBook, vm: np.ndarray, open_interest: OpenInterest) -> Tiers:
+        t = self._maintenance_tiers(book, vm, open_interest)
+        if self._mm_multiplier is None:
+            return t
+        k = self._mm_multiplier[vm][:, None]
+        return Tiers(t.floor_usd, t.rate * k, t.deduction_usd * k)
 
     @property
     def markets(self) -> tuple[str, ...]:
@@ -491,7 +571,7 @@ class PerpAdapter(VenueAdapter):
         """Maintenance margin of each position on its own (0 for closed rows)."""
         mark_usd = np.asarray(mark_usd, dtype=np.float64)
         vm = self.market_index(book)
-        tiers = self._maintenance_tiers(book, vm, self._oi(book, mark_usd, open_interest))
+        tiers = self._tiers(book, vm, self._oi(book, mark_usd, open_interest))
         mm = tiers.maintenance_usd(book.notional_usd(mark_usd))
         return np.where(book.size_base > 0, mm, 0.0)
 
@@ -560,7 +640,7 @@ class PerpAdapter(VenueAdapter):
         mark_usd = np.asarray(mark_usd, dtype=np.float64)
         vm = self.market_index(book)
         oi = self._oi(book, mark_usd, open_interest)
-        tiers = self._maintenance_tiers(book, vm, oi)
+        tiers = self._tiers(book, vm, oi)
         s = book.side.astype(np.float64)
         q = book.size_base
         eq = self.equity_usd(book, mark_usd, oi)
@@ -704,7 +784,7 @@ class PerpAdapter(VenueAdapter):
         partial = np.ones(n, dtype=bool) if partial_allowed is None else np.asarray(partial_allowed, dtype=bool)
         vm = self.market_index(book)
         oi = self._oi(book, mark_usd, open_interest)
-        tiers = self._maintenance_tiers(book, vm, oi)
+        tiers = self._tiers(book, vm, oi)
         eq = self.equity_usd(book, mark_usd, oi)
         req = self.requirement_usd(book, mark_usd, oi)
         flagged = self._flag(eq, req) & (book.size_base > 0) & m

@@ -215,6 +215,6 @@ class BinanceUsdm(PerpAdapter):
             ratio = np.where(balance > 0, mm / balance, 0.0)
         return np.maximum(upnl, 0.0) / np.maximum(wb, 1.0) * ratio
 
-    def circuit_breakers(self) -> PerpCircuitBreakers:
+    def _venue_breakers(self) -> PerpCircuitBreakers:
         bands = [float(field_of(self._snapshot, f"markets.{m}.market_take_bound")) for m in self._markets]
         return PerpCircuitBreakers(price_band_ratio=min(bands))

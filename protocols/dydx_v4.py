@@ -236,7 +236,7 @@ class DydxV4(PerpAdapter):
         """Constant: dYdX deleveraging scans subaccounts from a pseudo-random start, with no ranking."""
         return np.zeros(book.n_positions)
 
-    def circuit_breakers(self) -> PerpCircuitBreakers:
+    def _venue_breakers(self) -> PerpCircuitBreakers:
         p = self.params
         return PerpCircuitBreakers(
             max_position_fraction_liquidated_per_step=float(p["max_position_portion_liquidated"]),

@@ -318,7 +318,7 @@ class GmxV2(PerpAdapter):
         first (the contracts only check the PnL factor; the keepers' choice is not on-chain)."""
         return np.maximum(book.unrealized_pnl_usd(np.asarray(mark_usd, dtype=np.float64)), 0.0)
 
-    def circuit_breakers(self) -> PerpCircuitBreakers:
+    def _venue_breakers(self) -> PerpCircuitBreakers:
         return PerpCircuitBreakers(max_open_interest_usd={m: float(x) for m, x in
                                                           zip(self._markets, self._v["max_open_interest_usd"],
                                                               strict=True)})

@@ -196,5 +196,5 @@ class Hyperliquid(PerpAdapter):
         lev = book.pool_sum(book.notional_usd(mark_usd)) / eq
         return upnl / eq * lev
 
-    def circuit_breakers(self) -> PerpCircuitBreakers:
+    def _venue_breakers(self) -> PerpCircuitBreakers:
         return PerpCircuitBreakers(partial_liquidation_cooldown_s=float(self.params["partial_liquidation_cooldown_s"]))

@@ -18,7 +18,7 @@ FIGURE = "backtest.png"
 LABELS = {"count": ("liquidations (events)", ""), "collateral_seized_usd": ("collateral seized", "USD"),
           "debt_repaid_usd": ("debt repaid", "USD"), "bad_debt_usd": ("bad debt", "USD")}
 VENUE_FACTS = ("auctions_dealt", "auctions_won_at_first_bid", "zero_bid_auctions", "collateral_won_at_zero_bid_usd",
-               "collateral_won_at_first_bid_usd", "keeper_gas_usd", "unbacked_debt_usd", "realised_bad_debt_usd",
+               "collateral_won_at_first_bid_usd", "keeper_gas_usd", "keeper_collateral_sold_usd", "unbacked_debt_usd", "realised_bad_debt_usd",
                "unrealised_bad_debt_usd", "horizon_exposure_usd", "inventory_usd", "initial_debt_usd")
 
 

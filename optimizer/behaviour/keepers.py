@@ -27,9 +27,11 @@ interval), the auctions that reached ``tab`` go through the same for ``dent`` (h
 balances move as the Flipper moves DAI: the bidder pays, the outbid keeper is refunded at once.
 Competing for the DAI is done with the balances at the start of the step (refunds within the step
 are not re-spent in it). :func:`deal_step` deals every auction that allows it and credits the lot to
-the winner (with ``recycle_collateral`` the winner sells it at the market for DAI, at the DAI price
-of the step; the engine may rather route that sale through its market; the bundled Black Thursday
-population does not recycle: DAI comes from the market through :func:`refill`). :func:`refill` adds DAI
+the winner. With ``recycle_collateral`` the winner turns the lot back into DAI: with
+``recycle_delay_min = 0`` at once at the step's market price (no impact: the ample default keepers);
+with a delay the lot is held (``collateral_won_tokens``) and the engine sells it ``recycle_delay_min``
+after the deal into the collateral's market, with its impact, at the DAI price of that step, and
+credits the DAI with :func:`sell_collateral` (the bundled Black Thursday population does so). :func:`refill` adds DAI
 bought in the market: ``dai_refill_share`` of the bar's traded DAI volume, split among the ``value``
 keepers. With ``ttl`` = 600 s and 10-minute steps a bid that nobody tops within its own step has won:
 at the next step ``now == tic`` (the Flipper allows neither a bid nor a deal in that second) and the step
@@ -57,6 +59,9 @@ ranges: the model is not tuned to reproduce the day's 5.67 M DAI of bad debt):
   keeper held is not public: it is an assumption with a range;
 - ``margin``: the auction-keeper models bid "market × (1 − discount)" (dockerized-auction-keeper
   ``FLIP_*_DISCOUNT``, e.g. 0.25 for MANA); ETH-A values are the operators' choice, assumed 3–10 %;
+- recycling: won ETH sold back into DAI ``recycle_delay_min`` = 60 minutes after the deal (an assumption,
+  range 10-240: deal, Vat exit and an exchange sale on a chain with "average transaction times of up to
+  44 minutes", Meter.io citing Etherscan, 2020-03-13), through the engine's market with its impact;
 - gas per bid 150k gas: an assumption; at the day's peak (225 gwei, ETH $110) a bid costs ~$4, small
   against a 50-ETH lot, so what matters is whether a transaction gets in, not its cost.
 """
@@ -89,7 +94,8 @@ class KeeperPopulation:
     min_bid_dai: float = 1e-6  # minimal keepers' bid on auctions with no bid
     gas_per_bid: float = 150_000.0  # gas units of one tend/dent
     dai_refill_share: float = 0.0  # share of each bar's DAI volume the value keepers buy together
-    recycle_collateral: bool = True  # a won lot is sold for DAI at once (at the step's prices)
+    recycle_collateral: bool = True  # a won lot is sold back into DAI (at once, or after recycle_delay_min)
+    recycle_delay_min: float = 0.0  # minutes between a deal and the sale of the lot (0: at once, no impact)
     sources: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -162,6 +168,7 @@ def population(spec: Mapping[str, Any], *, file: str | None = None) -> KeeperPop
         gas_per_bid=num(spec, "gas_per_bid", "", 0, 1e8, 150_000.0),
         dai_refill_share=num(spec, "dai_refill_share", "", 0, 1, 0.0),
         recycle_collateral=bool(spec.get("recycle_collateral", True)),
+        recycle_delay_min=num(spec, "recycle_delay_min", "", 0, 10080, 0.0),
         sources=sources,
     )
 
@@ -307,8 +314,9 @@ def _apply_in_order(flips: fl.Flips, offers: np.ndarray, *, ascending: bool, app
 
 def deal_step(flips: fl.Flips, pop: KeeperPopulation, state: KeeperState, *, now_s: float, price_usd: np.ndarray,
               dai_usd: float, version: str = fl.V1_0) -> tuple[fl.Flips, KeeperState, fl.Deal]:
-    """Deal every auction that allows it; winners receive the lot (sold for DAI at once when
-    ``recycle_collateral``). Anyone may call ``deal``; its gas is not charged (it does not change who wins)."""
+    """Deal every auction that allows it; winners receive the lot (sold for DAI at once, at the market
+    price, when ``recycle_collateral`` with no delay; otherwise held in ``collateral_won_tokens`` until
+    :func:`sell_collateral`). Anyone may call ``deal``; its gas is not charged (it does not change who wins)."""
     d = fl.deal(flips, now_s, version=version)
     p = np.broadcast_to(np.asarray(price_usd, np.float64), (flips.n,))
     free = state.dai_free_dai.copy()
@@ -318,11 +326,21 @@ def deal_step(flips: fl.Flips, pop: KeeperPopulation, state: KeeperState, *, now
         if k < 0:
             continue
         sel = go & (d.winner == k)
-        if pop.recycle_collateral:
+        if pop.recycle_collateral and pop.recycle_delay_min <= 0:
             free[k] += float((d.lot_tokens[sel] * p[sel]).sum()) / dai_usd
         else:
             won[k] += float(d.lot_tokens[sel].sum())
     return d.flips, replace(state, dai_free_dai=free, collateral_won_tokens=won), d
+
+
+def sell_collateral(state: KeeperState, keeper: np.ndarray, tokens: np.ndarray, dai_received: np.ndarray) -> KeeperState:
+    """Keepers ``keeper`` sold ``tokens`` of won collateral for ``dai_received`` DAI (the engine prices the
+    sale in its market, with impact): the DAI becomes free to bid again."""
+    free = state.dai_free_dai.copy()
+    won = state.collateral_won_tokens.copy()
+    np.add.at(free, keeper, dai_received)
+    np.add.at(won, keeper, -np.asarray(tokens, np.float64))
+    return replace(state, dai_free_dai=free, collateral_won_tokens=np.maximum(won, 0.0))
 
 
 def refill(state: KeeperState, pop: KeeperPopulation, *, dai_volume_dai: float) -> KeeperState:

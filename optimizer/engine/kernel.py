@@ -37,6 +37,15 @@ from numba import njit, prange
 
 from ..market.liquidity import decay
 from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
+from .kernel_auctions import (
+    RULE_AUCTION,
+    auction_collect,
+    auction_end_path,
+    auction_round,
+    auction_scratch,
+    auction_start_path,
+    auction_trip,
+)
 from .kernel_rules import (
     KEY_TOL,
     aave_call,
@@ -60,7 +69,9 @@ RULE_CLOSE_FACTOR_CALL = 0
 #: Comet-style absorb of the whole account (every collateral leg) into the venue's inventory (no profit
 #: needed), sold later through a storefront while reserves are below target
 RULE_ABSORB = 1
-RULES = (RULE_CLOSE_FACTOR_CALL, RULE_ABSORB)
+#: RULE_AUCTION: Dutch auctions (Dog/Clipper Liquidations 2.0), whose vaults and auctions live in
+#: :mod:`optimizer.engine.kernel_auctions` (hooks at the path's start, each round and the horizon)
+RULES = (RULE_CLOSE_FACTOR_CALL, RULE_ABSORB, RULE_AUCTION)
 #: per-venue constants a KernelSpec may give (absent ones are 0; ``target`` defaults to +inf)
 VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target")
 #: parking lots per multi-asset group (accounts examined and found healthy wait in a lot keyed against the
@@ -253,7 +264,7 @@ def _park(i, g, j, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od,
 @njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf, cand_row,
-              hist, low_hist, high_hist, lkey, lpos, f_cap):
+              hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -327,6 +338,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     head_i = np.full(n_groups, -1, np.int64)
     head_hf = np.empty(n_groups)
     head_heap = np.zeros(n_groups, np.bool_)
+    auction_start_path(au, aus)
 
     for t in range(1, T + 1):
         for a in range(n_assets):
@@ -347,6 +359,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
         n_pend = 0
         tp = max(t - delay, 0)
+        first_round = True
         while True:
             for a in range(n_assets):
                 f = impact_factor(liq, a, sold[a])
@@ -368,6 +381,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         od[j, a] = hist[h, a]
                         pc_past[j, a] = hist[hp, a]
                         pd_past[j, a] = hist[hp, a]
+            if first_round:  # auction venues' circuit breakers read the step's round-0 prices
+                auction_trip(au, aus, t, oc, mkt_close, hist)
+                first_round = False
             for g in range(n_groups):
                 j = grp_venue[g]
                 ratio = group_ratio(g, j, gc_off, gc, gd_off, gd, oc, od, p0)
@@ -613,6 +629,15 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 for q in range(m_ptr, n_ok):  # not reached this step (the cap): candidates again later
                     back[n_back] = cand[perm[q]]
                     n_back += 1
+            if au.venue.shape[0] > 0:  # auction venues: redo, bark, take (at the round's starting prices)
+                did, marked = auction_round(au, aus, au_out, out, k, t, t * m.step_s, path, oc, pc_past, delay, mkt_low,
+                                            mkt_close, low[path, t], sold, liq, gas_usd, min_profit, calls_left,
+                                            round_sales)
+                executed_any = executed_any or did
+                if marked:
+                    if first_step < 0:
+                        first_step = t
+                    last_step = t
             # ---- storefronts (absorb rule): buyers take inventory while reserves < target and it pays
             for j in range(n_venues):
                 if rule[j] != RULE_ABSORB or reserves[j] >= v_target[j]:
@@ -695,6 +720,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     for j in range(n_venues):
         for a in range(n_assets):
             o_inv[k, j] += inventory[j, a] * pT[a]
+    auction_end_path(au, aus, out, k, pT)
     o_first, o_last = out.first_liquidation_step, out.last_liquidation_step
     o_first[k] = first_step
     o_last[k] = last_step
@@ -722,7 +748,7 @@ def _mark(i, touched_flag, touched_list, tl_n):
 
 
 @njit(parallel=True, cache=True)
-def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
+def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out):
     """All paths of ``m`` in ``n_chunks`` parallel chunks; ``acct_chunks[ch]`` counts per account.
 
     (Writes go through :func:`_run_path`: numba's parallel backend drops item assignments to arrays
@@ -756,7 +782,9 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks):
         high_hist = np.empty((T + 1, n_assets))
         lkey = np.empty(N_LOTS * n)
         lpos = np.empty(N_LOTS * n, np.int64)
+        aus = auction_scratch(au, au_out.capacity)
         for path in range(ch, n_paths, n_chunks):
             _run_path(path, path, m, pos, ven, grp, lq, out, acct_chunks[ch],
                       c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, back, cand, cand_hf,
-                      cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap)
+                      cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out)
+        auction_collect(aus, au_out, ch)

@@ -498,6 +498,38 @@ PERP_METRICS: tuple[MetricSpec, ...] = (
 )
 
 
+# Forced-flow sources (optimizer.engine.flows): shown only for scenarios with that [[forced_flows]] model.
+
+
+def _selling_share(source: str) -> Callable[[SimulationResult], np.ndarray]:
+    """Per path: what ``source``'s forced flows sold / all forced selling of the cascade (USD at the round's
+    market close; 0 on a path with no forced selling). The shares of every source and of the venues' own
+    liquidation sales add up to 1 on a path with selling."""
+
+    @_needs(f"{source}_sold_usd", "forced_sold_usd")
+    def share(res: SimulationResult) -> np.ndarray:
+        total = res.raw.forced_sold_usd
+        sold = res.raw[f"{source}_sold_usd"]
+        return np.where(total > 0, sold / np.where(total > 0, total, 1.0), 0.0)
+
+    return share
+
+
+FLOW_METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec("dealers_selling_share", "fraction of forced selling",
+               "Option dealers' delta-hedging sales as a share of all forced selling (liquidations and every "
+               "forced flow, USD)", compute=_selling_share("dealers"), fmt="pct", risk=+1,
+               label="dealers' share of selling", table_stats=("mean", "p99")),
+    MetricSpec("leverage_targeting_selling_share", "fraction of forced selling",
+               "Leverage-targeting holders' deleveraging sales (the leverage spiral) as a share of all forced "
+               "selling (USD)", compute=_selling_share("leverage_targeting"), fmt="pct", risk=+1,
+               label="leverage targeters' share of selling", table_stats=("mean", "p99")),
+    MetricSpec("stops_selling_share", "fraction of forced selling",
+               "Stop-loss clusters' sales as a share of all forced selling (USD)", compute=_selling_share("stops"),
+               fmt="pct", risk=+1, label="stops' share of selling", table_stats=("mean", "p99")),
+)
+
+
 METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("bad_debt_usd", "USD", "Realised deficit, open underwater debt at the horizon, and the certain "
                "deficit of accounts left liquidatable at the horizon (horizon_exposure_usd)",
@@ -558,6 +590,7 @@ METRICS: tuple[MetricSpec, ...] = (
                summary="exact", fmt="pct", risk=0, label="capital efficiency", value=_capital_efficiency,
                headline=(("ratio", "capital efficiency"),), display_for=_capital_efficiency_display),
     *PERP_METRICS,
+    *FLOW_METRICS,
 )
 
 

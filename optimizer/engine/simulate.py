@@ -10,6 +10,13 @@ import numba
 import numpy as np
 
 from .kernel import VENUE_CONSTANTS, KGroups, KLiquidators, KMarket, KOut, KPositions, KVenues, run_paths
+from .kernel_auctions import (
+    KAuctions,
+    auction_inputs,
+    auction_outputs,
+    default_capacity,
+    finish_auction_ledger,
+)
 from .ledger import EVENT_DTYPE, Ledger
 from .model import Bound
 from .reference import new_ledger, run_reference, venue_simulators
@@ -19,7 +26,12 @@ ENGINES = ("auto", "kernel", "reference")
 
 
 def kernel_specs(bound: Bound, sims: list[VenueSimulator] | None = None) -> list[KernelSpec] | str:
-    """Each venue's kernel spec, or the first venue's reason why the kernel cannot run the candidate."""
+    """Each venue's kernel spec, or the first venue's reason why the kernel cannot run the candidate
+    (a scenario with forced flows runs on the reference engine: the kernel has no flow sources)."""
+    ff = getattr(bound.prepared.scenario, "forced_flows", ())
+    if ff:
+        return (f"forced flows ({', '.join(f.id for f in ff)}) run on the reference engine "
+                "(the kernel mirrors no flow source)")
     out = []
     for sim in sims if sims is not None else venue_simulators(bound):
         spec = sim.kernel_spec()
@@ -45,6 +57,7 @@ class KernelInputs:
     ledger: Ledger  # an empty ledger with the venues' declared fields (the shape of the results)
     n_positions_total: int
     p0: np.ndarray  # the initial prices the keys and the walk order refer to
+    auctions: KAuctions  # the auction rule's vaults and terms (empty without an auction venue)
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:  # the former flat dict, for inspection
@@ -104,6 +117,8 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
     for j, (spec, pb) in enumerate(zip(specs, bound.books, strict=True)):
         book = pb.book
         rows = np.flatnonzero((book.debt_tokens > 0).any(1))
+        if spec.auctions is not None:  # the auction rule's vaults live in KAuctions
+            rows = rows[:0]
         for key in VENUE_CONSTANTS:
             per[key].append(spec.constants.get(key, np.inf if key == "target" else 0.0))
         if spec.store_factor is not None:
@@ -204,7 +219,8 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
     groups = KGroups(venue=gvenue, venue_off=venue_off, off=goff, gc_off=gc_off,
                      gc=np.nonzero(gcm)[1].astype(i64), gd_off=gd_off, gd=np.nonzero(gdm)[1].astype(i64),
                      key=key[order].astype(f64))
-    return KernelInputs(positions, venues, groups, new_ledger(bound, sims, 0), n, p0)
+    auctions = auction_inputs(specs, sims, bound.coll_market, bound.debt_market)
+    return KernelInputs(positions, venues, groups, new_ledger(bound, sims, 0), n, p0, auctions)
 
 
 def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.ndarray | None = None,
@@ -236,13 +252,19 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
     liquidators = KLiquidators(int(lc.max_calls_per_step), int(lc.reaction_delay_steps), float(lc.min_profit_usd))
     ev_cap = 0
     ev_n = np.zeros(1, np.int64)
+    au_cap = default_capacity(inputs.auctions)
     while True:
         ev = np.zeros(max(ev_cap, 1), EVENT_DTYPE)
         res = Ledger(inputs.ledger.fields, n_paths, len(bound.adapters), n_assets, t1 - 1, inputs.ledger.positions)
         acct[:] = 0
         ev_n[0] = 0
         out = KOut(*(res[name] for name in KOut._fields[:-3]), ev, ev_n, ev_cap if events else -1)
-        run_paths(chunks, market, inputs.positions, inputs.venues, inputs.groups, liquidators, out, acct)
+        au_out = auction_outputs(res, inputs.auctions, chunks, au_cap)
+        run_paths(chunks, market, inputs.positions, inputs.venues, inputs.groups, liquidators, out, acct,
+                  inputs.auctions, au_out)
+        if au_out.overflow[0]:  # a path kicked more auctions than the table holds: again with a larger one
+            au_cap *= 4
+            continue
         if not events or ev_n[0] <= ev_cap:
             break
         ev_cap = int(ev_n[0])  # first pass counted the events; run again with room for all of them
@@ -254,6 +276,7 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
     per_pos = acct.sum(0)
     for j in range(len(bound.adapters)):
         res.account_liquidated[j][pos.row[pos.venue == j]] = per_pos[pos.venue == j]
+    finish_auction_ledger(res, inputs.auctions, au_out, close[0, 0])
     return res, (ev[: ev_n[0]] if events else None)
 
 

@@ -468,6 +468,16 @@ health = { dist = "lognormal", median = 1.3, sigma = 0.2, min = 1.02 }
 """
 
 
+# Two ilks with their own abacus step, caps small enough that barks are partial and wait for room (hole,
+# Hole), a reaction delay and a shallow market: the auction rule's limits, redo and partial takes.
+_MAKER_LIMITED = (_MAKER.replace("venue-contract-maker", "venue-contract-maker-limited")
+                  .replace("daily_volume_usd = 1e8", "daily_volume_usd = 2e7")
+                  .replace("max_calls_per_step = 20", "max_calls_per_step = 6\nreaction_delay_steps = 1")
+                  .replace('adapter = "maker"', 'adapter = "maker"\nparams = { "ETH-A.hole_dai" = 400000, '
+                           '"ETH-B.hole_dai" = 250000, Hole_dai = 550000 }')
+                  .replace('collateral = { "ETH-A" = 1.0 }', 'collateral = { "ETH-A" = 0.6, "ETH-B" = 0.4 }'))
+
+
 def _multi_collateral_book() -> str:
     """Aave accounts with two collaterals and two debts (a real book's shape)."""
     rng = np.random.default_rng(11)
@@ -553,15 +563,17 @@ def perp_cases() -> list[ScenarioCase]:
 
 
 def bundled_cases() -> list[ScenarioCase]:
-    """One small case per bundled venue simulator (and book shape); Aave v2 and Maker 1.x run on the generic
-    :class:`~optimizer.engine.venues.LendingVenue` (their adapters have no wrapper of their own)."""
+    """One small case per bundled venue simulator (and book shape): Aave v2 runs on
+    :class:`~optimizer.engine.venues.aave_v2.AaveV2Venue` and Maker Liquidations 1.x on
+    :class:`~optimizer.engine.venues.maker_flip.MakerFlipVenue` (Cat bites and Flipper auctions)."""
     return [
         ScenarioCase("aave_v3", _BASE.format(name="aave", horizon_h=6, max_calls=40) + _AAVE, kernel=True),
-        ScenarioCase("aave_v2_generic_venue", _BASE.format(name="aave-v2", horizon_h=6, max_calls=40) + _AAVE_V2),
-        ScenarioCase("maker_liq12_generic_venue", _MAKER_LIQ12),
+        ScenarioCase("aave_v2", _BASE.format(name="aave-v2", horizon_h=6, max_calls=40) + _AAVE_V2),
+        ScenarioCase("maker_liq12_flipper", _MAKER_LIQ12),
         ScenarioCase("aave_v3_multi_collateral", _BASE.format(name="aave-multi", horizon_h=6, max_calls=40)
                      + _AAVE_CSV, {"book.csv": _multi_collateral_book()}, kernel=True),
         ScenarioCase("compound_v3", _BASE.format(name="comet", horizon_h=6, max_calls=40) + _COMET, kernel=True),
-        ScenarioCase("maker", _MAKER),
+        ScenarioCase("maker", _MAKER, kernel=True),
+        ScenarioCase("maker_two_ilks_hole_limited", _MAKER_LIMITED, kernel=True),
         *perp_cases(),
     ]

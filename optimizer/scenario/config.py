@@ -191,6 +191,8 @@ class Scenario:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
     optimize: OptimizeConfig = field(default_factory=OptimizeConfig)
     prices: PriceInputs | None = field(default=None, repr=False)
+    # [[forced_flows]]: non-protocol forced-flow sources (optimizer.scenario.forced_flows.ForcedFlowConfig)
+    forced_flows: tuple[Any, ...] = ()
 
     @property
     def n_steps(self) -> int | None:
@@ -471,9 +473,13 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
                                         backstop_unwind_steps=unwind, funding=funding))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
+    from .forced_flows import parse_forced_flows
+
+    forced = parse_forced_flows(root.raw("forced_flows"), file=file, assets=assets,
+                                resolve=lambda rel, key: resolve_path(rel, base_dir, file, key))
     # [backtest] (the record a replay is compared with) is read by optimizer.backtest.config
     root.no_unknown({"scenario", "assets", "correlation", "liquidators", "oracle", "protocols", "optimize",
-                     "backtest"})
+                     "backtest", "forced_flows"})
 
     step_s = step_min * 60.0
     if horizon_h > 0:
@@ -484,7 +490,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         horizon_h=None if horizon_h < 0 else horizon_h, step_s=step_s, paths=n_paths, seed=seed,
         assets=MappingProxyType(assets), correlation=MappingProxyType(corr.data) if corr else None,
         liquidators=liquidators, oracle_lag_steps=lag, protocols=tuple(protocols), base_dir=base_dir,
-        raw=MappingProxyType(data), optimize=optimize,
+        raw=MappingProxyType(data), optimize=optimize, forced_flows=forced,
     ))
 
 

@@ -85,3 +85,43 @@ def test_liq12_box_limits_the_debt_in_auctions(tmp_path):
     dai_max = 1.2  # DAI/USD stays below this in the slice
     assert due12 * chop <= box * dai_max
     assert due10 > 2 * box and n10 > n12
+
+
+
+SPREAD = ('median = 1.3, sigma = 0.15, min = 1.05', 'median = 1.6, sigma = 0.3, min = 1.05')  # bites in 3 waves
+
+
+def _spread_run(tmp_path, name, delay_min=None, volume="1.5e9"):
+    pop = {**tiny.SCARCE_DAI, "keepers": [{**tiny.SCARCE_DAI["keepers"][0], "dai_capacity_dai": 5000},
+                                          tiny.SCARCE_DAI["keepers"][1]]}
+    if delay_min is not None:
+        pop.update(recycle_collateral=True, recycle_delay_min=delay_min)
+    (tmp_path / name).mkdir()
+    path = tiny.write(tmp_path / name, pop, backtest=False)
+    path.write_text(path.read_text().replace(*SPREAD).replace("daily_volume_usd = 1.5e9", f"daily_volume_usd = {volume}"))
+    return run_reference(bind(prepare(load_scenario(path))))
+
+
+def test_keepers_recycle_won_collateral_into_dai_after_the_delay(tmp_path):
+    """Two value keepers with 5,000 DAI each and bites in three waves (11:40, 12:00, 12:50): without
+    recycling each covers one lot and the zero bidder takes the rest; selling what they win 10 minutes
+    after each deal (into the ETH pool) refills them for the later waves, so the loss is smaller. A delay
+    longer than the slice is no recycling at all (to the cent)."""
+    none = _spread_run(tmp_path, "none")
+    fast = _spread_run(tmp_path, "fast", 10)
+    never = _spread_run(tmp_path, "never", 24 * 60)
+    assert none.liquidations.sum() == fast.liquidations.sum() == never.liquidations.sum() > 20  # same bites
+    assert never.keeper_collateral_sold_usd.sum() == 0.0
+    assert never.bad_debt_usd.sum() == none.bad_debt_usd.sum()
+    assert fast.keeper_collateral_sold_usd.sum() > 0
+    assert fast.bad_debt_usd.sum() < none.bad_debt_usd.sum() - 1000.0
+
+
+def test_recycled_sales_are_priced_in_the_market_with_impact(tmp_path):
+    """The same run with a deep and with a shallow ETH pool: the shallow pool pays less for the same lots
+    (square-root impact), so the keepers get back less DAI for what they sell."""
+    deep = _spread_run(tmp_path, "deep", 10, "1.5e12")
+    shallow = _spread_run(tmp_path, "shallow", 10, "1.5e7")
+    assert deep.liquidations.sum() == shallow.liquidations.sum()
+    # square-root impact: sigma x sqrt(Q / V) ~ 0.05 x sqrt(0.58M / 15M) ~ 1 % on what the keepers sell
+    assert 0 < shallow.keeper_collateral_sold_usd.sum() < 0.995 * deep.keeper_collateral_sold_usd.sum()

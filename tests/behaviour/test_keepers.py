@@ -142,3 +142,30 @@ def test_direction_over_the_documented_ranges(pop):
     assert z_poor > z_rich and r_rich > r_poor
     assert z_unstuck <= base_zero and r_unstuck >= base_raised
     assert 0.0 < base_zero < 1.0
+
+
+def test_delayed_recycling_holds_the_lot_until_it_is_sold(pop):
+    """With ``recycle_delay_min`` > 0 a deal credits the lot in tokens, not DAI; :func:`sell_collateral`
+    turns it into the DAI the engine's market paid."""
+    assert pop.recycle_collateral and pop.recycle_delay_min == 60
+    f, st, _ = step(auctions(3), pop, kp.KeeperState.start(pop), 10.0, 5.0)
+    winners = f.guy.copy()
+    free0 = st.dai_free_dai.copy()
+    f, st, d = kp.deal_step(f, pop, st, now_s=10.0 + 2 * TTL, price_usd=ETH, dai_usd=1.0)
+    assert np.all(d.reason == fl.OK)
+    np.testing.assert_array_equal(st.dai_free_dai, free0)  # no DAI yet
+    won = np.bincount(winners, weights=d.lot_tokens, minlength=pop.n)
+    np.testing.assert_allclose(st.collateral_won_tokens, won)
+    st2 = kp.sell_collateral(st, winners, d.lot_tokens, np.full(3, 7_000.0))
+    np.testing.assert_allclose(st2.dai_free_dai - free0, np.bincount(winners, weights=np.full(3, 7_000.0),
+                                                                       minlength=pop.n))
+    np.testing.assert_allclose(st2.collateral_won_tokens, 0.0, atol=1e-12)
+    immediate = kp.population({**json.loads((data_dir() / "behaviour" / "keepers_2020-03-12.json").read_text()),
+                               "recycle_delay_min": 0})
+    f, st, _ = step(auctions(1), immediate, kp.KeeperState.start(immediate), 10.0, 5.0)
+    k = int(f.guy[0])
+    _, st3, d3 = kp.deal_step(f, immediate, st, now_s=10.0 + 2 * TTL, price_usd=ETH, dai_usd=1.05)
+    assert st3.dai_free_dai[k] - st.dai_free_dai[k] == pytest.approx(d3.lot_tokens[0] * ETH / 1.05)
+    with pytest.raises(InputError, match="recycle_delay_min: must be a number in"):
+        kp.population({**json.loads((data_dir() / "behaviour" / "keepers_2020-03-12.json").read_text()),
+                       "recycle_delay_min": -1})

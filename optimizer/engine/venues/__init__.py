@@ -14,6 +14,7 @@ from .aave_v2 import AaveV2Venue
 from .aave_v3 import AaveV3Venue
 from .base import (
     NOTHING,
+    AuctionTerms,
     FinalView,
     KernelSpec,
     MarketView,
@@ -62,7 +63,7 @@ def simulator_for(ctx: VenueContext) -> VenueSimulator:
 
 
 __all__ = [
-    "NOTHING", "VENUES", "AaveV2Venue", "AaveV3Venue", "CometVenue", "FinalView", "KernelSpec", "LendingVenue", "MakerFlipVenue", "MakerVenue",
+    "NOTHING", "VENUES", "AaveV2Venue", "AaveV3Venue", "AuctionTerms", "CometVenue", "FinalView", "KernelSpec", "LendingVenue", "MakerFlipVenue", "MakerVenue",
     "MarketView", "OracleSpec", "PathContext", "RoundResult", "VenueContext", "VenueSimulator", "register_venue",
     "simulator_class", "simulator_for",
 ]

@@ -197,7 +197,7 @@ class KernelSpec:
     bonus. ``constants`` are the rule's per-venue numbers (:data:`optimizer.engine.kernel.VENUE_CONSTANTS`);
     ``store_factor`` per collateral column (absorb: liquidation factor of the storefront price);
     ``collateral_paused`` / ``debt_paused`` per book column: liquidations seizing / repaying that asset
-    are refused (None: nothing paused).
+    are refused (None: nothing paused). ``auctions`` (:class:`AuctionTerms`) for the auction rule.
     """
 
     rule: int
@@ -208,6 +208,41 @@ class KernelSpec:
     store_factor: np.ndarray | None = None
     collateral_paused: np.ndarray | None = None
     debt_paused: np.ndarray | None = None
+    auctions: AuctionTerms | None = None  # the auction rule's terms (its vaults stay out of the call rules)
+
+
+@dataclass(frozen=True)
+class AuctionTerms:
+    """The terms of the kernel's auction rule (Liquidations 2.0: Dog bark, Clipper kick/redo/take, abacus).
+
+    Per collateral column (an ilk) of the book: the liquidation ratio ``mat`` (unsafe when
+    ``ink·P/mat < art``), the penalty ``chop``, ``dust_dai`` (and ``chost_dai = dust·chop``), the per-ilk
+    cap ``hole_dai``, the start multiplier ``buf``, the reset terms ``tail_s`` / ``cusp``, the keeper
+    incentives ``tip_dai`` / ``chip``, the circuit-breaker ``tolerance`` (nan: none), the initial
+    ``stopped`` level and the abacus (``calc_kind`` index into ``protocols.maker.CALC_TYPES``, ``cut``,
+    ``step_s``, ``tau_s``). ``Hole_dai`` is the venue-wide cap, ``vault_column`` the column each vault
+    holds its collateral in, ``feed_lag_steps`` the lag of the breaker's next-price feed.
+    """
+
+    mat: np.ndarray
+    chop: np.ndarray
+    dust_dai: np.ndarray
+    chost_dai: np.ndarray
+    hole_dai: np.ndarray
+    buf: np.ndarray
+    tail_s: np.ndarray
+    cusp: np.ndarray
+    chip: np.ndarray
+    tip_dai: np.ndarray
+    tolerance: np.ndarray
+    stopped: np.ndarray
+    calc_kind: np.ndarray
+    cut: np.ndarray
+    step_s: np.ndarray
+    tau_s: np.ndarray
+    Hole_dai: float
+    vault_column: np.ndarray
+    feed_lag_steps: int
 
 
 class VenueSimulator(abc.ABC):

@@ -10,8 +10,10 @@ and ``minimal`` strategies). Per step ``t`` at ``now = t × step`` (first round 
    ``max(bid − due, 0)`` penalty income and ``max(due − bid, 0)`` bad debt (Vow ``sin`` that only
    debt auctions can cover), and 1.2 releases ``litter`` (``cat.claw``). **tick** the auctions that
    reached ``end`` with no bid (restart them for ``tau``);
-2. keepers buy DAI: ``dai_refill_share`` of the bar's DAI volume (the replayed DAI CSV's volume column;
-   nothing when the market has no DAI volume);
+2. keepers sell won collateral whose ``recycle_delay_min`` has passed into the collateral's pool (with
+   its impact: the sale moves the price everyone sees next round) and get the proceeds in DAI at the
+   market DAI/USD price; and buy DAI: ``dai_refill_share`` of the bar's DAI volume (the replayed DAI
+   CSV's volume column; nothing when the market has no DAI volume);
 3. **bite** every unsafe vault at the OSM price (the venue's oracle: the market close ``osm_hop`` ago)
    until none is left unsafe: Cat 1.0 cuts a vault into ``lump``-sized lots in one step (a bite
    leaves the rest of the vault exactly as unsafe, so keepers bite it again in the next block);
@@ -38,8 +40,10 @@ Accounting (each auction is booked once, at its deal or at the horizon):
 - at the horizon a running auction's lot is ``inventory_usd`` (final close) and its
   ``max(due − max(bid, lot value), 0)`` is unrealised bad debt; it is reported as an event too.
 
-Won collateral is sold into the collateral pool only with ``recycle_collateral``; the venue never
-buys DAI from a pool (keepers' DAI comes from their balances and the refill).
+Won collateral is sold into the collateral pool only with ``recycle_collateral``: at once at the market
+price when ``recycle_delay_min`` is 0 (the flow still moves the pool), else ``recycle_delay_min`` after
+the deal at the pool's impacted price (ledger ``keeper_collateral_sold_usd``); the venue never buys DAI
+from a pool (keepers' DAI comes from their balances, these sales and the refill).
 
 Without a ``keepers = "file.json"`` population the venue uses :data:`AMPLE_KEEPERS` (four ``value``
 keepers with unlimited DAI and gas limit, 3 % margin): competitive auctions, the behaviour the
@@ -56,6 +60,7 @@ from protocols import MakerLiq12
 from protocols import maker_flipper as fl
 
 from ...behaviour import keepers as kp
+from .._market import proceeds_usd
 from ..ledger import LENDING_FIELDS, LedgerField
 from .base import NOTHING, FinalView, MarketView, PathContext, RoundResult
 from .lending import LendingVenue
@@ -71,6 +76,8 @@ ZERO_BIDS = LedgerField("zero_bid_auctions", "auctions", "venue",
 ZERO_BID_COLLATERAL = LedgerField("collateral_won_at_zero_bid_usd", "USD", "venue",
                                   "Collateral (at the bite price) of the zero-bid auctions")
 KEEPER_GAS = LedgerField("keeper_gas_usd", "USD", "venue", "Gas keepers spent on bids that landed")
+KEEPER_SOLD = LedgerField("keeper_collateral_sold_usd", "USD", "venue",
+                          "Won collateral keepers sold back into DAI in the market (after the recycle delay, with impact)")
 
 #: the keepers a Maker 1.x venue gets without a population file: competitive, never short of DAI or gas
 AMPLE_KEEPERS = kp.population({
@@ -83,7 +90,7 @@ class MakerFlipVenue(LendingVenue):
     """Cat bites, Flipper auctions and keepers through time (see the module docstring)."""
 
     ledger_fields = (*LENDING_FIELDS, AUCTIONS_DEALT, FIRST_BID_WINS, FIRST_BID_COLLATERAL, ZERO_BIDS,
-                     ZERO_BID_COLLATERAL, KEEPER_GAS)
+                     ZERO_BID_COLLATERAL, KEEPER_GAS, KEEPER_SOLD)
     capped = False  # keepers bid in every open auction; bites need no profit
     needs_profit = False
 
@@ -108,6 +115,11 @@ class MakerFlipVenue(LendingVenue):
         self.a_price = np.zeros(0)  # OSM price at the bite, USD per token
         self.a_lot0 = np.zeros(0)  # lot at kick, tokens
         self.a_bids = np.zeros(0, np.int64)  # bids that landed
+        # won lots waiting to be sold back into DAI (recycle_delay_min > 0)
+        self.s_keeper = np.zeros(0, np.int64)
+        self.s_col = np.zeros(0, np.int64)
+        self.s_tokens = np.zeros(0)
+        self.s_due_s = np.zeros(0)
 
     def start_step(self, view: MarketView) -> None:
         super().start_step(view)
@@ -134,6 +146,7 @@ class MakerFlipVenue(LendingVenue):
         deltas: dict[str, float] = {}
         flows = np.zeros(self.n_pools(view))
         acted = self._deal_and_tick(view, deltas, flows)
+        acted |= self._sell_won(view, deltas, flows)
         self._refill(view)
         bitten = self._bite(view, deltas)
         acted |= bitten
@@ -150,8 +163,15 @@ class MakerFlipVenue(LendingVenue):
                                                   dai_usd=dai, version=self._version())
         go = d.reason == fl.OK
         if go.any():
-            if self.pop.recycle_collateral:  # winners sell the lot for DAI (deal_step credited them)
+            delayed = self.pop.recycle_delay_min > 0
+            if self.pop.recycle_collateral and not delayed:  # winners sold the lot at once (deal_step credited them)
                 np.add.at(flows, self.ctx.coll_pool[self.a_col[go]], d.lot_tokens[go])
+            elif self.pop.recycle_collateral:  # sold recycle_delay_min later, in the market (_sell_won)
+                won = go & (d.winner >= 0) & (d.lot_tokens > 0)
+                self.s_keeper = np.concatenate([self.s_keeper, d.winner[won].astype(np.int64)])
+                self.s_col = np.concatenate([self.s_col, self.a_col[won]])
+                self.s_tokens = np.concatenate([self.s_tokens, d.lot_tokens[won]])
+                self.s_due_s = np.concatenate([self.s_due_s, np.full(int(won.sum()), now + 60.0 * self.pop.recycle_delay_min)])
             self.litter_dai = max(self.litter_dai - float(d.claw_dai[go].sum()), 0.0)
             self._book(np.flatnonzero(go), d.raised_dai[go], d.lot_tokens[go], dai, deltas)
         tickable = fl.tickable(self.flips, now)
@@ -163,6 +183,30 @@ class MakerFlipVenue(LendingVenue):
                 self.flips, _ = fl.tick(self.flips, now, tau_s=float(tau[m][0]), mask=m)
             acted = True
         return acted
+
+    def _sell_won(self, view: MarketView, deltas: dict[str, float], flows: np.ndarray) -> bool:
+        """Keepers sell the lots whose recycle delay has passed into the collateral's pool (in deal order,
+        each at the pool state the earlier sales of the step left) and get the proceeds in DAI at the
+        step's market DAI/USD price."""
+        due = self.s_due_s <= view.now_s
+        if not due.any():
+            return False
+        dai = self._dai_usd(view)
+        idx = np.flatnonzero(due)
+        got_dai = np.zeros(idx.size)
+        for n, i in enumerate(idx):
+            c = int(self.s_col[i])
+            pool, asset = int(self.ctx.coll_pool[c]), int(self.ctx.coll_market[c])
+            q = float(self.s_tokens[i])
+            usd = proceeds_usd(view.liquidity, pool, float(view.flow[pool] + flows[pool]), q, float(view.exo_close[asset]))
+            flows[pool] += q
+            got_dai[n] = usd / dai
+        self.keepers = kp.sell_collateral(self.keepers, self.s_keeper[idx], self.s_tokens[idx], got_dai)
+        _adder(deltas)("keeper_collateral_sold_usd", float(got_dai.sum() * dai))
+        keep = ~due
+        self.s_keeper, self.s_col = self.s_keeper[keep], self.s_col[keep]
+        self.s_tokens, self.s_due_s = self.s_tokens[keep], self.s_due_s[keep]
+        return True
 
     def _book(self, idx: np.ndarray, raised_dai: np.ndarray, lot_won: np.ndarray, dai_usd: float,
               deltas: dict[str, float], *, final: bool = False) -> None:

@@ -55,6 +55,28 @@ End of path: open pools with negative equity at the final close (``unrealised_ba
 insurance fund's largest drawdown and whether it ran dry, the vault's result on the positions it took
 over (marked at the final close), and which positions were liquidated.
 
+Circuit breakers (``adapter.circuit_breakers()``; each a tunable ``breakers.*`` parameter, off at its
+current value), per venue market, on the market's mark asset:
+
+- **Price band.** At each round, when the oracle low (a fall) or high (a rise) of the market is more than
+  ``price_band_move`` away from a market close of the last ``price_band_window_s`` seconds (the completed
+  steps within the window, ``ceil(window / step)`` of them), the band trips: liquidations of positions on
+  that market are refused in this round and until ``price_band_halt_s`` seconds later (steps with
+  ``now < trip + halt``); then they resume, and the band is watched again. The engine's perp book trades
+  only through liquidations, so halting liquidations and halting the market's trading coincide here; the
+  waterfall of what was liquidated before the halt still settles.
+- **Stress margin.** While the market moved more than ``stress_move`` within ``stress_window_s`` (the
+  same measure), its maintenance margin is ``stress_margin_multiplier`` times the venue's
+  (``adapter.with_margin_multiplier``): the positions whose equity falls below k x maintenance are the
+  ones flagged, and the venue's own rules liquidate them.
+- **Open-interest caps** (``max_open_interest_usd``, GMX) refuse OPENING beyond the cap. The engine opens
+  no positions (a book is fixed at the start; liquidations and ADL only reduce open interest), so a cap
+  cannot bind in a run: it matters only for opening flows.
+- Binance's ``price_band_ratio`` (``marketTakeBound``) is reported as data and not enforced on the
+  liquidation orders.
+
+With a band or a stress margin on, the venue also fills ``price_band_trips`` and ``stress_margin_steps``.
+
 Events (``EVENT_DTYPE``): one per position closed in a round; ``collateral`` -1, ``debt_repaid_usd`` =
 the notional closed at the mark, ``collateral_seized_usd`` = the margin released, ``protocol_fee_usd`` =
 the liquidation fee, ``bad_debt_usd`` = the deficit beyond margin, ``price`` = the fill (the mark for
@@ -133,6 +155,14 @@ PERP_FIELDS: tuple[LedgerField, ...] = (
                 "pending PnL above maxPnlFactorForAdl of the pool), paid by the pool"),
 )
 
+#: filled only by venues with a price band or a stress margin on (``breakers.*``)
+BREAKER_FIELDS: tuple[LedgerField, ...] = (
+    LedgerField("price_band_trips", "trips", "venue", "Times a price band tripped and halted liquidations on a "
+                "market"),
+    LedgerField("stress_margin_steps", "steps", "venue", "Steps in which a market's maintenance margin was "
+                "multiplied by the stress margin multiplier"),
+)
+
 
 class PerpVenue(VenueSimulator):
     """One perp venue's book on one path (see the module docstring)."""
@@ -161,6 +191,16 @@ class PerpVenue(VenueSimulator):
         self.pnl_adl = ad.adl_trigger == "pnl_to_pool"  # GMX: ADL by the PnL-to-pool factor (_pnl_to_pool_adl)
         mm = ctx.options.get("mark_market")  # per adapter market: the asset of its mark series (-1: none)
         self.mark_asset = np.where(mm[b.market] >= 0, mm[b.market], self.asset) if mm is not None else self.asset
+        # circuit breakers, per venue market (its mark asset; -1: a market no position holds)
+        cb = ad.circuit_breakers()
+        self.breakers = cb
+        self.band_on, self.stress_on = cb.price_band_on, cb.stress_margin_on
+        if self.band_on or self.stress_on:
+            self.ledger_fields = PERP_FIELDS + BREAKER_FIELDS
+            self.vm = ad.market_index(b)
+            cm = np.asarray(ctx.coll_market, np.int64)
+            self.market_asset = np.where(mm >= 0, mm, cm) if mm is not None else cm
+            self._stressed: dict[bytes, PerpAdapter] = {}
 
     def kernel_spec(self) -> str:
         return f"{self.ctx.id}: perp venues run on the reference engine (no kernel rule mirrors them yet)"
@@ -192,9 +232,11 @@ class PerpVenue(VenueSimulator):
         if self.pnl_adl:  # the pool value backing each market (GMX pool_usd), moved by what it collects and pays
             self.pool_value = np.array([self.adapter.pool_usd(m) for m in self.adapter.markets], dtype=np.float64)
             self.venue_market = self.adapter.market_index(self.book0)
+        self.halt_until = np.full(len(self.adapter.markets), -np.inf)
 
     def start_step(self, view: MarketView) -> None:
         self.rounds_left = self.rounds_per_step
+        self.stress_counted = False
         self.unwind_due = self.unwind_steps > 0 and bool((self.unwind_left != 0).any())
 
     def _unwind_round(self, view: MarketView) -> RoundResult:
@@ -216,6 +258,46 @@ class PerpVenue(VenueSimulator):
         flows = np.zeros(self.n_pools(view))
         np.add.at(flows, self.pool, amt)  # + sold into the pool
         return RoundResult(True, False, flows, {"backstop_unwound_base": float(np.abs(amt).sum())})
+
+    # ------------------------------------------------------------------ circuit breakers
+    def moved(self, view: MarketView, window_s: float, move: float) -> np.ndarray:
+        """Per venue market: the oracle low is more than ``move`` below, or the oracle high more than ``move``
+        above, a market close of the completed steps of the last ``window_s`` seconds."""
+        a = self.market_asset
+        ok = a >= 0
+        ai = np.where(ok, a, 0)
+        w = max(1, int(math.ceil(window_s / self.ctx.step_s - 1e-9)))
+        ref = view.hist_close[max(view.t - w, 0): view.t][:, ai]
+        s = self.oracle_spec
+        fell = view.oracle(s, "collateral", ai) < (1.0 - move) * ref.max(0)
+        rose = view.oracle(s, "debt", ai) > (1.0 + move) * ref.min(0)
+        return ok & (fell | rose)
+
+    def band_allows(self, view: MarketView) -> np.ndarray:
+        """Per position: its market's liquidations are not halted by the price band (trips it when due)."""
+        cb = self.breakers
+        free = view.now_s >= self.halt_until
+        trip = free & self.moved(view, cb.price_band_window_s, cb.price_band_move)
+        if trip.any():
+            self.halt_until[trip] = view.now_s + cb.price_band_halt_s
+            self.path.ledger.add(self.path.k, self.ctx.index, {"price_band_trips": float(trip.sum())})
+        return (view.now_s >= self.halt_until)[self.vm]
+
+    def round_adapter(self, view: MarketView) -> PerpAdapter:
+        """The adapter of this round: the venue's, with the stress margin on the markets under stress."""
+        if not self.stress_on:
+            return self.adapter
+        stressed = self.moved(view, self.breakers.stress_window_s, self.breakers.stress_move)
+        if not stressed.any():
+            return self.adapter
+        if not self.stress_counted:
+            self.stress_counted = True
+            self.path.ledger.add(self.path.k, self.ctx.index, {"stress_margin_steps": 1.0})
+        key = stressed.tobytes()
+        if key not in self._stressed:
+            k = np.where(stressed, self.breakers.stress_margin_multiplier, 1.0)
+            self._stressed[key] = self.adapter.with_margin_multiplier(k)
+        return self._stressed[key]
 
     # ------------------------------------------------------------------ marks and fills
     def marks(self, view: MarketView) -> np.ndarray:
@@ -248,10 +330,12 @@ class PerpVenue(VenueSimulator):
             return self._unwind_round(view)
         if self.rounds_left <= 0:
             return NOTHING
-        ad, book = self.adapter, self.perp_book
+        ad, book = self.round_adapter(view), self.perp_book
         mark = self.marks(view)
         self.last_marks = mark
         flagged = ad.liquidatable(book, mark)
+        if self.band_on:
+            flagged &= self.band_allows(view)
         if not flagged.any():
             return NOTHING
         partial_ok = view.now_s >= self.partial_until

@@ -1,0 +1,121 @@
+"""Perp circuit breakers on the cascade loop: a price band halts liquidations for its window and they resume
+after; a stress margin multiplier liquidates exactly the positions whose equity falls below k x maintenance;
+each breaker is a tunable parameter with bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optimizer.engine import bind, prepare
+from optimizer.engine.reference import run_reference
+from optimizer.scenario.config import load_scenario
+from optimizer.snapshots import load_adapter
+from protocols import InvalidParameters
+
+P0 = 100_000.0
+MARKET = "BTCUSDT"
+
+
+def _scenario(tmp_path: Path, closes: list[float], levs: list[float], params: str) -> Path:
+    """1-minute bars (each flat at its close: low = high = close) after an open at P0, no price impact, and
+    isolated Binance longs of 0.01 BTC at the given leverages, entered at P0."""
+    rows = [f"2025-01-01T00:{i:02d}:00Z,{p},{p},{p},{p},1" for i, p in enumerate(closes)]
+    (tmp_path / "bars.csv").write_text("timestamp,open_usd,high_usd,low_usd,close_usd,volume_base\n"
+                                       + "\n".join(rows) + "\n")
+    (tmp_path / "book.csv").write_text("account,venue,market,side,size,entry_price,margin,margin_mode\n" + "\n".join(
+        f"a{i},binance_usdm,{MARKET},long,0.01,{P0},{0.01 * P0 / lev!r},isolated" for i, lev in enumerate(levs)) + "\n")
+    path = tmp_path / "s.toml"
+    path.write_text(f"""
+[scenario]
+name = "breakers"
+step_min = 1
+paths = 1
+
+[assets.BTC]
+model = "replay"
+csv = "bars.csv"
+
+[[protocols]]
+adapter = "binance_usdm"
+params = {{ {params} }}
+[protocols.book]
+kind = "perp_csv"
+path = "book.csv"
+""")
+    return path
+
+
+def _first_steps(path: Path) -> tuple[dict[int, int], object, object]:
+    bound = bind(prepare(load_scenario(path)))
+    ev: list[tuple] = []
+    ledger = run_reference(bound, events=ev)
+    first: dict[int, int] = {}
+    for e in ev:
+        first.setdefault(int(e[3]), int(e[1]))
+    return first, ledger, bound
+
+
+def test_a_price_band_halts_liquidations_during_its_window_and_they_resume_after(tmp_path):
+    """A 10 % fall in bar 2 trips a 5 % / 60 s band (step 2, t = 120 s): the 15x longs, liquidatable from
+    step 2 on, are not liquidated at steps 2-4 (120-240 s < 120 + 180 s) and are at step 5 (300 s), when the
+    band (the close of step 4 is the reference) no longer trips."""
+    closes = [P0, 0.9 * P0, 0.9 * P0, 0.9 * P0, 0.9 * P0, 0.9 * P0, 0.9 * P0]
+    levs = [15.0, 20.0, 2.0]
+    off, _, _ = _first_steps(_scenario(tmp_path, closes, levs, '"insurance_fund_usd" = 1e9'))
+    assert off == {0: 2, 1: 2}  # no band: the step of the fall; the 2x long survives
+    on = ('"insurance_fund_usd" = 1e9, "breakers.price_band_move" = 0.05, "breakers.price_band_window_s" = 60, '
+          '"breakers.price_band_halt_s" = 180')
+    first, ledger, _ = _first_steps(_scenario(tmp_path, closes, levs, on))
+    assert first == {0: 5, 1: 5}
+    assert ledger.price_band_trips[0, 0] == 1
+    # a fall smaller than the band: no trip, liquidated at once
+    small = [P0, 0.96 * P0, 0.96 * P0, 0.96 * P0]
+    first, ledger, _ = _first_steps(_scenario(tmp_path, small, [30.0], on))
+    assert first == {0: 2} and ledger.price_band_trips[0, 0] == 0
+
+
+def test_a_stress_margin_multiplier_liquidates_exactly_the_positions_below_k_times_maintenance(tmp_path):
+    """A 6 % fall in bar 2 holds the stress condition (> 5 % within 60 s) at step 2 only: with k = 2 the longs
+    liquidated at step 2 are exactly those with equity <= 2 x maintenance at the mark (Binance flags
+    marginRatio >= 100 %); with k = 1 only those with equity <= maintenance; nobody after step 2."""
+    closes = [P0, 0.94 * P0, 0.94 * P0, 0.94 * P0]
+    levs = np.round(np.arange(12.0, 17.01, 0.25), 2).tolist()
+    base = '"breakers.stress_move" = 0.05, "breakers.stress_window_s" = 60'
+    got = {}
+    for k in (1.0, 2.0):
+        first, ledger, bound = _first_steps(_scenario(tmp_path, closes, levs, f'{base}, '
+                                                      f'"breakers.stress_margin_multiplier" = {k}'))
+        assert set(first.values()) <= {2}
+        got[k] = sorted(first)
+        if k == 2.0:
+            assert ledger.stress_margin_steps[0, 0] == 1
+    ad = load_adapter("binance_usdm")
+    book = bound.books[0].book
+    mark = np.full(book.n_positions, 0.94 * P0)
+    eq, mm = ad.equity_usd(book, mark), ad.requirement_usd(book, mark)
+    assert not np.isclose(eq, mm).any() and not np.isclose(eq, 2 * mm).any()  # no ties at the boundaries
+    assert got[1.0] == np.flatnonzero(eq <= mm).tolist()
+    assert got[2.0] == np.flatnonzero(eq <= 2 * mm).tolist()
+    assert 3 <= len(got[2.0]) - len(got[1.0]) and len(got[2.0]) < len(levs)  # the multiplier bites, not on all
+
+
+def test_breakers_are_tunable_parameters_with_bounds_on_every_perp_venue():
+    for venue in ("binance_usdm", "dydx_v4", "gmx_v2", "hyperliquid"):
+        ad = load_adapter(venue)
+        sch = ad.schema()
+        for name, lo, hi, cur in (("price_band_move", 0.001, 1.0, 1.0), ("price_band_halt_s", 0.0, 86_400.0, 300.0),
+                                  ("stress_margin_multiplier", 1.0, 10.0, 1.0), ("stress_move", 0.001, 1.0, 0.05)):
+            s = sch.spec(f"breakers.{name}")
+            assert (s.lower, s.upper, s.current) == (lo, hi, cur) and s.unit and s.source
+        cb = ad.circuit_breakers()
+        assert not cb.price_band_on and not cb.stress_margin_on  # off at the current values
+        on = ad.with_params({"breakers.price_band_move": 0.1, "breakers.stress_margin_multiplier": 1.5})
+        assert on.circuit_breakers().price_band_on and on.circuit_breakers().stress_margin_multiplier == 1.5
+        with pytest.raises(InvalidParameters, match=r"^breakers.stress_margin_multiplier=0.5 is outside"):
+            ad.with_params({"breakers.stress_margin_multiplier": 0.5})
+    # the venues' own limits are kept next to them
+    assert load_adapter("binance_usdm").circuit_breakers().price_band_ratio == 0.05
+    assert load_adapter("hyperliquid").circuit_breakers().partial_liquidation_cooldown_s == 30.0
