@@ -221,9 +221,12 @@ def verdict(deltas: Mapping[str, Mapping[str, Any]], eff: Mapping[str, Any], pat
                      f"[{format_delta(lo, spec.fmt)}, {format_delta(hi, spec.fmt)}]")
     pts = eff["delta_points"]
     usd = eff["delta_borrow_capacity_usd"]
-    cost = ("does not change borrowing power" if abs(pts) < 5e-7 and abs(usd) < 0.5 else
-            f"{'buys' if usd > 0 else 'costs'} {format_value(abs(usd), 'usd')} of borrowing power "
-            f"({pts:+.2f} points of capital efficiency)")
+    # a perp venue's capital efficiency is a leverage multiple (notional / margin), not a share
+    ce = (f"{format_delta(pts / 100.0, 'leverage')} of capital efficiency (notional / margin)" if "p_adl" in deltas
+          else f"{pts:+.2f} points of capital efficiency")
+    what = "notional capacity" if "p_adl" in deltas else "borrowing power"
+    cost = (f"does not change {what}" if abs(pts) < 5e-7 and abs(usd) < 0.5 else
+            f"{'buys' if usd > 0 else 'costs'} {format_value(abs(usd), 'usd')} of {what} ({ce})")
     why = "no parameter the simulator exercises changes; " if nothing_modelled else ""
     text = (f"{label.capitalize()}: {why}{'; '.join(parts)} (paired 95 % CIs, {paths} paths); "
             f"{candidate_name} {cost}{also}.")

@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from .engine.metrics import capital_efficiency_text, has_perp_metrics
+
 
 def console() -> Console:
     # Wide fixed width when piped, so tables do not wrap into unreadable columns in logs.
@@ -80,8 +82,13 @@ def render_simulation(result: dict[str, Any]) -> None:
         t.add_row(name, pm(v, fmt=fmt), "", "", "", "", ci(v, "p99", fmt))
     con.print(t)
     ce = m["capital_efficiency"]
-    con.print(f"capital efficiency: borrowing power ${ce['borrow_capacity_usd']:,.0f} on ${ce['collateral_usd']:,.0f} "
-              f"collateral = {ce['ratio']:.2%}; debt ${ce['debt_usd']:,.0f} ({ce['utilisation']:.1%} of the power)")
+    if has_perp_metrics(m):  # a perp venue: margin as collateral, the notional it carries as borrowing power
+        con.print(f"capital efficiency: the margin ${ce['collateral_usd']:,.0f} carries ${ce['borrow_capacity_usd']:,.0f} "
+                  f"of notional at the maximum leverage = {capital_efficiency_text(m)}; open notional "
+                  f"${ce['debt_usd']:,.0f} ({ce['utilisation']:.1%} of it)")
+    else:
+        con.print(f"capital efficiency: borrowing power ${ce['borrow_capacity_usd']:,.0f} on ${ce['collateral_usd']:,.0f} "
+                  f"collateral = {ce['ratio']:.2%}; debt ${ce['debt_usd']:,.0f} ({ce['utilisation']:.1%} of the power)")
     cd = m.get("critical_drop")
     if cd:
         f = lambda x: "none below 99 %" if x is None else f"{x:.1%}"

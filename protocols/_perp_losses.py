@@ -280,3 +280,34 @@ def apply_adl(book: PerpBook, adl: AdlOutcome, mark_usd: np.ndarray) -> PerpBook
     margin = np.where(cross | iso_closed, 0.0, book.margin_usd + delta)
     size = np.where(adl.closed, 0.0, book.size_base)
     return book.with_state(size_base=size, margin_usd=margin, cross_collateral_usd=coll)
+
+
+# --------------------------------------------------------------------------------------------
+# Funding: a periodic transfer between longs and shorts through their margin
+# --------------------------------------------------------------------------------------------
+
+
+def funding_payments_usd(book: PerpBook, mark_usd: np.ndarray, rate_by_market: np.ndarray) -> np.ndarray:
+    """What each position pays at one funding time, USD (> 0 pays, < 0 receives).
+
+    ``payment = side * rate * size * mark``: with a positive rate longs pay and shorts receive, each on its
+    notional at the mark (the convention every venue here states: "positive funding, longs pay shorts").
+    ``rate_by_market`` is the funding rate of the interval per market (indexed like ``book.markets``). The
+    rate itself (premium index, interest component, caps, interval) is venue data this function takes as
+    given. The book's payments net to zero only when its longs and shorts carry equal notional; the rest
+    is the counterparty outside the book (the venue's other traders).
+    """
+    rate = np.asarray(rate_by_market, dtype=np.float64)[book.market]
+    return np.where(book.size_base > 0, book.side * rate * book.size_base * np.asarray(mark_usd, dtype=np.float64),
+                    0.0)
+
+
+def apply_funding(book: PerpBook, payment_usd: np.ndarray) -> PerpBook:
+    """The book after a funding transfer: each isolated position's margin and each cross account's
+    collateral changes by minus what it pays (it may go negative: the liquidation check then flags it)."""
+    pay = np.asarray(payment_usd, dtype=np.float64)
+    cross = book.is_cross
+    margin = np.where(cross, book.margin_usd, book.margin_usd - pay)
+    coll = book.cross_collateral_usd - np.bincount(book.account, weights=np.where(cross, pay, 0.0),
+                                                   minlength=book.n_accounts)
+    return book.with_state(margin_usd=margin, cross_collateral_usd=coll)

@@ -248,6 +248,71 @@ class GmxV2(PerpAdapter):
             return 0.0
         return (pnl_usd - lo * v) / (1.0 - lo) if lo < 1 else float(pnl_usd)
 
+    def pnl_to_pool_factor(self, book: PerpBook, mark_usd: np.ndarray, pool_usd: np.ndarray
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """``MarketUtils.getPnlToPoolFactor`` per market and side: the side's net pending PnL / pool value.
+
+        Returns ``(long_factor, short_factor)``, each ``(len(markets),)``, with ``pool_usd`` the pool value
+        backing each market (indexed like ``self.markets``; 0 or less gives factor 0). PnL is the sum over
+        the side's open positions of ``side * size * (mark - entry)`` (profits and losses net out, as the
+        contract's ``getPnl``).
+        """
+        mark_usd = np.asarray(mark_usd, dtype=np.float64)
+        vm = self.market_index(book)
+        upnl = np.where(book.size_base > 0, book.unrealized_pnl_usd(mark_usd), 0.0)
+        m = len(self._markets)
+        pool = np.asarray(pool_usd, dtype=np.float64)
+        out = []
+        for side in (1, -1):
+            pnl = np.bincount(vm, weights=np.where(book.side == side, upnl, 0.0), minlength=m)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out.append(np.where(pool > 0, pnl / np.where(pool > 0, pool, 1.0), 0.0))
+        return out[0], out[1]
+
+    def adl_orders(self, book: PerpBook, mark_usd: np.ndarray, pool_usd: np.ndarray) -> dict[str, np.ndarray]:
+        """ADL decrease orders for every market side whose PnL-to-pool factor exceeds ``maxPnlFactorForAdl``.
+
+        ``AdlUtils.updateAdlState`` enables ADL for a side when ``pnl / pool > maxPnlFactorForAdl``; each
+        ``executeAdl`` order must leave the factor lower but not below ``minPnlFactorAfterAdl``
+        (``PnlOvercorrected``). Realising ``x`` of the side's profit pays it from the pool, so the factor
+        becomes ``(P - x) / (V - x)``: the orders realise exactly ``x = (P - m V) / (1 - m)``
+        (:meth:`adl_pnl_to_realize_usd`), from the most profitable positions first (keepers choose the
+        positions; :meth:`adl_score`), closing whole positions and a part of the last one (ADL orders may
+        be partial). A decrease keeps the position's collateral and entry price (``sizeInUsd`` and
+        ``sizeInTokens`` fall pro rata; ``initialCollateralDeltaAmount`` is 0); a whole close releases it.
+
+        Returns a dict: per position ``closed_size_base`` and ``realized_profit_usd`` (paid by the pool),
+        ``book`` (the book after) and per market ``pnl_realized_long_usd`` / ``pnl_realized_short_usd``.
+        """
+        mark_usd = np.asarray(mark_usd, dtype=np.float64)
+        vm = self.market_index(book)
+        pool = np.asarray(pool_usd, dtype=np.float64)
+        n, m = book.n_positions, len(self._markets)
+        upnl = np.where(book.size_base > 0, book.unrealized_pnl_usd(mark_usd), 0.0)
+        frac = np.zeros(n)
+        realized = {1: np.zeros(m), -1: np.zeros(m)}
+        for side in (1, -1):
+            pnl = np.bincount(vm, weights=np.where(book.side == side, upnl, 0.0), minlength=m)
+            for k, name in enumerate(self._markets):
+                x = self.adl_pnl_to_realize_usd(name, float(pnl[k]), float(pool[k]))
+                if x <= 0:
+                    continue
+                rows = np.flatnonzero((vm == k) & (book.side == side) & (upnl > 0))
+                order = rows[np.lexsort((rows, -upnl[rows]))]  # most profitable first, then book order
+                u = upnl[order]
+                before = np.cumsum(u) - u
+                take = np.clip((x - before) / u, 0.0, 1.0)
+                frac[order] = take
+                realized[side][k] = float((take * u).sum())
+        closed = frac * book.size_base
+        profit = frac * upnl
+        left = book.size_base - closed
+        whole = (frac >= 1.0) & (closed > 0)
+        after = book.with_state(size_base=np.where(whole, 0.0, left),
+                                margin_usd=np.where(whole, 0.0, book.margin_usd))
+        return {"closed_size_base": closed, "realized_profit_usd": profit, "book": after,
+                "pnl_realized_long_usd": realized[1], "pnl_realized_short_usd": realized[-1]}
+
     def adl_score(self, book: PerpBook, mark_usd: np.ndarray) -> np.ndarray:
         """Unrealised profit: ADL orders are created by keepers, who reduce the most profitable positions
         first (the contracts only check the PnL factor; the keepers' choice is not on-chain)."""

@@ -124,7 +124,7 @@ def liquidation_map(bound: Bound, engine: str = "kernel", levels: np.ndarray = M
     cascade = raw.collateral_seized_usd.sum(1).tolist()
     market = raw.market_low_min[:, runner.primary].tolist()
     a = runner.primary
-    return {
+    out = {
         "asset": bound.prepared.market.assets[a],
         "price_ratio": levels.tolist(),
         "price_usd": (levels * p0[a]).tolist(),
@@ -133,6 +133,70 @@ def liquidation_map(bound: Bound, engine: str = "kernel", levels: np.ndarray = M
         "cascade_liquidated_usd": cascade,
         "cascade_market_price_ratio": market,
     }
+    if has_perp(bound):
+        out |= _perp_sides(bound, runner, 1.0 - levels, raw)
+    return out
+
+
+def _perp_sides(bound: Bound, runner: _ShockRunner, moves: np.ndarray, fall_raw) -> dict:
+    """The perp books' liquidation map by price level for both sides: longs at falls, shorts at rises.
+
+    Static: the notional (USD at the shocked price) whose closed-form liquidation price
+    (:meth:`protocols.PerpAdapter.liquidation_price_usd`, all marks moved together) a move of every
+    non-constant asset first reaches, per level: a fall of ``m`` for longs (price ``1 - m``), a rise of
+    ``m`` for shorts (price ``1 + m``). With the cascade: the notional each side loses over the held shock
+    (the fall run's longs; one more run for the rises). The cluster of a side is the move with the largest
+    static notional (None when none is reached).
+    """
+    p0 = runner.p0
+    new = {1: np.zeros(moves.size), -1: np.zeros(moves.size)}
+    for j, (ad, pb) in enumerate(zip(bound.adapters, bound.books, strict=True)):
+        if not isinstance(ad, PerpAdapter):
+            continue
+        b = pb.book
+        cm = bound.coll_market[j]
+        mark0 = b.position_marks(p0[cm])
+        moving = b.position_marks(runner.moving[cm].astype(float)) > 0
+        lp = ad.liquidation_price_usd(b, mark0)
+        open_ = (b.size_base > 0) & moving
+        with np.errstate(invalid="ignore", divide="ignore"):
+            dist = np.where(b.side > 0, 1.0 - lp / mark0, lp / mark0 - 1.0)
+        for side in (1, -1):
+            rows = open_ & (b.side == side) & np.isfinite(dist)
+            # level k takes the rows whose distance lies in (moves[k-1], moves[k]] (the first level: <= moves[0])
+            k = np.searchsorted(moves, np.maximum(dist[rows], 0.0), side="left")
+            ok = k < moves.size
+            px = mark0[rows][ok] * (1.0 - side * moves[k[ok]])
+            np.add.at(new[side], k[ok], b.size_base[rows][ok] * px)
+    rise_raw, _ = runner.run(-moves)
+
+    def cluster(x: np.ndarray) -> float | None:
+        return round(float(moves[int(np.argmax(x))]), 6) if x.max() > 0 else None
+
+    return {
+        "rise_price_ratio": (1.0 + moves).tolist(),
+        "perp_long_static_new_usd": new[1].tolist(),  # at price_ratio (falls)
+        "perp_short_static_new_usd": new[-1].tolist(),  # at rise_price_ratio
+        "perp_long_cascade_liquidated_usd": fall_raw.perp_liquidated_long_usd.sum(1).tolist(),
+        "perp_short_cascade_liquidated_usd": rise_raw.perp_liquidated_short_usd.sum(1).tolist(),
+        "long_cluster_fall": cluster(new[1]),
+        "short_cluster_rise": cluster(new[-1]),
+    }
+
+
+def perp_liquidation_clusters(liq_map: dict) -> dict | None:
+    """Where the perp clusters sit (from :func:`liquidation_map`): the move of each side with the most notional
+    first liquidatable there, and that notional; None without a perp venue."""
+    if "perp_long_static_new_usd" not in liq_map:
+        return None
+    lo, sh = np.asarray(liq_map["perp_long_static_new_usd"]), np.asarray(liq_map["perp_short_static_new_usd"])
+    return {"long_cluster_fall": liq_map["long_cluster_fall"], "short_cluster_rise": liq_map["short_cluster_rise"],
+            "long_cluster_usd": float(lo.max()) if lo.size else 0.0,
+            "short_cluster_usd": float(sh.max()) if sh.size else 0.0,
+            "long_static_usd": float(lo.sum()), "short_static_usd": float(sh.sum()),
+            "definition": "static liquidation map: notional first liquidatable per 2 % price level (closed-form "
+                          "liquidation prices, every non-constant asset moved together); a cluster is the level "
+                          "with the most notional (a fall for longs, a rise for shorts)"}
 
 
 def has_perp(bound: Bound) -> bool:

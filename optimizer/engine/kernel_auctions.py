@@ -525,7 +525,7 @@ def auction_inputs(specs, sims, coll_market: list[np.ndarray], debt_market: list
     per_x: dict[str, list] = {k: [] for k in ("ilk", "row", "ink0", "art0", "key")}
     n_ilks = 0
     for j, (spec, sim) in enumerate(zip(specs, sims, strict=True)):
-        terms = spec.auctions
+        terms = getattr(spec, "auctions", None)  # a perp venue's spec (PerpKernelSpec) has no auctions
         if terms is None:
             continue
         book = sim.ctx.book.book

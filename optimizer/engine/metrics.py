@@ -189,6 +189,7 @@ FORMATS: dict[str, Callable[[float], str]] = {
     "ratio": lambda x: f"{x:.3f}",
     "hours": lambda x: f"{x:.2f} h",
     "prob": lambda x: f"{x:.3f}",
+    "leverage": lambda x: f"{x:.2f}×",  # a multiple: notional / margin (perp capital efficiency)
 }
 
 
@@ -250,6 +251,11 @@ class MetricSpec:
         Which statistics of a Monte Carlo metric the report tables show (default: all it reports).
     by_protocol
         Also summarised per protocol when a scenario has several (``metrics()["by_protocol"]``).
+    display_for
+        ``metrics -> (fmt, unit)``: the display format and unit given the whole ``metrics()`` dict it is
+        shown with, for a metric whose unit depends on the venues (capital efficiency: a share of
+        collateral on a lending book, a leverage multiple where a perp venue is in the scenario).
+        Default: ``(fmt, unit)``.
     """
 
     name: str
@@ -266,6 +272,7 @@ class MetricSpec:
     headline: tuple[tuple[str, str], ...] = ()
     table_stats: tuple[str, ...] | None = None
     by_protocol: Callable[[SimulationResult, int], np.ndarray] | None = None
+    display_for: Callable[[Any], tuple[str, str]] | None = None
 
     @property
     def title(self) -> str:
@@ -292,6 +299,16 @@ class MetricSpec:
 
     def format(self, x: float | None) -> str:
         return format_value(x, self.fmt)
+
+    def display(self, metrics: Any = None) -> tuple[str, str]:
+        """``(fmt, unit)`` of this metric as shown next to ``metrics`` (a ``metrics()`` dict)."""
+        if self.display_for is not None and metrics is not None:
+            return self.display_for(metrics)
+        return self.fmt, self.unit
+
+    def format_in(self, x: float | None, metrics: Any) -> str:
+        """``x`` in the display format this metric takes next to ``metrics``."""
+        return format_value(x, self.display(metrics)[0])
 
 
 def ledger(*fields: str) -> Callable[[SimulationResult], np.ndarray]:
@@ -391,6 +408,27 @@ def _capital_efficiency(res: SimulationResult) -> dict[str, float]:
     return res.capital_efficiency()
 
 
+PERP_EFFICIENCY_UNIT = "x (notional the margin carries at the maximum leverage / margin)"
+
+
+def has_perp_metrics(metrics: Any) -> bool:
+    """True for the ``metrics()`` dict of a scenario with a perp venue (its perp metrics are declared)."""
+    return isinstance(metrics, dict) and "p_adl" in metrics
+
+
+def _capital_efficiency_display(metrics: Any) -> tuple[str, str]:
+    """A share of collateral on a lending book; a leverage multiple (``20.17×``) with a perp venue, whose
+    capital efficiency is the notional its margin carries at the venue's maximum leverage / the margin."""
+    return ("leverage", PERP_EFFICIENCY_UNIT) if has_perp_metrics(metrics) else ("pct", "fraction of collateral")
+
+
+def capital_efficiency_text(metrics: Any) -> str:
+    """The capital efficiency of a ``metrics()`` dict in its display unit (``80.00 %`` or ``20.17×``)."""
+    entry = (metrics or {}).get("capital_efficiency") if isinstance(metrics, dict) else None
+    ratio = entry.get("ratio") if isinstance(entry, dict) else None
+    return metric("capital_efficiency").format_in(ratio, metrics)
+
+
 # Perp venues (optimizer.engine.venues.perp.PERP_FIELDS): shown only for scenarios with a perp venue.
 
 
@@ -450,6 +488,13 @@ PERP_METRICS: tuple[MetricSpec, ...] = (
                summary="analysis", fmt="pct", risk=-1, label="critical move",
                headline=(("fall_first_liquidation", "critical fall: first perp liquidation"),
                          ("rise_first_liquidation", "critical rise: first perp liquidation"))),
+    MetricSpec("perp_liquidation_clusters", "fraction of price",
+               "The liquidation map by price level for longs and shorts: the fall (longs) and the rise (shorts) "
+               "with the most perp notional first liquidatable there (static, closed-form liquidation prices; "
+               "the whole map is in liquidation_map and its figure)", summary="analysis", fmt="pct", risk=0,
+               label="perp liquidation clusters",
+               headline=(("long_cluster_fall", "long liquidation cluster: fall"),
+                         ("short_cluster_rise", "short liquidation cluster: rise"))),
 )
 
 
@@ -543,7 +588,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("capital_efficiency", "fraction of collateral",
                "Borrowing power the parameters give the book at t0 / its collateral value (not an estimate)",
                summary="exact", fmt="pct", risk=0, label="capital efficiency", value=_capital_efficiency,
-               headline=(("ratio", "capital efficiency"),)),
+               headline=(("ratio", "capital efficiency"),), display_for=_capital_efficiency_display),
     *PERP_METRICS,
     *FLOW_METRICS,
 )

@@ -158,7 +158,7 @@ def prepare(scenario: Scenario) -> Prepared:
         if isinstance(cur, PerpAdapter):
             draws[pc.id] = (pc.csv_book if pc.book.kind == "perp_csv" else
                             draw_perp_synthetic(pc.book.raw, cur, scenario.file, f"protocols[{i}].book", book_rng,
-                                                resolve=scenario.resolve))
+                                                maps=pc.perp_calibration))
         elif pc.book.kind == "csv":
             draws[pc.id] = pc.csv_book
         else:
@@ -271,7 +271,8 @@ def _venue_options(bound: Bound, j: int) -> dict:
         a = pc.mark_assets.get(m, pc.mark_assets.get(b))
         if a is not None:
             mark_market[k] = assets.index(a)
-    return {"adl_policy": pc.adl_policy, "mark_market": mark_market}
+    return {"adl_policy": pc.adl_policy, "mark_market": mark_market, "backstop_unwind_steps": pc.backstop_unwind_steps,
+            "funding": pc.funding}
 
 
 def venue_contexts(bound: Bound) -> list:

@@ -81,8 +81,15 @@ def bad_debt_distribution(series: Mapping[str, Sequence[float]]):
 
 def liquidation_map(maps: Mapping[str, Mapping[str, Any]]):
     """Collateral liquidatable as the price falls: static (health < 1 at that price, no feedback)
-    and with the cascade (collateral seized over the horizon after an instantaneous drop)."""
-    fig, ax = _figure()
+    and with the cascade (collateral seized over the horizon after an instantaneous drop). With a perp
+    venue (maps from :func:`optimizer.engine.analysis.liquidation_map` with ``perp_*`` entries), a second
+    panel shows the perp liquidation map by price level for both sides: long notional first liquidatable
+    at each level below the start price, short notional at each level above it (where the clusters sit)."""
+    if any("perp_short_static_new_usd" in m for m in maps.values()):
+        fig, (ax, ax2) = _figure(1, 2, figsize=(9.0, 3.6), width_ratios=[1, 1])
+        _perp_sides_panel(ax2, maps)
+    else:
+        fig, ax = _figure()
     asset = ""
     for name, m in maps.items():
         asset = m.get("asset", asset)
@@ -102,6 +109,31 @@ def liquidation_map(maps: Mapping[str, Mapping[str, Any]]):
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", frameon=False, fontsize=8)
     return fig
+
+
+def _perp_sides_panel(ax, maps: Mapping[str, Mapping[str, Any]]) -> None:
+    """Perp notional first liquidatable per price level: longs (falls) left of the start price, shorts (rises)
+    right of it; one pair of bar series per parameter set."""
+    sets = [(n, m) for n, m in maps.items() if "perp_short_static_new_usd" in m]
+    width = 0.02 / max(len(sets), 1) * 0.9
+    asset = ""
+    for i, (name, m) in enumerate(sets):
+        asset = m.get("asset", asset)
+        shift = (i - (len(sets) - 1) / 2) * width
+        fall = np.asarray(m["price_ratio"], float)
+        rise = np.asarray(m["rise_price_ratio"], float)
+        lab = LABELS.get(name, name)
+        ax.bar(fall[1:] + shift, np.asarray(m["perp_long_static_new_usd"], float)[1:], width=width,
+               color="#c44e52", alpha=0.85 if i == 0 else 0.5, label=f"{lab}: longs (price falls)")
+        ax.bar(rise[1:] + shift, np.asarray(m["perp_short_static_new_usd"], float)[1:], width=width,
+               color="#55a868", alpha=0.85 if i == 0 else 0.5, label=f"{lab}: shorts (price rises)")
+    ax.axvline(1.0, color="grey", linewidth=0.8, linestyle=":")
+    ax.set_xlabel(f"price / start price (every non-stable asset; {asset})")
+    ax.set_ylabel("perp notional first liquidatable (USD)")
+    ax.set_title("Perp liquidation map by price level")
+    _usd_axis(ax, "y")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", frameon=False, fontsize=7)
 
 
 def price_fan(fan: Mapping[str, Any]):

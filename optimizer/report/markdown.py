@@ -160,27 +160,40 @@ def risk_table(columns: Sequence[tuple[str, Mapping[str, Any] | None]], deltas: 
             else:
                 if spec.name not in ref and not any(spec.name in (m or {}) for _, m in columns[1:]):
                     continue
-                r = [f"{lab} ({spec.unit})", _exact_cell(ref.get(spec.name), key, spec.fmt)]
+                fmt, unit = spec.display(ref or next((m for _, m in columns[1:] if m), None))
+                r = [f"{lab} ({unit})", _exact_cell(ref.get(spec.name), key, fmt)]
                 for _lab, m in columns[1:]:
-                    r += [_exact_cell((m or {}).get(spec.name), key, spec.fmt),
-                          _exact_delta_cell(ref.get(spec.name), (m or {}).get(spec.name), key, spec.fmt)]
+                    r += [_exact_cell((m or {}).get(spec.name), key, fmt),
+                          _exact_delta_cell(ref.get(spec.name), (m or {}).get(spec.name), key, fmt)]
                 for _lab, m, _dd in extra:
-                    r += [_exact_cell((m or {}).get(spec.name), key, spec.fmt),
-                          _exact_delta_cell(ref.get(spec.name), (m or {}).get(spec.name), key, spec.fmt)]
+                    r += [_exact_cell((m or {}).get(spec.name), key, fmt),
+                          _exact_delta_cell(ref.get(spec.name), (m or {}).get(spec.name), key, fmt)]
             rows.append(r)
     return table(heads, rows)
+
+
+def budget_metric(budget: Mapping[str, Any]) -> tuple[bool, str]:
+    """``(is a probability, risk metric name)`` of a budget check (``compare.budget_check``): its ``metric``
+    reads ``"var_99 of bad_debt_share"`` for a statistic of bad debt / debt and ``"probability of p_adl"``
+    for a perp venue's probability risk (P(ADL), P(insurance fund depleted))."""
+    from ..scenario.config import PROBABILITY_RISKS
+
+    name = str(budget.get("metric", ""))
+    for prefix in ("probability of ",):
+        if name.startswith(prefix):
+            return True, name[len(prefix):]
+    name = name.replace("_of_bad_debt_share", "").replace(" of bad_debt_share", "")
+    return name in PROBABILITY_RISKS, name
 
 
 def budget_line(budgets: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:
     b0 = next((b for _, b in budgets if b), None)
     if b0 is None:
         return "The scenario sets no risk budget (`[optimize]` table), so no set is judged against one."
-    from ..scenario.config import PROBABILITY_RISKS
-
-    metric_name = b0["metric"].replace("_of_bad_debt_share", "").replace(" of bad_debt_share", "")
-    prob = metric_name in PROBABILITY_RISKS  # a probability (perp venues: P(ADL), P(insurance fund depleted))
+    prob, metric_name = budget_metric(b0)
     unit = "prob" if prob else "share"
-    what = f"{metric_name} (a probability per path, Wilson 95 % interval)" if prob else f"{metric_name} of bad debt / debt"
+    what = (f"the probability {metric_name} per path (Wilson 95 % interval)" if prob
+            else f"{metric_name} of bad debt / debt")
     parts = []
     for lab, b in budgets:
         if b:

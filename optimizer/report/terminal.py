@@ -38,8 +38,12 @@ def summary_lines(data: Mapping[str, Any], out_dir: Path) -> list[str]:
                              "baseline)")
             b = data["proposed"].get("budget")
             if b:
-                lines.append(f"  risk budget ({b['metric']} <= {format_value(b['budget'], 'share')}): proposed "
-                             f"{'within' if b['feasible'] else 'OVER'} (upper 95 % CI {format_value(b['ci95'][1], 'share')})")
+                from .markdown import budget_metric
+
+                prob, name = budget_metric(b)
+                what, unit = (f"P({name}) per path", "prob") if prob else (b["metric"], "share")
+                lines.append(f"  risk budget ({what} <= {format_value(b['budget'], unit)}): proposed "
+                             f"{'within' if b['feasible'] else 'OVER'} (upper 95 % CI {format_value(b['ci95'][1], unit)})")
     elif kind == "simulation":
         m = data["metrics"]["bad_debt_usd"]
         lines.append(f"simulation {data['scenario']}: mean bad debt {format_value(m['mean'], 'usd')} ± "

@@ -74,10 +74,13 @@ class ProtocolConfig:
     loaded_from: Any = None  # (adapter, id, snapshot, book kind and path) the two above were read with
     keeper_population: Any = None  # optimizer.behaviour.keepers.KeeperPopulation read from ``keepers``
     topup_model: Any = None  # optimizer.behaviour.topups.TopupModel read from ``owner_topups``
+    perp_calibration: Any = None  # perp_synthetic ``calibration``: {"long"/"short": LiquidationMap} read from the file
     # perp venues only (docs/scenario_format.md, "Perp venues in the cascade"):
     market_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # base asset -> asset
     adl_policy: str = "queue"  # "queue" (the production queue) | "pro_rata"
     mark_assets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))  # market -> mark series
+    backstop_unwind_steps: int = 0  # the backstop vault sells what it took over in this many steps (0: holds it)
+    funding: tuple[float, float] | None = None  # perp: (funding rate per interval, interval in s); None: no funding
 
     def __post_init__(self) -> None:
         if not self.id:
@@ -438,6 +441,8 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
         market_assets: dict[str, str] = {}
         mark_assets: dict[str, str] = {}
         adl_policy = "queue"
+        unwind = 0
+        funding = None
         if perp:
             for table_key, out in (("market_assets", market_assets), ("mark_assets", mark_assets)):
                 ma = pt.table(table_key)
@@ -447,6 +452,12 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
                         if out[k] not in assets:
                             raise ma.err(k, f"unknown asset '{out[k]}' (declare it under [assets])"[:200])
             adl_policy = pt.string("adl_policy", "queue", ADL_POLICIES)
+            unwind = pt.integer("backstop_unwind_steps", 0, lo=0, hi=1_000_000)
+            ft = pt.table("funding")
+            if ft is not None:  # a scenario-given funding rate (the bundled data hold no premium index)
+                funding = (ft.number("rate_per_interval", lo=-0.1, hi=0.1), ft.number("interval_h", lo=1e-6, hi=1e4)
+                           * 3600.0)
+                ft.no_unknown()
         reserves = pt.number("reserves_usd", 0.0, lo=-MAX_USD, hi=MAX_USD)
         snap = pt.raw("snapshot")
         if snap is not None and not (isinstance(snap, str) and snap):
@@ -465,7 +476,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
                                         BookConfig(kind, MappingProxyType(dict(book_t.data)), bpath), reserves,
                                         snapshot, pid, keepers, market_assets=MappingProxyType(market_assets),
                                         adl_policy=adl_policy, mark_assets=MappingProxyType(mark_assets),
-                                        owner_topups=topups))
+                                        owner_topups=topups, backstop_unwind_steps=unwind, funding=funding))
     opt_t = root.table("optimize")
     optimize = _parse_optimize(opt_t) if opt_t is not None else OptimizeConfig()
     from .forced_flows import parse_forced_flows
@@ -491,7 +502,7 @@ def parse_scenario(data: dict[str, Any], *, file: str, base_dir: Path) -> Scenar
 
 def _protocol_sources(pc: ProtocolConfig) -> tuple:
     return (pc.adapter, pc.id, pc.snapshot, pc.book.kind, pc.book.path, pc.keepers, pc.owner_topups,
-            tuple(pc.market_assets.items()), tuple(pc.mark_assets.items()))
+            tuple(pc.market_assets.items()), tuple(pc.mark_assets.items()), repr(pc.book.raw.get("calibration")))
 
 
 def _price_sources(sc: Scenario) -> tuple:
@@ -537,11 +548,13 @@ def read_inputs(sc: Scenario) -> Scenario:
         except InvalidParameters as e:
             raise InputError(str(e), file=sc.file, field=f"protocols[{i}].params") from None
         key = f"protocols[{i}].book"
-        book = None
+        book = calibration = None
         if pc.book.kind in PERP_BOOK_KINDS:
             from .perp_book import check_perp_protocol
 
-            book = check_perp_protocol(sc, i, cur, known)
+            start = {a: (sc.assets[a].price_usd if sc.assets[a].price_usd is not None
+                         else getattr(models[a], "initial_price_usd", None)) for a in sc.assets}
+            book, calibration = check_perp_protocol(sc, i, cur, known, start_prices_usd=start)
         elif pc.book.kind == "csv":
             assert pc.book.path is not None
             try:
@@ -575,7 +588,8 @@ def read_inputs(sc: Scenario) -> Scenario:
             except InputError as e:  # name the scenario key that points at the file too
                 raise InputError(str(e), file=sc.file, field=f"protocols[{i}].owner_topups") from None
         protocols.append(replace(pc, base_adapter=base, csv_book=book, loaded_from=_protocol_sources(pc),
-                                 keeper_population=population, topup_model=topup_model))
+                                 keeper_population=population, topup_model=topup_model,
+                                 perp_calibration=calibration))
     return replace(sc, protocols=tuple(protocols), liquidators=replace(lc, gas_history=gas),
                    prices=PriceInputs(MappingProxyType(models), corr, n_steps, _price_sources(sc)))
 

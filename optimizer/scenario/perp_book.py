@@ -58,7 +58,7 @@ import csv
 import io
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -367,7 +367,8 @@ def _number(raw: Mapping[str, Any], key: str, file: str, field: str, lo: float, 
 
 
 def draw_perp_synthetic(raw: Mapping[str, Any], adapter: PerpAdapter, file: str, key: str,
-                        rng: np.random.Generator, resolve: Resolver | None = None) -> PerpSyntheticDraws:
+                        rng: np.random.Generator, resolve: Resolver | None = None,
+                        maps: Mapping[str, LiquidationMap] | None = None) -> PerpSyntheticDraws:
     """Validate a ``kind = "perp_synthetic"`` book table and make all its random draws.
 
     Parameters
@@ -383,6 +384,9 @@ def draw_perp_synthetic(raw: Mapping[str, Any], adapter: PerpAdapter, file: str,
     resolve : callable, optional
         ``(relative path, key) -> Path`` for the calibration file (default: next to ``file``, then
         the bundled ``data/``).
+    maps : mapping, optional
+        The calibration file's maps, already read (``load_scenario`` reads them once, so ``prepare``
+        does no I/O); without them a ``calibration`` book reads its file here.
 
     Returns
     -------
@@ -397,6 +401,9 @@ def draw_perp_synthetic(raw: Mapping[str, Any], adapter: PerpAdapter, file: str,
     n = raw.get("positions")
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InputError(f"must be a whole number >= 1, got {n!r}", file=file, field=f"{key}.positions")
+    from .limits import check_book
+
+    check_book(n, 1, 1, file=file, field=f"{key}.positions")  # the memory the book will need, before drawing it
     oi = raw.get("open_interest_usd")
     if not isinstance(oi, Mapping) or not oi:
         raise InputError("must be a table of market = open interest in USD (long + short, at entry)", file=file,
@@ -419,7 +426,8 @@ def draw_perp_synthetic(raw: Mapping[str, Any], adapter: PerpAdapter, file: str,
     if len(modes) != 1:
         raise InputError(f"give exactly one of {', '.join(LEVERAGE_MODES)}", file=file, field=key)
     mode = modes[0]
-    maps = _calibration_maps(raw["calibration"], file, f"{key}.calibration", resolve) if mode == "calibration" else None
+    if mode == "calibration" and maps is None:
+        maps = _calibration_maps(raw["calibration"], file, f"{key}.calibration", resolve)
     if "size_usd" not in raw:
         raise InputError("missing (a distribution of position sizes in USD, rescaled to the open interest)",
                          file=file, field=f"{key}.size_usd")
@@ -627,11 +635,17 @@ def market_assets(adapter: PerpAdapter, mapping: Mapping[str, str]) -> tuple[str
     return tuple(mapping.get(m, mapping.get(a, a)) for m, a in zip(adapter.markets, adapter.base_assets, strict=True))
 
 
-def check_perp_protocol(scenario: Any, i: int, adapter: PerpAdapter, known_assets: set[str]) -> PerpPositions | None:
+def check_perp_protocol(scenario: Any, i: int, adapter: PerpAdapter, known_assets: set[str], *,
+                        start_prices_usd: Mapping[str, float | None] | None = None
+                        ) -> tuple[PerpPositions | None, dict[str, LiquidationMap] | None]:
     """Read (``perp_csv``) or validate (``perp_synthetic``) protocol ``i``'s perp book at load time.
 
-    Returns the CSV's positions (None for a synthetic book, drawn by ``prepare``). Every market the
-    book holds must trade on a scenario asset (``market_assets`` or the base asset's own name).
+    Returns the CSV's positions (None for a synthetic book, drawn by ``prepare``) and, for a
+    ``calibration`` book, its calibration file's maps (read here, once: ``prepare`` does no I/O).
+    Every market the book holds must trade on a scenario asset (``market_assets`` or the base asset's
+    own name). With ``start_prices_usd`` (scenario asset -> price at the start), a synthetic book whose
+    distributions can open a position already liquidatable at the start is refused
+    (:func:`check_not_liquidatable_at_start`).
     """
     pc = scenario.protocols[i]
     key = f"protocols[{i}].book"
@@ -647,9 +661,12 @@ def check_perp_protocol(scenario: Any, i: int, adapter: PerpAdapter, known_asset
         except InputError as e:  # name the scenario key that points at the CSV too
             raise InputError(str(e), file=scenario.file, field=f"{key}.path") from None
         held = np.unique(pos.book.market)
+        maps = d = None
     else:
-        d = draw_perp_synthetic(pc.book.raw, adapter, scenario.file, key, np.random.default_rng(0),
-                                resolve=scenario.resolve)
+        raw = pc.book.raw
+        maps = (_calibration_maps(raw["calibration"], scenario.file, f"{key}.calibration", scenario.resolve)
+                if "calibration" in raw else None)
+        d = draw_perp_synthetic(raw, adapter, scenario.file, key, np.random.default_rng(0), maps=maps)
         pos, held = None, np.unique(d.market)
     names = market_assets(adapter, pc.market_assets)
     for m in held:
@@ -657,4 +674,54 @@ def check_perp_protocol(scenario: Any, i: int, adapter: PerpAdapter, known_asset
             raise InputError(f"market {adapter.markets[m]} trades on asset '{names[m]}', which has no price model in "
                              f"the scenario (declare it under [assets] or map it with market_assets = "
                              f"{{ {adapter.base_assets[m]} = \"ASSET\" }})", file=scenario.file, field=key)
-    return pos
+    if d is not None and start_prices_usd is not None:
+        prices = {a: start_prices_usd.get(names[m]) for m, a in enumerate(adapter.base_assets)
+                  if m in set(held.tolist())}
+        if all(v is not None for v in prices.values()):
+            check_not_liquidatable_at_start(pc.book.raw, d, adapter, prices, scenario.file, key)
+    return pos, maps
+
+
+def _support(spec: Any, key: str, file: str) -> tuple[float, float]:
+    """Smallest and largest value a distribution table can draw (its clips and natural bounds)."""
+    from .book import parse_dist
+
+    dist = parse_dist(spec, key, file)
+    p = dist.params
+    lo, hi = {"uniform": (p.get("low", 0.0), p.get("high", 0.0)), "constant": (p.get("value", 0.0),) * 2,
+              "beta": (0.0, 1.0)}.get(dist.kind, (0.0, math.inf))
+    return max(lo, dist.lo), min(hi, dist.hi)
+
+
+def check_not_liquidatable_at_start(raw: Mapping[str, Any], draws: PerpSyntheticDraws, adapter: PerpAdapter,
+                                    prices_usd: Mapping[str, float], file: str, key: str) -> None:
+    """Refuse a synthetic book whose distributions can open a position that the venue liquidates at once.
+
+    Rule: every position the book can draw must start with its pool's equity at or above its maintenance
+    margin at the start price. Checked at the worst corner of the distributions, for every drawn notional:
+    the most adverse entry offset (the largest for a long, which entered above the start price; the smallest
+    for a short) and the highest leverage (``leverage``: its ``max``, capped by the venue's maximum at that
+    notional; ``leverage_fraction``: its ``max``, of the venue's maximum). ``calibration`` books solve their
+    margins so that each liquidation price sits at least the dead band away: never liquidatable at the start.
+    """
+    if draws.mode == "calibration":
+        return
+    lo_off, hi_off = _support(raw["entry_offset"], f"{key}.entry_offset", file) if "entry_offset" in raw else (0, 0)
+    _, hi_level = _support(raw[draws.mode], f"{key}.{draws.mode}", file)
+    worst = replace(draws, entry_log_offset=np.where(draws.side > 0, hi_off, lo_off).astype(np.float64),
+                    level=np.full(draws.n_positions, hi_level, dtype=np.float64))
+    pos = materialize_perp(worst, adapter, adapter, prices_usd)
+    book = pos.book
+    mark = book.entry_price_usd * np.exp(-worst.entry_log_offset)
+    bad = _first(adapter.liquidatable(book, mark))
+    if bad is None:
+        return
+    notional = float(book.size_base[bad] * book.entry_price_usd[bad])
+    lev = notional / float(book.margin_usd[bad]) if book.margin_usd[bad] > 0 else math.inf
+    long_ = book.side[bad] > 0
+    off = hi_off if long_ else lo_off
+    raise InputError(f"a {'long' if long_ else 'short'} at {lev:.4g}x entered {abs(math.expm1(off)):.2%} "
+                     f"{'above' if long_ else 'below'} the start price ({notional:,.0f} USD in "
+                     f"{adapter.markets[book.market[bad]]}) is liquidatable on {adapter.name} at once (equity below "
+                     "its maintenance margin); every position must start above maintenance: narrow entry_offset or "
+                     f"lower the {draws.mode} max", file=file, field=f"{key}.entry_offset")

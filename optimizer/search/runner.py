@@ -816,6 +816,7 @@ def _per_asset(plan: Plan, groups, runs, space: SearchSpace, settings: Objective
     say("per asset: the joint set in sample and out of sample")
     jin = assess(ev_in, space, full_params, settings) if joint else current.in_sample
     jout = assess(ev_oos, space, full_params, settings, samples=False) if joint else current.out_of_sample
+    from ..scenario.config import PROBABILITY_RISKS
     from .objective import efficiency
 
     e = efficiency(ev_in.bind(space.split(full_params)))
@@ -832,7 +833,8 @@ def _per_asset(plan: Plan, groups, runs, space: SearchSpace, settings: Objective
     inter = []
     for label, f_joint, f_cur, f_group in (
         ("capital efficiency", eff(jin["metrics"]), eff(cm), lambda rec: rec["metrics"]["capital_efficiency"]["ratio"]),
-        (f"{settings.risk_metric} of bad debt share", jin["risk"]["value"], current.in_sample["risk"]["value"],
+        (f"P({settings.risk_metric})" if settings.risk_metric in PROBABILITY_RISKS else
+         f"{settings.risk_metric} of bad debt share", jin["risk"]["value"], current.in_sample["risk"]["value"],
          lambda rec: rec["risk"]["value"]),
         ("mean bad debt (USD)", mean_usd(jin["metrics"]), mean_usd(cm),
          lambda rec: rec["metrics"]["bad_debt_usd"]["mean"]),

@@ -79,6 +79,10 @@ SCENARIO_CASES: tuple[ScenarioCase, ...] = (
                  positions=400, engines=("reference", "kernel")),
     ScenarioCase("perp_mixed_aave_hyperliquid_eth_12h", "perp_mixed_aave_hyperliquid_eth_12h.toml", paths=2,
                  positions=400, engines=("reference", "kernel")),
+    ScenarioCase("perp_binance_btc_2024_08_05_0013_0226", "perp_binance_btc_2024-08-05_0013-0226.toml", paths=1,
+                 positions=800, engines=("reference",)),
+    ScenarioCase("perp_binance_btc_2024_08_05_0502_0715", "perp_binance_btc_2024-08-05_0502-0715.toml", paths=1,
+                 positions=800, engines=("reference",)),
     # forced flows (optimizer.engine.flows: reference engine)
     ScenarioCase("perp_hyperliquid_btc_dealers_2025_10_10", "perp_hyperliquid_btc_dealers_2025-10-10.toml", paths=1,
                  positions=300, engines=("reference",)),

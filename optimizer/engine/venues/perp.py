@@ -11,7 +11,16 @@ are :mod:`protocols._perp_losses`. This module only sequences them over time and
 Per path: the book, the insurance fund (``adapter.insurance_fund_usd``), the backstop capacity
 (``adapter.backstop_usd``) and the vault's holdings reset to the scenario's start.
 
-Per step: no funding rule is defined by the bundled adapters (``start_step`` is where one would go);
+Backstop unwind (scenario ``backstop_unwind_steps`` = N, default 0: the vault holds to the horizon): the vault
+trades what it took over back into the same pools in N equal slices, one per step (``_unwind_round``).
+
+End of step, GMX (``adl_trigger = "pnl_to_pool"``): ADL by the PnL-to-pool factor (``_pnl_to_pool_adl``).
+
+Funding (opt-in, scenario ``funding``): at each funding time longs pay shorts ``rate x notional`` through
+their margin (``_fund``). No adapter defines its venue's funding rule: the project's venue docs
+(``protocol_rules.md``) give none, and the data hold no premium index; the scenario gives the rate.
+
+Per step:
 the venue gets one liquidation pass per second of the step at most (``step_s`` rounds: dYdX's ~1 s
 blocks; the adapters' per-pass limits, dYdX's 10 % / $100k per block, Hyperliquid's 20 % partials, are
 per pass).
@@ -93,7 +102,9 @@ from protocols import (
     adl_pro_rata,
     adl_queue,
     apply_adl,
+    apply_funding,
     deficits_by_group,
+    funding_payments_usd,
     waterfall_of,
     winner_groups,
 )
@@ -137,6 +148,16 @@ PERP_FIELDS: tuple[LedgerField, ...] = (
                 "positions)", metric=True),
     LedgerField("adl_closed_notional_usd", "USD", "venue", "Notional of winners closed by the ADL queue"),
     LedgerField("adl_steps", "steps", "venue", "Steps with an auto-deleveraging"),
+    LedgerField("backstop_taken_base", "tokens", "venue", "Base units the backstop vault took over"),
+    LedgerField("backstop_unwound_base", "tokens", "venue", "Base units the backstop vault traded back into the "
+                "market (backstop_unwind_steps: it sells longs and buys back shorts it took over)"),
+    LedgerField("perp_funding_paid_usd", "USD", "venue", "Funding the book's payers paid (scenario funding: "
+                "longs at a positive rate, shorts at a negative one)"),
+    LedgerField("perp_funding_received_usd", "USD", "venue", "Funding the book's receivers got"),
+    LedgerField("perp_funding_external_usd", "USD", "venue", "Net funding the book paid to the rest of the venue "
+                "(paid - received: its longs and shorts do not match; 0 for a balanced book)"),
+    LedgerField("adl_pnl_realised_usd", "USD", "venue", "Profit realised by PnL-to-pool ADL orders (GMX: a side's "
+                "pending PnL above maxPnlFactorForAdl of the pool), paid by the pool"),
 )
 
 #: filled only by venues with a price band or a stress margin on (``breakers.*``)
@@ -170,6 +191,9 @@ class PerpVenue(VenueSimulator):
         self.cooldown_s = float(getattr(ad.circuit_breakers(), "partial_liquidation_cooldown_s", 0.0))
         self.rounds_per_step = max(1, int(math.ceil(ctx.step_s)))
         self.groups, _ = winner_groups(b)
+        self.unwind_steps = int(ctx.options.get("backstop_unwind_steps", 0) or 0)  # 0: the vault holds
+        self.funding = ctx.options.get("funding")  # (rate per interval, interval s) or None: no funding
+        self.pnl_adl = ad.adl_trigger == "pnl_to_pool"  # GMX: ADL by the PnL-to-pool factor (_pnl_to_pool_adl)
         mm = ctx.options.get("mark_market")  # per adapter market: the asset of its mark series (-1: none)
         self.mark_asset = np.where(mm[b.market] >= 0, mm[b.market], self.asset) if mm is not None else self.asset
         # circuit breakers, per venue market (its mark asset; -1: a market no position holds)
@@ -195,7 +219,8 @@ class PerpVenue(VenueSimulator):
                     "(no MarketOrderRule); the perp kernel does not mirror them")
         if not self.trades:
             return f"{self.ctx.id}: liquidations close against a pool, not the market (no kernel rule)"
-        extra = sorted(k for k, v in self.ctx.options.items() if k not in self.KERNEL_OPTIONS and v is not None)
+        # options the kernel does not model, when they are on (funding None, an unwind over 0 steps: off)
+        extra = sorted(k for k, v in self.ctx.options.items() if k not in self.KERNEL_OPTIONS and v)
         if extra:
             return f"{self.ctx.id}: the perp kernel does not model {', '.join(extra)}"
         if self.band_on or self.stress_on:
@@ -228,13 +253,41 @@ class PerpVenue(VenueSimulator):
         self.takeover_usd = 0.0
         self.partial_until = np.full(n, -np.inf)
         self.liquidated_once = np.zeros(n, bool)
+        self.unwind_left = np.zeros(n)  # signed base the vault still has to trade back, per book row
+        self.unwind_rate = np.zeros(n)  # signed base per step
+        self.vault_realised_usd = 0.0
+        self.unwind_due = False
         self.pending: list[PerpLiquidationOutcome] = []
         self.last_marks: np.ndarray | None = None
+        if self.pnl_adl:  # the pool value backing each market (GMX pool_usd), moved by what it collects and pays
+            self.pool_value = np.array([self.adapter.pool_usd(m) for m in self.adapter.markets], dtype=np.float64)
+            self.venue_market = self.adapter.market_index(self.book0)
         self.halt_until = np.full(len(self.adapter.markets), -np.inf)
 
     def start_step(self, view: MarketView) -> None:
         self.rounds_left = self.rounds_per_step
         self.stress_counted = False
+        self.unwind_due = self.unwind_steps > 0 and bool((self.unwind_left != 0).any())
+
+    def _unwind_round(self, view: MarketView) -> RoundResult:
+        """The backstop vault's unwind (scenario ``backstop_unwind_steps`` = N > 0; an assumption, the docs do not
+        say how HLP disposes of what it takes over): each step, in the step's first round, it trades 1/N of what
+        it took over back into the same pool as the liquidation orders would have (sells longs, buys back
+        shorts), at the average fill of that aggregate order (the pool's impact law); a later takeover of a row
+        spreads what is left of it over N steps again. The vault's result realises at those fills."""
+        self.unwind_due = False
+        amt = np.where(np.abs(self.unwind_rate) < np.abs(self.unwind_left), self.unwind_rate, self.unwind_left)
+        if not (amt != 0).any():
+            return NOTHING
+        flow_base = -amt  # the venue's convention: a long the vault holds is sold (flow < 0)
+        mark = self.marks(view)
+        fill = self.fill_prices(view, flow_base, mark)
+        self.unwind_left = self.unwind_left - amt
+        self.vault_size = self.vault_size - amt
+        self.vault_realised_usd += float((amt * (fill - self.vault_px)).sum())
+        flows = np.zeros(self.n_pools(view))
+        np.add.at(flows, self.pool, amt)  # + sold into the pool
+        return RoundResult(True, False, flows, {"backstop_unwound_base": float(np.abs(amt).sum())})
 
     # ------------------------------------------------------------------ circuit breakers
     def moved(self, view: MarketView, window_s: float, move: float) -> np.ndarray:
@@ -303,6 +356,8 @@ class PerpVenue(VenueSimulator):
 
     # ------------------------------------------------------------------ one round
     def round(self, view: MarketView) -> RoundResult:
+        if self.unwind_due:
+            return self._unwind_round(view)
         if self.rounds_left <= 0:
             return NOTHING
         ad, book = self.round_adapter(view), self.perp_book
@@ -334,7 +389,13 @@ class PerpVenue(VenueSimulator):
             self.vault_size[bs] += out.backstop_size_base[bs]
             self.vault_px[bs] = mark[bs]
             self.takeover_usd += float(out.backstop_takeover_usd.sum())
+            if self.unwind_steps > 0:
+                self.unwind_left[bs] += out.backstop_size_base[bs]
+                self.unwind_rate[bs] = self.unwind_left[bs] / self.unwind_steps
         self.pending.append(out)
+        if self.pnl_adl:  # the pool collects a liquidated trader's realised loss up to its margin (pays a profit)
+            self.pool_value += np.bincount(self.venue_market[go], minlength=self.pool_value.size,
+                                           weights=(-out.realized_pnl_usd - out.deficit_usd)[go])
         closed_usd = out.closed_size_base * mark
         flows = np.zeros(self.n_pools(view))
         sold = np.maximum(-out.market_flow_base, 0.0)
@@ -354,6 +415,7 @@ class PerpVenue(VenueSimulator):
             "perp_returned_to_owner_usd": float(out.returned_to_owner_usd[go].sum()),
             "perp_backstop_takeover_usd": float(out.backstop_takeover_usd[go].sum()),
             "perp_deficit_usd": float(out.deficit_usd[go].sum()),
+            "backstop_taken_base": float(np.abs(out.backstop_size_base).sum()),
         }
         if self.path.events is not None:
             px = np.where(np.isfinite(out.fill_price_usd), out.fill_price_usd, mark)
@@ -364,9 +426,49 @@ class PerpVenue(VenueSimulator):
         return RoundResult(True, True, flows if self.trades else None, deltas)
 
     # ------------------------------------------------------------------ end of step: the waterfall
+    def _pnl_to_pool_adl(self, view: MarketView) -> dict[str, float]:
+        """GMX ADL at the step's closing marks: each market side whose pending PnL / pool value exceeds
+        ``maxPnlFactorForAdl`` realises profit from its most profitable positions until the factor is
+        ``minPnlFactorAfterAdl`` (``adapter.adl_orders``, pure rules); the pool pays the profit. Closes
+        against the pool: no market flow. Pool value: the market's ``pool_usd`` at the start, plus the losses
+        liquidated traders realised into it, less the ADL profit it paid (deposits, withdrawals and fees
+        not modelled)."""
+        book = self.perp_book
+        mark = view.close[self.mark_asset]
+        o = self.adapter.adl_orders(book, mark, self.pool_value)  # type: ignore[attr-defined]
+        paid = o["pnl_realized_long_usd"] + o["pnl_realized_short_usd"]
+        if not paid.sum() > _EPS_USD:
+            return {}
+        self.pool_value = self.pool_value - paid
+        self.perp_book = o["book"]
+        return {"adl_pnl_realised_usd": float(paid.sum()), "adl_steps": 1.0,
+                "adl_closed_notional_usd": float((o["closed_size_base"] * mark).sum())}
+
+    def _fund(self, view: MarketView) -> dict[str, float]:
+        """Scenario funding (``funding = { rate_per_interval, interval_h }``) at each funding time: the end of
+        the step in which the path's clock reaches a multiple of the interval. Every open position pays
+        ``side * rate * notional`` at the step's closing mark (:func:`protocols.funding_payments_usd`) through
+        its margin (:func:`protocols.apply_funding`); the next round's liquidation check sees the new margins."""
+        rate, interval_s = self.funding
+        t = view.t
+        step_s = self.ctx.step_s
+        times = int(math.floor(t * step_s / interval_s + 1e-9)) - int(math.floor((t - 1) * step_s / interval_s + 1e-9))
+        if times <= 0 or rate == 0:
+            return {}
+        book = self.perp_book
+        mark = view.close[self.mark_asset]
+        rates = np.full(len(book.markets), rate * times)
+        pay = funding_payments_usd(book, mark, rates)
+        self.perp_book = apply_funding(book, pay)
+        paid, got = float(np.maximum(pay, 0).sum()), float(np.maximum(-pay, 0).sum())
+        return {"perp_funding_paid_usd": paid, "perp_funding_received_usd": got, "perp_funding_external_usd": paid - got}
+
     def end_step(self, view: MarketView) -> RoundResult:
+        pool_adl = self._pnl_to_pool_adl(view) if self.pnl_adl else {}
+        if self.funding is not None:
+            pool_adl |= self._fund(view)
         if not self.pending:
-            return NOTHING
+            return RoundResult(False, False, None, pool_adl) if pool_adl else NOTHING
         outs, self.pending = self.pending, []
         to_adl = np.zeros(self.book0.n_positions)
         paid_ins = fees_in = paid_back = deficit = 0.0
@@ -404,6 +506,9 @@ class PerpVenue(VenueSimulator):
                        "adl_closed_notional_usd": float((adl.closed_size_base * mark).sum()),
                        "adl_steps": 1.0, "realised_bad_debt_usd": float(adl.uncovered_usd.sum())}
             deltas["insurance_fee_income_usd"] += over
+        for k, v in pool_adl.items():
+            deltas[k] = deltas.get(k, 0.0) + v
+        deltas["adl_steps"] = min(deltas.get("adl_steps", 0.0), 1.0)
         return RoundResult(False, False, None, deltas)
 
     # ------------------------------------------------------------------ horizon
@@ -420,7 +525,8 @@ class PerpVenue(VenueSimulator):
             _, k = np.unique(key[idx], return_index=True)
             first[idx[k]] = True
         under = float(np.maximum(-eq[first], 0.0).sum())
-        vault = self.takeover_usd + float((self.vault_size * (mark - self.vault_px)).sum())
+        vault = (self.takeover_usd + self.vault_realised_usd
+                 + float((self.vault_size * (mark - self.vault_px)).sum()))
         return {"unrealised_bad_debt_usd": under,
                 "insurance_fund_drawdown_usd": max(self.fund0 - self.fund_min, 0.0),
                 "insurance_fund_depleted": float(self.depleted),
