@@ -43,14 +43,22 @@ def render_protocols(report: list[dict[str, Any]]) -> None:
         con.print()
 
 
-def _pct_metrics() -> frozenset[str]:
+#: how the terminal table writes a value of each display format (full digits; reports use the compact ones)
+_TERMINAL_FORMATS = {"usd": "{:,.0f}", "share": "{:.3%}", "pct": "{:.2%}", "count": "{:,.1f}", "ratio": "{:.3f}",
+                     "hours": "{:.2f}", "prob": "{:.3f}"}
+
+
+def _formats() -> dict[str, str]:
+    """Metric name -> its terminal format, from the metric declarations (``optimizer.engine.metrics``)."""
     from .engine.metrics import METRICS
 
-    return frozenset(s.name for s in METRICS if s.fmt == "pct" and s.monte_carlo)
+    return {s.name: _TERMINAL_FORMATS.get(s.fmt, "{:,.3g}") for s in METRICS}
 
 
 def render_simulation(result: dict[str, Any]) -> None:
-    """Metrics of one simulation as a table: estimate ± standard error, tails with their 95 % CIs."""
+    """Metrics of one simulation as a table, every Monte Carlo metric the result holds, by its summary:
+    tails (mean ± stderr, VaR 95/99 with CIs, ES 99 ± se, P(> 0)), mean ± stderr with p99 and its CI, and
+    probabilities (P ± stderr with the Wilson 95 % interval); then the exact and analysis lines."""
     con = console()
     m = result["metrics"]
     title = (f"{result['scenario']}: {result['paths']} paths x {result['steps']} steps of {result['step_s'] / 60:g} min, "
@@ -59,27 +67,27 @@ def render_simulation(result: dict[str, Any]) -> None:
     for col in ("metric", "mean ± stderr", "VaR 95 [95% CI]", "VaR 99 [95% CI]", "ES 99 ± se", "P(> 0)", "p99 [95% CI]"):
         t.add_column(col, justify="left" if col == "metric" else "right")
 
-    def pm(v, key="mean", se="stderr", fmt="{:,.0f}"):
+    def pm(v, fmt, key="mean", se="stderr"):
         return f"{fmt.format(v[key])} ± {fmt.format(v[se])}"
 
-    def ci(v, key, fmt="{:,.0f}"):
+    def ci(v, key, fmt):
         lo, hi = v[f"{key}_ci95"]
         return f"{fmt.format(v[key])} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
-    for name, fmt in (("bad_debt_usd", "{:,.0f}"), ("bad_debt_share", "{:.3%}")):
-        v = m[name]
-        t.add_row(name, pm(v, fmt=fmt), ci(v, "var_95", fmt), ci(v, "var_99", fmt),
-                  f"{fmt.format(v['es_99'])} ± {fmt.format(v['es_99_stderr'])}",
-                  f"{v['p_positive']:.3f} ± {v['p_positive_stderr']:.3f}", "")
-    fixed = (("liquidated_usd", "{:,.0f}"), ("liquidations", "{:,.1f}"), ("amplification", "{:.3f}"),
-             ("time_to_stabilise_h", "{:.2f}"))
-    # then every per-path ledger metric the scenario's venues declare (USD amounts), in their order
-    pct = _pct_metrics()  # shares (forced-flow selling shares) in %, not as whole numbers
-    declared = tuple((k, "{:.2%}" if k in pct else "{:,.0f}") for k, v in m.items()
-                     if isinstance(v, dict) and "p99" in v and k not in dict(fixed) and k != "debt_repaid_usd")
-    for name, fmt in (*fixed, *declared):
-        v = m[name]
-        t.add_row(name, pm(v, fmt=fmt), "", "", "", "", ci(v, "p99", fmt))
+    formats = _formats()
+    for name, v in m.items():
+        if not isinstance(v, dict) or "mean" not in v or name == "debt_repaid_usd":
+            continue
+        fmt = formats.get(name, "{:,.0f}" if name.endswith("_usd") else "{:,.3g}")
+        if "var_95" in v:  # a tail summary
+            t.add_row(name, pm(v, fmt), ci(v, "var_95", fmt), ci(v, "var_99", fmt),
+                      f"{fmt.format(v['es_99'])} ± {fmt.format(v['es_99_stderr'])}",
+                      f"{v['p_positive']:.3f} ± {v['p_positive_stderr']:.3f}", "")
+        elif "p99" in v:  # mean ± se and p99
+            t.add_row(name, pm(v, fmt), "", "", "", "", ci(v, "p99", fmt))
+        elif "ci95" in v:  # a probability per path with its Wilson interval
+            lo, hi = v["ci95"]
+            t.add_row(name, f"{v['mean']:.3f} ± {v['stderr']:.3f} [{lo:.3f}, {hi:.3f}]", "", "", "", "", "")
     con.print(t)
     ce = m["capital_efficiency"]
     if has_perp_metrics(m):  # a perp venue: margin as collateral, the notional it carries as borrowing power
@@ -94,3 +102,11 @@ def render_simulation(result: dict[str, Any]) -> None:
         f = lambda x: "none below 99 %" if x is None else f"{x:.1%}"
         con.print(f"critical drop of {cd['asset']} (all non-stable assets at once): first liquidation at {f(cd['first_liquidation'])}, "
                   f"cascade (market drop >= {cd['cascade_amplification']}x exogenous) at {f(cd['cascade'])}")
+    for name in ("critical_move", "perp_liquidation_clusters"):  # perp venues' analyses (their declared headlines)
+        v = m.get(name)
+        if isinstance(v, dict):
+            from .engine.metrics import METRICS
+
+            spec = next(s for s in METRICS if s.name == name)
+            parts = [f"{label} {'none' if v.get(key) is None else format(v[key], '.2%')}" for key, label in spec.headline]
+            con.print(f"{spec.title}: " + "; ".join(parts))

@@ -133,6 +133,7 @@ class KPerpOut(NamedTuple):
     adl_overshoot_usd: np.ndarray
     adl_closed_notional_usd: np.ndarray
     adl_steps: np.ndarray
+    backstop_taken_base: np.ndarray  # base units the backstop vault took over (|size|)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -440,6 +441,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                 v_size[i] += side[i] * c
                 v_px[i] = mk
                 vs[v, _TAKEOVER] += tko
+                po.backstop_taken_base[k, j] += c
             o_liqs[k, j] += 1.0
             o_seized[k, j] += rel
             if side[i] > 0.0:

@@ -242,3 +242,17 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
         assert po.adl_steps[0, 0] == 1.0
     else:
         assert po.adl_steps[0, 0] == 0.0
+
+
+@pytest.mark.parametrize("extra,word", [("funding = { rate_per_interval = 0.0001, interval_h = 1 }", "funding"),
+                                        ("backstop_unwind_steps = 5", "backstop_unwind_steps")])
+def test_options_the_kernel_does_not_model_decline_only_when_they_are_on(tmp_path, extra, word):
+    """Funding and the backstop unwind run on the reference engine; off (the default) they keep the kernel."""
+    src = (data_dir() / "scenarios" / "perp_hyperliquid_btc_2025-10-10.toml").read_text()
+    assert kernel_unsupported_reason(_bound("perp_hyperliquid_btc_2025-10-10")) is None
+    anchor = 'adapter = "hyperliquid"\n'
+    assert anchor in src
+    f = tmp_path / "s.toml"
+    f.write_text(src.replace(anchor, anchor + extra + "\n", 1).replace('csv = "', f'csv = "{data_dir()}/'))
+    reason = kernel_unsupported_reason(bind(prepare(load_scenario(f))))
+    assert reason is not None and word in reason, reason

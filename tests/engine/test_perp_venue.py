@@ -101,7 +101,7 @@ def test_adl_pro_rata_covers_exactly_the_deficit_and_the_queue_overshoots(tmp_pa
     assert rp.first_liquidation_step.tolist() == rq.first_liquidation_step.tolist()
 
 
-def test_perp_metrics_carry_their_errors_and_only_perp_scenarios_show_them(tmp_path):
+def test_perp_metrics_carry_their_errors_and_only_perp_scenarios_show_them(tmp_path, monkeypatch):
     res = evaluate(prepare(load_scenario(_write(tmp_path, _case("perp_binance_usdm_pro_rata")))))
     m = res.metrics()
     for k in ("perp_liquidated_long_usd", "perp_liquidated_short_usd", "adl_overshoot_usd"):
@@ -113,6 +113,22 @@ def test_perp_metrics_carry_their_errors_and_only_perp_scenarios_show_them(tmp_p
         assert 0.0 <= lo <= m[k]["mean"] <= hi <= 1.0 and "stderr" in m[k]
     assert m["p_insurance_depletion"]["mean"] == 1.0  # a $20k fund: it runs dry on both paths
     assert m["perp_liquidated_short_usd"]["mean"] > 0 and m["perp_liquidated_long_usd"]["mean"] > 0
+    # the terminal table shows every one of them (tail, mean-p99 and probability summaries alike)
+    import io
+
+    from rich.console import Console
+
+    from optimizer import report_text
+
+    buf = io.StringIO()
+    monkeypatch.setattr(report_text, "console", lambda: Console(file=buf, width=400, highlight=False))
+    report_text.render_simulation(res.to_json())
+    text = buf.getvalue()
+    for k in ("insurance_fund_drawdown_usd", "adl_volume_usd", "backstop_loss_usd", "perp_deficit_usd", "p_adl",
+              "p_insurance_depletion", "perp_liquidated_long_usd"):
+        assert k in text, k
+    lo, hi = m["p_adl"]["ci95"]
+    assert f"{m['p_adl']['mean']:.3f} ± {m['p_adl']['stderr']:.3f} [{lo:.3f}, {hi:.3f}]" in text
     acc = res.accounts()
     assert len(acc) == res.bound.books[0].book.n_positions and acc["p_liquidated"].between(0, 1).all()
     assert (acc["p_liquidated"] > 0).any() and (acc["stderr"] >= 0).all()
