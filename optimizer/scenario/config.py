@@ -511,6 +511,17 @@ def _price_sources(sc: Scenario) -> tuple:
     return (models, corr, sc.liquidators.gas_csv, sc.step_s, sc.horizon_h)
 
 
+def _behaviour_file(load: Any, path: Path | None, scenario_file: Any, key: str) -> Any:
+    """A protocol's behaviour file (keepers, owner top-ups) read by ``load``, or None; its errors also name
+    the scenario key that points at it."""
+    if path is None:
+        return None
+    try:
+        return load(path)
+    except InputError as e:
+        raise InputError(str(e), file=scenario_file, field=key) from None
+
+
 def read_inputs(sc: Scenario) -> Scenario:
     """Read and validate every file a scenario names (and its book specifications): the one place."""
     import numpy as np
@@ -571,22 +582,11 @@ def read_inputs(sc: Scenario) -> Scenario:
                 cur.check_categories(d.category[:1])
             except ValueError as e:
                 raise InputError(str(e), file=sc.file, field=f"{key}.emode") from None
-        population = None
-        if pc.keepers is not None:
-            from ..behaviour.keepers import load_population
+        from ..behaviour.keepers import load_population
+        from ..behaviour.topups import load_model
 
-            try:
-                population = load_population(pc.keepers)
-            except InputError as e:  # name the scenario key that points at the file too
-                raise InputError(str(e), file=sc.file, field=f"protocols[{i}].keepers") from None
-        topup_model = None
-        if pc.owner_topups is not None:
-            from ..behaviour.topups import load_model
-
-            try:
-                topup_model = load_model(pc.owner_topups)
-            except InputError as e:  # name the scenario key that points at the file too
-                raise InputError(str(e), file=sc.file, field=f"protocols[{i}].owner_topups") from None
+        population = _behaviour_file(load_population, pc.keepers, sc.file, f"protocols[{i}].keepers")
+        topup_model = _behaviour_file(load_model, pc.owner_topups, sc.file, f"protocols[{i}].owner_topups")
         protocols.append(replace(pc, base_adapter=base, csv_book=book, loaded_from=_protocol_sources(pc),
                                  keeper_population=population, topup_model=topup_model,
                                  perp_calibration=calibration))
