@@ -15,6 +15,7 @@ margin: the leverage offered (shown as ``19.00×``). The search records which in
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -99,19 +100,21 @@ class Row:
         v = self.value(d)
         if v is None:
             return "-"
+        se = _metric(d, self.metric, self.stderr) if self.stderr is not None else None
+        if self.fmt == "share" and se is not None:
+            return _share_se(v, se)
         s = format_value(v, self.fmt)
-        if self.stderr is not None and (se := _metric(d, self.metric, self.stderr)) is not None:
-            s += f" ± {_se(se, self.fmt)}"
+        if se is not None:
+            s += f" ± {format_value(se, self.fmt)}"
         if self.interval is not None and (ci := _metric(d, self.metric, self.interval)) is not None:
             s += f" [{format_value(ci[0], self.fmt)}, {format_value(ci[1], self.fmt)}]"
         return s
 
 
-def _se(se: float, fmt: str) -> str:
-    """A standard error to two significant digits for shares (never "± 0.000 %")."""
-    if fmt == "share" and 0 < se < 1e-5:
-        return f"{se * 100:.2g} %"
-    return format_value(se, fmt)
+def _share_se(v: float, se: float) -> str:
+    """A share in % with its standard error, both to the error's second significant digit (never "± 0.000 %")."""
+    digits = 3 if se <= 0 else min(8, max(3, 1 - math.floor(math.log10(se * 100.0))))
+    return f"{v * 100:.{digits}f} % ± {se * 100:.{digits}f} %"
 
 
 #: the metric rows, in order (the constraint and "within budget" rows frame them)
