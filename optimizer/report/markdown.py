@@ -605,8 +605,6 @@ def render_simulation(data: Mapping[str, Any], manifest: Mapping[str, Any], figs
 # ------------------------------------------------------------------------------------------------
 
 
-def _pct(x: Any, digits: int = 3) -> str:
-    return "-" if x is None else f"{x * 100:.{digits}f} %"
 
 
 def _short(name: str, names: Sequence[str]) -> str:
@@ -618,7 +616,16 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
     """The report of an optimisation study, from the result ``cascade optimize`` stored: the same verdict,
     recommendation (after the no-free-moves reversion), metrics, out-of-sample checks and trade-off curve
     the command printed."""
-    from ..search.rows import capacity_noun, efficiency_change, efficiency_unit, format_efficiency, risk_cell
+    from ..search.result import metric_columns
+    from ..search.rows import (
+        capacity_noun,
+        efficiency_change,
+        efficiency_unit,
+        format_efficiency,
+        format_pct,
+        risk_cell,
+        table_rows,
+    )
 
     rep = data["search"]
     st = rep.get("study", {})
@@ -644,7 +651,7 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
     if rep.get("pareto"):
         vals_name = obj["objectives"][1] if len(obj.get("objectives") or []) > 1 else "risk"
         prow = [[p["trial"], format_efficiency(p.get("efficiency"), unit),
-                 _pct((list((p.get("values") or {}).values()) + [None, None])[1]),
+                 format_pct((list((p.get("values") or {}).values()) + [None, None])[1]),
                  "yes" if (p.get("risk") or {}).get("feasible") else "no",
                  *[fmt_num((p.get("params") or {}).get(n)) for n in names]] for p in rep["pareto"]]
         out += ["## Pareto front (fully evaluated trials)", "",
@@ -672,9 +679,6 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
         out += [f"> **Not a recommendation**: the in-sample winner (trial {rep['best'].get('trial')}) and the "
                 "runners-up fail out of sample.", ""]
 
-    from ..search.result import metric_columns
-    from ..search.rows import table_rows
-
     cols = metric_columns(dict(rep))
     rows = [[label, *cells] for label, cells in table_rows(rep, cols)]
     out += ["## Risk", "", "Each set's risk metrics with 95 % confidence intervals (± a standard error, or an "
@@ -689,7 +693,7 @@ def render_study(data: Mapping[str, Any], manifest: Mapping[str, Any], figs: Map
     front = rep.get("tradeoff") or []
     if len(front) > 1:
         reverted = " (reverted)" if rec and rec.get("trial") is None else ""
-        trow = [[p["trial"], format_efficiency(p.get("efficiency"), unit), _pct(p.get("risk_value")), _pct(p.get("risk_ci95_high")),
+        trow = [[p["trial"], format_efficiency(p.get("efficiency"), unit), format_pct(p.get("risk_value")), format_pct(p.get("risk_ci95_high")),
                  "yes" if p.get("within_budget") else "no",
                  ", ".join(x for x, on in (("today", p.get("current")), ("recommended" + reverted, p.get("recommended")))
                            if on)] for p in front]

@@ -11,7 +11,15 @@ from optuna.trial import FrozenTrial
 
 from .objective import METRICS_ATTR, ObjectiveSettings, dominates, feasible, is_full
 from .result import metric_columns
-from .rows import capacity_noun, efficiency_change, efficiency_unit, format_efficiency, risk_cell, table_rows
+from .rows import (
+    capacity_noun,
+    efficiency_change,
+    efficiency_unit,
+    format_efficiency,
+    format_pct,
+    risk_cell,
+    table_rows,
+)
 from .space import SearchSpace
 from .storage import counts
 
@@ -172,8 +180,6 @@ def _short(name: str, names: list[str]) -> str:
     return name.split(":", 1)[-1] if len(prefixes) == 1 else name
 
 
-def _pct(v: float | None, digits: int = 3) -> str:
-    return "-" if v is None else f"{v * 100:.{digits}f} %"
 
 
 def render(out: dict[str, Any]) -> None:
@@ -211,7 +217,7 @@ def render(out: dict[str, Any]) -> None:
             t.add_column(_short(name, names), justify="right")
         for p in out["pareto"]:
             vals = list((p.get("values") or {}).values())
-            t.add_row(str(p["trial"]), format_efficiency(p.get("efficiency"), unit), _pct(vals[1] if len(vals) > 1 else None),
+            t.add_row(str(p["trial"]), format_efficiency(p.get("efficiency"), unit), format_pct(vals[1] if len(vals) > 1 else None),
                       "yes" if p["risk"]["feasible"] else "no", *[_fmt(p["params"].get(n)) for n in names])
         con.print(t)
     shown = rec if rec is not None else None
@@ -269,7 +275,7 @@ def render(out: dict[str, Any]) -> None:
             mark = ", ".join(x for x, on in (("today", p.get("current")),
                                              ("recommended" + (" (reverted)" if rec and rec.get("trial") is None
                                                                else ""), p.get("recommended"))) if on)
-            t.add_row(str(p["trial"]), format_efficiency(p["efficiency"], unit), _pct(p["risk_value"]), _pct(p["risk_ci95_high"]),
+            t.add_row(str(p["trial"]), format_efficiency(p["efficiency"], unit), format_pct(p["risk_value"]), format_pct(p["risk_ci95_high"]),
                       "yes" if p["within_budget"] else "no", mark)
         con.print(t)
     for cap in out.get("caps") or []:
@@ -302,7 +308,7 @@ def render(out: dict[str, Any]) -> None:
             t.add_column(col, justify="left" if col == "collateral" else "right")
         for r in bl["collaterals"]:
             t.add_row(f"{r['adapter']}:{r['asset']}", f"{r['sigma']:.4f}", _usd(r["liquidity_usd"]), _usd(r["debt_usd"]),
-                      _pct(r["beta"], 2), _pct(r["smart_ltv"], 2), _pct(r["optimised_ltv"], 2), _pct(r["current_ltv"], 2))
+                      format_pct(r["beta"], 2), format_pct(r["smart_ltv"], 2), format_pct(r["optimised_ltv"], 2), format_pct(r["current_ltv"], 2))
         con.print(t)
         for r in bl["collaterals"]:
             if r["note"]:

@@ -62,7 +62,8 @@ def risk_label(metric: str | None) -> str:
     return f"{metric} (probability per path)" if metric in PROBABILITY_RISKS else f"{metric} of bad debt / debt"
 
 
-def _pct(x: float | None, digits: int = 3) -> str:
+def format_pct(x: float | None, digits: int = 3) -> str:
+    """A share in % (``0.420 %``), ``-`` when absent: the search tables' one percentage format."""
     return "-" if x is None else f"{x * 100:.{digits}f} %"
 
 
@@ -71,7 +72,7 @@ def risk_cell(r: Mapping[str, Any] | None) -> str:
     if not r or r.get("value") is None:
         return "-"
     lo, hi = r["ci95"]
-    return f"{_pct(r['value'])} [{_pct(lo)}, {_pct(hi)}]"
+    return f"{format_pct(r['value'])} [{format_pct(lo)}, {format_pct(hi)}]"
 
 
 def _metric(d: Column, name: str, stat: str) -> Any:
@@ -148,49 +149,46 @@ def _families(cols: Sequence[tuple[str, Column]]) -> set[str]:
     return fams or {"lending"}
 
 
+def _holds(d: Column) -> bool | None:
+    return d.get("holds", (d.get("risk") or {}).get("feasible")) if isinstance(d, Mapping) else None
+
+
 def within_budget(d: Column) -> str:
-    ok = d.get("holds", (d.get("risk") or {}).get("feasible")) if isinstance(d, Mapping) else None
-    return "yes" if ok else "no"
+    return "yes" if _holds(d) else "no"
+
+
+def _shown(out: Mapping[str, Any], cols: Sequence[tuple[str, Column]]) -> tuple[str, str, list[Row]]:
+    """What a result's table shows: the efficiency unit, the constraint's label, and the metric rows of the
+    study's venues that some column has a value for (the constraint metric itself only once, as the constraint)."""
+    obj = out.get("objective") or {}
+    fams = _families(cols)
+    rows = [r for r in ROWS if r.family in fams and r.metric != obj.get("risk_metric")
+            and any(r.value(d) is not None for _, d in cols)]
+    return efficiency_unit(obj), f"{risk_label(obj.get('risk_metric'))} (constraint)", rows
 
 
 def table_rows(out: Mapping[str, Any], cols: Sequence[tuple[str, Column]]) -> list[tuple[str, list[str]]]:
     """``(label, one cell per column)`` for the metrics table of a search result ``out``."""
-    obj = out.get("objective") or {}
-    unit = efficiency_unit(obj)
-    fams = _families(cols)
-    rows: list[tuple[str, list[str]]] = [
+    unit, constraint, shown = _shown(out, cols)
+    return [
         (efficiency_label(unit), [format_efficiency(_metric(d, "capital_efficiency", "ratio"), unit) for _, d in cols]),
-        (f"{risk_label(obj.get('risk_metric'))} (constraint)", [risk_cell(d.get("risk")) for _, d in cols]),
+        (constraint, [risk_cell(d.get("risk")) for _, d in cols]),
+        *((r.label, [r.cell(d) for _, d in cols]) for r in shown),
+        ("within budget", [within_budget(d) for _, d in cols]),
     ]
-    for r in ROWS:
-        if r.family not in fams or r.metric == obj.get("risk_metric"):
-            continue
-        cells = [r.cell(d) for _, d in cols]
-        if any(c != "-" for c in cells):
-            rows.append((r.label, cells))
-    rows.append(("within budget", [within_budget(d) for _, d in cols]))
-    return rows
 
 
 def value_rows(out: Mapping[str, Any], cols: Sequence[tuple[str, Column]]) -> dict[str, dict[str, Any]]:
     """The same rows as numbers (a notebook's DataFrame): ``{label: {column: value}}``; the stat's standard
     error gets its own row."""
-    obj = out.get("objective") or {}
-    unit = efficiency_unit(obj)
-    fams = _families(cols)
+    unit, constraint, shown = _shown(out, cols)
     rows: dict[str, dict[str, Any]] = {
         efficiency_label(unit): {c: _metric(d, "capital_efficiency", "ratio") for c, d in cols},
-        f"{risk_label(obj.get('risk_metric'))} (constraint)": {c: (d.get("risk") or {}).get("value") for c, d in cols},
-        "within budget": {c: (d.get("risk") or {}).get("feasible") for c, d in cols},
+        constraint: {c: (d.get("risk") or {}).get("value") for c, d in cols},
     }
-    for r in ROWS:
-        if r.family not in fams:
-            continue
-        vals = {c: r.value(d) for c, d in cols}
-        if all(v is None for v in vals.values()):
-            continue
-        rows[r.label] = vals
+    for r in shown:
+        rows[r.label] = {c: r.value(d) for c, d in cols}
         if r.stderr:
             rows[f"{r.label} stderr"] = {c: _metric(d, r.metric, r.stderr) for c, d in cols}
+    rows["within budget"] = {c: _holds(d) for c, d in cols}
     return rows
-
