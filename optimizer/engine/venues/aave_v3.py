@@ -28,7 +28,7 @@ class AaveV3Venue(LendingVenue):
     def kernel_spec(self) -> KernelSpec | str:
         ad, pb = self.ctx.adapter, self.ctx.book
         assert isinstance(ad, AaveV3)
-        reason = kernel_market_reason(self)
+        reason = self.kernel_market_reason()
         if reason:
             return reason
         book = pb.book
@@ -42,14 +42,3 @@ class AaveV3Venue(LendingVenue):
                                      "floor": c["min_leftover_base_usd"]},
                           collateral_paused=np.array([x in paused for x in book.collateral_assets], bool),
                           debt_paused=np.array([x in paused for x in book.debt_assets], bool))
-
-
-def kernel_market_reason(sim: LendingVenue) -> str | None:
-    """Why the kernel cannot run this venue's market wiring (None when it can): the kernel routes each
-    asset's flows to the asset's own pool and reads collateral at the bar's low, debt at its high."""
-    if not (np.array_equal(sim.ctx.coll_pool, sim.ctx.coll_market)
-            and np.array_equal(sim.ctx.debt_pool, sim.ctx.debt_market)):
-        return f"{sim.ctx.id} routes flows to pools other than its assets' own"
-    if sim.oracle_spec.collateral_side != "low" or sim.oracle_spec.debt_side != "high":
-        return f"{sim.ctx.id} reads other bar sides than the kernel's (collateral low, debt high)"
-    return None

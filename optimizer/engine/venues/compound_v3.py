@@ -19,7 +19,6 @@ from protocols import CompoundV3, LiquidationOutcome, Prices
 
 from .._market import storefront_quantity
 from ..kernel import RULE_ABSORB
-from .aave_v3 import kernel_market_reason
 from .base import NOTHING, FinalView, KernelSpec, MarketView, PathContext, RoundResult
 from .lending import LendingVenue
 
@@ -77,7 +76,7 @@ class CometVenue(LendingVenue):
     def kernel_spec(self) -> KernelSpec | str:
         ad = self.ctx.adapter
         assert isinstance(ad, CompoundV3)
-        reason = kernel_market_reason(self)
+        reason = self.kernel_market_reason()
         if reason:
             return reason
         book = self.ctx.book.book

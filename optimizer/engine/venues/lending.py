@@ -42,6 +42,16 @@ class LendingVenue(VenueSimulator):
     #: the per-step call cap applies to every liquidation the venue makes
     capped = True
 
+    def kernel_market_reason(self) -> str | None:
+        """Why the kernel cannot run this venue's market wiring (None when it can): the kernel routes each
+        asset's flows to the asset's own pool and reads collateral at the bar's low, debt at its high."""
+        if not (np.array_equal(self.ctx.coll_pool, self.ctx.coll_market)
+                and np.array_equal(self.ctx.debt_pool, self.ctx.debt_market)):
+            return f"{self.ctx.id} routes flows to pools other than its assets' own"
+        if self.oracle_spec.collateral_side != "low" or self.oracle_spec.debt_side != "high":
+            return f"{self.ctx.id} reads other bar sides than the kernel's (collateral low, debt high)"
+        return None
+
     # ------------------------------------------------------------------ per path / step
     def start_path(self, path: PathContext) -> None:
         super().start_path(path)

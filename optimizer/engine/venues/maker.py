@@ -21,7 +21,6 @@ from protocols.maker import CALC_TYPES
 from ..kernel_auctions import RULE_AUCTION
 from ..ledger import LENDING_FIELDS, LedgerField
 from ..maker_auctions import MakerAuctions
-from .aave_v3 import kernel_market_reason
 from .base import AuctionTerms, FinalView, KernelSpec, MarketView, PathContext, RoundResult
 from .lending import LendingVenue
 
@@ -39,7 +38,7 @@ class MakerVenue(LendingVenue):
         """The kernel's auction rule with the adapter's ilk rules (:class:`AuctionTerms`)."""
         ad = self.ctx.adapter
         assert isinstance(ad, Maker)
-        reason = kernel_market_reason(self)
+        reason = self.kernel_market_reason()
         if reason:
             return reason
         book = self.ctx.book.book
