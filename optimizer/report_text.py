@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .engine.metrics import capital_efficiency_text, has_perp_metrics
+from .engine.metrics import METRICS, capital_efficiency_text, has_perp_metrics
 
 
 def console() -> Console:
@@ -48,13 +48,6 @@ _TERMINAL_FORMATS = {"usd": "{:,.0f}", "share": "{:.3%}", "pct": "{:.2%}", "coun
                      "hours": "{:.2f}", "prob": "{:.3f}"}
 
 
-def _formats() -> dict[str, str]:
-    """Metric name -> its terminal format, from the metric declarations (``optimizer.engine.metrics``)."""
-    from .engine.metrics import METRICS
-
-    return {s.name: _TERMINAL_FORMATS.get(s.fmt, "{:,.3g}") for s in METRICS}
-
-
 def render_simulation(result: dict[str, Any]) -> None:
     """Metrics of one simulation as a table, every Monte Carlo metric the result holds, by its summary:
     tails (mean ± stderr, VaR 95/99 with CIs, ES 99 ± se, P(> 0)), mean ± stderr with p99 and its CI, and
@@ -74,11 +67,13 @@ def render_simulation(result: dict[str, Any]) -> None:
         lo, hi = v[f"{key}_ci95"]
         return f"{fmt.format(v[key])} [{fmt.format(lo)}, {fmt.format(hi)}]"
 
-    formats = _formats()
+    specs = {s.name: s for s in METRICS}  # the metric declarations (optimizer.engine.metrics)
     for name, v in m.items():
         if not isinstance(v, dict) or "mean" not in v or name == "debt_repaid_usd":
             continue
-        fmt = formats.get(name, "{:,.0f}" if name.endswith("_usd") else "{:,.3g}")
+        spec = specs.get(name)
+        fmt = (_TERMINAL_FORMATS.get(spec.fmt, "{:,.3g}") if spec is not None
+               else "{:,.0f}" if name.endswith("_usd") else "{:,.3g}")
         if "var_95" in v:  # a tail summary
             t.add_row(name, pm(v, fmt), ci(v, "var_95", fmt), ci(v, "var_99", fmt),
                       f"{fmt.format(v['es_99'])} ± {fmt.format(v['es_99_stderr'])}",
@@ -105,8 +100,6 @@ def render_simulation(result: dict[str, Any]) -> None:
     for name in ("critical_move", "perp_liquidation_clusters"):  # perp venues' analyses (their declared headlines)
         v = m.get(name)
         if isinstance(v, dict):
-            from .engine.metrics import METRICS
-
-            spec = next(s for s in METRICS if s.name == name)
+            spec = specs[name]
             parts = [f"{label} {'none' if v.get(key) is None else format(v[key], '.2%')}" for key, label in spec.headline]
             con.print(f"{spec.title}: " + "; ".join(parts))
