@@ -34,10 +34,12 @@ bench: install
 golden: install
 	$(BIN)/python tests/golden/regenerate.py
 
-# The reports in reports/: every bundled proposal example (data/proposals/) on its default stress, and
-# one optimisation study. Folder names carry no date, so regenerating replaces them; a proposal that
-# breaks its scenario's risk budget exits 3 and still writes its report.
+# The reports in reports/: every bundled proposal example (data/proposals/) on its default stress, the two
+# backtests, and two optimisation studies (a lending venue's and a perp venue's). Folder names carry no date,
+# so regenerating replaces them; a proposal that breaks its scenario's risk budget exits 3 and still writes
+# its report.
 REPORT_STUDY := runs/make-reports.journal
+REPORT_PERP  := runs/make-reports-perp.journal
 reports: install
 	@export CASCADE_GIT_COMMIT=$$(git rev-parse HEAD 2>/dev/null); \
 	for f in data/proposals/20*.toml; do \
@@ -53,7 +55,13 @@ reports: install
 	$(BIN)/cascade optimize aave_v3_emode1_lst_depeg_24h --trials 30 --storage $(REPORT_STUDY) \
 	  --study make-reports --json > runs/make-reports.json; rc=$$?; \
 	if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then exit $$rc; fi; \
-	$(BIN)/cascade report runs/make-reports.json --out reports/optimisation_aave_v3_emode1_lst_depeg_24h
+	$(BIN)/cascade report runs/make-reports.json --out reports/optimisation_aave_v3_emode1_lst_depeg_24h; \
+	rm -f $(REPORT_PERP) $(REPORT_PERP).*; \
+	echo "cascade optimize perp_binance_btc_synthetic_crash_3h"; \
+	$(BIN)/cascade optimize perp_binance_btc_synthetic_crash_3h --trials 30 --storage $(REPORT_PERP) \
+	  --study make-reports-perp --json > runs/make-reports-perp.json; rc=$$?; \
+	if [ $$rc -ne 0 ] && [ $$rc -ne 3 ]; then exit $$rc; fi; \
+	$(BIN)/cascade report runs/make-reports-perp.json --out reports/optimisation_perp_binance_btc_synthetic_crash_3h
 
 lint: setup
 	$(BIN)/ruff check optimizer protocols tests benchmarks tools

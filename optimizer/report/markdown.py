@@ -210,7 +210,7 @@ def reproducibility(manifest: Mapping[str, Any], folder_files: Sequence[str] = (
              f"Python {manifest.get('python')}",
              f"- command: `{manifest.get('command')}`",
              f"- seed {manifest.get('seed')}, {manifest.get('paths')} paths, "
-             f"{manifest.get('engine') or 'not recorded'} engine",
+             + (f"{manifest['engine']} engine" if manifest.get("engine") else "engine not recorded"),
              "- inputs (SHA-256 in `manifest.json`): " + ", ".join(f"`{k}`" for k in files),
              f"- the numbers of every table: `{folder_files[0]}`; run `cascade report <this folder>` to re-render "
              "it without simulating",

@@ -588,7 +588,8 @@ def optimize(req: SearchRequest, progress: Callable | None = None,
     tol = plan.cfg.efficiency_tolerance
     out: dict[str, Any] = {
         "scenario": plan.scenario.name, "scenario_file": plan.scenario.file, "seed": plan.seed,
-        "paths": prepared.n_paths, "sampler": plan.sampler, "mode": mode, "mode_reason": why,
+        "paths": prepared.n_paths, "engine": getattr(ev0, "last_engine", req.engine), "sampler": plan.sampler,
+        "mode": mode, "mode_reason": why,
         "path_sets": [{"seed": sd, "paths": n} for sd, n in zip(seeds, settings.samples or (prepared.n_paths,),
                                                                  strict=True)],
         "objective": _objective_section(plan, space, ev_in),
