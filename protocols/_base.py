@@ -10,6 +10,7 @@ import abc
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any, ClassVar, Self
 
@@ -93,10 +94,14 @@ class ParameterSchema:
     def names(self) -> tuple[str, ...]:
         return tuple(s.name for s in self.specs)
 
+    @cached_property
+    def _by_name(self) -> dict[str, ParamSpec]:
+        return {s.name: s for s in self.specs}
+
     def spec(self, name: str) -> ParamSpec:
-        for s in self.specs:
-            if s.name == name:
-                return s
+        s = self._by_name.get(name)
+        if s is not None:
+            return s
         close = [n for n in self.names if n.split(".")[-1] == name.split(".")[-1]][:3]
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         raise InvalidParameters(f"unknown parameter '{name}'{hint}")
@@ -355,7 +360,10 @@ class VenueAdapter(abc.ABC):
 
     def __init__(self, snapshot: Mapping[str, Any], params: Mapping[str, float] | None = None) -> None:
         self._snapshot = snapshot
-        schema = self._extend_schema(self._build_schema(snapshot), snapshot)
+        # with_params hands over the schema it already read from this snapshot (it depends on nothing else)
+        schema = self.__dict__.pop("_schema_of_snapshot", None)
+        if schema is None:
+            schema = self._extend_schema(self._build_schema(snapshot), snapshot)
         merged = schema.merged(params)
         schema.validate(merged)
         self._schema = schema
@@ -367,8 +375,12 @@ class VenueAdapter(abc.ABC):
         return cls(snapshot)
 
     def with_params(self, overrides: Mapping[str, float]) -> Self:
-        """A new adapter with ``overrides`` applied on top of this one's parameters."""
-        return type(self)(self._snapshot, {**self.params, **dict(overrides)})
+        """A new adapter with ``overrides`` applied on top of this one's parameters (validated; the schema,
+        read from the same snapshot, is reused)."""
+        new = type(self).__new__(type(self))
+        new._schema_of_snapshot = self._schema
+        new.__init__(self._snapshot, {**self.params, **dict(overrides)})
+        return new
 
     @classmethod
     @abc.abstractmethod

@@ -15,13 +15,17 @@ reaction delay or profit wait in a pending list for the next step (single-pair o
 multi-asset ones are candidates of the next step's first round without parking); with no oracle lag a
 waiting account whose bonus on its whole debt at the step's highest debt prices cannot cover the step's
 gas is not examined that step, and one whose bonus can never cover the rest of the path's cheapest gas is
-dropped. None of this changes which accounts are liquidated: the filters only skip accounts that could
-not be liquidated (unhealthy but unprofitable, or healthy), and within a round prices are fixed, so
-calls are independent except for the cap, which takes them in (health, book row) order.
+dropped; with no reaction delay either, a waiting single-pair account that the step's first round would
+examine is examined as it comes back, at the first round's prices, and one whose call is refused or does
+not pay waits on without rejoining its heap. None of this changes which accounts are liquidated: the filters only
+skip accounts that could not be liquidated (unhealthy but unprofitable, or healthy), and within a round
+prices are fixed, so calls are independent except for the cap, which takes them in (health, book row)
+order.
 
 Per round, each venue's candidates are collected from its groups in one batch, confirmed with the
 adapters' exact health formula (:mod:`optimizer.engine.kernel_rules`, same float operations), and worked
-down by (health, book row) while calls remain, as the reference engine's liquidators do; so both engines
+down by (health, book row) while calls remain (multi-asset candidates from a min-heap, so a cap that takes
+few of many sorts only those it takes), as the reference engine's liquidators do; so both engines
 find the same liquidations.
 
 The kernel mirrors venue rules, not venues: each venue simulator that it can run declares which
@@ -33,7 +37,8 @@ Paths run in parallel in ``n_chunks`` chunks, each with its own scratch state; r
 depend on the number of threads.
 
 Perp venues (:mod:`optimizer.engine.kernel_perp`) run inside this loop through five hooks (path start,
-step start, each round next to the lending venues at the round's starting market, step end, horizon):
+step start, each round next to the lending venues at the round's starting market, step end, horizon;
+called only when the candidate has a perp venue, as the auction hooks only with an auction venue):
 their orders join the round's flows, so lending and perps share the market within each step in the
 reference loop's order.
 """
@@ -72,10 +77,11 @@ from .kernel_rules import (
     call_pair,
     counted_left,
     group_ratio,
+    health_heap,
+    health_heap_pop,
     heap_pop,
     heap_push,
     lot_ratios,
-    order_by_health,
     pair_key,
 )
 
@@ -253,37 +259,53 @@ def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
 
 
 @njit(cache=True)
-def _park(i, g, j, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od, n, lkey, lpos, lsize, lot_cur,
-          lot_rc, lot_rd, n_assets, goff):
-    """Put account ``i`` of multi-asset group ``g`` in the group's current parking lot (see :data:`N_LOTS`)."""
-    h = account_health(i, j, coff, doff, ca, c, lt, da, d, oc, od)
+def _park(i, g, j, h, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od, n, lkey, lpos, lsize, lot_cur,
+          lot_rc, lot_rd, n_assets, goff, park_tag, park_up, tag):
+    """Put account ``i`` of multi-asset group ``g`` in the group's current parking lot (see :data:`N_LOTS`);
+    ``h`` is its health at ``oc/od`` when the caller knows it (NaN: computed here).
+
+    The lot and its ratio ``up`` depend only on the group, its lots and the prices: once a park of round
+    ``tag`` kept the current lot, the group's later parks of that round (same prices, the lot only fuller)
+    reuse them (``park_tag[g] == tag``, ``park_up[g]``).
+    """
+    if h != h:
+        h = account_health(i, j, coff, doff, ca, c, lt, da, d, oc, od)
     if h == np.inf:  # no debt left: never liquidatable
         return
-    n_lots = lsize.shape[1]
     cur = lot_cur[g]
-    up = 0.0
-    if cur >= 0 and lsize[g, cur] > 0:
-        _, up = lot_ratios(g, j, cur, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
-    if cur < 0 or lsize[g, cur] == 0 or up > 1.0 + LOT_SLACK:
-        fresh = -1
-        for lt_ in range(n_lots):
-            if lsize[g, lt_] == 0 and (fresh < 0 or lt_ == cur):
-                fresh = lt_
-        if fresh >= 0:  # a lot referenced to the prices now
-            cur = fresh
-            lot_cur[g] = cur
-            for a in range(n_assets):
-                lot_rc[g, cur, a] = oc[j, a]
-                lot_rd[g, cur, a] = od[j, a]
-            up = 1.0
+    if park_tag[g] == tag:
+        up = park_up[g]
+    else:
+        n_lots = lsize.shape[1]
+        up = 0.0
+        if cur >= 0 and lsize[g, cur] > 0:
+            _, up = lot_ratios(g, j, cur, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
+        switched = False
+        if cur < 0 or lsize[g, cur] == 0 or up > 1.0 + LOT_SLACK:
+            fresh = -1
+            for lt_ in range(n_lots):
+                if lsize[g, lt_] == 0 and (fresh < 0 or lt_ == cur):
+                    fresh = lt_
+            if fresh >= 0:  # a lot referenced to the prices now
+                cur = fresh
+                lot_cur[g] = cur
+                for a in range(n_assets):
+                    lot_rc[g, cur, a] = oc[j, a]
+                    lot_rd[g, cur, a] = od[j, a]
+                up = 1.0
+                switched = True
+        if not switched:
+            park_tag[g] = tag
+            park_up[g] = up
     key = up / h if h > 0.0 else np.inf
     lsize[g, cur] = heap_push(lkey, lpos, cur * n + goff[g], lsize[g, cur], key, i)
 
 
 @njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
-              c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, cand, cand_hf,
-              cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out, pv, pp, po, ps, pacct):
+              c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
+              cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus, au_out, pv,
+              pp, po, ps, pacct):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -353,6 +375,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     mkt_close = np.empty(n_assets)
     mkt_high = np.empty(n_assets)
     round_sales = np.empty(n_assets)
+    f_at = np.full(n_assets, np.nan)  # each pool's impact factor f_val, computed at state f_at (NaN: not yet)
+    f_val = np.ones(n_assets)
     calls_left = np.empty(n_venues, np.int64)
     gexact = np.empty(n_groups, np.bool_)  # one counted collateral asset, one debt asset: health ~ 1 / key
     for g in range(n_groups):
@@ -366,8 +390,18 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     head_i = np.full(n_groups, -1, np.int64)
     head_hf = np.empty(n_groups)
     head_heap = np.zeros(n_groups, np.bool_)
-    auction_start_path(au, aus)
-    perp_start_path(pv, pp, ps)  # perp venues (optimizer.engine.kernel_perp): their own state
+    park_tag = np.full(n_groups, -1, np.int64)
+    park_up = np.empty(n_groups)
+    park_round = 0
+    mheap = np.empty(max(n_acc, 1), np.int64)
+    # Hooks run only where the candidate has such venues: each call binds every array of the NamedTuples it
+    # takes (a reference-count increment and decrement each), which cost more than the empty loops inside.
+    has_au = au.venue.shape[0] > 0
+    has_perp = pv.col.shape[0] > 0
+    if has_au:
+        auction_start_path(au, aus)
+    if has_perp:
+        perp_start_path(pv, pp, ps)  # perp venues (optimizer.engine.kernel_perp): their own state
 
     for t in range(1, T + 1):
         for a in range(n_assets):
@@ -376,55 +410,16 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         for j in range(n_venues):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
-        perp_start_step(pv, ps)
-        # Accounts that waited (unprofitable, refused, beyond the call cap) come back for this step:
-        # single-pair ones through their group's heap, multi-asset ones as candidates of the first round
-        # (``hot``). With no oracle lag a call's profit is at most the bonus on the whole debt at this step's
-        # highest debt prices (see the drop rule below), so one that cannot cover this step's gas waits on
-        # without being examined, and one that cannot cover the rest of the path's cheapest gas is dropped.
-        n_keep = 0
-        n_hot = 0
-        for q in range(n_pend):
-            i = pend[q]
-            j = pos_venue[i]
-            if rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0:
-                mb = 0.0
-                lb_hi = 1.0
-                for x in range(coff[i], coff[i + 1]):
-                    if lt[x] > 0.0:
-                        mb = max(mb, (lb[x] - 1.0) * (1.0 - fee[x]))
-                        lb_hi = max(lb_hi, lb[x])
-                debt_now = 0.0
-                debt_hi = 0.0
-                for x in range(doff[i], doff[i + 1]):
-                    dda = da[x]
-                    debt_now += d_cur[x] * high[path, t, dda] * f_cap[dda]
-                    debt_hi += d_cur[x] * max_px[t, dda] * f_cap[dda]
-                mb_tol = mb + PROFIT_TOL * lb_hi  # the float rounding of the call's own arithmetic
-                if debt_hi * mb_tol - gas_min[t] - min_profit < 0.0:
-                    continue
-                if debt_now * mb_tol - gas_usd - min_profit < 0.0:
-                    pend[n_keep] = i
-                    n_keep += 1
-                    continue
-            g = pos.group[i]
-            if not gexact[g]:
-                hot[n_hot] = i
-                n_hot += 1
-                continue
-            kc = pair_c[i]
-            kd = pair_d[i]
-            if kc >= 0 and kd >= 0:
-                key = pair_key(c_cur[kc], d_cur[kd], p0[ca[kc]], p0[da[kd]], lt[kc])
-            else:
-                key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
-            hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
-        n_pend = n_keep
+        if has_perp:
+            perp_start_step(pv, ps)
         tp = max(t - delay, 0)
         first_round = True
         while True:
             for a in range(n_assets):
-                f = impact_factor(liq, a, sold[a])
+                if sold[a] != f_at[a]:  # the factor is a function of the pool's state alone
+                    f_at[a] = sold[a]
+                    f_val[a] = impact_factor(liq, a, sold[a])
+                f = f_val[a]
                 mkt_low[a] = low[path, t, a] * f
                 mkt_close[a] = close[path, t, a] * f
                 mkt_high[a] = high[path, t, a] * f
@@ -443,15 +438,120 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         od[j, a] = hist[h, a]
                         pc_past[j, a] = hist[hp, a]
                         pd_past[j, a] = hist[hp, a]
-            if first_round:  # auction venues' circuit breakers read the step's round-0 prices
+            if first_round and has_au:  # auction venues' circuit breakers read the step's round-0 prices
                 auction_trip(au, aus, t, oc, mkt_close, hist)
-                first_round = False
             for g in range(n_groups):
                 j = grp_venue[g]
                 ratio = group_ratio(g, j, gc_off, gc, gd_off, gd, oc, od, p0)
                 if delay > 0:  # liquidators act on what was already liquidatable `delay` steps ago
                     ratio = max(ratio, group_ratio(g, j, gc_off, gc, gd_off, gd, pc_past, pd_past, p0))
                 thr[g] = ratio * (1.0 - KEY_TOL)
+            if first_round:
+                first_round = False
+                # Accounts that waited (unprofitable, refused, beyond the call cap) come back for this step:
+                # single-pair ones through their group's heap, multi-asset ones as candidates of the first round
+                # (``hot``). With no oracle lag a call's profit is at most the bonus on the whole debt at this
+                # step's highest debt prices (see the drop rule below), so one that cannot cover this step's gas
+                # waits on without being examined, and one that cannot cover the rest of the path's cheapest gas
+                # is dropped. With no reaction delay either, a single-pair one that the first round examines
+                # (liquidatable at its prices, its key past the group's threshold) is examined here, at those
+                # prices: if its call is refused or does not pay it waits on (or is dropped) as the first round
+                # would have it, without entering the heap; the first round's calls are independent (prices and
+                # pool states fixed) and one the cap does not reach waits for the next step either way. (Not the
+                # multi-asset ones: they are candidates anyway, and most wait for the cap, not for profit.)
+                n_keep = 0
+                n_hot = 0
+                for q in range(n_pend):
+                    i = pend[q]
+                    j = pos_venue[i]
+                    g = pos.group[i]
+                    kc = pair_c[i]
+                    kd = pair_d[i]
+                    if rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0:
+                        mb = acc_mb[i]
+                        lb_hi = acc_lbhi[i]
+                        debt_now = 0.0
+                        debt_hi = 0.0
+                        for x in range(doff[i], doff[i + 1]):
+                            dda = da[x]
+                            debt_now += d_cur[x] * high[path, t, dda] * f_cap[dda]
+                            debt_hi += d_cur[x] * max_px[t, dda] * f_cap[dda]
+                        mb_tol = mb + PROFIT_TOL * lb_hi  # the float rounding of the call's own arithmetic
+                        if debt_hi * mb_tol - gas_min[t] - min_profit < 0.0:
+                            continue
+                        if debt_now * mb_tol - gas_usd - min_profit < 0.0:
+                            pend[n_keep] = i
+                            n_keep += 1
+                            continue
+                        if delay == 0 and gexact[g]:  # the first round's examination, as the merge makes it
+                            if kc >= 0 and kd >= 0:
+                                debt = d_cur[kd] * od[j, da[kd]]
+                                hf = ((c_cur[kc] * oc[j, ca[kc]]) * lt[kc]) / debt if debt > 0.0 else np.inf
+                            else:
+                                hf = account_health(i, j, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
+                            seen = hf < 1.0
+                            if seen:
+                                if kc >= 0 and kd >= 0:
+                                    key = pair_key(c_cur[kc], d_cur[kd], p0[ca[kc]], p0[da[kd]], lt[kc])
+                                else:
+                                    key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
+                                seen = key > thr[g]
+                            if seen:
+                                if kc >= 0 and kd >= 0:
+                                    if c_cur[kc] > 0.0 and d_cur[kd] > 0.0 and not (cpaused[kc] or dpaused[kd]):
+                                        pdv = od[j, da[kd]]
+                                        ok, kc, kd, repay, seize = call_pair(
+                                            c_cur[kc], d_cur[kd], oc[j, ca[kc]], pdv, lb[kc], hf, d_cur[kd] * pdv,
+                                            v_cf[j], v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
+                                    else:
+                                        ok, repay, seize = False, 0.0, 0.0
+                                else:
+                                    ok, kc, kd, repay, seize = aave_call(i, j, coff, doff, ca, c_cur, lt, lb, cpaused,
+                                                                         da, d_cur, dpaused, oc, od, hf, v_cf[j],
+                                                                         v_cf_hf[j], v_min_base[j], v_floor[j])
+                                if not ok:  # refused: waits
+                                    pend[n_keep] = i
+                                    n_keep += 1
+                                    continue
+                                a = ca[kc]
+                                dda = da[kd]
+                                pc = oc[j, a]
+                                pdx = od[j, dda]
+                                lbd = lb[kc] if lb[kc] > 0.0 else 1.0
+                                bonus_tok = seize - seize / lbd
+                                fee_tok = bonus_tok * fee[kc]
+                                seized_usd = seize * pc
+                                fee_usd = fee_tok * pc
+                                bonus_usd = (bonus_tok - fee_tok) * pc
+                                keep = fee_usd / seized_usd if seized_usd > 0.0 else 0.0
+                                sell = seize * (1.0 - keep)
+                                profit = bonus_usd - gas_usd - min_profit
+                                if not profit + PROFIT_TOL * (sell * pc + repay * pdx) < 0.0:
+                                    if sell != 0.0:
+                                        profit -= sell * pc - proceeds_usd(liq, a, sold[a], sell, low[path, t, a])
+                                    if repay != 0.0:
+                                        profit -= purchase_usd(liq, dda, sold[dda], repay, high[path, t, dda]) - \
+                                            repay * pdx
+                                if not profit >= 0.0:  # does not pay: waits, or is dropped (the rule below)
+                                    debt_hi = 0.0
+                                    for x in range(doff[i], doff[i + 1]):
+                                        debt_hi += d_cur[x] * max_px[t + 1, da[x]] * f_cap[da[x]]
+                                    if not debt_hi * mb - gas_min[t + 1] - min_profit < 0.0:
+                                        pend[n_keep] = i
+                                        n_keep += 1
+                                    continue
+                                kc = pair_c[i]
+                                kd = pair_d[i]
+                    if not gexact[g]:
+                        hot[n_hot] = i
+                        n_hot += 1
+                        continue
+                    if kc >= 0 and kd >= 0:
+                        key = pair_key(c_cur[kc], d_cur[kd], p0[ca[kc]], p0[da[kd]], lt[kc])
+                    else:
+                        key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
+                    hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
+                n_pend = n_keep
             for a in range(n_assets):
                 round_sales[a] = 0.0
             executed_any = False
@@ -509,13 +609,15 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         cand_hf[n_ok] = hf
                         cand_row[n_ok] = pos_row[i]
                         n_ok += 1
-                    else:  # within the bound but not liquidatable: back after the round
+                    else:  # within the bound but not liquidatable: back after the round (its health known)
                         back[n_back] = i
+                        back_hf[n_back] = hf
                         n_back += 1
                 if n_ok == 0 and n_act == 0:
                     continue
-                perm = order_by_health(cand_hf, cand_row, n_ok) if n_ok > 0 else cand[:0]
-                m_ptr = 0
+                # the confirmed multi-asset candidates as a min-heap by (health, row): the cap takes them in that
+                # order, and those it does not reach wait in any order (the next step sorts them again)
+                m_size = health_heap(mheap, cand_hf, cand_row, n_ok)
                 while calls_left[j] > 0:
                     best_g = -1
                     best_hf = np.inf
@@ -549,11 +651,12 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         hg = head_hf[g]
                         if best_g < 0 or hg < best_hf or (hg == best_hf and pos_row[head_i[g]] < best_row):
                             best_g, best_hf, best_row = g, hg, pos_row[head_i[g]]
-                    if m_ptr < n_ok and (best_g < 0 or cand_hf[perm[m_ptr]] < best_hf or (
-                            cand_hf[perm[m_ptr]] == best_hf and cand_row[perm[m_ptr]] < best_row)):
-                        i = cand[perm[m_ptr]]
-                        hf = cand_hf[perm[m_ptr]]
-                        m_ptr += 1
+                    top = mheap[0]
+                    if m_size > 0 and (best_g < 0 or cand_hf[top] < best_hf or (
+                            cand_hf[top] == best_hf and cand_row[top] < best_row)):
+                        i = cand[top]
+                        hf = cand_hf[top]
+                        m_size = health_heap_pop(mheap, cand_hf, cand_row, m_size)
                     elif best_g >= 0:
                         g = best_g
                         i = head_i[g]
@@ -566,6 +669,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         if not hf < 1.0 or (delay > 0 and not _hf(i, j, pair_c, pair_d, coff, doff, ca, c_cur, lt,
                                                                   da, d_cur, pc_past, pd_past) < 1.0):
                             back[n_back] = i  # within the key tolerance but not liquidatable: back after the round
+                            back_hf[n_back] = hf
                             n_back += 1
                             continue
                     else:
@@ -602,10 +706,15 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         keep = fee_usd / seized_usd if seized_usd > 0.0 else 0.0
                         sell = seize * (1.0 - keep)
                         profit = bonus_usd - gas_usd - min_profit
-                        if sell != 0.0:
-                            profit -= sell * pc - proceeds_usd(liq, a, sold[a], sell, low[path, t, a])
-                        if repay != 0.0:  # the liquidator buys the debt it repays
-                            profit -= purchase_usd(liq, dda, sold[dda], repay, high[path, t, dda]) - repay * pdx
+                        # With no oracle lag the oracle prices are the market's at the round's pool states, so the
+                        # sale's slippage and the purchase's cost above the oracle are >= 0 (the drop rule below):
+                        # a bonus below gas + min_profit (beyond the float rounding of the two integrals) is a loss
+                        # without them.
+                        if lag[j] != 0 or not profit + PROFIT_TOL * (sell * pc + repay * pdx) < 0.0:
+                            if sell != 0.0:
+                                profit -= sell * pc - proceeds_usd(liq, a, sold[a], sell, low[path, t, a])
+                            if repay != 0.0:  # the liquidator buys the debt it repays
+                                profit -= purchase_usd(liq, dda, sold[dda], repay, high[path, t, dda]) - repay * pdx
                         if not profit >= 0.0:
                             # With no oracle lag the sale's slippage and the purchase's cost above the oracle
                             # are >= 0, and the debt's market price is at most its bar high times the impact of
@@ -617,10 +726,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             debt_hi = 0.0
                             for q in range(doff[i], doff[i + 1]):
                                 debt_hi += d_cur[q] * max_px[t + 1, da[q]] * f_cap[da[q]]
-                            mb = 0.0
-                            for q in range(coff[i], coff[i + 1]):
-                                if lt[q] > 0.0:
-                                    mb = max(mb, (lb[q] - 1.0) * (1.0 - fee[q]))
+                            mb = acc_mb[i]
                             if not (drop and debt_hi * mb - gas_min[t + 1] - min_profit < 0.0):
                                 pend[n_pend] = i
                                 n_pend += 1
@@ -692,12 +798,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         left = left or d_cur[q] > 0.0
                     if left:  # survived (partial): may go again next round
                         back[n_back] = i
+                        back_hf[n_back] = np.nan  # its health changed
                         n_back += 1
-                for q in range(m_ptr, n_ok):  # not reached this step (the cap): candidates of the next step
-                    pend[n_pend] = cand[perm[q]]
+                for q in range(m_size):  # not reached this step (the cap): candidates of the next step
+                    pend[n_pend] = cand[mheap[q]]
                     n_pend += 1
             n_hot = 0
-            if au.venue.shape[0] > 0:  # auction venues: redo, bark, take (at the round's starting prices)
+            if has_au:  # auction venues: redo, bark, take (at the round's starting prices)
                 did, marked = auction_round(au, aus, au_out, out, k, t, t * m.step_s, path, oc, pc_past, delay, mkt_low,
                                             mkt_close, low[path, t], sold, liq, gas_usd, min_profit, calls_left,
                                             round_sales)
@@ -707,8 +814,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         first_step = t
                     last_step = t
             # ---- perp venues at the round's starting market (their orders join the round's flows)
-            if perp_round(path, k, t, t * m.step_s, pv, pp, po, ps, mkt_low, mkt_high, hist, low[path, t],
-                          high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
+            if has_perp and perp_round(path, k, t, t * m.step_s, pv, pp, po, ps, mkt_low, mkt_high, hist,
+                                       low[path, t], high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
                 executed_any = True
                 if first_step < 0:
                     first_step = t
@@ -731,6 +838,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     round_sales[a] += qty
                     reserves[j] += qty * store_px
                     executed_any = True
+            park_round += 1  # the parks below share this round's prices
             for q in range(n_back):
                 i = back[q]
                 g = pos.group[i]
@@ -743,14 +851,18 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
                     hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
                 else:
-                    _park(i, g, grp_venue[g], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur, oc, od,
-                          n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff)
+                    _park(i, g, grp_venue[g], back_hf[q], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur,
+                          oc, od, n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff, park_tag, park_up,
+                          park_round)
             if not executed_any:
                 break
             for a in range(n_assets):
                 sold[a] += round_sales[a]
         for a in range(n_assets):
-            f = impact_factor(liq, a, sold[a])
+            if sold[a] != f_at[a]:
+                f_at[a] = sold[a]
+                f_val[a] = impact_factor(liq, a, sold[a])
+            f = f_val[a]
             hist[t, a] = close[path, t, a] * f
             low_hist[t, a] = low[path, t, a] * f
             high_hist[t, a] = high[path, t, a] * f
@@ -758,7 +870,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
-        perp_end_step(k, t, pv, pp, po, ps, hist)  # the perp venues' ADL at the step's close
+        if has_perp:
+            perp_end_step(k, t, pv, pp, po, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at
     # the final market close. An untouched account that is liquidatable (or underwater) at the end has a key
     # above its group's final ratio: a prefix of its group (the exact health decides). Touched ones one by one.
@@ -783,8 +896,10 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     for j in range(n_venues):
         for a in range(n_assets):
             o_inv[k, j] += inventory[j, a] * pT[a]
-    auction_end_path(au, aus, out, k, pT)
-    perp_end_path(k, pv, pp, po, ps, pT, pacct)
+    if has_au:
+        auction_end_path(au, aus, out, k, pT)
+    if has_perp:
+        perp_end_path(k, pv, pp, po, ps, pT, pacct)
     o_first, o_last = out.first_liquidation_step, out.last_liquidation_step
     o_first[k] = first_step
     o_last[k] = last_step
@@ -828,6 +943,15 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, 
         f_cap[pos.da[q]] += pos.d0[q]
     for a in range(n_assets):
         f_cap[a] = max(impact_factor(m.liq, a, -f_cap[a]), 1.0)
+    # per account: the largest bonus share (LB - 1)(1 - fee) and the largest LB over its counted collateral
+    # legs (the profit bounds of waiting accounts)
+    acc_mb = np.zeros(n)
+    acc_lbhi = np.ones(n)
+    for i in range(n):
+        for x in range(pos.coff[i], pos.coff[i + 1]):
+            if pos.lt[x] > 0.0:
+                acc_mb[i] = max(acc_mb[i], (pos.lb[x] - 1.0) * (1.0 - pos.fee[x]))
+                acc_lbhi[i] = max(acc_lbhi[i], pos.lb[x])
     for ch in prange(n_chunks):
         # Thread-private copies of the read-only arrays the helpers take: a helper call binds its array
         # arguments (a reference count each), and counts on an array both threads share bounce between cores.
@@ -848,6 +972,7 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, 
         pend = np.empty(n, np.int64)
         hot = np.empty(n, np.int64)
         back = np.empty(n, np.int64)
+        back_hf = np.empty(n)
         cand = np.empty(n, np.int64)
         cand_hf = np.empty(n)
         cand_row = np.empty(n, np.int64)
@@ -860,7 +985,7 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, 
         ps = perp_scratch(pv, pp, n_assets)
         for path in range(ch, n_paths, n_chunks):
             _run_path(path, path, m_ch, pos_ch, ven, grp_ch, lq, out, acct_chunks[ch],
-                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, cand, cand_hf,
-                      cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, au, aus, au_out, pv, pp, po, ps,
-                      pacct_chunks[ch])
+                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
+                      cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus,
+                      au_out, pv, pp, po, ps, pacct_chunks[ch])
         auction_collect(aus, au_out, ch)

@@ -262,6 +262,47 @@ def heap_pop(hkey, hpos, base, size):
     return pos, size
 
 
+@njit(cache=True, inline="always")
+def _first(a, b, hf, rows):
+    """Candidate ``a`` is worked before ``b``: lower health, then lower book row."""
+    return hf[a] < hf[b] or (hf[a] == hf[b] and rows[a] < rows[b])
+
+
+@njit(cache=True)
+def _health_sift(idx, n, x, hf, rows):
+    while True:
+        left = 2 * x + 1
+        if left >= n:
+            break
+        child = left
+        if left + 1 < n and _first(idx[left + 1], idx[left], hf, rows):
+            child = left + 1
+        if not _first(idx[child], idx[x], hf, rows):
+            break
+        idx[x], idx[child] = idx[child], idx[x]
+        x = child
+
+
+@njit(cache=True)
+def health_heap(idx, hf, rows, n):
+    """``idx[:n]`` := the candidates ``0..n-1`` as a min-heap by (health, row) (the order of
+    :func:`order_by_health`, which a cap that takes few of many need not sort in full); returns ``n``."""
+    for q in range(n):
+        idx[q] = q
+    for x in range(n // 2 - 1, -1, -1):
+        _health_sift(idx, n, x, hf, rows)
+    return n
+
+
+@njit(cache=True)
+def health_heap_pop(idx, hf, rows, n):
+    """Remove the first candidate ``idx[0]`` of the heap ``idx[:n]``; returns the new size."""
+    n -= 1
+    idx[0] = idx[n]
+    _health_sift(idx, n, 0, hf, rows)
+    return n
+
+
 @njit(cache=True)
 def order_by_health(hf, rows, n):
     """Permutation of the first ``n`` candidates by (health, book row), as the liquidators work."""

@@ -229,7 +229,9 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
                      gc=np.nonzero(gcm)[1].astype(i64), gd_off=gd_off, gd=np.nonzero(gdm)[1].astype(i64),
                      key=key[order].astype(f64))
     auctions = auction_inputs(specs, sims, bound.coll_market, bound.debt_market)
-    pv, pp = build_perp_inputs(sims, n_assets)
+    # only the perp venues' simulators: building a lending venue's spec again reads every position's terms
+    pv, pp = build_perp_inputs([sim for sim, spec in zip(sims, specs, strict=True) if isinstance(spec, PerpKernelSpec)],
+                               n_assets)
     return KernelInputs(positions, venues, groups, new_ledger(bound, sims, 0), n, p0, auctions, pv, pp)
 
 

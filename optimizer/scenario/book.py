@@ -14,6 +14,7 @@ import csv
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -271,7 +272,16 @@ def materialize(draws: SyntheticDraws, adapter: Adapter, current: Adapter, price
                 category=draws.category)
     if draws.scale_to_caps:
         book = apply_borrow_caps(book, adapter, prices)
-    return ProtocolBook(protocol, np.array([f"{protocol}-{i}" for i in range(n)]), book)
+    return ProtocolBook(protocol, synthetic_account_ids(protocol, n), book)
+
+
+@lru_cache(maxsize=16)
+def synthetic_account_ids(protocol: str, n: int) -> np.ndarray:
+    """``<protocol>-0 .. <protocol>-(n-1)``, read-only: every candidate of a search materializes the same
+    synthetic book's ids, so they are formatted once."""
+    ids = np.array([f"{protocol}-{i}" for i in range(n)])
+    ids.flags.writeable = False
+    return ids
 
 
 def read_csv_book(path: Path, protocol: str, adapter: Adapter, known_assets: set[str],

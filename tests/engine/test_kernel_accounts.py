@@ -16,7 +16,16 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from optimizer.engine import bind, prepare
-from optimizer.engine.kernel_rules import aave_call, absorb, account_health, account_key, group_ratio
+from optimizer.engine.kernel_rules import (
+    aave_call,
+    absorb,
+    account_health,
+    account_key,
+    group_ratio,
+    health_heap,
+    health_heap_pop,
+    order_by_health,
+)
 from optimizer.engine.reference import run_reference
 from optimizer.engine.simulate import build_kernel_inputs, kernel_unsupported_reason, run_kernel
 from optimizer.scenario.config import load_scenario
@@ -213,6 +222,36 @@ def test_accounts_waiting_for_gas_are_liquidated_as_the_reference_does(tmp_path)
     free, _ = run_kernel(_write(tmp_path / "free", gas_gwei=0.0, max_calls=25, horizon_h=4))
     waited, _ = run_kernel(costly)
     assert waited.liquidations.sum() < free.liquidations.sum()
+
+
+@settings(max_examples=8 if FULL else 3, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(gas_gwei=st.sampled_from([60.0, 150.0, 300.0]), max_calls=st.integers(4, 40), seed=st.integers(0, 40))
+def test_waiting_accounts_examined_as_they_come_back_are_liquidated_as_the_reference_does(tmp_path_factory, gas_gwei,
+                                                                                       max_calls, seed):
+    """Costly gas and a binding cap on books of single-pair and multi-asset accounts: waiting single-pair accounts
+    that the step's first round would examine are examined as they come back (a refused or unprofitable one waits
+    on without rejoining its heap), multi-asset candidates are taken from a min-heap, and the kernel still finds
+    exactly the reference engine's liquidations, events and per-account counts."""
+    tmp = tmp_path_factory.mktemp("waiting")
+    _agree(_write(tmp, seed=seed, gas_gwei=gas_gwei, max_calls=max_calls, horizon_h=4, n=250), min_liqs=1)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from([0.0, 0.5, 0.7, 0.7000000000000001, 0.99]) | st.floats(0.0, 1.0),
+                          st.integers(0, 80)), max_size=70, unique_by=lambda x: x[1]))
+def test_candidate_heap_takes_candidates_in_the_order_of_a_full_sort(cands):
+    """The merge's min-heap of multi-asset candidates gives them in (health, book row) order, ties included."""
+    hf = np.array([c[0] for c in cands], np.float64)
+    rows = np.array([c[1] for c in cands], np.int64)
+    n = len(cands)
+    idx = np.empty(max(n, 1), np.int64)
+    m = health_heap(idx, hf, rows, n)
+    taken = []
+    while m > 0:
+        taken.append(int(idx[0]))
+        m = health_heap_pop(idx, hf, rows, m)
+    assert taken == [int(x) for x in order_by_health(hf, rows, n)]
 
 
 def test_paused_asset_is_never_seized_or_repaid(tmp_path):

@@ -108,6 +108,18 @@ def test_parameters_round_trip(case):
         assert s.unit, s.name
 
 
+def test_a_candidate_has_the_schema_its_snapshot_gives(case):
+    """with_params reuses the schema it read from the same snapshot: the one a fresh adapter builds."""
+    adapter, _, _ = case
+    spec = adapter.schema().specs[-1]
+    cand = adapter.with_params({spec.name: spec.current}).with_params({})
+    fresh = type(adapter)(adapter._snapshot, cand.params)
+    assert cand.schema().specs == fresh.schema().specs
+    assert [(i.rule, i.params) for i in cand.schema().invariants] == \
+        [(i.rule, i.params) for i in fresh.schema().invariants]  # (their checks are closures: compared by name)
+    assert cand.params == fresh.params
+
+
 def test_out_of_bounds_values_are_refused_naming_the_parameter(case):
     adapter, _, _ = case
     for spec in adapter.schema().specs[:25]:
