@@ -160,7 +160,7 @@ def _smallest(runner: _ShockRunner, pred: Predicate, coarse_hit: int | None, n_f
     lo = COARSE[coarse_hit - 1] if coarse_hit > 0 else 0.0
     fine = np.round(np.linspace(lo, COARSE[coarse_hit], n_fine + 1)[1:], 6)
     (k,) = _first_hits(runner, sign * fine, [pred])
-    # the grid ends at the coarse hit, where pred holds (same run), so k is found
+    assert k is not None  # the fine grid ends at the coarse hit (the same run), where pred holds
     return round(float(fine[k]), 4)
 
 
@@ -323,8 +323,12 @@ def critical_move(bound: Bound, engine: str = "auto", runner: _ShockRunner | Non
     up to 99 % does. Runs the cascade (impact, both venues' feedback) on one path per move.
 
     The smallest move on the 1 % grid, then on 20 steps of 0.05 % below it. Runs on ``engine`` ("auto": the
-    kernel when it accepts the candidate, as the Monte Carlo). ``runner``: a shock runner to share, held for
-    the perp horizon (:func:`_shock_steps` with ``perp_only_horizon``)."""
+    kernel when it accepts the candidate, as the Monte Carlo). It used to run on the reference engine always:
+    it predates the perp kernel; the reference engine now runs it only where the kernel declines the candidate
+    (:func:`~optimizer.engine.simulate.kernel_unsupported_reason`: e.g. forced flows, circuit breakers, a venue
+    without a market-order rule), and the kernel and reference agree on every other candidate.
+    ``runner``: a shock runner to share, held for the perp horizon (:func:`_shock_steps` with
+    ``perp_only_horizon``)."""
     runner = _ShockRunner(bound, engine, _shock_steps(bound, perp_only_horizon=True)) if runner is None else runner
     # one scan per side answers both of its questions (the liquidation and the ADL share the runs)
     fall_liq, fall_adl = _first_hits(runner, COARSE, [_long_liquidated, _adl])
