@@ -135,17 +135,25 @@ class _ShockRunner:
 Predicate = Callable[[ShockOutcome], np.ndarray]
 
 
-def _first_hits(runner: _ShockRunner, moves: np.ndarray, preds: Sequence[Predicate]) -> list[int | None]:
+def _first_hits(runner: _ShockRunner, moves: np.ndarray, preds: Sequence[Predicate],
+                possible: Sequence[np.ndarray | None] | None = None) -> list[int | None]:
     """Index of the first of ``moves`` (in order) where each predicate holds (None: nowhere). Runs the moves
-    in increasing batches and stops once every predicate has hit: later moves cannot change the answers."""
+    in increasing batches and stops once every predicate has hit: later moves cannot change the answers.
+    ``possible[i]``: the moves where predicate ``i`` can hold at all (None: every move); a predicate with no
+    possible move left settles without running them."""
     hits: list[int | None] = [None] * len(preds)
+    can = [np.ones(moves.size, bool) if p is None else p for p in (possible or [None] * len(preds))]
     lo, size = 0, SCAN_BATCHES
-    while lo < moves.size and any(h is None for h in hits):
-        hi = min(moves.size, lo + size)
+    while True:
+        # the last move an unsettled predicate can still hold on
+        ends = [int(np.flatnonzero(c)[-1]) + 1 for h, c in zip(hits, can, strict=True) if h is None and c[lo:].any()]
+        if not ends:
+            break
+        hi = min(max(ends), lo + size)
         out = runner.run(moves[lo:hi])
         for i, pred in enumerate(preds):
             if hits[i] is None:
-                idx = np.flatnonzero(pred(out))
+                idx = np.flatnonzero(pred(out) & can[i][lo:hi])
                 hits[i] = lo + int(idx[0]) if idx.size else None
         lo, size = hi, 2 * size
     return hits
@@ -172,6 +180,13 @@ def _cascades(out: ShockOutcome) -> np.ndarray:
     return out.amplification >= CASCADE_AMPLIFICATION
 
 
+# A drop d can start a cascade only if d < 1 / CASCADE_AMPLIFICATION: prices stay positive (every impact model
+# floors its price factor above 0), so the market drawdown is below 1 and the amplification below 1 / d. Drops
+# from 0.91 on (1 / 0.91 = 1.0989 < 1.1) are never run for the cascade question (they are the costliest runs:
+# nearly every account is liquidated).
+CASCADE_POSSIBLE = COARSE * CASCADE_AMPLIFICATION < 1.0 - 1e-3
+
+
 def critical_drop(bound: Bound, engine: str = "kernel", runner: _ShockRunner | None = None) -> dict:
     """Smallest instantaneous drop of every non-constant asset that (a) triggers the first liquidation and
     (b) starts a cascade (market drawdown >= 1.1 x the exogenous drop). None when no drop up to 99 % does.
@@ -179,7 +194,8 @@ def critical_drop(bound: Bound, engine: str = "kernel", runner: _ShockRunner | N
     The smallest drop on the 1 % grid, then on 50 steps of 0.02 % below it. ``runner``: a shock runner to
     share (its engine and horizon replace ``engine``)."""
     runner = _ShockRunner(bound, engine) if runner is None else runner
-    liq, casc = _first_hits(runner, COARSE, [_liquidates, _cascades])  # one scan serves both questions
+    # one scan serves both questions
+    liq, casc = _first_hits(runner, COARSE, [_liquidates, _cascades], [None, CASCADE_POSSIBLE])
     return {"first_liquidation": _smallest(runner, _liquidates, liq, 50),
             "cascade": _smallest(runner, _cascades, casc, 50),
             "cascade_amplification": CASCADE_AMPLIFICATION,

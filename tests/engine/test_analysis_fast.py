@@ -258,3 +258,16 @@ def test_first_liquidating_move_is_the_most_fragile_positions_closed_form_liquid
         assert got is not None, (side, m)
         # the first fine move at or past the closed-form distance (1e-9: the grid's decimal rounding)
         assert got - fine_step - 1e-9 < m <= got + 1e-9, (side, m, got)
+
+
+def test_drops_the_cascade_question_skips_cannot_amplify_the_drop(tmp_path):
+    """The critical drop does not run drops from 0.91 on for the cascade question: prices stay positive, so the
+    amplification stays below 1 / drop < 1.1 there (checked on the lending + perp book, the drops run)."""
+    import optimizer.engine.analysis as an
+
+    bound = _shrunk("perp_mixed_aave_hyperliquid_eth_12h", tmp_path, positions=80)
+    skipped = COARSE[~an.CASCADE_POSSIBLE]
+    assert skipped.min() == 0.91 and skipped.size == 9
+    out = an._ShockRunner(bound, "kernel").run(skipped)
+    assert (out.market_low_ratio > 0).all() and (out.liquidations > 0).all()
+    assert (out.amplification < 1.0 / skipped + 1e-12).all() and (out.amplification < CASCADE_AMPLIFICATION).all()
