@@ -12,6 +12,10 @@
     prop = api.analyse_proposal("data/proposals/2024-04-11_aave_v3_dai_risk_parameters.toml", paths=200)
     prop.verdict()["text"], prop.summary(), prop.plot_liquidation_map()
 
+    opt = api.optimize("aave_v3_core_24h_jumps", trials=40, paths=200)   # SearchResult (a local study file)
+    opt.recommendation, opt.verdict()["text"], opt.summary(), opt.exit_code
+    api.load_optimization("aave-v3-core-24h-jumps-200paths")              # read back, without simulating
+
 Parameters are in the units ``cascade protocols`` lists (bps, fractions, ratios, whole tokens, USD);
 metrics in USD or as a share of the book's debt; every Monte Carlo estimate carries its error.
 """
@@ -28,8 +32,11 @@ from .engine import simulate as _simulate
 from .proposals import ProposalResult
 from .proposals import analyse_proposal as _analyse
 from .scenario.config import Scenario
+from .search import SearchRequest, SearchResult, load_result
+from .search import optimize as _optimize
 
-__all__ = ["Comparison", "ProposalResult", "SimulationResult", "analyse_proposal", "compare", "simulate"]
+__all__ = ["Comparison", "ProposalResult", "SearchResult", "SimulationResult", "analyse_proposal", "compare",
+           "load_optimization", "optimize", "simulate"]
 
 
 def simulate(scenario: str | Path | Scenario, params: Mapping[str, Mapping[str, float]] | None = None, *,
@@ -105,3 +112,42 @@ def analyse_proposal(proposal: str | Path, scenario: str | Path | Scenario | Non
     return _analyse(proposal, scenario, index=index, title=title, paths=paths, seed=seed, engine=engine,
                     recommend_trials=recommend_trials, recommend_paths=recommend_paths, sensitivity_on=sensitivity,
                     replays_on=replays)
+
+
+def optimize(scenario: str | Path, *, trials: int | None = None, paths: int | None = None, seed: int | None = None,
+             storage: str | None = None, study: str | None = None, timeout: float | None = None,
+             sampler: str | None = None, objectives: tuple[str, ...] | None = None, per_asset: bool | None = None,
+             free: tuple[str, ...] | None = None, engine: str = "auto") -> SearchResult:
+    """``cascade optimize``: the search of the scenario's ``[optimize]`` table, run or resumed.
+
+    Parameters
+    ----------
+    scenario
+        A bundled scenario's name or a scenario TOML file with an ``[optimize]`` table.
+    trials, paths, seed, timeout, sampler, objectives, per_asset
+        As the command's options (default: the scenario's ``[optimize]`` table).
+    storage, study
+        Where the study lives (a journal file or an RDB URL; default ``runs/<study>.journal`` under the current
+        directory) and its name (default: the scenario's name and path count). The same call again resumes it.
+    free
+        Override the free parameters (``("aave_v3:WETH.ltv_bps", ...)``).
+    engine
+        ``auto``, ``kernel`` or ``reference``.
+
+    Returns
+    -------
+    SearchResult
+        ``recommendation`` (None when nothing holds within budget out of sample), ``exit_code`` (0 / 3),
+        ``verdict()``, ``summary()``, ``to_json()``.
+    """
+    from .cli._common import resolve_scenario
+
+    req = SearchRequest(resolve_scenario(str(scenario)), seed=seed, trials=trials, timeout=timeout, storage=storage,
+                        study=study, sampler=sampler, objectives=tuple(objectives) if objectives else None,
+                        per_asset=per_asset, engine=engine, paths=paths, free=tuple(free) if free else None)
+    return _optimize(req)
+
+
+def load_optimization(study: str, storage: str | None = None) -> SearchResult:
+    """The :class:`SearchResult` a finished search stored with its study (``cascade report``), no simulation."""
+    return load_result(storage, study)

@@ -538,10 +538,12 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("bad_debt_share", "fraction of debt", "Bad debt divided by the book's initial debt",
                compute=_bad_debt_share, summary="tail", fmt="share", risk=+1, label="bad debt / debt",
                table_stats=("mean", "var_99", "es_99")),
-    MetricSpec("liquidated_usd", "USD", "Collateral seized by liquidations (oracle value)",
+    MetricSpec("liquidated_usd", "USD", "Collateral seized by liquidations (oracle value; on perp venues the margin their liquidations "
+               "release, the notional closed is perp_liquidated_long_usd / _short_usd)",
                compute=ledger("collateral_seized_usd"), fmt="usd", risk=0, label="liquidated collateral", table_stats=("mean",),
                by_protocol=_protocol_column("collateral_seized_usd")),
-    MetricSpec("liquidations", "calls", "Liquidation calls (Aave liquidationCall, Comet absorb, Maker bark)",
+    MetricSpec("liquidations", "calls", "Liquidation calls (each venue's liquidation action: a close-factor call, an absorb, a bark, "
+               "a perp position closed)",
                compute=ledger("liquidations"), fmt="count", risk=0, label="liquidation calls",
                table_stats=("mean",)),
     MetricSpec("amplification", "ratio", "Market drawdown / exogenous drawdown of the main collateral asset",

@@ -123,7 +123,7 @@ def from_trial(t: FrozenTrial, space: SearchSpace, settings: ObjectiveSettings) 
            "paths": ua.get("paths")}
     if "risk_by_path_set" in metrics:
         ins["risk_by_path_set"] = metrics["risk_by_path_set"]
-    params = {n: t.params[n] for n in space.names if n in t.params}
+    params = space.trial_params(t.params)
     return Candidate(params, t.number, float(ua.get("efficiency", 0.0)), float(ua.get("borrow_capacity_usd", 0.0)),
                      float(ua.get("change", space.change_size(params))), ins)
 
@@ -268,7 +268,8 @@ def _no_free_moves(d: Decision, space: SearchSpace, settings: ObjectiveSettings,
 
     trial_note = f"trial {chosen.trial}" if chosen.trial is not None else "the chosen set"
     allp = dict(chosen.params) | {n: cur[n] for n in neutral}
-    c = make(allp, f"{trial_note} with {', '.join(n.split(':', 1)[-1] for n in neutral)} left at today's values")
+    c = make(allp, f"{trial_note} with {', '.join(n.split(':', 1)[-1] for n in neutral)} left at today's "
+                   f"value{'s' if len(neutral) > 1 else ''}")
     if holds(c):
         reverted = dict.fromkeys(neutral, NO_EFFECT)
         result = c
@@ -353,7 +354,7 @@ def cap_report(trials: list[FrozenTrial], space: SearchSpace, rec: Candidate | N
         ok = [t for t in trials if is_full(t) and feasible(t) and d.name in t.params]
         top = max(ok, key=lambda t: t.params[d.name], default=None)
         out.append({"name": d.name, "unit": d.unit, "current": d.current, "search_range": [d.low, d.high],
-                    "largest_within_budget": None if top is None else top.params[d.name],
+                    "largest_within_budget": None if top is None else d.snap(top.params[d.name]),
                     "trial": None if top is None else top.number,
                     "recommended": None if rec is None else rec.params.get(d.name)})
     return out

@@ -32,7 +32,7 @@ def trial_record(t: FrozenTrial, space: SearchSpace, settings: ObjectiveSettings
             "ci95": [ua.get("risk_ci95_low"), ua.get("risk_ci95_high")], "paths": ua.get("paths"),
             "budget": settings.budget,
             "feasible": ua.get("risk_ci95_high") is not None and ua["risk_ci95_high"] <= settings.budget}
-    out = {"trial": t.number, "params": {n: t.params[n] for n in space.names if n in t.params},
+    out = {"trial": t.number, "params": space.trial_params(t.params),
            "efficiency": ua.get("efficiency"), "borrow_capacity_usd": ua.get("borrow_capacity_usd"), "risk": risk,
            "metrics": t.system_attrs.get(METRICS_ATTR) or ua.get("metrics", {}), "outcome": ua.get("outcome")}
     if settings.multi and t.values and len(t.values) > 1:

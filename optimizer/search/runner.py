@@ -503,7 +503,7 @@ def _trial_rows(study: optuna.Study, space: SearchSpace) -> list[dict[str, Any]]
     rows = []
     for t in study.get_trials(deepcopy=False):
         row = {"trial": t.number, "state": t.state.name.lower(), **{k: t.user_attrs.get(k) for k in keys}}
-        row |= {n: t.params.get(n) for n in space.names}
+        row |= {n: None for n in space.names} | space.trial_params(t.params)
         rows.append(row)
     return rows
 

@@ -128,6 +128,11 @@ class Dim:
             v = float(rng.uniform(self.low, self.high))
         return int(round(v)) if self.integer else round(v, _DECIMALS)
 
+    def snap(self, value: float) -> float:
+        """The value a trial ran with: optuna stores the raw suggestion (``0.025 - 3.5e-18`` on a 0.0025 grid),
+        the objective receives it rounded as here (:meth:`suggest`), and reports show the rounded one."""
+        return int(round(value)) if self.integer else round(float(value), _DECIMALS)
+
     def distribution(self) -> BaseDistribution:
         if self.integer:
             return IntDistribution(int(self.low), int(self.high), step=int(self.step or 1))
@@ -136,7 +141,7 @@ class Dim:
     def suggest(self, trial: Any) -> float:
         if self.integer:
             return trial.suggest_int(self.name, int(self.low), int(self.high), step=int(self.step or 1))
-        return round(trial.suggest_float(self.name, self.low, self.high, step=self.step), _DECIMALS)
+        return self.snap(trial.suggest_float(self.name, self.low, self.high, step=self.step))
 
     def values(self, points: int) -> list[float | int]:
         """Grid values: every step when the parameter has one, else ``points`` evenly spaced."""
@@ -165,6 +170,10 @@ class SearchSpace:
     @property
     def names(self) -> tuple[str, ...]:
         return tuple(d.name for d in self.dims)
+
+    def trial_params(self, params: Mapping[str, float]) -> dict[str, float]:
+        """A trial's stored parameters (``FrozenTrial.params``) as it ran with them (:meth:`Dim.snap`)."""
+        return {d.name: d.snap(params[d.name]) for d in self.dims if d.name in params}
 
     def dim(self, name: str) -> Dim:
         for d in self.dims:

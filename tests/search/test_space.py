@@ -121,3 +121,27 @@ def test_liquidation_buffer_floor_refuses_lt_collapsing_onto_ltv(tmp_path):
     broken, msg = space.check(bad)
     assert broken == 1 and "WETH.liquidation_threshold_bps - WETH.ltv_bps = 100 bps" in msg
     assert "optimize.min_liquidation_buffer_bps = 250" in msg
+
+
+def test_trial_params_are_the_values_trials_ran_with(tmp_path):
+    """optuna stores a stepped float's raw suggestion (low + k * step in floats, e.g. 0.5 - 5.6e-17); the
+    objective receives it rounded (Dim.suggest), and reports must show that value, so today's value on the grid
+    reads as exactly today's value (no change of -5.55e-17 reported as a move)."""
+    import optuna
+
+    sp = _space(tmp_path, 'free = ["close_factor", "WETH.ltv_bps"]')
+    cf = sp.dim("aave_v3:close_factor")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=3))
+    raw_seen, snapped = [], []
+    for _ in range(300):
+        t = study.ask()
+        ran = sp.suggest(t)
+        study.tell(t, 0.0)
+        frozen = study.trials[-1]
+        raw_seen.append(frozen.params[cf.name])
+        snapped.append(sp.trial_params(frozen.params))
+        assert snapped[-1] == ran  # the values reported are the values simulated
+    assert any(r != round(r, 10) for r in raw_seen)  # the raw values do carry float noise (the test can fail)
+    on_current = [s for s in snapped if abs(s[cf.name] - cf.current) < 1e-9]
+    assert on_current and all(s[cf.name] == cf.current for s in on_current)
+    assert all(isinstance(s["aave_v3:WETH.ltv_bps"], int) for s in snapped)
