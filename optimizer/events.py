@@ -71,10 +71,7 @@ def simulate_with_events(prepared: Any, params: Mapping[str, Mapping[str, float]
     raw = parts[0] if len(parts) == 1 else Ledger.concat(parts)
     res = SimulationResult(bound, raw, used, 0.0, None)
     if analyses:
-        from .engine.analysis import critical_drop, critical_move, has_perp, liquidation_map
+        from .engine.analysis import analyses as run_analyses
 
-        res.extra["critical_drop"] = critical_drop(bound, engine=used)
-        res.extra["liquidation_map"] = liquidation_map(bound, engine=used)
-        if has_perp(bound):
-            res.extra["critical_move"] = critical_move(bound, engine=used)
+        res.extra |= run_analyses(bound, engine=used)  # the same analyses as evaluate() attaches
     return res

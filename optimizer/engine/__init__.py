@@ -38,19 +38,9 @@ def evaluate(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | Non
     raw, ev, used = run(bound, engine=engine, events=events, progress=progress, batches=batches)
     res = SimulationResult(bound, raw, used, 0.0, ev)
     if analyses:
-        from .analysis import (
-            critical_drop,
-            critical_move,
-            has_perp,
-            liquidation_map,
-            perp_liquidation_clusters,
-        )
+        from .analysis import analyses as run_analyses
 
-        res.extra["critical_drop"] = critical_drop(bound, engine=used)
-        res.extra["liquidation_map"] = liquidation_map(bound, engine=used)
-        if has_perp(bound):
-            res.extra["critical_move"] = critical_move(bound, engine=used)
-            res.extra["perp_liquidation_clusters"] = perp_liquidation_clusters(res.extra["liquidation_map"])
+        res.extra |= run_analyses(bound, engine=used)
     res.elapsed_s = time.perf_counter() - t0
     return res
 
