@@ -126,7 +126,7 @@ class Dim:
             v = float(rng.integers(int(self.low), int(self.high) + 1))
         else:
             v = float(rng.uniform(self.low, self.high))
-        return int(round(v)) if self.integer else round(v, _DECIMALS)
+        return self.snap(v)
 
     def snap(self, value: float) -> float:
         """The value a trial ran with: optuna stores the raw suggestion (``0.025 - 3.5e-18`` on a 0.0025 grid),
