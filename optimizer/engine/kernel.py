@@ -97,8 +97,10 @@ RULES = (RULE_CLOSE_FACTOR_CALL, RULE_ABSORB, RULE_AUCTION)
 #: per-venue constants a KernelSpec may give (absent ones are 0; ``target`` defaults to +inf)
 VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target")
 #: parking lots per multi-asset group (accounts examined and found healthy wait in a lot keyed against the
-#: prices they were examined at); a lot whose reference drifted by more than LOT_SLACK gets a fresh one
-N_LOTS = 4
+#: prices they were examined at); a lot whose reference drifted by more than LOT_SLACK gets a fresh one, as
+#: does one whose assets moved apart by more than LOT_SLACK since its reference (best / worst ratio): a parked
+#: account's bound loses that spread, so a healthy account near 1 would otherwise be re-examined every round
+N_LOTS = 8
 LOT_SLACK = 0.005
 #: a single-pair group's head not looked up yet this round (``head_i``; -1: none)
 HEAD_STALE = -2
@@ -398,7 +400,18 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 auction_trip(au, aus, t, oc, mkt_close, hist)
             for g in range(n_groups):
                 j = grp_venue[g]
-                ratio = group_ratio(g, j, gc_off, gc, gd_off, gd, oc, od, p0)
+                # group_ratio written out (per group and round; a helper binds its arrays again at each call)
+                lo = np.inf
+                for x in range(gc_off[g], gc_off[g + 1]):
+                    a = gc[x]
+                    lo = min(lo, oc[j, a] / p0[a])
+                if gc_off[g + 1] == gc_off[g]:
+                    lo = 0.0
+                hi = 0.0
+                for x in range(gd_off[g], gd_off[g + 1]):
+                    b = gd[x]
+                    hi = max(hi, od[j, b] / p0[b])
+                ratio = lo / hi
                 if delay > 0:  # liquidators act on what was already liquidatable `delay` steps ago
                     ratio = max(ratio, group_ratio(g, j, gc_off, gc, gd_off, gd, pc_past, pd_past, p0))
                 thr[g] = ratio * (1.0 - KEY_TOL)
@@ -547,15 +560,43 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         cand[n_c] = i
                         n_c += 1
                     for lot in range(N_LOTS):  # parked accounts whose prices moved against them enough
-                        if lsize[g, lot] == 0:
+                        sz = lsize[g, lot]
+                        if sz == 0:
                             continue
-                        worst, _ = lot_ratios(g, j, lot, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
-                        lth = worst * (1.0 - KEY_TOL)
+                        # the lot's worst ratio (lot_ratios) and its heap pops written out: this runs per group, lot
+                        # and round, and a helper binds its array arguments again at each call
+                        lo = np.inf
+                        for x in range(gc_off[g], gc_off[g + 1]):
+                            a = gc[x]
+                            lo = min(lo, oc[j, a] / lot_rc[g, lot, a])
+                        if gc_off[g + 1] == gc_off[g]:
+                            lo = 0.0
+                        hi = 0.0
+                        for x in range(gd_off[g], gd_off[g + 1]):
+                            b = gd[x]
+                            hi = max(hi, od[j, b] / lot_rd[g, lot, b])
+                        lth = (lo / hi) * (1.0 - KEY_TOL)
                         base = lot * n_acc + goff[g]
-                        while lsize[g, lot] > 0 and lkey[base] > lth:
-                            i, lsize[g, lot] = heap_pop(lkey, lpos, base, lsize[g, lot])
-                            cand[n_c] = i
+                        while sz > 0 and lkey[base] > lth:
+                            cand[n_c] = lpos[base]
                             n_c += 1
+                            sz -= 1
+                            lkey[base] = lkey[base + sz]
+                            lpos[base] = lpos[base + sz]
+                            x = 0
+                            while True:
+                                lch = 2 * x + 1
+                                if lch >= sz:
+                                    break
+                                child = lch
+                                if lch + 1 < sz and lkey[base + lch + 1] > lkey[base + lch]:
+                                    child = lch + 1
+                                if lkey[base + x] >= lkey[base + child]:
+                                    break
+                                lkey[base + x], lkey[base + child] = lkey[base + child], lkey[base + x]
+                                lpos[base + x], lpos[base + child] = lpos[base + child], lpos[base + x]
+                                x = child
+                        lsize[g, lot] = sz
                 n_ok = 0
                 for q in range(n_c):
                     i = cand[q]
@@ -870,10 +911,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         up = park_up[g]
                     else:
                         up = 0.0
+                        worst = 0.0
                         if cur >= 0 and lsize[g, cur] > 0:
-                            _, up = lot_ratios(g, j, cur, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
+                            worst, up = lot_ratios(g, j, cur, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
                         switched = False
-                        if cur < 0 or lsize[g, cur] == 0 or up > 1.0 + LOT_SLACK:
+                        if cur < 0 or lsize[g, cur] == 0 or up > 1.0 + LOT_SLACK or up > worst * (1.0 + LOT_SLACK):
                             fresh = -1
                             for lt_ in range(N_LOTS):
                                 if lsize[g, lt_] == 0 and (fresh < 0 or lt_ == cur):
