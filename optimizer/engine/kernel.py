@@ -78,7 +78,6 @@ from .kernel_rules import (
     counted_left,
     group_ratio,
     health_heap,
-    health_heap_pop,
     heap_pop,
     heap_push,
     lot_ratios,
@@ -98,8 +97,10 @@ RULES = (RULE_CLOSE_FACTOR_CALL, RULE_ABSORB, RULE_AUCTION)
 #: per-venue constants a KernelSpec may give (absent ones are 0; ``target`` defaults to +inf)
 VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target")
 #: parking lots per multi-asset group (accounts examined and found healthy wait in a lot keyed against the
-#: prices they were examined at); a lot whose reference drifted by more than LOT_SLACK gets a fresh one
-N_LOTS = 4
+#: prices they were examined at); a lot whose reference drifted by more than LOT_SLACK gets a fresh one, as
+#: does one whose assets moved apart by more than LOT_SLACK since its reference (best / worst ratio): a parked
+#: account's bound loses that spread, so a healthy account near 1 would otherwise be re-examined every round
+N_LOTS = 8
 LOT_SLACK = 0.005
 #: a single-pair group's head not looked up yet this round (``head_i``; -1: none)
 HEAD_STALE = -2
@@ -259,49 +260,6 @@ def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
 
 
 @njit(cache=True)
-def _park(i, g, j, h, gc_off, gc, gd_off, gd, coff, doff, ca, c, lt, da, d, oc, od, n, lkey, lpos, lsize, lot_cur,
-          lot_rc, lot_rd, n_assets, goff, park_tag, park_up, tag):
-    """Put account ``i`` of multi-asset group ``g`` in the group's current parking lot (see :data:`N_LOTS`);
-    ``h`` is its health at ``oc/od`` when the caller knows it (NaN: computed here).
-
-    The lot and its ratio ``up`` depend only on the group, its lots and the prices: once a park of round
-    ``tag`` kept the current lot, the group's later parks of that round (same prices, the lot only fuller)
-    reuse them (``park_tag[g] == tag``, ``park_up[g]``).
-    """
-    if h != h:
-        h = account_health(i, j, coff, doff, ca, c, lt, da, d, oc, od)
-    if h == np.inf:  # no debt left: never liquidatable
-        return
-    cur = lot_cur[g]
-    if park_tag[g] == tag:
-        up = park_up[g]
-    else:
-        n_lots = lsize.shape[1]
-        up = 0.0
-        if cur >= 0 and lsize[g, cur] > 0:
-            _, up = lot_ratios(g, j, cur, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
-        switched = False
-        if cur < 0 or lsize[g, cur] == 0 or up > 1.0 + LOT_SLACK:
-            fresh = -1
-            for lt_ in range(n_lots):
-                if lsize[g, lt_] == 0 and (fresh < 0 or lt_ == cur):
-                    fresh = lt_
-            if fresh >= 0:  # a lot referenced to the prices now
-                cur = fresh
-                lot_cur[g] = cur
-                for a in range(n_assets):
-                    lot_rc[g, cur, a] = oc[j, a]
-                    lot_rd[g, cur, a] = od[j, a]
-                up = 1.0
-                switched = True
-        if not switched:
-            park_tag[g] = tag
-            park_up[g] = up
-    key = up / h if h > 0.0 else np.inf
-    lsize[g, cur] = heap_push(lkey, lpos, cur * n + goff[g], lsize[g, cur], key, i)
-
-
-@njit(cache=True)
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
               cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus, au_out, pv,
@@ -309,7 +267,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
-    pos_venue, pos_row, pos_cc = pos.venue, pos.row, pos.cc
+    pos_venue, pos_row, pos_cc, pos_group = pos.venue, pos.row, pos.cc, pos.group
     grp_venue, vgoff, goff, gkey = grp.venue, grp.venue_off, grp.off, grp.key
     gc_off, gc, gd_off, gd = grp.gc_off, grp.gc, grp.gd_off, grp.gd
     rule, lag = ven.rule, ven.lag
@@ -442,7 +400,18 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 auction_trip(au, aus, t, oc, mkt_close, hist)
             for g in range(n_groups):
                 j = grp_venue[g]
-                ratio = group_ratio(g, j, gc_off, gc, gd_off, gd, oc, od, p0)
+                # group_ratio written out (per group and round; a helper binds its arrays again at each call)
+                lo = np.inf
+                for x in range(gc_off[g], gc_off[g + 1]):
+                    a = gc[x]
+                    lo = min(lo, oc[j, a] / p0[a])
+                if gc_off[g + 1] == gc_off[g]:
+                    lo = 0.0
+                hi = 0.0
+                for x in range(gd_off[g], gd_off[g + 1]):
+                    b = gd[x]
+                    hi = max(hi, od[j, b] / p0[b])
+                ratio = lo / hi
                 if delay > 0:  # liquidators act on what was already liquidatable `delay` steps ago
                     ratio = max(ratio, group_ratio(g, j, gc_off, gc, gd_off, gd, pc_past, pd_past, p0))
                 thr[g] = ratio * (1.0 - KEY_TOL)
@@ -464,7 +433,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 for q in range(n_pend):
                     i = pend[q]
                     j = pos_venue[i]
-                    g = pos.group[i]
+                    g = pos_group[i]
                     kc = pair_c[i]
                     kd = pair_d[i]
                     if rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0:
@@ -559,11 +528,12 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             for j in range(n_venues):
                 if calls_left[j] <= 0:
                     continue
-                # ---- the venue's candidates as sorted streams, merged by (health, row) while calls remain.
+                # ---- the venue's candidates as ordered streams, merged by (health, row) while calls remain.
                 # Single-pair groups: health is monotone in the key, so each group's stream is its pointer
                 # and heap in key order and only its head is examined (O(calls + groups), however long the
                 # queue behind the cap). Multi-asset groups: every account whose key passes the group's
-                # ratio, confirmed with the exact health and sorted (the bound is not an order).
+                # ratio, confirmed with the exact health and put in one min-heap by (health, row) (the bound
+                # is not an order; a cap that takes few of many orders only those it takes).
                 n_c = 0
                 n_act = 0
                 for q in range(n_hot):  # multi-asset accounts that waited since the last step
@@ -590,19 +560,55 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         cand[n_c] = i
                         n_c += 1
                     for lot in range(N_LOTS):  # parked accounts whose prices moved against them enough
-                        if lsize[g, lot] == 0:
+                        sz = lsize[g, lot]
+                        if sz == 0:
                             continue
-                        worst, _ = lot_ratios(g, j, lot, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
-                        lth = worst * (1.0 - KEY_TOL)
+                        # the lot's worst ratio (lot_ratios) and its heap pops written out: this runs per group, lot
+                        # and round, and a helper binds its array arguments again at each call
+                        lo = np.inf
+                        for x in range(gc_off[g], gc_off[g + 1]):
+                            a = gc[x]
+                            lo = min(lo, oc[j, a] / lot_rc[g, lot, a])
+                        if gc_off[g + 1] == gc_off[g]:
+                            lo = 0.0
+                        hi = 0.0
+                        for x in range(gd_off[g], gd_off[g + 1]):
+                            b = gd[x]
+                            hi = max(hi, od[j, b] / lot_rd[g, lot, b])
+                        lth = (lo / hi) * (1.0 - KEY_TOL)
                         base = lot * n_acc + goff[g]
-                        while lsize[g, lot] > 0 and lkey[base] > lth:
-                            i, lsize[g, lot] = heap_pop(lkey, lpos, base, lsize[g, lot])
-                            cand[n_c] = i
+                        while sz > 0 and lkey[base] > lth:
+                            cand[n_c] = lpos[base]
                             n_c += 1
+                            sz -= 1
+                            lkey[base] = lkey[base + sz]
+                            lpos[base] = lpos[base + sz]
+                            x = 0
+                            while True:
+                                lch = 2 * x + 1
+                                if lch >= sz:
+                                    break
+                                child = lch
+                                if lch + 1 < sz and lkey[base + lch + 1] > lkey[base + lch]:
+                                    child = lch + 1
+                                if lkey[base + x] >= lkey[base + child]:
+                                    break
+                                lkey[base + x], lkey[base + child] = lkey[base + child], lkey[base + x]
+                                lpos[base + x], lpos[base + child] = lpos[base + child], lpos[base + x]
+                                x = child
+                        lsize[g, lot] = sz
                 n_ok = 0
                 for q in range(n_c):
                     i = cand[q]
-                    hf = account_health(i, j, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
+                    # account_health written out (the same float operations): this runs once per candidate
+                    # examination, and an inlined helper binds its every array argument again
+                    w = 0.0
+                    for x in range(coff[i], coff[i + 1]):
+                        w += (c_cur[x] * oc[j, ca[x]]) * lt[x]
+                    debt = 0.0
+                    for x in range(doff[i], doff[i + 1]):
+                        debt += d_cur[x] * od[j, da[x]]
+                    hf = w / debt if debt > 0.0 else np.inf
                     if hf < 1.0 and (delay == 0 or account_health(i, j, coff, doff, ca, c_cur, lt, da, d_cur,
                                                                   pc_past, pd_past) < 1.0):
                         cand[n_ok] = i
@@ -656,7 +662,27 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             cand_hf[top] == best_hf and cand_row[top] < best_row)):
                         i = cand[top]
                         hf = cand_hf[top]
-                        m_size = health_heap_pop(mheap, cand_hf, cand_row, m_size)
+                        # health_heap_pop written out (the same sift; a call binds its arrays once per call taken)
+                        m_size -= 1
+                        mheap[0] = mheap[m_size]
+                        x = 0
+                        while True:
+                            lch = 2 * x + 1
+                            if lch >= m_size:
+                                break
+                            child = lch
+                            ia = mheap[lch + 1] if lch + 1 < m_size else 0
+                            ib = mheap[lch]
+                            if lch + 1 < m_size and (cand_hf[ia] < cand_hf[ib] or (
+                                    cand_hf[ia] == cand_hf[ib] and cand_row[ia] < cand_row[ib])):
+                                child = lch + 1
+                            ia = mheap[child]
+                            ib = mheap[x]
+                            if not (cand_hf[ia] < cand_hf[ib] or (cand_hf[ia] == cand_hf[ib] and
+                                                                  cand_row[ia] < cand_row[ib])):
+                                break
+                            mheap[x], mheap[child] = ia, ib
+                            x = child
                     elif best_g >= 0:
                         g = best_g
                         i = head_i[g]
@@ -685,10 +711,27 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                                     v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
                             else:
                                 ok, repay, seize = False, 0.0, 0.0
-                        else:
-                            ok, kc, kd, repay, seize = aave_call(i, j, coff, doff, ca, c_cur, lt, lb, cpaused, da,
-                                                                 d_cur, dpaused, oc, od, hf, v_cf[j], v_cf_hf[j],
-                                                                 v_min_base[j], v_floor[j])
+                        else:  # aave_call written out (the same operations; a call binds its 12 array arguments)
+                            kc = -1
+                            best = 0.0
+                            for x in range(coff[i], coff[i + 1]):
+                                v = c_cur[x] * oc[j, ca[x]] * (1.0 if lt[x] > 0.0 else 0.0)
+                                if v > best:
+                                    best, kc = v, x
+                            kd = -1
+                            bestd = 0.0
+                            total_debt = 0.0
+                            for x in range(doff[i], doff[i + 1]):
+                                v = d_cur[x] * od[j, da[x]]
+                                total_debt += v
+                                if v > bestd:
+                                    bestd, kd = v, x
+                            if kc < 0 or kd < 0 or cpaused[kc] or dpaused[kd]:
+                                ok, repay, seize = False, 0.0, 0.0
+                            else:
+                                ok, kc, kd, repay, seize = call_pair(
+                                    c_cur[kc], d_cur[kd], oc[j, ca[kc]], od[j, da[kd]], lb[kc], hf, total_debt,
+                                    v_cf[j], v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
                         if not ok:  # refused (no pair, paused, dust): not again this step
                             pend[n_pend] = i
                             n_pend += 1
@@ -841,7 +884,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             park_round += 1  # the parks below share this round's prices
             for q in range(n_back):
                 i = back[q]
-                g = pos.group[i]
+                g = pos_group[i]
                 if gexact[g]:
                     kc = pair_c[i]
                     kd = pair_d[i]
@@ -850,10 +893,46 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     else:
                         key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
                     hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
-                else:
-                    _park(i, g, grp_venue[g], back_hf[q], gc_off, gc, gd_off, gd, coff, doff, ca, c_cur, lt, da, d_cur,
-                          oc, od, n_acc, lkey, lpos, lsize, lot_cur, lot_rc, lot_rd, n_assets, goff, park_tag, park_up,
-                          park_round)
+                else:  # _park written out (a call binds its ~25 array arguments; this runs once per re-park)
+                    j = grp_venue[g]
+                    hb = back_hf[q]
+                    if hb != hb:  # its health changed (a partial liquidation): at this round's prices
+                        w = 0.0
+                        for x in range(coff[i], coff[i + 1]):
+                            w += (c_cur[x] * oc[j, ca[x]]) * lt[x]
+                        debt = 0.0
+                        for x in range(doff[i], doff[i + 1]):
+                            debt += d_cur[x] * od[j, da[x]]
+                        hb = w / debt if debt > 0.0 else np.inf
+                    if hb == np.inf:  # no debt left: never liquidatable
+                        continue
+                    cur = lot_cur[g]
+                    if park_tag[g] == park_round:
+                        up = park_up[g]
+                    else:
+                        up = 0.0
+                        worst = 0.0
+                        if cur >= 0 and lsize[g, cur] > 0:
+                            worst, up = lot_ratios(g, j, cur, gc_off, gc, gd_off, gd, oc, od, lot_rc, lot_rd)
+                        switched = False
+                        if cur < 0 or lsize[g, cur] == 0 or up > 1.0 + LOT_SLACK or up > worst * (1.0 + LOT_SLACK):
+                            fresh = -1
+                            for lt_ in range(N_LOTS):
+                                if lsize[g, lt_] == 0 and (fresh < 0 or lt_ == cur):
+                                    fresh = lt_
+                            if fresh >= 0:  # a lot referenced to the prices now
+                                cur = fresh
+                                lot_cur[g] = cur
+                                for a in range(n_assets):
+                                    lot_rc[g, cur, a] = oc[j, a]
+                                    lot_rd[g, cur, a] = od[j, a]
+                                up = 1.0
+                                switched = True
+                        if not switched:
+                            park_tag[g] = park_round
+                            park_up[g] = up
+                    key = up / hb if hb > 0.0 else np.inf
+                    lsize[g, cur] = heap_push(lkey, lpos, cur * n_acc + goff[g], lsize[g, cur], key, i)
             if not executed_any:
                 break
             for a in range(n_assets):
