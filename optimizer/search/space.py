@@ -413,11 +413,14 @@ def build_space(scenario: Scenario, adapters: Mapping[str, Adapter] | None = Non
     shorthand = dict(cfg.assets)
     if free is None and not raw_free and not shorthand:
         shorthand = {a: tuple(_book_collaterals(scenario, a)) for a in adapters}
+    implicit = free is None and not raw_free and not cfg.assets
     for adapter, assets in shorthand.items():
         if adapter not in adapters:
             raise InputError(f"no protocol '{adapter}' in the scenario ({', '.join(adapters)})", file=file,
                              field=f"optimize.assets.{adapter}")
         fields = cfg.fields or adapters[adapter].default_search_fields
+        if implicit and not assets:
+            continue  # the implicit default searches the protocols whose book names collateral assets
         if not fields:
             raise InputError(f"no default fields for '{adapter}'; list them in optimize.fields", file=file,
                              field="optimize.fields")
@@ -425,7 +428,9 @@ def build_space(scenario: Scenario, adapters: Mapping[str, Adapter] | None = Non
             for f in fields:
                 names.append(_resolve_name(f"{adapter}:{asset}.{f}", adapters, file, f"optimize.assets.{adapter}"))
     if not names:
-        raise InputError("no free parameters: list them in [optimize] free = [\"ADAPTER:ASSET.field\", ...]",
+        hint = next((f" (e.g. \"{a}:{ad.schema().specs[0].name}\" with risk_metric = \"p_adl\" or "
+                     f"\"p_insurance_depletion\")" for a, ad in adapters.items() if not ad.default_search_fields), "")
+        raise InputError("no free parameters: list them in [optimize] free = [\"ADAPTER:ASSET.field\", ...]" + hint,
                          file=file, field="optimize.free")
     _check_table_keys(cfg.steward_limits, adapters, file, "optimize.steward_limits")
     _check_table_keys(cfg.step, adapters, file, "optimize.step")

@@ -145,3 +145,18 @@ def test_trial_params_are_the_values_trials_ran_with(tmp_path):
     on_current = [s for s in snapped if abs(s[cf.name] - cf.current) < 1e-9]
     assert on_current and all(s[cf.name] == cf.current for s in on_current)
     assert all(isinstance(s["aave_v3:WETH.ltv_bps"], int) for s in snapped)
+
+
+def test_implicit_default_skips_perp_venues_and_perp_only_names_an_example():
+    """With no [optimize] table, a lending + perp scenario searches the lending book's collaterals over the
+    adapter's default fields (perp venues have no default: what to tune and under which risk is the
+    steward's call); a perp-only scenario says what to list, with a parameter that exists."""
+    from optimizer.snapshots import data_dir
+
+    mixed = build_space(load_scenario(data_dir() / "scenarios" / "perp_mixed_aave_hyperliquid_eth_12h.toml"))
+    assert [d.name for d in mixed.dims] == ["aave_v3:WETH.ltv_bps", "aave_v3:WETH.liquidation_threshold_bps",
+                                            "aave_v3:WETH.liquidation_bonus_bps"]
+    with pytest.raises(InputError) as e:
+        build_space(load_scenario(data_dir() / "scenarios" / "perp_hyperliquid_btc_2025-10-10.toml"))
+    msg = str(e.value)
+    assert "optimize.free" in msg and '"hyperliquid:BTC.tier0.max_leverage"' in msg and "p_adl" in msg
