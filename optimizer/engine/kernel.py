@@ -61,8 +61,10 @@ from .kernel_auctions import (
     auction_trip,
 )
 from .kernel_perp import (
+    perp_adl_due,
     perp_end_path,
     perp_end_step,
+    perp_quiet,
     perp_round,
     perp_scratch,
     perp_start_path,
@@ -857,8 +859,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         first_step = t
                     last_step = t
             # ---- perp venues at the round's starting market (their orders join the round's flows)
-            if has_perp and perp_round(path, k, t, t * m.step_s, pv, pp, po, ps, mkt_low, mkt_high, hist,
-                                       low[path, t], high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
+            if has_perp and not perp_quiet(t, pv.lag, pp.lane_off, pp.lane_lp, pp.lane_venue, pp.lane_mark,
+                                           pp.lane_long, pp.x_account.shape[0], ps[5], ps[11], ps[12], mkt_low,
+                                           mkt_high, hist) \
+                    and perp_round(path, k, t, t * m.step_s, pv, pp, po, ps, mkt_low, mkt_high, hist,
+                                   low[path, t], high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
                 executed_any = True
                 if first_step < 0:
                     first_step = t
@@ -949,7 +954,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
-        if has_perp:
+        if has_perp and perp_adl_due(ps[19], pv.goff):
             perp_end_step(k, t, pv, pp, po, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at
     # the final market close. An untouched account that is liquidatable (or underwater) at the end has a key

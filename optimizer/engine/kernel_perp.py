@@ -177,13 +177,13 @@ def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee
 
     Returns (left, margin_released, realized, fee, returned, takeover, deficit, new_margin, to_account).
     """
-    mm_before = maintenance_usd(floor, rate, ded, k, q * mark) if q > 0.0 else 0.0
     left = q - c
-    mm_after = maintenance_usd(floor, rate, ded, k, left * mark) if left > 0.0 else 0.0
-    d_mm = mm_before - mm_after
-    share = d_mm / req
-    if not is_cross and left == 0.0:
+    if not is_cross and left == 0.0:  # an isolated row closed whole releases all of its equity
         share = 1.0
+    else:
+        mm_before = maintenance_usd(floor, rate, ded, k, q * mark) if q > 0.0 else 0.0
+        mm_after = maintenance_usd(floor, rate, ded, k, left * mark) if left > 0.0 else 0.0
+        share = (mm_before - mm_after) / req
     equity_share = eq * share if c > 0.0 else 0.0
     fill0 = (mark if route != 0 else fill) if c > 0.0 else 0.0
     pnl_mark = s * c * (mark - entry)
@@ -286,6 +286,36 @@ def _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset):
 
 
 @njit(cache=True)
+def perp_quiet(t, lag_v, lane_off, lane_lp, lane_venue, lane_mark, lane_long, n_x, cnt, rounds, ptr, mkt_low, mkt_high,
+               hist):
+    """True when :func:`perp_round` cannot liquidate anything this round: no touched rows, no cross accounts
+    and no lane's mark reached the liquidation price at its pointer (where the lane sweep would stop). O(lanes).
+
+    The cascade kernel asks this before each round with the few arrays it reads: a call that binds the perp
+    NamedTuples (about 100 arrays, a reference count each way) costs more than a quiet round's work."""
+    if cnt[0] > 0 or n_x > 0:
+        return False
+    for ln in range(lane_off.shape[0] - 1):
+        v = lane_venue[ln]
+        if rounds[v] <= 0:
+            continue
+        p = ptr[ln]
+        if p >= lane_off[ln + 1]:
+            continue
+        a = lane_mark[ln]
+        long_ = lane_long[ln]
+        lag = lag_v[v]
+        mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
+        lp = lane_lp[p]
+        if long_:
+            if lp > mk * (1.0 - LP_TOL):
+                return False
+        elif lp < mk * (1.0 + LP_TOL):
+            return False
+    return True
+
+
+@njit(cache=True)
 def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_low, exo_high, liq, flow,
                round_sales, ev, ev_n, ev_cap):
     """Every perp venue's liquidation pass at the round's starting market (``flow`` the pools' state at the
@@ -296,6 +326,9 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
     side, entry, is_cross, account, pool, tier = pp.side, pp.entry, pp.cross, pp.account, pp.pool, pp.tier
     floor, rate, ded, mark_asset = pp.floor, pp.rate, pp.ded, pp.mark_asset
     lane_off, lane_pos, lane_lp = pp.lane_off, pp.lane_pos, pp.lane_lp
+    lane_venue, lane_mark, lane_long = pp.lane_venue, pp.lane_mark, pp.lane_long
+    x_account, x_venue, x_off, x_rows = pp.x_account, pp.x_venue, pp.x_off, pp.x_rows
+    p_row, tgroup = pp.row, pp.tgroup
     # outputs as locals (an array read through a tuple field in the loop costs a reference count each time)
     o_liqs, o_seized, o_long, o_short = po.liquidations, po.collateral_seized_usd, po.perp_liquidated_long_usd, \
         po.perp_liquidated_short_usd
@@ -303,7 +336,14 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
         po.perp_margin_released_usd, po.perp_realized_pnl_usd
     o_fee, o_ret, o_tko, o_dfc = po.perp_fee_usd, po.perp_returned_to_owner_usd, po.perp_backstop_takeover_usd, \
         po.perp_deficit_usd
+    o_taken, o_ins, o_fin, o_bpaid = po.backstop_taken_base, po.insurance_fund_paid_usd, \
+        po.insurance_fee_income_usd, po.backstop_paid_usd
     fee_rate, p_venue = pp.fee_rate, pp.venue
+    v_col, v_lag, v_flag_eq, v_offset_neg, v_bfrac = pv.col, pv.lag, pv.flag_eq, pv.offset_neg, pv.backstop_frac
+    v_pthr, v_pfrac, v_cool, v_fees_in, v_fund0 = pv.partial_thr, pv.partial_frac, pv.cooldown_s, pv.fees_to_fund, \
+        pv.fund0
+    n_x = x_account.shape[0]
+    n_pools = q_sell.shape[0]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
     keep = 0
     for q in range(cnt[0]):
@@ -315,19 +355,19 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             touched[i] = False
     cnt[0] = keep
     any_liq = False
-    for v in range(pv.col.shape[0]):
+    for v in range(v_col.shape[0]):
         if rounds[v] <= 0:
             continue
-        j = pv.col[v]
-        lag = pv.lag[v]
-        flag_eq = pv.flag_eq[v]
+        j = v_col[v]
+        lag = v_lag[v]
+        flag_eq = v_flag_eq[v]
         nb = 0
         # ---- who: lanes of isolated rows (pointer sweep), touched rows, cross accounts
         for ln in range(lane_off.shape[0] - 1):
-            if pp.lane_venue[ln] != v:
+            if lane_venue[ln] != v:
                 continue
-            a = pp.lane_mark[ln]
-            long_ = pp.lane_long[ln]
+            a = lane_mark[ln]
+            long_ = lane_long[ln]
             mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
             thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
             p = ptr[ln]
@@ -368,14 +408,14 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                 b_eq[nb] = eq
                 b_req[nb] = req
                 nb += 1
-        for x in range(pp.x_account.shape[0]):
-            if pp.x_venue[x] != v:
+        for x in range(n_x):
+            if x_venue[x] != v:
                 continue
             upnl = 0.0
             mm = 0.0
             n_open = 0
-            for r in range(pp.x_off[x], pp.x_off[x + 1]):
-                i = pp.x_rows[r]
+            for r in range(x_off[x], x_off[x + 1]):
+                i = x_rows[r]
                 mk = _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset)
                 _tmp[i] = mk
                 upnl += side[i] * size[i] * (mk - entry[i]) - 0.0
@@ -384,10 +424,10 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                     n_open += 1
             if n_open == 0:
                 continue
-            eq = coll[pp.x_account[x]] + upnl
+            eq = coll[x_account[x]] + upnl
             if flagged(eq, mm, flag_eq):
-                for r in range(pp.x_off[x], pp.x_off[x + 1]):
-                    i = pp.x_rows[r]
+                for r in range(x_off[x], x_off[x + 1]):
+                    i = x_rows[r]
                     if size[i] > 0.0:
                         buf[nb] = i
                         b_mark[nb] = _tmp[i]
@@ -397,15 +437,16 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
         if nb == 0:
             continue
         # ---- routes and sizes; the round's market orders per pool
-        for a in range(q_sell.shape[0]):
+        for a in range(n_pools):
             q_sell[a] = 0.0
             q_buy[a] = 0.0
+        offset_neg, bfrac, pthr, pfrac = v_offset_neg[v], v_bfrac[v], v_pthr[v], v_pfrac[v]
         for b in range(nb):
             i = buf[b]
-            r = route_of(b_eq[b], b_req[b], pv.offset_neg[v], pv.backstop_frac[v])
+            r = route_of(b_eq[b], b_req[b], offset_neg, bfrac)
             c = size[i]
-            if r == 0 and size[i] * b_mark[b] > pv.partial_thr[v] and now_s >= p_until[i]:
-                c = min(pv.partial_frac[v] * size[i], size[i])
+            if r == 0 and size[i] * b_mark[b] > pthr and now_s >= p_until[i]:
+                c = min(pfrac * size[i], size[i])
             b_route[b] = r
             b_c[b] = c
             if r == 0:
@@ -413,60 +454,67 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                     q_sell[pool[i]] += c
                 else:
                     q_buy[pool[i]] += c
-        for a in range(q_sell.shape[0]):
+        for a in range(n_pools):
             if q_sell[a] > 0.0:
                 q_sell[a] = proceeds_usd(liq, a, flow[a], q_sell[a], exo_low[a]) / q_sell[a]
             if q_buy[a] > 0.0:
                 q_buy[a] = purchase_usd(liq, a, flow[a], q_buy[a], exo_high[a]) / q_buy[a]
-        # ---- settle (every row against the book as it was at the round's start)
+        # ---- settle (every row against the book as it was at the round's start); the ledger's running sums
+        # in locals, added in the same order as one += per row
         rounds[v] -= 1
         any_liq = True
+        cool = v_cool[v]
+        s_liqs, s_seized, s_long, s_short = o_liqs[k, j], o_seized[k, j], o_long[k, j], o_short[k, j]
+        s_sold, s_bought, s_rel, s_real = o_sold[k, j], o_bought[k, j], o_rel[k, j], o_real[k, j]
+        s_fee, s_ret, s_tko, s_dfc = o_fee[k, j], o_ret[k, j], o_tko[k, j], o_dfc[k, j]
+        s_taken, s_vtko = o_taken[k, j], vs[v, _TAKEOVER]
         for b in range(nb):
             i = buf[b]
             mk = b_mark[b]
             r = b_route[b]
             c = b_c[b]
+            s_i = side[i]
+            q_i = size[i]
             fill = mk
             if r == 0:  # the average fill of its side's aggregate order in its pool
-                fill = q_sell[pool[i]] if side[i] > 0.0 else q_buy[pool[i]]
-            fee_cap = fee_rate[i] * size[i] * fill
+                fill = q_sell[pool[i]] if s_i > 0.0 else q_buy[pool[i]]
+            fee_cap = fee_rate[i] * q_i * fill
             left, rel, real, fee, ret, tko, dfc, new_m, to_acc = settle_row(
-                side[i], size[i], entry[i], margin[i], is_cross[i], mk, fill, c, r, b_eq[b], b_req[b], fee_cap,
+                s_i, q_i, entry[i], margin[i], is_cross[i], mk, fill, c, r, b_eq[b], b_req[b], fee_cap,
                 floor, rate, ded, tier[i])
-            partial = r == 0 and left > 0.0
-            if partial and pv.cooldown_s[v] > 0.0:
-                p_until[i] = now_s + pv.cooldown_s[v]
+            if r == 0 and left > 0.0 and cool > 0.0:
+                p_until[i] = now_s + cool
             closed_usd = c * mk
             if r == 1:
-                v_size[i] += side[i] * c
+                v_size[i] += s_i * c
                 v_px[i] = mk
-                vs[v, _TAKEOVER] += tko
-                po.backstop_taken_base[k, j] += c
-            o_liqs[k, j] += 1.0
-            o_seized[k, j] += rel
-            if side[i] > 0.0:
-                o_long[k, j] += closed_usd
+                s_vtko += tko
+                s_taken += c
+            s_liqs += 1.0
+            s_seized += rel
+            if s_i > 0.0:
+                s_long += closed_usd
             else:
-                o_short[k, j] += closed_usd
+                s_short += closed_usd
             if r == 0:
-                if side[i] > 0.0:
-                    o_sold[k, j] += c
+                if s_i > 0.0:
+                    s_sold += c
                 else:
-                    o_bought[k, j] += c
-                round_sales[pool[i]] += side[i] * c
-            o_rel[k, j] += rel
-            o_real[k, j] += real
-            o_fee[k, j] += fee
-            o_ret[k, j] += ret
-            o_tko[k, j] += tko
-            o_dfc[k, j] += dfc
+                    s_bought += c
+                round_sales[pool[i]] += s_i * c
+            s_rel += rel
+            s_real += real
+            s_fee += fee
+            s_ret += ret
+            s_tko += tko
+            s_dfc += dfc
             if ev_cap >= 0:
                 e = ev_n[0]
                 if e < ev_cap:
                     ev[e].path = path
                     ev[e].step = t
                     ev[e].protocol = j
-                    ev[e].position = pp.row[i]
+                    ev[e].position = p_row[i]
                     ev[e].collateral = -1
                     ev[e].debt_repaid_usd = closed_usd
                     ev[e].collateral_seized_usd = rel
@@ -486,19 +534,44 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             _dirty(i, dirty, dlist, cnt)
             if left > 0.0:
                 _touch(i, touched, tlist, cnt)
+        o_liqs[k, j], o_seized[k, j], o_long[k, j], o_short[k, j] = s_liqs, s_seized, s_long, s_short
+        o_sold[k, j], o_bought[k, j], o_rel[k, j], o_real[k, j] = s_sold, s_bought, s_rel, s_real
+        o_fee[k, j], o_ret[k, j], o_tko[k, j], o_dfc[k, j] = s_fee, s_ret, s_tko, s_dfc
+        o_taken[k, j] = s_taken
+        vs[v, _TAKEOVER] = s_vtko
         for b in range(nb):
             a = account[buf[b]]
             if acct_delta[a] != 0.0:
                 coll[a] = coll[a] + acct_delta[a]
                 acct_delta[a] = 0.0
-        _waterfall(k, j, v, nb, buf, b_eq, b_req, b_mark, b_route, _order, pv, pp, po, vs, d_grp)
+        ins_sum, fee_sum, back_sum = _waterfall(v, nb, buf, b_eq, b_req, b_mark, b_route, _order, v_fees_in[v],
+                                                v_fund0[v], tgroup, vs, d_grp)
+        o_ins[k, j] += ins_sum
+        o_fin[k, j] += fee_sum
+        o_bpaid[k, j] += back_sum
     return any_liq
 
 
 @njit(cache=True)
-def _waterfall(k, j, v, nb, buf, realized, deficit, fee_usd, route, order, pv, pp, po, vs, d_grp):
-    """``waterfall_of`` of one round, in book order (the same running sums as ``loss_waterfall``)."""
-    perm = np.argsort(buf[:nb])
+def _waterfall(v, nb, buf, realized, deficit, fee_usd, route, order, fees_in, fund0, tgroup, vs, d_grp):
+    """``waterfall_of`` of one round, in book order (the same running sums as ``loss_waterfall``); returns the
+    round's (insurance paid, fee income, backstop paid).
+
+    Only rows with a loss beyond their margin (``dw > 0``) or a fee into the fund change a running sum: a row
+    with neither adds +0.0 to ``cum``, ``used``, ``d_grp`` and the three sums (all >= +0.0, so bit-unchanged),
+    leaves ``running`` and ``low`` as they were and so ``before = running - low`` as the previous row set it
+    (``fund`` itself when first: ``fund >= 0``), and draws 0. So those rows are dropped and only the others are
+    put in book order (usually none or a few: no sort of the whole round)."""
+    na = 0
+    for b in range(nb):
+        dfc = deficit[b]
+        margin_used = max(-realized[b] - dfc, 0.0)
+        loss = max(margin_used + dfc, 0.0)
+        fee = max(fee_usd[b], 0.0) if fees_in else 0.0
+        dw = loss - min(loss, max(margin_used, 0.0))
+        if dw != 0.0 or fee != 0.0 or dw != dw or fee != fee:
+            order[na] = buf[b] * nb + b  # book order, then the round's index (rows are distinct)
+            na += 1
     fund = vs[v, _FUND]
     backstop = vs[v, _BACKSTOP]
     cum = 0.0
@@ -508,9 +581,10 @@ def _waterfall(k, j, v, nb, buf, realized, deficit, fee_usd, route, order, pv, p
     fee_sum = 0.0
     ins_sum = 0.0
     back_sum = 0.0
-    fees_in = pv.fees_to_fund[v]
-    for q in range(nb):
-        b = perm[q]
+    if na > 1:
+        order[:na].sort()
+    for q in range(na):
+        b = order[q] % nb
         dfc = deficit[b]
         margin_used = max(-realized[b] - dfc, 0.0)
         loss = max(margin_used + dfc, 0.0)
@@ -526,8 +600,8 @@ def _waterfall(k, j, v, nb, buf, realized, deficit, fee_usd, route, order, pv, p
         rest = dw - from_ins
         from_back = min(max(backstop - used, 0.0), rest)
         used += rest
-        d_grp[pp.tgroup[buf[b]]] += rest - from_back
-        if pv.fund0[v] > 0.0 and (draw - from_ins) > _EPS_USD:
+        d_grp[tgroup[buf[b]]] += rest - from_back
+        if fund0 > 0.0 and (draw - from_ins) > _EPS_USD:
             vs[v, _DEPLETED] = 1.0
         fee_sum += fee
         ins_sum += from_ins
@@ -537,25 +611,12 @@ def _waterfall(k, j, v, nb, buf, realized, deficit, fee_usd, route, order, pv, p
     vs[v, _FUND_MIN] = min(vs[v, _FUND_MIN], fund)
     vs[v, _BACKSTOP] = max(backstop - back_sum, 0.0)
     vs[v, _BACKSTOP_PAID] += back_sum
-    po.insurance_fund_paid_usd[k, j] += ins_sum
-    po.insurance_fee_income_usd[k, j] += fee_sum
-    po.backstop_paid_usd[k, j] += back_sum
+    return ins_sum, fee_sum, back_sum
 
 
 # ---------------------------------------------------------------------------------------------
 # end of step: ADL
 # ---------------------------------------------------------------------------------------------
-
-
-@njit(cache=True)
-def _pool_terms(i, mark, size, margin, coll, pp, x_upnl, x_notional, x_mm):
-    """(equity, wallet, notional, requirement) of row i's margin pool at ``mark`` (per row)."""
-    if pp.cross[i]:
-        x = pp.x_of[i]
-        return coll[pp.account[i]] + x_upnl[x], coll[pp.account[i]], x_notional[x], x_mm[x]
-    u = pp.side[i] * size[i] * (mark[i] - pp.entry[i])
-    mm = maintenance_usd(pp.floor, pp.rate, pp.ded, pp.tier[i], size[i] * mark[i]) if size[i] > 0.0 else 0.0
-    return margin[i] + (u - 0.0), margin[i], size[i] * mark[i], mm
 
 
 @njit(cache=True)
@@ -576,11 +637,29 @@ def _sift(idx, key, q, n):
 
 
 @njit(cache=True)
+def perp_adl_due(d_grp, goff):
+    """True when some perp venue has a deficit for :func:`perp_end_step`'s ADL; otherwise clears the groups'
+    sub-threshold rests (as that function does) and the cascade kernel skips the call (it binds little)."""
+    for v in range(goff.shape[0] - 1):
+        tot = 0.0
+        for g in range(goff[v], goff[v + 1]):
+            tot += d_grp[g]
+        if tot > _EPS_USD:
+            return True
+    for g in range(d_grp.shape[0]):
+        d_grp[g] = 0.0
+    return False
+
+
+@njit(cache=True)
 def perp_end_step(k, t, pv, pp, po, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (size, margin, coll, touched, tlist, cnt, _pu, _vsz, _vpx, _lo, vs, _r, _p,
      _buf, _bm, _br, _bc, _be, _bq, d_grp, seized, _ad, score, order, mark, _qs, _qb, dirty, dlist) = ps
     side, entry = pp.side, pp.entry
+    wgroup, p_cross, p_account, p_pool = pp.wgroup, pp.cross, pp.account, pp.pool
+    o_closed = po.adl_closed_notional_usd
+    x_of, floor, rate, ded, p_tier = pp.x_of, pp.floor, pp.rate, pp.ded, pp.tier
     for v in range(pv.col.shape[0]):
         g0, g1 = pv.goff[v], pv.goff[v + 1]
         tot = 0.0
@@ -591,9 +670,10 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                 d_grp[g] = 0.0
             continue
         j = pv.col[v]
+        prof_lev = pv.score[v] == SCORE_PROFIT_LEVERAGE
         lo, hi = pv.off[v], pv.off[v + 1]
         for i in range(lo, hi):
-            mark[i] = hist[t, pp.pool[i]]
+            mark[i] = hist[t, p_pool[i]]
         for g in range(g0, g1):
             seized[g] = 0.0
         n_live = 0
@@ -601,11 +681,11 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
             for i in range(lo, hi):
                 if size[i] > 0.0:
                     u = max(side[i] * size[i] * (mark[i] - entry[i]), 0.0)
-                    seized[pp.wgroup[i]] += u  # capacity per group, for now
+                    seized[wgroup[i]] += u  # capacity per group, for now
             for i in range(lo, hi):
                 score[i] = 0.0
                 if size[i] > 0.0:
-                    g = pp.wgroup[i]
+                    g = wgroup[i]
                     u = max(side[i] * size[i] * (mark[i] - entry[i]), 0.0)
                     frac = min(1.0, d_grp[g] / seized[g]) if seized[g] > 0.0 else 0.0
                     score[i] = u * frac  # the haircut
@@ -613,7 +693,7 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                 seized[g] = 0.0
             for i in range(lo, hi):
                 if size[i] > 0.0:
-                    seized[pp.wgroup[i]] += score[i]
+                    seized[wgroup[i]] += score[i]
         else:
             # pool sums of cross accounts at these marks (for the scores)
             n_x = pp.x_account.shape[0]
@@ -634,13 +714,20 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                     continue
                 n_live = 0
                 for i in range(lo, hi):
-                    if pp.wgroup[i] != g or not size[i] > 0.0:
+                    if wgroup[i] != g or not size[i] > 0.0:
                         continue
                     upnl = side[i] * size[i] * (mark[i] - entry[i])
                     if not upnl > 0.0:
                         continue
-                    eq, wb, notional, mm = _pool_terms(i, mark, size, margin, coll, pp, x_upnl, x_not, x_mm)
-                    if pv.score[v] == SCORE_PROFIT_LEVERAGE:
+                    if p_cross[i]:  # the pool's terms; its requirement only where the score reads it
+                        x = x_of[i]
+                        wb = coll[p_account[i]]
+                        eq, notional, mm = wb + x_upnl[x], x_not[x], x_mm[x]
+                    else:
+                        wb = margin[i]
+                        eq, notional = wb + (upnl - 0.0), size[i] * mark[i]
+                        mm = 0.0 if prof_lev else maintenance_usd(floor, rate, ded, p_tier[i], size[i] * mark[i])
+                    if prof_lev:
                         e = max(eq, 1e-12)
                         sc = upnl / e * (notional / e)
                     else:
@@ -664,12 +751,12 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                     if not csum - u < d_grp[g]:
                         break
                     seized[g] += u  # closed whole, its whole profit seized
-                    po.adl_closed_notional_usd[k, j] += size[i] * mark[i]
+                    o_closed[k, j] += size[i] * mark[i]
                     delta = u - u  # apply_adl: it realises its PnL at the mark and gives up that PnL
-                    if pp.cross[i]:
-                        coll[pp.account[i]] += delta
+                    if p_cross[i]:
+                        coll[p_account[i]] += delta
                     else:
-                        coll[pp.account[i]] += margin[i] + delta
+                        coll[p_account[i]] += margin[i] + delta
                     margin[i] = 0.0
                     size[i] = 0.0
                     _dirty(i, dirty, dlist, cnt)
@@ -679,8 +766,8 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                 if h > 0.0:
                     delta = 0.0 - h
                     _dirty(i, dirty, dlist, cnt)
-                    if pp.cross[i]:
-                        coll[pp.account[i]] += delta
+                    if p_cross[i]:
+                        coll[p_account[i]] += delta
                     else:
                         margin[i] = margin[i] + delta
                         _touch(i, touched, tlist, cnt)
@@ -718,6 +805,11 @@ def perp_end_path(k, pv, pp, po, ps, close_T, acct):
     p_until, v_size, v_px, liq_once, vs, ptr = ps[6], ps[7], ps[8], ps[9], ps[10], ps[12]
     dirty, dlist = ps[27], ps[28]
     side, entry = pp.side, pp.entry
+    p_venue, p_mark, p_cross, p_account, size0, margin0, coll0 = pp.venue, pp.mark_asset, pp.cross, pp.account, \
+        pp.size0, pp.margin0, pp.coll0
+    lane_off, lane_venue, lane_mark, lane_long, lane_lp, lane_pos = pp.lane_off, pp.lane_venue, pp.lane_mark, \
+        pp.lane_long, pp.lane_lp, pp.lane_pos
+    x_account, x_venue, x_off, x_rows = pp.x_account, pp.x_venue, pp.x_off, pp.x_rows
     n_d = cnt[1]
     for v in range(pv.col.shape[0]):
         j = pv.col[v]
@@ -725,38 +817,38 @@ def perp_end_path(k, pv, pp, po, ps, close_T, acct):
         vault = vs[v, _TAKEOVER]
         for q in range(n_d):  # rows this path changed
             i = dlist[q]
-            if pp.venue[i] != v:
+            if p_venue[i] != v:
                 continue
-            mk = close_T[pp.mark_asset[i]]
+            mk = close_T[p_mark[i]]
             vault += v_size[i] * (mk - v_px[i])
-            if size[i] > 0.0 and not pp.cross[i]:
+            if size[i] > 0.0 and not p_cross[i]:
                 under += max(-(margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)), 0.0)
-        for ln in range(pp.lane_off.shape[0] - 1):  # untouched isolated rows past the lane's pointer
-            if pp.lane_venue[ln] != v:
+        for ln in range(lane_off.shape[0] - 1):  # untouched isolated rows past the lane's pointer
+            if lane_venue[ln] != v:
                 continue
-            mk = close_T[pp.lane_mark[ln]]
-            long_ = pp.lane_long[ln]
+            mk = close_T[lane_mark[ln]]
+            long_ = lane_long[ln]
             thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
-            for p in range(ptr[ln], pp.lane_off[ln + 1]):
-                lp = pp.lane_lp[p]
+            for p in range(ptr[ln], lane_off[ln + 1]):
+                lp = lane_lp[p]
                 if (long_ and not lp > thr) or (not long_ and not lp < thr):
                     break
-                i = pp.lane_pos[p]
+                i = lane_pos[p]
                 if dirty[i] or not size[i] > 0.0:
                     continue
                 under += max(-(margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)), 0.0)
-        for x in range(pp.x_account.shape[0]):
-            if pp.x_venue[x] != v:
+        for x in range(x_account.shape[0]):
+            if x_venue[x] != v:
                 continue
             upnl = 0.0
             n_open = 0
-            for r in range(pp.x_off[x], pp.x_off[x + 1]):
-                i = pp.x_rows[r]
-                upnl += side[i] * size[i] * (close_T[pp.mark_asset[i]] - entry[i]) - 0.0
+            for r in range(x_off[x], x_off[x + 1]):
+                i = x_rows[r]
+                upnl += side[i] * size[i] * (close_T[p_mark[i]] - entry[i]) - 0.0
                 if size[i] > 0.0:
                     n_open += 1
             if n_open > 0:
-                under += max(-(coll[pp.x_account[x]] + upnl), 0.0)
+                under += max(-(coll[x_account[x]] + upnl), 0.0)
         po.unrealised_bad_debt_usd[k, j] += under
         po.insurance_fund_drawdown_usd[k, j] += max(pv.fund0[v] - vs[v, _FUND_MIN], 0.0)
         po.insurance_fund_depleted[k, j] += vs[v, _DEPLETED]
@@ -765,9 +857,9 @@ def perp_end_path(k, pv, pp, po, ps, close_T, acct):
         i = dlist[q]
         if liq_once[i]:
             acct[i] += 1
-        size[i] = pp.size0[i]
-        margin[i] = pp.margin0[i]
-        coll[pp.account[i]] = pp.coll0[pp.account[i]]
+        size[i] = size0[i]
+        margin[i] = margin0[i]
+        coll[p_account[i]] = coll0[p_account[i]]
         p_until[i] = -np.inf
         v_size[i] = 0.0
         v_px[i] = 0.0
