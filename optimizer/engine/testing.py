@@ -152,6 +152,19 @@ def observed(case: VenueCase) -> Observed:
     return _CACHE[key]
 
 
+def assert_ledgers_match(a, b, rtol: float | None = None, atol: float = 0.0) -> None:
+    """Ledger ``a`` equals ``b``: per-position fields exactly, the others exactly too or, with ``rtol``, to
+    ``rtol`` relative and ``atol`` absolute (a sum in another order)."""
+    for f in a.fields:
+        if f.axis == "position":
+            for x, y in zip(a[f.name], b[f.name], strict=True):
+                np.testing.assert_array_equal(x, y, err_msg=f.name)
+        elif rtol is None:
+            np.testing.assert_array_equal(a[f.name], b[f.name], err_msg=f.name)
+        else:
+            np.testing.assert_allclose(a[f.name], b[f.name], rtol=rtol, atol=atol, err_msg=f.name)
+
+
 def _close(a: float, b: float, scale: float) -> bool:
     return abs(a - b) <= RTOL * max(abs(scale), 1.0) + ATOL_USD
 
@@ -256,14 +269,7 @@ class VenueSimulatorContract:
                     assert v >= -ATOL_USD, (k, v)
 
     def test_deterministic(self, venue_case: VenueCase) -> None:
-        a = observed(venue_case).ledger
-        b = run_reference(venue_case.bound)
-        for f in a.fields:
-            if f.axis == "position":
-                for x, y in zip(a[f.name], b[f.name], strict=True):
-                    np.testing.assert_array_equal(x, y, err_msg=f.name)
-            else:
-                np.testing.assert_array_equal(a[f.name], b[f.name], err_msg=f.name)
+        assert_ledgers_match(observed(venue_case).ledger, run_reference(venue_case.bound))
 
     def test_kernel_equals_reference_where_it_runs(self, venue_case: VenueCase) -> None:
         from .simulate import kernel_unsupported_reason, run_kernel
@@ -274,12 +280,7 @@ class VenueSimulatorContract:
         assert reason is None, reason
         ref = observed(venue_case)
         kern, ev = run_kernel(venue_case.bound, events=True)
-        for f in kern.fields:
-            if f.axis == "position":
-                for x, y in zip(kern[f.name], ref.ledger[f.name], strict=True):
-                    np.testing.assert_array_equal(x, y, err_msg=f.name)
-            else:
-                np.testing.assert_allclose(kern[f.name], ref.ledger[f.name], rtol=RTOL, atol=ATOL_USD, err_msg=f.name)
+        assert_ledgers_match(kern, ref.ledger, RTOL, ATOL_USD)
         assert ev is not None
         key_k = sorted(tuple(int(x) for x in e.tolist()[:5]) for e in ev)
         key_r = sorted(tuple(int(x) for x in e[:5]) for e in ref.events)

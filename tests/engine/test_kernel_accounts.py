@@ -28,6 +28,7 @@ from optimizer.engine.kernel_rules import (
 )
 from optimizer.engine.reference import run_reference
 from optimizer.engine.simulate import build_kernel_inputs, kernel_unsupported_reason, run_kernel
+from optimizer.engine.testing import assert_ledgers_match
 from optimizer.scenario.config import load_scenario
 from optimizer.snapshots import data_dir, load_adapter
 from protocols import Book, Prices
@@ -42,12 +43,7 @@ def _agree(bound, min_liqs: int = 10) -> None:
     events_r: list[tuple] = []
     ref = run_reference(bound, events=events_r)
     assert ref.liquidations.sum() >= min_liqs, "the case must exercise liquidations"
-    for f in kern.fields:
-        if f.axis == "position":
-            for x, y in zip(kern[f.name], ref[f.name], strict=True):
-                np.testing.assert_array_equal(x, y, err_msg=f.name)
-        else:
-            np.testing.assert_allclose(kern[f.name], ref[f.name], rtol=RTOL, atol=ATOL, err_msg=f.name)
+    assert_ledgers_match(kern, ref, RTOL, ATOL)
     assert ev_k is not None
     key_k = sorted(tuple(int(x) for x in e.tolist()[:5]) for e in ev_k)  # path, step, venue, position, column
     key_r = sorted(tuple(int(x) for x in e[:5]) for e in events_r)

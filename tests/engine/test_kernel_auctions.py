@@ -24,6 +24,7 @@ from optimizer.engine.ledger import events_array
 from optimizer.engine.model import bind
 from optimizer.engine.reference import run_reference
 from optimizer.engine.simulate import kernel_unsupported_reason, run, run_kernel
+from optimizer.engine.testing import assert_ledgers_match
 from optimizer.scenario.config import load_scenario
 from optimizer.snapshots import data_dir
 from protocols.maker import CALC_TYPES, OK, Auctions, Calc, auction_price, bark, needs_redo, purchase, take
@@ -142,12 +143,7 @@ def assert_engines_equal(bound, events=True):
     ev_ref: list[tuple] = []
     ref = run_reference(bound, events=ev_ref if events else None)
     kern, ev = run_kernel(bound, events=events)
-    for f in kern.fields:
-        if f.axis == "position":
-            for x, y in zip(kern[f.name], ref[f.name], strict=True):
-                np.testing.assert_array_equal(x, y, err_msg=f.name)
-        else:
-            np.testing.assert_allclose(kern[f.name], ref[f.name], rtol=1e-9, atol=1e-6, err_msg=f.name)
+    assert_ledgers_match(kern, ref, 1e-9, 1e-6)
     if events:
         er = events_array(ev_ref)
         key = ("path", "step", "protocol", "position", "collateral")

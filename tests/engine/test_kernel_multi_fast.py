@@ -10,11 +10,11 @@ that takes few of many (the heap popped to the cap, the rest carried to the next
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 from test_kernel_accounts import _agree, _write
 
 from optimizer.engine.simulate import run_kernel
+from optimizer.engine.testing import assert_ledgers_match
 
 CASES = {
     # a cap that binds hard: the heap is popped to the cap and most confirmed candidates wait for the next step
@@ -35,9 +35,4 @@ def test_multi_asset_results_do_not_depend_on_the_thread_chunks(tmp_path):
     one, _ = run_kernel(bound, n_chunks=1)
     three, _ = run_kernel(bound, n_chunks=3)
     assert one.liquidations.sum() > 0
-    for f in one.fields:
-        if f.axis == "position":
-            for x, y in zip(one[f.name], three[f.name], strict=True):
-                np.testing.assert_array_equal(x, y, err_msg=f.name)
-        else:
-            np.testing.assert_array_equal(one[f.name], three[f.name], err_msg=f.name)
+    assert_ledgers_match(one, three)

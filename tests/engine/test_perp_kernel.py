@@ -33,6 +33,7 @@ from optimizer.engine.kernel_perp import (
 from optimizer.engine.ledger import EVENT_DTYPE
 from optimizer.engine.reference import run_reference, venue_simulators
 from optimizer.engine.simulate import kernel_unsupported_reason, run, run_kernel
+from optimizer.engine.testing import assert_ledgers_match
 from optimizer.engine.venues import OracleSpec, PerpKernelSpec
 from optimizer.scenario.config import load_scenario
 from optimizer.snapshots import data_dir, load_adapter
@@ -68,12 +69,7 @@ def test_kernel_equals_reference_on_the_bundled_perp_scenarios(name, k):
     evs: list[tuple] = []
     ref = run_reference(b, path_indices=np.arange(k), events=evs)
     assert ref.liquidations[:, -1].sum() > 0  # the perp venue liquidates: the comparison is not vacuous
-    for f in ref.fields:
-        if f.axis == "position":
-            for x, y in zip(kern[f.name], ref[f.name], strict=True):
-                np.testing.assert_array_equal(x, y, err_msg=f.name)
-        else:
-            np.testing.assert_allclose(kern[f.name], ref[f.name], rtol=RTOL, atol=ATOL_USD, err_msg=f.name)
+    assert_ledgers_match(kern, ref, RTOL, ATOL_USD)
     assert ev is not None
     key = sorted(tuple(int(x) for x in e.tolist()[:5]) for e in ev)
     assert key == sorted(tuple(int(x) for x in e[:5]) for e in evs)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from optimizer.engine import bind, prepare
 from optimizer.engine.reference import run_reference
 from optimizer.engine.simulate import kernel_unsupported_reason, run_kernel
-from optimizer.engine.testing import _PERP, _PERP_BASE
+from optimizer.engine.testing import _PERP, _PERP_BASE, assert_ledgers_match
 from optimizer.scenario.config import load_scenario
 
 RTOL, ATOL_USD = 1e-9, 1e-6
@@ -50,14 +50,8 @@ def _compare(tmp_path, text):
     kern2, _ = run_kernel(b, n_chunks=1)  # without events (the kernel's other branch)
     evs: list[tuple] = []
     ref = run_reference(b, path_indices=np.arange(k), events=evs)
-    for f in ref.fields:
-        if f.axis == "position":
-            for x, y, z in zip(kern[f.name], ref[f.name], kern2[f.name], strict=True):
-                np.testing.assert_array_equal(x, y, err_msg=f.name)
-                np.testing.assert_array_equal(z, y, err_msg=f.name)
-        else:
-            np.testing.assert_allclose(kern[f.name], ref[f.name], rtol=RTOL, atol=ATOL_USD, err_msg=f.name)
-            np.testing.assert_array_equal(kern2[f.name], kern[f.name], err_msg=f.name)
+    assert_ledgers_match(kern, ref, RTOL, ATOL_USD)
+    assert_ledgers_match(kern2, kern)  # without events: identical to the run with them
     assert ev is not None and len(ev) == len(evs)
     key = sorted(tuple(int(x) for x in e.tolist()[:5]) for e in ev)
     assert key == sorted(tuple(int(x) for x in e[:5]) for e in evs)
