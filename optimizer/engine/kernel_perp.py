@@ -229,7 +229,80 @@ def perp_scratch(pv, pp, n_assets):
             np.zeros(max(n_g, 1)), np.zeros(max(n_g, 1)), np.zeros(pp.coll0.shape[0]),  # d, cap/seized, acct delta
             np.empty(n), np.empty(n, np.int64), np.empty(n),  # score, order, per-row scratch
             np.zeros(n_assets), np.zeros(n_assets),  # per pool: the round's sells, buys (then their fills)
-            np.zeros(n, np.bool_), np.empty(n, np.int64))  # dirty: rows whose state changed on this path
+            np.zeros(n, np.bool_), np.empty(n, np.int64),  # dirty: rows whose state changed on this path
+            _lane_of(pp.lane_off, pp.lane_pos, n), _no_bounds(pp.lane_long))  # lane of each row, touched bounds
+
+
+@njit(cache=True)
+def _lane_of(lane_off, lane_pos, n):
+    """The lane of each row (-1: in none, a cross or closed row)."""
+    out = np.full(n, -1, np.int64)
+    for ln in range(lane_off.shape[0] - 1):
+        for p in range(lane_off[ln], lane_off[ln + 1]):
+            out[lane_pos[p]] = ln
+    return out
+
+
+@njit(cache=True)
+def _no_bounds(lane_long):
+    """Per lane, the bound of its touched rows when it has none (no mark reaches it)."""
+    out = np.empty(lane_long.shape[0])
+    for ln in range(lane_long.shape[0]):
+        out[ln] = -np.inf if lane_long[ln] else np.inf
+    return out
+
+
+@njit(cache=True)
+def row_bound(s, q, margin, entry, floor, rate, ded, k):
+    """A bound on the mark at which an isolated row (side s, size q > 0) can be liquidatable: a long only below
+    it, a short only above it (up to the rounding :data:`LP_TOL` absorbs).
+
+    Per tier t its line ``margin + s*q*(x - entry) < q*x*rate[t] - ded[t]`` holds exactly below (long) or above
+    (short) its root; the requirement at x is one of those lines (the tier of ``q*x``), so a mark that
+    liquidates the row is past that tier's root, hence past the largest (long) or smallest (short) root of all
+    tiers the table can select. (For a convex table, deductions continuous at the floors, the requirement is
+    the largest line and the bound is the liquidation price itself.) No positive slack: +inf for a long, -inf
+    for a short (never quiet)."""
+    b = -np.inf if s > 0.0 else np.inf
+    for t in range(floor.shape[1]):
+        if t > 0 and floor[k, t] == np.inf:  # a padding column: never selected
+            continue
+        if s > 0.0:
+            den = q * (1.0 - rate[k, t])
+            if not den > 0.0:
+                return np.inf
+            b = max(b, (q * entry - margin - ded[k, t]) / den)
+        else:
+            den = q * (1.0 + rate[k, t])
+            if not den > 0.0:
+                return -np.inf
+            b = min(b, (margin + q * entry + ded[k, t]) / den)
+    if b != b:
+        return np.inf if s > 0.0 else -np.inf
+    return b
+
+
+@njit(cache=True)
+def touched_bounds(tlist, cnt, size, margin, side, entry, tier, floor, rate, ded, lane_of, lane_long, lane_tb):
+    """Per lane, the bound (:func:`row_bound`) of its open touched rows (largest for longs, smallest for shorts),
+    for :func:`perp_quiet`; ``cnt[2]`` counts open touched rows in no lane (then no round is quiet). Called
+    whenever touched rows changed (a round that settled, an ADL step)."""
+    for ln in range(lane_tb.shape[0]):
+        lane_tb[ln] = -np.inf if lane_long[ln] else np.inf
+    cnt[2] = 0
+    for q in range(cnt[0]):
+        i = tlist[q]
+        if not size[i] > 0.0:
+            continue
+        ln = lane_of[i]
+        if ln < 0:
+            cnt[2] += 1
+            continue
+        b = row_bound(side[i], size[i], margin[i], entry[i], floor, rate, ded, tier[i])
+        if lane_long[ln]:
+            lane_tb[ln] = max(lane_tb[ln], b)
+        else:
+            lane_tb[ln] = min(lane_tb[ln], b)
 
 
 @njit(cache=True)
@@ -287,25 +360,32 @@ def _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset):
 
 @njit(cache=True)
 def perp_quiet(t, lag_v, lane_off, lane_lp, lane_venue, lane_mark, lane_long, n_x, cnt, rounds, ptr, mkt_low, mkt_high,
-               hist):
-    """True when :func:`perp_round` cannot liquidate anything this round: no touched rows, no cross accounts
-    and no lane's mark reached the liquidation price at its pointer (where the lane sweep would stop). O(lanes).
+               hist, lane_tb):
+    """True when :func:`perp_round` cannot liquidate anything this round: no cross accounts, no lane's mark
+    reached the liquidation price at its pointer (where the lane sweep would stop) nor the bound of its touched
+    rows (``lane_tb``, :func:`touched_bounds`; every touched row is still confirmed exactly by the round). O(lanes).
 
     The cascade kernel asks this before each round with the few arrays it reads: a call that binds the perp
     NamedTuples (about 100 arrays, a reference count each way) costs more than a quiet round's work."""
-    if cnt[0] > 0 or n_x > 0:
+    if cnt[2] > 0 or n_x > 0:
         return False
     for ln in range(lane_off.shape[0] - 1):
         v = lane_venue[ln]
         if rounds[v] <= 0:
             continue
-        p = ptr[ln]
-        if p >= lane_off[ln + 1]:
-            continue
         a = lane_mark[ln]
         long_ = lane_long[ln]
         lag = lag_v[v]
         mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
+        tb = lane_tb[ln]
+        if long_:
+            if tb > mk * (1.0 - LP_TOL):
+                return False
+        elif tb < mk * (1.0 + LP_TOL):
+            return False
+        p = ptr[ln]
+        if p >= lane_off[ln + 1]:
+            continue
         lp = lane_lp[p]
         if long_:
             if lp > mk * (1.0 - LP_TOL):
@@ -322,7 +402,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
     round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
     (size, margin, coll, touched, tlist, cnt, p_until, v_size, v_px, liq_once, vs, rounds, ptr,
      buf, b_mark, b_route, b_c, b_eq, b_req, d_grp, _cap, acct_delta, _score, _order, _tmp,
-     q_sell, q_buy, dirty, dlist) = ps
+     q_sell, q_buy, dirty, dlist, lane_of, lane_tb) = ps
     side, entry, is_cross, account, pool, tier = pp.side, pp.entry, pp.cross, pp.account, pp.pool, pp.tier
     floor, rate, ded, mark_asset = pp.floor, pp.rate, pp.ded, pp.mark_asset
     lane_off, lane_pos, lane_lp = pp.lane_off, pp.lane_pos, pp.lane_lp
@@ -549,6 +629,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
         o_ins[k, j] += ins_sum
         o_fin[k, j] += fee_sum
         o_bpaid[k, j] += back_sum
+    touched_bounds(tlist, cnt, size, margin, side, entry, tier, floor, rate, ded, lane_of, lane_long, lane_tb)
     return any_liq
 
 
@@ -655,7 +736,8 @@ def perp_adl_due(d_grp, goff):
 def perp_end_step(k, t, pv, pp, po, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (size, margin, coll, touched, tlist, cnt, _pu, _vsz, _vpx, _lo, vs, _r, _p,
-     _buf, _bm, _br, _bc, _be, _bq, d_grp, seized, _ad, score, order, mark, _qs, _qb, dirty, dlist) = ps
+     _buf, _bm, _br, _bc, _be, _bq, d_grp, seized, _ad, score, order, mark, _qs, _qb, dirty, dlist, lane_of,
+     lane_tb) = ps
     side, entry = pp.side, pp.entry
     wgroup, p_cross, p_account, p_pool = pp.wgroup, pp.cross, pp.account, pp.pool
     o_closed = po.adl_closed_notional_usd
@@ -786,6 +868,8 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
         po.adl_steps[k, j] += 1.0
         po.realised_bad_debt_usd[k, j] += unc
         po.insurance_fee_income_usd[k, j] += over
+    # a pro-rata haircut moved its rows' bounds; a queue closed rows (their bounds only loosen until the next round)
+    touched_bounds(tlist, cnt, size, margin, side, entry, pp.tier, floor, rate, ded, lane_of, pp.lane_long, lane_tb)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -803,7 +887,7 @@ def perp_end_path(k, pv, pp, po, ps, close_T, acct):
     final mark's slack."""
     size, margin, coll, touched, cnt = ps[0], ps[1], ps[2], ps[3], ps[5]
     p_until, v_size, v_px, liq_once, vs, ptr = ps[6], ps[7], ps[8], ps[9], ps[10], ps[12]
-    dirty, dlist = ps[27], ps[28]
+    dirty, dlist, lane_tb = ps[27], ps[28], ps[30]
     side, entry = pp.side, pp.entry
     p_venue, p_mark, p_cross, p_account, size0, margin0, coll0 = pp.venue, pp.mark_asset, pp.cross, pp.account, \
         pp.size0, pp.margin0, pp.coll0
@@ -868,6 +952,9 @@ def perp_end_path(k, pv, pp, po, ps, close_T, acct):
         dirty[i] = False
     cnt[0] = 0
     cnt[1] = 0
+    cnt[2] = 0
+    for ln in range(lane_tb.shape[0]):
+        lane_tb[ln] = -np.inf if lane_long[ln] else np.inf
 
 
 # ---------------------------------------------------------------------------------------------
