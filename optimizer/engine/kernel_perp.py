@@ -172,18 +172,14 @@ def route_of(eq, req, offset_neg, backstop_frac):
 
 
 @njit(cache=True)
-def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee_cap, floor, rate, ded, k):
-    """``PerpAdapter._settle`` for one closed row of a flagged pool (``req > 0``).
+def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee_cap, share):
+    """``PerpAdapter._settle`` for one closed row of a flagged pool (``req > 0``); ``share`` is the row's share
+    of the pool's equity: 1 for an isolated row closed whole, else (maintenance of ``q`` - maintenance of
+    ``q - c``, both at the mark) / ``req`` (computed by the caller: scalars only, so the call binds no array).
 
     Returns (left, margin_released, realized, fee, returned, takeover, deficit, new_margin, to_account).
     """
     left = q - c
-    if not is_cross and left == 0.0:  # an isolated row closed whole releases all of its equity
-        share = 1.0
-    else:
-        mm_before = maintenance_usd(floor, rate, ded, k, q * mark) if q > 0.0 else 0.0
-        mm_after = maintenance_usd(floor, rate, ded, k, left * mark) if left > 0.0 else 0.0
-        share = (mm_before - mm_after) / req
     equity_share = eq * share if c > 0.0 else 0.0
     fill0 = (mark if route != 0 else fill) if c > 0.0 else 0.0
     pnl_mark = s * c * (mark - entry)
@@ -424,6 +420,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
         pv.fund0
     n_x = x_account.shape[0]
     n_pools = q_sell.shape[0]
+    n_tc = floor.shape[1]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
     keep = 0
     for q in range(cnt[0]):
@@ -463,7 +460,16 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                 i = lane_pos[p]
                 if size[i] > 0.0 and not touched[i]:
                     eq = margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)
-                    req = maintenance_usd(floor, rate, ded, tier[i], size[i] * mk)
+                    # maintenance_usd written out (a call binds the three tier tables: this runs per candidate)
+                    kt = tier[i]
+                    notional = size[i] * mk
+                    tt = -1
+                    for x in range(n_tc):
+                        if floor[kt, x] <= notional:
+                            tt += 1
+                    if tt < 0:
+                        tt = 0
+                    req = notional * rate[kt, tt] - ded[kt, tt]
                     if flagged(eq, req, flag_eq):
                         buf[nb] = i
                         b_mark[nb] = mk
@@ -559,9 +565,34 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             if r == 0:  # the average fill of its side's aggregate order in its pool
                 fill = q_sell[pool[i]] if s_i > 0.0 else q_buy[pool[i]]
             fee_cap = fee_rate[i] * q_i * fill
+            left = q_i - c
+            if not is_cross[i] and left == 0.0:  # an isolated row closed whole releases all of its equity
+                share = 1.0
+            else:  # maintenance_usd of q and of what is left, at the mark, written out
+                kt = tier[i]
+                mm_before = 0.0
+                if q_i > 0.0:
+                    notional = q_i * mk
+                    tt = -1
+                    for x in range(n_tc):
+                        if floor[kt, x] <= notional:
+                            tt += 1
+                    if tt < 0:
+                        tt = 0
+                    mm_before = notional * rate[kt, tt] - ded[kt, tt]
+                mm_after = 0.0
+                if left > 0.0:
+                    notional = left * mk
+                    tt = -1
+                    for x in range(n_tc):
+                        if floor[kt, x] <= notional:
+                            tt += 1
+                    if tt < 0:
+                        tt = 0
+                    mm_after = notional * rate[kt, tt] - ded[kt, tt]
+                share = (mm_before - mm_after) / b_req[b]
             left, rel, real, fee, ret, tko, dfc, new_m, to_acc = settle_row(
-                s_i, q_i, entry[i], margin[i], is_cross[i], mk, fill, c, r, b_eq[b], b_req[b], fee_cap,
-                floor, rate, ded, tier[i])
+                s_i, q_i, entry[i], margin[i], is_cross[i], mk, fill, c, r, b_eq[b], b_req[b], fee_cap, share)
             if r == 0 and left > 0.0 and cool > 0.0:
                 p_until[i] = now_s + cool
             closed_usd = c * mk
@@ -611,9 +642,14 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             margin[i] = new_m
             acct_delta[account[i]] += to_acc
             liq_once[i] = True
-            _dirty(i, dirty, dlist, cnt)
-            if left > 0.0:
-                _touch(i, touched, tlist, cnt)
+            if not dirty[i]:  # _dirty and _touch written out (each call binds three arrays; this runs per row)
+                dirty[i] = True
+                dlist[cnt[1]] = i
+                cnt[1] += 1
+            if left > 0.0 and not touched[i]:
+                touched[i] = True
+                tlist[cnt[0]] = i
+                cnt[0] += 1
         o_liqs[k, j], o_seized[k, j], o_long[k, j], o_short[k, j] = s_liqs, s_seized, s_long, s_short
         o_sold[k, j], o_bought[k, j], o_rel[k, j], o_real[k, j] = s_sold, s_bought, s_rel, s_real
         o_fee[k, j], o_ret[k, j], o_tko[k, j], o_dfc[k, j] = s_fee, s_ret, s_tko, s_dfc
