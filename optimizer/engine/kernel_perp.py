@@ -485,9 +485,22 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             i = tlist[q]
             if p_venue[i] != v or size[i] <= 0.0 or is_cross[i]:
                 continue
-            mk = _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset)
+            # _mark and maintenance_usd written out (calls bind eight arrays; this runs per touched row and round)
+            a = mark_asset[i]
+            if lag > 0:
+                mk = hist[max(t - lag, 0), a]
+            else:
+                mk = mkt_low[a] if side[i] > 0.0 else mkt_high[a]
             eq = margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)
-            req = maintenance_usd(floor, rate, ded, tier[i], size[i] * mk)
+            kt = tier[i]
+            notional = size[i] * mk
+            tt = -1
+            for x in range(n_tc):
+                if floor[kt, x] <= notional:
+                    tt += 1
+            if tt < 0:
+                tt = 0
+            req = notional * rate[kt, tt] - ded[kt, tt]
             if flagged(eq, req, flag_eq):
                 buf[nb] = i
                 b_mark[nb] = mk
