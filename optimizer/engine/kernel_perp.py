@@ -14,6 +14,9 @@ engine does with a perp venue whose adapter declares a :class:`protocols.MarketO
   O(positions). Every candidate is confirmed with the adapter's exact comparison (the sort only bounds);
   positions a partial liquidation or a pro-rata ADL haircut changed (their price moved) are checked one by
   one in a touched list, and cross-margin accounts (their equity sums several positions) are all checked.
+  Each lane also keeps a bound on its touched rows' liquidation prices (:func:`row_bound`), so a round whose
+  marks reach neither a lane's pointer nor that bound is skipped without binding the structs
+  (:func:`perp_quiet`).
 * **Fills**: each pool's sells and buys of the round execute together through the pool's impact law
   (:func:`optimizer.engine._market.proceeds_usd` / ``purchase_usd``) from its state at the round's start.
 * **Settle**: ``PerpAdapter._settle`` per closed row (margin released, realised PnL, fee, returned,
@@ -27,8 +30,9 @@ engine does with a perp venue whose adapter declares a :class:`protocols.MarketO
 
 Inputs are NamedTuples of arrays (:class:`KPerpVenues`, :class:`KPerpPositions`, :class:`KPerpOut`); the
 cascade kernel (:mod:`optimizer.engine.kernel`) calls the hooks :func:`perp_start_path`,
-:func:`perp_start_step`, :func:`perp_round` (in each round, next to the lending venues, at the round's
-starting market), :func:`perp_end_step` and :func:`perp_end_path`.
+:func:`perp_start_step` (written out at its call site), :func:`perp_round` (in each round, next to the lending
+venues, at the round's starting market, unless :func:`perp_quiet`), :func:`perp_end_step` (when
+:func:`perp_adl_due`) and :func:`perp_end_path`.
 """
 
 from __future__ import annotations
