@@ -29,6 +29,7 @@ from ..scenario.config import OPTIMIZE_SAMPLERS, OptimizeConfig, Scenario, check
 from .decide import Candidate
 from .objective import Evaluator, ObjectiveSettings, SearchObjective
 from .result import REPORT_ATTR, SearchResult, json_ready
+from .rows import study_efficiency
 from .samplers import sampler_factory
 from .space import SearchSpace, build_space, scenario_adapters
 from .storage import StorageSpec, counts, create_or_load, fingerprint, study_name_from, work
@@ -92,11 +93,13 @@ class Plan:
         return info
 
 
-def _efficiency_unit(sc) -> str:
-    """A book of perp venues only is judged by the leverage it is offered (optimizer.search.rows)."""
+def _efficiency_unit(sc, space: SearchSpace) -> str:
+    """A search that tunes perp venues only is judged by the leverage they offer (optimizer.search.rows);
+    one that tunes a lending venue by the lending venues' capital efficiency (a share of collateral)."""
     from protocols import ADAPTERS
 
-    fams = {ADAPTERS[p.adapter].family for p in sc.protocols}
+    fams = ({space.adapters[d.adapter].family for d in space.dims} if space.dims
+            else {ADAPTERS[p.adapter].family for p in sc.protocols})
     return "leverage" if fams == {"perp"} else "share"
 
 
@@ -145,7 +148,7 @@ def make_plan(req: SearchRequest) -> Plan:
                                  screen_fraction=cfg.screen_fraction, min_screen_paths=cfg.min_screen_paths,
                                  eta=cfg.eta, mode=req.mode or "improve", samples=samples,
                                  max_penalty_share=cfg.max_borrower_penalty_share,
-                                 efficiency_unit=_efficiency_unit(sc))
+                                 efficiency_unit=_efficiency_unit(sc, space))
     trials = req.trials if req.trials is not None else cfg.trials
     if req.workers < 1:
         raise InputError(f"must be >= 1, got {req.workers}", field="--workers")
@@ -483,7 +486,7 @@ def _current_candidate(ev: Evaluator, space: SearchSpace, settings: ObjectiveSet
                        oos: dict[str, Any] | None) -> Candidate:
     from .objective import efficiency
 
-    e = efficiency(ev.bind({}))
+    e = efficiency(ev.bind({}), settings.efficiency_family)
     return Candidate(space.current(), None, e["ratio"], e["borrow_capacity_usd"], 0.0, ins, oos, "today's set")
 
 
@@ -820,12 +823,12 @@ def _per_asset(plan: Plan, groups, runs, space: SearchSpace, settings: Objective
     from ..scenario.config import PROBABILITY_RISKS
     from .objective import efficiency
 
-    e = efficiency(ev_in.bind(space.split(full_params)))
+    e = efficiency(ev_in.bind(space.split(full_params)), settings.efficiency_family)
     jc = Candidate(full_params, None, e["ratio"], e["borrow_capacity_usd"], space.change_size(full_params), jin, jout,
                    "the per-asset sets together")
 
     def eff(m):
-        return m["capital_efficiency"]["ratio"]
+        return study_efficiency(m, settings.efficiency_unit)
 
     def mean_usd(m):
         return m["bad_debt_usd"]["mean"]
@@ -833,7 +836,7 @@ def _per_asset(plan: Plan, groups, runs, space: SearchSpace, settings: Objective
     cm = current.in_sample["metrics"]
     inter = []
     for label, f_joint, f_cur, f_group in (
-        ("capital efficiency", eff(jin["metrics"]), eff(cm), lambda rec: rec["metrics"]["capital_efficiency"]["ratio"]),
+        ("capital efficiency", eff(jin["metrics"]), eff(cm), lambda rec: eff(rec["metrics"])),
         (f"P({settings.risk_metric})" if settings.risk_metric in PROBABILITY_RISKS else
          f"{settings.risk_metric} of bad debt share", jin["risk"]["value"], current.in_sample["risk"]["value"],
          lambda rec: rec["risk"]["value"]),
