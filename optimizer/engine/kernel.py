@@ -69,7 +69,6 @@ from .kernel_perp import (
     perp_round,
     perp_scratch,
     perp_start_path,
-    perp_start_step,
 )
 from .kernel_rules import (
     KEY_TOL,
@@ -363,6 +362,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         auction_start_path(au, aus)
     if has_perp:
         perp_start_path(pv, pp, ps)  # perp venues (optimizer.engine.kernel_perp): their own state
+    # what the per-step and per-round perp hooks read, as locals: perp_start_step written out and perp_quiet
+    # given plain arrays (a call that binds the perp structs costs more than their work on a quiet step)
+    pv_rounds, p_rounds, pv_lag = pv.rounds, ps[11], pv.lag
+    pl_off, pl_lp, pl_venue, pl_mark, pl_long = pp.lane_off, pp.lane_lp, pp.lane_venue, pp.lane_mark, pp.lane_long
+    p_nx, p_cnt, p_ptr, p_dgrp, p_ltb = pp.x_account.shape[0], ps[5], ps[12], ps[19], ps[30]
 
     for t in range(1, T + 1):
         for a in range(n_assets):
@@ -371,8 +375,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         for j in range(n_venues):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
-        if has_perp:
-            perp_start_step(pv, ps)
+        if has_perp:  # perp_start_step
+            for pvi in range(p_rounds.shape[0]):
+                p_rounds[pvi] = pv_rounds[pvi]
         tp = max(t - delay, 0)
         first_round = True
         while True:
@@ -860,9 +865,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         first_step = t
                     last_step = t
             # ---- perp venues at the round's starting market (their orders join the round's flows)
-            if has_perp and not perp_quiet(t, pv.lag, pp.lane_off, pp.lane_lp, pp.lane_venue, pp.lane_mark,
-                                           pp.lane_long, pp.x_account.shape[0], ps[5], ps[11], ps[12], mkt_low,
-                                           mkt_high, hist) \
+            if has_perp and not perp_quiet(t, pv_lag, pl_off, pl_lp, pl_venue, pl_mark, pl_long, p_nx, p_cnt, p_rounds,
+                                           p_ptr, mkt_low, mkt_high, hist, p_ltb) \
                     and perp_round(path, k, t, t * m.step_s, pv, pp, po, ps, mkt_low, mkt_high, hist,
                                    low[path, t], high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
                 executed_any = True
@@ -955,7 +959,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
-        if has_perp and perp_adl_due(ps[19], pv.goff):
+        if has_perp and perp_adl_due(p_dgrp, pv.goff):
             perp_end_step(k, t, pv, pp, po, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at
     # the final market close. An untouched account that is liquidatable (or underwater) at the end has a key
