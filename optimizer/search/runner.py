@@ -535,9 +535,7 @@ def optimize(req: SearchRequest, progress: Callable | None = None,
     ``cascade_report``.
     """
     from ..engine import prepare
-    from . import report as rp
-    from .baseline import smart_ltv_table
-    from .decide import assess, cap_report, changes, cost, decide, tradeoff
+    from .decide import assess
 
     say = log or (lambda msg: None)
     t_start = time.perf_counter()
@@ -580,14 +578,36 @@ def optimize(req: SearchRequest, progress: Callable | None = None,
             runs.append(run_study(plan, g, prepared=ev_in.prepared, progress=progress, deadline=deadline))
     except KeyboardInterrupt:
         name = plan.study if len(runs) == len(groups) or groups[len(runs)] is None else f"{plan.study}.{groups[len(runs)]}"
-        try:
-            c = counts(optuna.load_study(study_name=name, storage=plan.storage.open(create=False)))
-            done = f"{c['finished']} finished trials are saved"
-        except Exception:
-            done = "finished trials are saved"
-        raise SearchInterrupted(f"interrupted: {done} in study '{name}' ({plan.storage.display}); run the same "
-                                "command again to resume") from None
+        raise _interrupted(plan, name) from None
+    try:
+        return _conclude(plan, req, prepared, ev0, ev_in, ev_oos, space, settings, (mode, why, seeds, two_sets),
+                         (first_oos, cur_oos1, cur_oos), current, groups, runs, say, t_start)
+    except KeyboardInterrupt:  # choosing the recommendation: the trials are saved, the next run chooses again
+        raise _interrupted(plan, plan.study, " while choosing the recommendation") from None
 
+
+def _interrupted(plan: Plan, name: str, during: str = "") -> SearchInterrupted:
+    """The one-line message of an interrupted search: what is saved and how to go on."""
+    try:
+        c = counts(optuna.load_study(study_name=name, storage=plan.storage.open(create=False)))
+        done = f"{c['finished']} finished trials are saved"
+    except Exception:
+        done = "finished trials are saved"
+    return SearchInterrupted(f"interrupted{during}: {done} in study '{name}' ({plan.storage.display}); run the same "
+                             "command again to resume")
+
+
+def _conclude(plan: Plan, req: SearchRequest, prepared, ev0: Evaluator, ev_in: Evaluator, ev_oos: Evaluator,
+              space: SearchSpace, settings: ObjectiveSettings, mode_info: tuple, oos_info: tuple, current: Candidate,
+              groups: list[str | None], runs: list[StudyRun], say: Callable[[str], None],
+              t_start: float) -> SearchResult:
+    """After the studies: the recommendation (steward order, out of sample, no free moves) and the result."""
+    from . import report as rp
+    from .baseline import smart_ltv_table
+    from .decide import cap_report, changes, cost, decide, tradeoff
+
+    mode, why, seeds, two_sets = mode_info
+    first_oos, cur_oos1, cur_oos = oos_info
     tol = plan.cfg.efficiency_tolerance
     out: dict[str, Any] = {
         "scenario": plan.scenario.name, "scenario_file": plan.scenario.file, "seed": plan.seed,
