@@ -21,7 +21,21 @@ def main() -> None:
         signal.signal(s, _early)
     from .cli import main as cli_main
 
-    cli_main()
+    try:
+        cli_main()
+    except KeyboardInterrupt:  # a signal between the command's own handling and here: the command has ended
+        _ignore_late_signals()
+        os.write(2, b"cascade: interrupted\n")
+        raise SystemExit(130) from None
+    finally:
+        _ignore_late_signals()
+
+
+def _ignore_late_signals() -> None:
+    """The command is over (output written, files closed): a signal while the interpreter shuts down (a few
+    tenths of a second of module teardown) must not turn a finished run into a death by signal (exit -2)."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, signal.SIG_IGN)
 
 
 def worker(*args) -> None:

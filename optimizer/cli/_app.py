@@ -22,7 +22,33 @@ from ..errors import InputError
 EXIT_BAD_INPUT = 2
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Interrupted(Exception):
+    """A ``KeyboardInterrupt`` (SIGINT/SIGTERM) out of a command, carried past click (which would print a blank
+    line and turn it into ``Abort``) to :func:`main`."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted from None
+
+
+def _interrupt_in_chain(e: BaseException) -> bool:
+    """True when ``e`` arose while handling an interrupt (a library that turns a ``KeyboardInterrupt`` in its
+    own code into another error, e.g. a compiler cut mid-way): the user interrupted, nothing failed."""
+    seen = set()
+    c: BaseException | None = e
+    while c is not None and id(c) not in seen:
+        if isinstance(c, KeyboardInterrupt):
+            return True
+        seen.add(id(c))
+        c = c.__cause__ or c.__context__
+    return False
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="cascade-risk", prog_name="cascade")
 def cli() -> None:
     """cascade: liquidation-cascade risk and parameter optimisation for DeFi lending and perps."""
@@ -52,11 +78,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except click.ClickException as e:
         _fail(e.format_message().replace("\n", " "))
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
         _fail("interrupted; finished work is saved", code=EXIT_INTERRUPTED)
     except BrokenPipeError:
         _stdout_to_devnull()
         sys.exit(0)
+    except Exception as e:
+        if _interrupt_in_chain(e):
+            _fail("interrupted; finished work is saved", code=EXIT_INTERRUPTED)
+        raise
 
 
 EXIT_INTERRUPTED = 130

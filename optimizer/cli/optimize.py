@@ -71,12 +71,17 @@ def optimize_cmd(scenario: str, trials: int | None, timeout: float | None, stora
     except SearchInterrupted as e:
         click.echo(f"cascade: {e}", err=True)
         sys.exit(130)
-    if as_json:
-        click.echo(dumps_json(result.to_json()))
-    else:
-        from ..search.report import render
+    try:
+        if as_json:
+            click.echo(dumps_json(result.to_json()))
+        else:
+            from ..search.report import render
 
-        render(result.to_json())
+            render(result.to_json())
+    except KeyboardInterrupt:  # the search and its choice are done and stored: only the printing was cut
+        click.echo("cascade: interrupted while printing the result: the search finished and its result is saved "
+                   "in the study; run the same command again to show it", err=True)
+        sys.exit(130)
     sys.exit(result.exit_code)
 
 
