@@ -23,7 +23,15 @@ from typing import Any
 import numpy as np
 
 from .engine import SimulationResult, evaluate, prepare
-from .engine.metrics import METRICS, format_delta, format_value, headline_value, metric, paired_difference
+from .engine.metrics import (
+    METRICS,
+    efficiency_family,
+    format_delta,
+    format_value,
+    headline_value,
+    metric,
+    paired_difference,
+)
 from .engine.model import Prepared
 from .scenario.config import Scenario
 
@@ -172,15 +180,43 @@ def exact_deltas(cur_m: Mapping[str, Any], cand_m: Mapping[str, Any]) -> dict[st
     return out
 
 
-def efficiency(cur_m: Mapping[str, Any], cand_m: Mapping[str, Any]) -> dict[str, Any]:
-    """What the candidate buys or costs in borrowing power: USD and points of capital efficiency."""
-    a, b = cur_m["capital_efficiency"], cand_m["capital_efficiency"]
+def _efficiency_delta(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, float]:
     return {"current_ratio": a["ratio"], "candidate_ratio": b["ratio"],
             "delta_points": (b["ratio"] - a["ratio"]) * 100.0,
             "current_borrow_capacity_usd": a["borrow_capacity_usd"],
             "candidate_borrow_capacity_usd": b["borrow_capacity_usd"],
             "delta_borrow_capacity_usd": b["borrow_capacity_usd"] - a["borrow_capacity_usd"],
             "delta_debt_usd": b["debt_usd"] - a["debt_usd"]}
+
+
+def efficiency(cur_m: Mapping[str, Any], cand_m: Mapping[str, Any]) -> dict[str, Any]:
+    """What the candidate buys or costs in borrowing power: USD and points of capital efficiency.
+
+    ``family`` says whose figures they are (a lending share or a perp leverage multiple). With lending and
+    perp venues in one scenario each family's change is under ``by_family``, and the headline is the
+    lending one unless the candidate changes only the perp venues' figures."""
+    a, b = cur_m["capital_efficiency"], cand_m["capital_efficiency"]
+    out: dict[str, Any] = {**_efficiency_delta(a, b), "family": efficiency_family(cur_m)}
+    ba, bb = a.get("by_family"), b.get("by_family")
+    if ba and bb:
+        by = {f: _efficiency_delta(ba[f], bb[f]) for f in ("lending", "perp") if f in ba and f in bb}
+        out["by_family"] = by
+        changed = [f for f, d in by.items() if d["delta_points"] != 0 or d["delta_borrow_capacity_usd"] != 0]
+        if changed == ["perp"]:
+            out |= {**by["perp"], "family": "perp"}
+    return out
+
+
+def _efficiency_cost(eff: Mapping[str, Any]) -> str:
+    """``buys $x of borrowing power (+y points of capital efficiency)`` for one family's change."""
+    pts, usd = eff["delta_points"], eff["delta_borrow_capacity_usd"]
+    perp = eff.get("family") == "perp"
+    # a perp venue's capital efficiency is a leverage multiple (notional / margin), not a share
+    ce = (f"{format_delta(pts / 100.0, 'leverage')} of capital efficiency (notional / margin)" if perp
+          else f"{pts:+.2f} points of capital efficiency")
+    what = "notional capacity" if perp else "borrowing power"
+    return (f"does not change {what}" if abs(pts) < 5e-7 and abs(usd) < 0.5 else
+            f"{'buys' if usd > 0 else 'costs'} {format_value(abs(usd), 'usd')} of {what} ({ce})")
 
 
 def verdict(deltas: Mapping[str, Mapping[str, Any]], eff: Mapping[str, Any], paths: int,
@@ -219,14 +255,12 @@ def verdict(deltas: Mapping[str, Mapping[str, Any]], eff: Mapping[str, Any], pat
             share = f" ({format_delta(deltas['bad_debt_share']['mean']['delta'], 'share')} of debt)"
         parts.append(f"{stat} bad debt {format_delta(b['delta'], spec.fmt)}{share} "
                      f"[{format_delta(lo, spec.fmt)}, {format_delta(hi, spec.fmt)}]")
-    pts = eff["delta_points"]
-    usd = eff["delta_borrow_capacity_usd"]
-    # a perp venue's capital efficiency is a leverage multiple (notional / margin), not a share
-    ce = (f"{format_delta(pts / 100.0, 'leverage')} of capital efficiency (notional / margin)" if "p_adl" in deltas
-          else f"{pts:+.2f} points of capital efficiency")
-    what = "notional capacity" if "p_adl" in deltas else "borrowing power"
-    cost = (f"does not change {what}" if abs(pts) < 5e-7 and abs(usd) < 0.5 else
-            f"{'buys' if usd > 0 else 'costs'} {format_value(abs(usd), 'usd')} of {what} ({ce})")
+    cost = _efficiency_cost(eff)
+    other = [f for f in ("lending", "perp") if f != eff.get("family") and f in (eff.get("by_family") or {})]
+    for f in other:  # the other family's change too, when the candidate moves it
+        d = {**eff["by_family"][f], "family": f}
+        if abs(d["delta_points"]) >= 5e-7 or abs(d["delta_borrow_capacity_usd"]) >= 0.5:
+            cost += f", and {_efficiency_cost(d)} on the {f} venues"
     why = "no parameter the simulator exercises changes; " if nothing_modelled else ""
     text = (f"{label.capitalize()}: {why}{'; '.join(parts)} (paired 95 % CIs, {paths} paths); "
             f"{candidate_name} {cost}{also}.")

@@ -7,7 +7,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from .engine.metrics import METRICS, capital_efficiency_text, has_perp_metrics
+from .engine.metrics import METRICS, capital_efficiency_text, efficiency_family, family_efficiency
 
 
 def console() -> Console:
@@ -85,13 +85,19 @@ def render_simulation(result: dict[str, Any]) -> None:
             t.add_row(name, f"{v['mean']:.3f} ± {v['stderr']:.3f} [{lo:.3f}, {hi:.3f}]", "", "", "", "", "")
     con.print(t)
     ce = m["capital_efficiency"]
-    if has_perp_metrics(m):  # a perp venue: margin as collateral, the notional it carries as borrowing power
-        con.print(f"capital efficiency: the margin ${ce['collateral_usd']:,.0f} carries ${ce['borrow_capacity_usd']:,.0f} "
-                  f"of notional at the maximum leverage = {capital_efficiency_text(m)}; open notional "
-                  f"${ce['debt_usd']:,.0f} ({ce['utilisation']:.1%} of it)")
-    else:
-        con.print(f"capital efficiency: borrowing power ${ce['borrow_capacity_usd']:,.0f} on ${ce['collateral_usd']:,.0f} "
-                  f"collateral = {ce['ratio']:.2%}; debt ${ce['debt_usd']:,.0f} ({ce['utilisation']:.1%} of the power)")
+    for fam in ("lending", "perp"):  # each family's figures: a share of collateral and a leverage multiple
+        fig = family_efficiency(ce, fam)
+        if fig is None or ("by_family" not in ce and fam != efficiency_family(m)):
+            continue
+        ratio = capital_efficiency_text(m, fam)
+        if fam == "perp":  # margin as collateral, the notional it carries as borrowing power
+            con.print(f"capital efficiency{' (perp venues)' if 'by_family' in ce else ''}: the margin "
+                      f"${fig['collateral_usd']:,.0f} carries ${fig['borrow_capacity_usd']:,.0f} of notional at the "
+                      f"maximum leverage = {ratio}; open notional ${fig['debt_usd']:,.0f} ({fig['utilisation']:.1%} of it)")
+        else:
+            con.print(f"capital efficiency{' (lending venues)' if 'by_family' in ce else ''}: borrowing power "
+                      f"${fig['borrow_capacity_usd']:,.0f} on ${fig['collateral_usd']:,.0f} collateral = {ratio}; "
+                      f"debt ${fig['debt_usd']:,.0f} ({fig['utilisation']:.1%} of the power)")
     cd = m.get("critical_drop")
     if cd:
         f = lambda x: "none below 99 %" if x is None else f"{x:.1%}"

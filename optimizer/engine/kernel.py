@@ -45,10 +45,11 @@ reference loop's order.
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from ..market.liquidity import SQRT, floored_sqrt_integral_at, sqrt_floor_state, sqrt_impact_per_sqrt_token
 from ._market import impact_factor, proceeds_row, purchase_row, storefront_quantity
@@ -69,7 +70,6 @@ from .kernel_perp import (
     perp_round,
     perp_scratch,
     perp_start_path,
-    perp_start_step,
 )
 from .kernel_rules import (
     KEY_TOL,
@@ -372,6 +372,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         auction_start_path(au, aus)
     if has_perp:
         perp_start_path(pv, pp, ps)  # perp venues (optimizer.engine.kernel_perp): their own state
+    # what the per-step and per-round perp hooks read, as locals: perp_start_step written out and perp_quiet
+    # given plain arrays (a call that binds the perp structs costs more than their work on a quiet step)
+    pv_rounds, p_rounds, pv_lag = pv.rounds, ps[11], pv.lag
+    pl_off, pl_lp, pl_venue, pl_mark, pl_long = pp.lane_off, pp.lane_lp, pp.lane_venue, pp.lane_mark, pp.lane_long
+    p_nx, p_cnt, p_ptr, p_dgrp, p_ltb = pp.x_account.shape[0], ps[5], ps[12], ps[19], ps[30]
 
     for t in range(1, T + 1):
         for a in range(n_assets):
@@ -380,8 +385,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         for j in range(n_venues):
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
-        if has_perp:
-            perp_start_step(pv, ps)
+        if has_perp:  # perp_start_step
+            for pvi in range(p_rounds.shape[0]):
+                p_rounds[pvi] = pv_rounds[pvi]
         tp = max(t - delay, 0)
         first_round = True
         while True:
@@ -930,9 +936,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         first_step = t
                     last_step = t
             # ---- perp venues at the round's starting market (their orders join the round's flows)
-            if has_perp and not perp_quiet(t, pv.lag, pp.lane_off, pp.lane_lp, pp.lane_venue, pp.lane_mark,
-                                           pp.lane_long, pp.x_account.shape[0], ps[5], ps[11], ps[12], mkt_low,
-                                           mkt_high, hist) \
+            if has_perp and not perp_quiet(t, pv_lag, pl_off, pl_lp, pl_venue, pl_mark, pl_long, p_nx, p_cnt, p_rounds,
+                                           p_ptr, mkt_low, mkt_high, hist, p_ltb) \
                     and perp_round(path, k, t, t * m.step_s, pv, pp, po, ps, mkt_low, mkt_high, hist,
                                    low[path, t], high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
                 executed_any = True
@@ -1037,7 +1042,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
-        if has_perp and perp_adl_due(ps[19], pv.goff):
+        if has_perp and perp_adl_due(p_dgrp, pv.goff):
             perp_end_step(k, t, pv, pp, po, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at
     # the final market close. An untouched account that is liquidatable (or underwater) at the end has a key
@@ -1093,16 +1098,11 @@ def _mark(i, touched_flag, touched_list, tl_n):
     return tl_n + 1
 
 
-@njit(parallel=True, cache=True)
-def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks):
-    """All paths of ``m`` in ``n_chunks`` parallel chunks; ``acct_chunks[ch]`` counts per account.
-
-    (Writes go through :func:`_run_path`: numba's parallel backend drops item assignments to arrays
-    reached through a tuple field inside a ``prange`` body.)
-    """
-    n_paths = m.close.shape[0]
+@njit(cache=True)
+def _path_bounds(m, pos):
+    """What every path shares: each pool's highest impact factor, and per account its largest bonus share
+    and largest LB over its counted collateral legs (the profit bounds of waiting accounts)."""
     n = pos.venue.shape[0]
-    T = m.close.shape[1] - 1
     n_assets = m.close.shape[2]
     # the highest impact factor a pool can reach: every debt token of the books bought back at once
     f_cap = np.zeros(n_assets)
@@ -1119,40 +1119,68 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, 
             if pos.lt[x] > 0.0:
                 acc_mb[i] = max(acc_mb[i], (pos.lb[x] - 1.0) * (1.0 - pos.fee[x]))
                 acc_lbhi[i] = max(acc_lbhi[i], pos.lb[x])
-    for ch in prange(n_chunks):
-        # Thread-private copies of the read-only arrays the helpers take: a helper call binds its array
-        # arguments (a reference count each), and counts on an array both threads share bounce between cores.
-        pos_ch = KPositions(pos.venue, pos.row, pos.group, pos.coff.copy(), pos.doff.copy(), pos.ca.copy(), pos.cc,
-                            pos.c0, pos.lt.copy(), pos.lb.copy(), pos.fee, pos.cpaused.copy(), pos.da.copy(), pos.dc,
-                            pos.d0, pos.dpaused.copy(), pos.pair_c, pos.pair_d)
-        grp_ch = KGroups(grp.venue, grp.venue_off, grp.off.copy(), grp.gc_off.copy(), grp.gc.copy(),
-                         grp.gd_off.copy(), grp.gd.copy(), grp.key)
-        m_ch = KMarket(m.close, m.low, m.high, m.liq.copy(), m.hl, m.step_s, m.gas_usd_per_call, m.gas_token,
-                       m.gas_gwei, m.p0.copy())
-        c_cur = pos.c0.copy()
-        d_cur = pos.d0.copy()
-        touched_flag = np.zeros(n, np.bool_)
-        touched_list = np.empty(n, np.int64)  # each account at most once per path
-        liq_once = np.zeros(n, np.bool_)
-        hkey = np.empty(n)
-        hpos = np.empty(n, np.int64)
-        pend = np.empty(n, np.int64)
-        hot = np.empty(n, np.int64)
-        back = np.empty(n, np.int64)
-        back_hf = np.empty(n)
-        cand = np.empty(n, np.int64)
-        cand_hf = np.empty(n)
-        cand_row = np.empty(n, np.int64)
-        hist = np.empty((T + 1, n_assets))
-        low_hist = np.empty((T + 1, n_assets))
-        high_hist = np.empty((T + 1, n_assets))
-        lkey = np.empty(N_LOTS * n)
-        lpos = np.empty(N_LOTS * n, np.int64)
-        aus = auction_scratch(au, au_out.capacity)
-        ps = perp_scratch(pv, pp, n_assets)
-        for path in range(ch, n_paths, n_chunks):
-            _run_path(path, path, m_ch, pos_ch, ven, grp_ch, lq, out, acct_chunks[ch],
-                      c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
-                      cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus,
-                      au_out, pv, pp, po, ps, pacct_chunks[ch])
-        auction_collect(aus, au_out, ch)
+    return f_cap, acc_mb, acc_lbhi
+
+
+@njit(cache=True, nogil=True)
+def _run_chunk(ch, n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks,
+               f_cap, acc_mb, acc_lbhi):
+    """Paths ch, ch + n_chunks, ... of ``m`` (one thread's share; the GIL is released)."""
+    n_paths = m.close.shape[0]
+    n = pos.venue.shape[0]
+    T = m.close.shape[1] - 1
+    n_assets = m.close.shape[2]
+    # Thread-private copies of the read-only arrays the helpers take: a helper call binds its array
+    # arguments (a reference count each), and counts on an array both threads share bounce between cores.
+    pos_ch = KPositions(pos.venue, pos.row, pos.group, pos.coff.copy(), pos.doff.copy(), pos.ca.copy(), pos.cc,
+                        pos.c0, pos.lt.copy(), pos.lb.copy(), pos.fee, pos.cpaused.copy(), pos.da.copy(), pos.dc,
+                        pos.d0, pos.dpaused.copy(), pos.pair_c, pos.pair_d)
+    grp_ch = KGroups(grp.venue, grp.venue_off, grp.off.copy(), grp.gc_off.copy(), grp.gc.copy(),
+                     grp.gd_off.copy(), grp.gd.copy(), grp.key)
+    m_ch = KMarket(m.close, m.low, m.high, m.liq.copy(), m.hl, m.step_s, m.gas_usd_per_call, m.gas_token,
+                   m.gas_gwei, m.p0.copy())
+    c_cur = pos.c0.copy()
+    d_cur = pos.d0.copy()
+    touched_flag = np.zeros(n, np.bool_)
+    touched_list = np.empty(n, np.int64)  # each account at most once per path
+    liq_once = np.zeros(n, np.bool_)
+    hkey = np.empty(n)
+    hpos = np.empty(n, np.int64)
+    pend = np.empty(n, np.int64)
+    hot = np.empty(n, np.int64)
+    back = np.empty(n, np.int64)
+    back_hf = np.empty(n)
+    cand = np.empty(n, np.int64)
+    cand_hf = np.empty(n)
+    cand_row = np.empty(n, np.int64)
+    hist = np.empty((T + 1, n_assets))
+    low_hist = np.empty((T + 1, n_assets))
+    high_hist = np.empty((T + 1, n_assets))
+    lkey = np.empty(N_LOTS * n)
+    lpos = np.empty(N_LOTS * n, np.int64)
+    aus = auction_scratch(au, au_out.capacity)
+    ps = perp_scratch(pv, pp, n_assets)
+    for path in range(ch, n_paths, n_chunks):
+        _run_path(path, path, m_ch, pos_ch, ven, grp_ch, lq, out, acct_chunks[ch],
+                  c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
+                  cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus,
+                  au_out, pv, pp, po, ps, pacct_chunks[ch])
+    auction_collect(aus, au_out, ch)
+
+
+def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks):
+    """All paths of ``m`` in ``n_chunks`` chunks, one thread each; ``acct_chunks[ch]`` counts per account.
+
+    The chunks run on Python threads over the nogil :func:`_run_chunk` rather than in a numba ``prange``
+    loop: the same work and the same results (each path's outputs are its own rows; the counts are per
+    chunk), and the parallel loop's lowering cost about half of the whole kernel's first compile.
+    """
+    f_cap, acc_mb, acc_lbhi = _path_bounds(m, pos)
+    args = (n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks,
+            f_cap, acc_mb, acc_lbhi)
+    if n_chunks <= 1:
+        _run_chunk(0, *args)
+        return
+    with ThreadPoolExecutor(max_workers=n_chunks, thread_name_prefix="cascade-kernel") as ex:
+        for f in [ex.submit(_run_chunk, ch, *args) for ch in range(n_chunks)]:
+            f.result()

@@ -14,6 +14,9 @@ engine does with a perp venue whose adapter declares a :class:`protocols.MarketO
   O(positions). Every candidate is confirmed with the adapter's exact comparison (the sort only bounds);
   positions a partial liquidation or a pro-rata ADL haircut changed (their price moved) are checked one by
   one in a touched list, and cross-margin accounts (their equity sums several positions) are all checked.
+  Each lane also keeps a bound on its touched rows' liquidation prices (:func:`row_bound`), so a round whose
+  marks reach neither a lane's pointer nor that bound is skipped without binding the structs
+  (:func:`perp_quiet`).
 * **Fills**: each pool's sells and buys of the round execute together through the pool's impact law
   (:func:`optimizer.engine._market.proceeds_usd` / ``purchase_usd``) from its state at the round's start.
 * **Settle**: ``PerpAdapter._settle`` per closed row (margin released, realised PnL, fee, returned,
@@ -27,8 +30,9 @@ engine does with a perp venue whose adapter declares a :class:`protocols.MarketO
 
 Inputs are NamedTuples of arrays (:class:`KPerpVenues`, :class:`KPerpPositions`, :class:`KPerpOut`); the
 cascade kernel (:mod:`optimizer.engine.kernel`) calls the hooks :func:`perp_start_path`,
-:func:`perp_start_step`, :func:`perp_round` (in each round, next to the lending venues, at the round's
-starting market), :func:`perp_end_step` and :func:`perp_end_path`.
+:func:`perp_start_step` (written out at its call site), :func:`perp_round` (in each round, next to the lending
+venues, at the round's starting market, unless :func:`perp_quiet`), :func:`perp_end_step` (when
+:func:`perp_adl_due`) and :func:`perp_end_path`.
 """
 
 from __future__ import annotations
@@ -172,18 +176,14 @@ def route_of(eq, req, offset_neg, backstop_frac):
 
 
 @njit(cache=True)
-def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee_cap, floor, rate, ded, k):
-    """``PerpAdapter._settle`` for one closed row of a flagged pool (``req > 0``).
+def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee_cap, share):
+    """``PerpAdapter._settle`` for one closed row of a flagged pool (``req > 0``); ``share`` is the row's share
+    of the pool's equity: 1 for an isolated row closed whole, else (maintenance of ``q`` - maintenance of
+    ``q - c``, both at the mark) / ``req`` (computed by the caller: scalars only, so the call binds no array).
 
     Returns (left, margin_released, realized, fee, returned, takeover, deficit, new_margin, to_account).
     """
     left = q - c
-    if not is_cross and left == 0.0:  # an isolated row closed whole releases all of its equity
-        share = 1.0
-    else:
-        mm_before = maintenance_usd(floor, rate, ded, k, q * mark) if q > 0.0 else 0.0
-        mm_after = maintenance_usd(floor, rate, ded, k, left * mark) if left > 0.0 else 0.0
-        share = (mm_before - mm_after) / req
     equity_share = eq * share if c > 0.0 else 0.0
     fill0 = (mark if route != 0 else fill) if c > 0.0 else 0.0
     pnl_mark = s * c * (mark - entry)
@@ -229,7 +229,80 @@ def perp_scratch(pv, pp, n_assets):
             np.zeros(max(n_g, 1)), np.zeros(max(n_g, 1)), np.zeros(pp.coll0.shape[0]),  # d, cap/seized, acct delta
             np.empty(n), np.empty(n, np.int64), np.empty(n),  # score, order, per-row scratch
             np.zeros(n_assets), np.zeros(n_assets),  # per pool: the round's sells, buys (then their fills)
-            np.zeros(n, np.bool_), np.empty(n, np.int64))  # dirty: rows whose state changed on this path
+            np.zeros(n, np.bool_), np.empty(n, np.int64),  # dirty: rows whose state changed on this path
+            _lane_of(pp.lane_off, pp.lane_pos, n), _no_bounds(pp.lane_long))  # lane of each row, touched bounds
+
+
+@njit(cache=True)
+def _lane_of(lane_off, lane_pos, n):
+    """The lane of each row (-1: in none, a cross or closed row)."""
+    out = np.full(n, -1, np.int64)
+    for ln in range(lane_off.shape[0] - 1):
+        for p in range(lane_off[ln], lane_off[ln + 1]):
+            out[lane_pos[p]] = ln
+    return out
+
+
+@njit(cache=True)
+def _no_bounds(lane_long):
+    """Per lane, the bound of its touched rows when it has none (no mark reaches it)."""
+    out = np.empty(lane_long.shape[0])
+    for ln in range(lane_long.shape[0]):
+        out[ln] = -np.inf if lane_long[ln] else np.inf
+    return out
+
+
+@njit(cache=True)
+def row_bound(s, q, margin, entry, floor, rate, ded, k):
+    """A bound on the mark at which an isolated row (side s, size q > 0) can be liquidatable: a long only below
+    it, a short only above it (up to the rounding :data:`LP_TOL` absorbs).
+
+    Per tier t its line ``margin + s*q*(x - entry) < q*x*rate[t] - ded[t]`` holds exactly below (long) or above
+    (short) its root; the requirement at x is one of those lines (the tier of ``q*x``), so a mark that
+    liquidates the row is past that tier's root, hence past the largest (long) or smallest (short) root of all
+    tiers the table can select. (For a convex table, deductions continuous at the floors, the requirement is
+    the largest line and the bound is the liquidation price itself.) No positive slack: +inf for a long, -inf
+    for a short (never quiet)."""
+    b = -np.inf if s > 0.0 else np.inf
+    for t in range(floor.shape[1]):
+        if t > 0 and floor[k, t] == np.inf:  # a padding column: never selected
+            continue
+        if s > 0.0:
+            den = q * (1.0 - rate[k, t])
+            if not den > 0.0:
+                return np.inf
+            b = max(b, (q * entry - margin - ded[k, t]) / den)
+        else:
+            den = q * (1.0 + rate[k, t])
+            if not den > 0.0:
+                return -np.inf
+            b = min(b, (margin + q * entry + ded[k, t]) / den)
+    if b != b:
+        return np.inf if s > 0.0 else -np.inf
+    return b
+
+
+@njit(cache=True)
+def touched_bounds(tlist, cnt, size, margin, side, entry, tier, floor, rate, ded, lane_of, lane_long, lane_tb):
+    """Per lane, the bound (:func:`row_bound`) of its open touched rows (largest for longs, smallest for shorts),
+    for :func:`perp_quiet`; ``cnt[2]`` counts open touched rows in no lane (then no round is quiet). Called
+    whenever touched rows changed (a round that settled, an ADL step)."""
+    for ln in range(lane_tb.shape[0]):
+        lane_tb[ln] = -np.inf if lane_long[ln] else np.inf
+    cnt[2] = 0
+    for q in range(cnt[0]):
+        i = tlist[q]
+        if not size[i] > 0.0:
+            continue
+        ln = lane_of[i]
+        if ln < 0:
+            cnt[2] += 1
+            continue
+        b = row_bound(side[i], size[i], margin[i], entry[i], floor, rate, ded, tier[i])
+        if lane_long[ln]:
+            lane_tb[ln] = max(lane_tb[ln], b)
+        else:
+            lane_tb[ln] = min(lane_tb[ln], b)
 
 
 @njit(cache=True)
@@ -287,25 +360,32 @@ def _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset):
 
 @njit(cache=True)
 def perp_quiet(t, lag_v, lane_off, lane_lp, lane_venue, lane_mark, lane_long, n_x, cnt, rounds, ptr, mkt_low, mkt_high,
-               hist):
-    """True when :func:`perp_round` cannot liquidate anything this round: no touched rows, no cross accounts
-    and no lane's mark reached the liquidation price at its pointer (where the lane sweep would stop). O(lanes).
+               hist, lane_tb):
+    """True when :func:`perp_round` cannot liquidate anything this round: no cross accounts, no lane's mark
+    reached the liquidation price at its pointer (where the lane sweep would stop) nor the bound of its touched
+    rows (``lane_tb``, :func:`touched_bounds`; every touched row is still confirmed exactly by the round). O(lanes).
 
     The cascade kernel asks this before each round with the few arrays it reads: a call that binds the perp
     NamedTuples (about 100 arrays, a reference count each way) costs more than a quiet round's work."""
-    if cnt[0] > 0 or n_x > 0:
+    if cnt[2] > 0 or n_x > 0:
         return False
     for ln in range(lane_off.shape[0] - 1):
         v = lane_venue[ln]
         if rounds[v] <= 0:
             continue
-        p = ptr[ln]
-        if p >= lane_off[ln + 1]:
-            continue
         a = lane_mark[ln]
         long_ = lane_long[ln]
         lag = lag_v[v]
         mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
+        tb = lane_tb[ln]
+        if long_:
+            if tb > mk * (1.0 - LP_TOL):
+                return False
+        elif tb < mk * (1.0 + LP_TOL):
+            return False
+        p = ptr[ln]
+        if p >= lane_off[ln + 1]:
+            continue
         lp = lane_lp[p]
         if long_:
             if lp > mk * (1.0 - LP_TOL):
@@ -322,7 +402,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
     round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
     (size, margin, coll, touched, tlist, cnt, p_until, v_size, v_px, liq_once, vs, rounds, ptr,
      buf, b_mark, b_route, b_c, b_eq, b_req, d_grp, _cap, acct_delta, _score, _order, _tmp,
-     q_sell, q_buy, dirty, dlist) = ps
+     q_sell, q_buy, dirty, dlist, lane_of, lane_tb) = ps
     side, entry, is_cross, account, pool, tier = pp.side, pp.entry, pp.cross, pp.account, pp.pool, pp.tier
     floor, rate, ded, mark_asset = pp.floor, pp.rate, pp.ded, pp.mark_asset
     lane_off, lane_pos, lane_lp = pp.lane_off, pp.lane_pos, pp.lane_lp
@@ -344,6 +424,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
         pv.fund0
     n_x = x_account.shape[0]
     n_pools = q_sell.shape[0]
+    n_tc = floor.shape[1]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
     keep = 0
     for q in range(cnt[0]):
@@ -383,7 +464,16 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                 i = lane_pos[p]
                 if size[i] > 0.0 and not touched[i]:
                     eq = margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)
-                    req = maintenance_usd(floor, rate, ded, tier[i], size[i] * mk)
+                    # maintenance_usd written out (a call binds the three tier tables: this runs per candidate)
+                    kt = tier[i]
+                    notional = size[i] * mk
+                    tt = -1
+                    for x in range(n_tc):
+                        if floor[kt, x] <= notional:
+                            tt += 1
+                    if tt < 0:
+                        tt = 0
+                    req = notional * rate[kt, tt] - ded[kt, tt]
                     if flagged(eq, req, flag_eq):
                         buf[nb] = i
                         b_mark[nb] = mk
@@ -399,9 +489,22 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             i = tlist[q]
             if p_venue[i] != v or size[i] <= 0.0 or is_cross[i]:
                 continue
-            mk = _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset)
+            # _mark and maintenance_usd written out (calls bind eight arrays; this runs per touched row and round)
+            a = mark_asset[i]
+            if lag > 0:
+                mk = hist[max(t - lag, 0), a]
+            else:
+                mk = mkt_low[a] if side[i] > 0.0 else mkt_high[a]
             eq = margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)
-            req = maintenance_usd(floor, rate, ded, tier[i], size[i] * mk)
+            kt = tier[i]
+            notional = size[i] * mk
+            tt = -1
+            for x in range(n_tc):
+                if floor[kt, x] <= notional:
+                    tt += 1
+            if tt < 0:
+                tt = 0
+            req = notional * rate[kt, tt] - ded[kt, tt]
             if flagged(eq, req, flag_eq):
                 buf[nb] = i
                 b_mark[nb] = mk
@@ -479,9 +582,34 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             if r == 0:  # the average fill of its side's aggregate order in its pool
                 fill = q_sell[pool[i]] if s_i > 0.0 else q_buy[pool[i]]
             fee_cap = fee_rate[i] * q_i * fill
+            left = q_i - c
+            if not is_cross[i] and left == 0.0:  # an isolated row closed whole releases all of its equity
+                share = 1.0
+            else:  # maintenance_usd of q and of what is left, at the mark, written out
+                kt = tier[i]
+                mm_before = 0.0
+                if q_i > 0.0:
+                    notional = q_i * mk
+                    tt = -1
+                    for x in range(n_tc):
+                        if floor[kt, x] <= notional:
+                            tt += 1
+                    if tt < 0:
+                        tt = 0
+                    mm_before = notional * rate[kt, tt] - ded[kt, tt]
+                mm_after = 0.0
+                if left > 0.0:
+                    notional = left * mk
+                    tt = -1
+                    for x in range(n_tc):
+                        if floor[kt, x] <= notional:
+                            tt += 1
+                    if tt < 0:
+                        tt = 0
+                    mm_after = notional * rate[kt, tt] - ded[kt, tt]
+                share = (mm_before - mm_after) / b_req[b]
             left, rel, real, fee, ret, tko, dfc, new_m, to_acc = settle_row(
-                s_i, q_i, entry[i], margin[i], is_cross[i], mk, fill, c, r, b_eq[b], b_req[b], fee_cap,
-                floor, rate, ded, tier[i])
+                s_i, q_i, entry[i], margin[i], is_cross[i], mk, fill, c, r, b_eq[b], b_req[b], fee_cap, share)
             if r == 0 and left > 0.0 and cool > 0.0:
                 p_until[i] = now_s + cool
             closed_usd = c * mk
@@ -531,9 +659,14 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
             margin[i] = new_m
             acct_delta[account[i]] += to_acc
             liq_once[i] = True
-            _dirty(i, dirty, dlist, cnt)
-            if left > 0.0:
-                _touch(i, touched, tlist, cnt)
+            if not dirty[i]:  # _dirty and _touch written out (each call binds three arrays; this runs per row)
+                dirty[i] = True
+                dlist[cnt[1]] = i
+                cnt[1] += 1
+            if left > 0.0 and not touched[i]:
+                touched[i] = True
+                tlist[cnt[0]] = i
+                cnt[0] += 1
         o_liqs[k, j], o_seized[k, j], o_long[k, j], o_short[k, j] = s_liqs, s_seized, s_long, s_short
         o_sold[k, j], o_bought[k, j], o_rel[k, j], o_real[k, j] = s_sold, s_bought, s_rel, s_real
         o_fee[k, j], o_ret[k, j], o_tko[k, j], o_dfc[k, j] = s_fee, s_ret, s_tko, s_dfc
@@ -549,6 +682,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
         o_ins[k, j] += ins_sum
         o_fin[k, j] += fee_sum
         o_bpaid[k, j] += back_sum
+    touched_bounds(tlist, cnt, size, margin, side, entry, tier, floor, rate, ded, lane_of, lane_long, lane_tb)
     return any_liq
 
 
@@ -620,23 +754,6 @@ def _waterfall(v, nb, buf, realized, deficit, fee_usd, route, order, fees_in, fu
 
 
 @njit(cache=True)
-def _sift(idx, key, q, n):
-    """Sift entry q down a max-heap of ``n`` entries ordered by key descending, then index ascending."""
-    while True:
-        c = 2 * q + 1
-        if c >= n:
-            return
-        if c + 1 < n and (key[c + 1] > key[c] or (key[c + 1] == key[c] and idx[c + 1] < idx[c])):
-            c += 1
-        if key[c] > key[q] or (key[c] == key[q] and idx[c] < idx[q]):
-            idx[c], idx[q] = idx[q], idx[c]
-            key[c], key[q] = key[q], key[c]
-            q = c
-        else:
-            return
-
-
-@njit(cache=True)
 def perp_adl_due(d_grp, goff):
     """True when some perp venue has a deficit for :func:`perp_end_step`'s ADL; otherwise clears the groups'
     sub-threshold rests (as that function does) and the cascade kernel skips the call (it binds little)."""
@@ -655,7 +772,8 @@ def perp_adl_due(d_grp, goff):
 def perp_end_step(k, t, pv, pp, po, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (size, margin, coll, touched, tlist, cnt, _pu, _vsz, _vpx, _lo, vs, _r, _p,
-     _buf, _bm, _br, _bc, _be, _bq, d_grp, seized, _ad, score, order, mark, _qs, _qb, dirty, dlist) = ps
+     _buf, _bm, _br, _bc, _be, _bq, d_grp, seized, _ad, score, order, mark, _qs, _qb, dirty, dlist, lane_of,
+     lane_tb) = ps
     side, entry = pp.side, pp.entry
     wgroup, p_cross, p_account, p_pool = pp.wgroup, pp.cross, pp.account, pp.pool
     o_closed = po.adl_closed_notional_usd
@@ -738,14 +856,40 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                     n_live += 1
                 # a max-heap by (score, -row): pop winners in the queue's order until the deficit is covered
                 for q in range(n_live // 2 - 1, -1, -1):
-                    _sift(order, score, q, n_live)
+                    hq = q
+                    while True:  # sift hq down the heap by (score desc, row asc), written out (a call binds two arrays)
+                        ch = 2 * hq + 1
+                        if ch >= n_live:
+                            break
+                        if ch + 1 < n_live and (score[ch + 1] > score[ch] or (
+                                score[ch + 1] == score[ch] and order[ch + 1] < order[ch])):
+                            ch += 1
+                        if score[ch] > score[hq] or (score[ch] == score[hq] and order[ch] < order[hq]):
+                            order[ch], order[hq] = order[hq], order[ch]
+                            score[ch], score[hq] = score[hq], score[ch]
+                            hq = ch
+                        else:
+                            break
                 csum = 0.0
                 n_h = n_live
                 while n_h > 0:
                     i = order[0]
                     n_h -= 1
                     order[0], score[0] = order[n_h], score[n_h]
-                    _sift(order, score, 0, n_h)
+                    hq = 0
+                    while True:  # the same sift of the new root over n_h entries
+                        ch = 2 * hq + 1
+                        if ch >= n_h:
+                            break
+                        if ch + 1 < n_h and (score[ch + 1] > score[ch] or (
+                                score[ch + 1] == score[ch] and order[ch + 1] < order[ch])):
+                            ch += 1
+                        if score[ch] > score[hq] or (score[ch] == score[hq] and order[ch] < order[hq]):
+                            order[ch], order[hq] = order[hq], order[ch]
+                            score[ch], score[hq] = score[hq], score[ch]
+                            hq = ch
+                        else:
+                            break
                     u = side[i] * size[i] * (mark[i] - entry[i])
                     csum += u
                     if not csum - u < d_grp[g]:
@@ -786,6 +930,8 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
         po.adl_steps[k, j] += 1.0
         po.realised_bad_debt_usd[k, j] += unc
         po.insurance_fee_income_usd[k, j] += over
+    # a pro-rata haircut moved its rows' bounds; a queue closed rows (their bounds only loosen until the next round)
+    touched_bounds(tlist, cnt, size, margin, side, entry, pp.tier, floor, rate, ded, lane_of, pp.lane_long, lane_tb)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -803,7 +949,7 @@ def perp_end_path(k, pv, pp, po, ps, close_T, acct):
     final mark's slack."""
     size, margin, coll, touched, cnt = ps[0], ps[1], ps[2], ps[3], ps[5]
     p_until, v_size, v_px, liq_once, vs, ptr = ps[6], ps[7], ps[8], ps[9], ps[10], ps[12]
-    dirty, dlist = ps[27], ps[28]
+    dirty, dlist, lane_tb = ps[27], ps[28], ps[30]
     side, entry = pp.side, pp.entry
     p_venue, p_mark, p_cross, p_account, size0, margin0, coll0 = pp.venue, pp.mark_asset, pp.cross, pp.account, \
         pp.size0, pp.margin0, pp.coll0
@@ -868,6 +1014,9 @@ def perp_end_path(k, pv, pp, po, ps, close_T, acct):
         dirty[i] = False
     cnt[0] = 0
     cnt[1] = 0
+    cnt[2] = 0
+    for ln in range(lane_tb.shape[0]):
+        lane_tb[ln] = -np.inf if lane_long[ln] else np.inf
 
 
 # ---------------------------------------------------------------------------------------------

@@ -416,17 +416,44 @@ def has_perp_metrics(metrics: Any) -> bool:
     return isinstance(metrics, dict) and "p_adl" in metrics
 
 
+def efficiency_family(metrics: Any) -> str:
+    """Whose figures a ``metrics()`` dict's capital efficiency headlines: ``"lending"`` or ``"perp"``
+    (its ``family`` entry; a stored result from before that entry: perp when perp metrics are declared)."""
+    entry = metrics.get("capital_efficiency") if isinstance(metrics, dict) else None
+    fam = entry.get("family") if isinstance(entry, dict) else None
+    if fam in ("lending", "perp"):
+        return fam
+    return "perp" if has_perp_metrics(metrics) else "lending"
+
+
 def _capital_efficiency_display(metrics: Any) -> tuple[str, str]:
-    """A share of collateral on a lending book; a leverage multiple (``20.17×``) with a perp venue, whose
-    capital efficiency is the notional its margin carries at the venue's maximum leverage / the margin."""
-    return ("leverage", PERP_EFFICIENCY_UNIT) if has_perp_metrics(metrics) else ("pct", "fraction of collateral")
+    """A share of collateral for lending venues; a leverage multiple (``20.17×``) for perp venues, whose
+    capital efficiency is the notional their margin carries at the venue's maximum leverage / the margin."""
+    return ("leverage", PERP_EFFICIENCY_UNIT) if efficiency_family(metrics) == "perp" else ("pct", "fraction of collateral")
 
 
-def capital_efficiency_text(metrics: Any) -> str:
-    """The capital efficiency of a ``metrics()`` dict in its display unit (``80.00 %`` or ``20.17×``)."""
+def capital_efficiency_text(metrics: Any, family: str | None = None) -> str:
+    """The capital efficiency of a ``metrics()`` dict in its display unit (``80.00 %`` or ``20.17×``):
+    the headline family's, or ``family``'s when the scenario has both."""
     entry = (metrics or {}).get("capital_efficiency") if isinstance(metrics, dict) else None
-    ratio = entry.get("ratio") if isinstance(entry, dict) else None
-    return metric("capital_efficiency").format_in(ratio, metrics)
+    if not isinstance(entry, dict):
+        return metric("capital_efficiency").format_in(None, metrics)
+    if family is not None and family != efficiency_family(metrics):
+        fig = (entry.get("by_family") or {}).get(family) or {}
+        ratio = fig.get("ratio")
+        return format_value(ratio, "leverage" if family == "perp" else "pct") if ratio is not None else "-"
+    return metric("capital_efficiency").format_in(entry.get("ratio"), metrics)
+
+
+def family_efficiency(entry: Any, family: str) -> dict[str, float] | None:
+    """One family's capital-efficiency figures from a ``capital_efficiency`` entry (its headline when it
+    is that family's, else its ``by_family`` part; None when the scenario has no such venue)."""
+    if not isinstance(entry, dict):
+        return None
+    by = entry.get("by_family")
+    if by:
+        return by.get(family)
+    return entry if entry.get("family", family) == family else None
 
 
 # Perp venues (optimizer.engine.venues.perp.PERP_FIELDS): shown only for scenarios with a perp venue.

@@ -81,27 +81,47 @@ class SimulationResult:
         return {spec.name: np.asarray(spec.compute(self), float) for spec in self.metric_specs() if spec.monte_carlo}
 
     # ------------------------------------------------------------------ summaries
-    def capital_efficiency(self) -> dict[str, float]:
+    def capital_efficiency(self, family: str | None = None) -> dict[str, Any]:
         """Borrowing power the parameter set gives the book at t0 (not a Monte Carlo estimate).
 
-        A perp venue counts its margin as collateral, its open notional as debt and, as borrowing power,
-        the notional that margin would carry at the venue's maximum leverage (:func:`perp_capacity_usd`):
-        a set offering more leverage is more capital efficient."""
+        A lending venue's borrowing power is a share of its collateral. A perp venue counts its margin as
+        collateral, its open notional as debt and, as borrowing power, the notional that margin would carry
+        at the venue's maximum leverage (:func:`perp_capacity_usd`): a multiple of the margin. The two do
+        not add up, so the headline figures (``borrow_capacity_usd``, ``collateral_usd``, ``debt_usd``,
+        ``ratio``, ``utilisation``) are one family's, named by ``family``: ``family`` if given, else the
+        lending venues' when the scenario has any. A scenario with both also carries each family's figures
+        under ``by_family``."""
         from protocols import Prices
 
         close0 = self.bound.prepared.paths.close[0, 0]
-        cap = coll = debt = 0.0
+        sums = {"lending": [0.0, 0.0, 0.0], "perp": [0.0, 0.0, 0.0]}  # capacity, collateral, debt (USD)
+        present = set()
         for j, (ad, pb) in enumerate(zip(self.bound.adapters, self.bound.books, strict=True)):
             if isinstance(ad, PerpAdapter):
-                c, k, d = perp_capacity_usd(ad, pb.book, close0[self.bound.coll_market[j]])
-                cap, coll, debt = cap + c, coll + k, debt + d
-                continue
-            prices = Prices(close0[self.bound.coll_market[j]], close0[self.bound.debt_market[j]])
-            cap += float(ad.borrow_capacity_usd(pb.book, prices).sum())
-            coll += float((pb.book.collateral_tokens * prices.collateral_usd).sum())
-            debt += float((pb.book.debt_tokens * prices.debt_usd).sum())
-        return {"borrow_capacity_usd": cap, "collateral_usd": coll, "debt_usd": debt,
-                "ratio": cap / coll if coll else 0.0, "utilisation": debt / cap if cap else 0.0}
+                fam, (c, k, d) = "perp", perp_capacity_usd(ad, pb.book, close0[self.bound.coll_market[j]])
+            else:
+                prices = Prices(close0[self.bound.coll_market[j]], close0[self.bound.debt_market[j]])
+                fam = "lending"
+                c = float(ad.borrow_capacity_usd(pb.book, prices).sum())
+                k = float((pb.book.collateral_tokens * prices.collateral_usd).sum())
+                d = float((pb.book.debt_tokens * prices.debt_usd).sum())
+            present.add(fam)
+            acc = sums[fam]
+            acc[0], acc[1], acc[2] = acc[0] + c, acc[1] + k, acc[2] + d
+
+        def figures(fam: str) -> dict[str, float]:
+            cap, coll, debt = sums[fam]
+            return {"borrow_capacity_usd": cap, "collateral_usd": coll, "debt_usd": debt,
+                    "ratio": cap / coll if coll else 0.0, "utilisation": debt / cap if cap else 0.0}
+
+        if family is None:
+            family = "lending" if "lending" in present or not present else "perp"
+        elif family not in sums:
+            raise ValueError(f"capital efficiency family must be 'lending' or 'perp', got {family!r}")
+        out: dict[str, Any] = {**figures(family), "family": family}
+        if len(present) > 1:
+            out["by_family"] = {fam: figures(fam) for fam in ("lending", "perp")}
+        return out
 
     def metrics(self) -> dict[str, Any]:
         """JSON-ready dict, one entry per declared metric (Monte Carlo ones with their errors)."""

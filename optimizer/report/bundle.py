@@ -49,17 +49,18 @@ def _figures(data: Mapping[str, Any]) -> dict[str, tuple[str, Any, str]]:
         rep = data["search"]
         pts = data.get("trials") or []
         if pts:
+            from ..search.rows import efficiency_label, efficiency_unit, risk_label, study_efficiency
+
             obj = rep.get("objective", {})
             marks = {}
             cur = rep.get("current") or {}
             if (cur.get("risk") or {}).get("value") is not None:
                 marks["current"] = {"risk": cur["risk"]["value"], "risk_upper": cur["risk"]["ci95"][1],
-                                    "efficiency": cur["metrics"]["capital_efficiency"]["ratio"]}
+                                    "efficiency": study_efficiency(cur["metrics"], efficiency_unit(obj))}
             rec = rep.get("recommendation")
             if rec and not rec.get("unchanged") and ((rec.get("in_sample") or {}).get("risk") or {}).get("value") is not None:
                 r = rec["in_sample"]["risk"]
                 marks["recommended"] = {"risk": r["value"], "risk_upper": r["ci95"][1], "efficiency": rec["efficiency"]}
-            from ..search.rows import efficiency_label, efficiency_unit, risk_label
 
             unit = efficiency_unit(obj)
             risk_name = risk_label(obj.get("risk_metric", "risk"))

@@ -243,7 +243,25 @@ def _scenario_para(info: Mapping[str, Any]) -> str:
 
 
 def _eff_line(eff: Mapping[str, Any], who: str) -> str:
-    return (f"Capital efficiency (borrowing power / collateral at t0, not an estimate): "
+    parts = [_eff_sentence(eff, who, eff.get("family", "lending"), with_family="by_family" in eff)]
+    for fam, d in (eff.get("by_family") or {}).items():  # the other family of a lending + perp scenario
+        if fam != eff.get("family", "lending"):
+            parts.append(_eff_sentence(d, who, fam, with_family=True))
+    return " ".join(parts)
+
+
+def _eff_sentence(eff: Mapping[str, Any], who: str, family: str, with_family: bool) -> str:
+    """One family's capital-efficiency change: a share of collateral, or a perp venue's leverage multiple."""
+    venues = f" of the {family} venues" if with_family else ""
+    if family == "perp":
+        return (f"Capital efficiency{venues} (notional the margin carries at the maximum leverage / margin at t0, "
+                f"not an estimate): {format_value(eff['current_ratio'], 'leverage')} -> "
+                f"{format_value(eff['candidate_ratio'], 'leverage')} "
+                f"({format_delta(eff['delta_points'] / 100.0, 'leverage')}); notional capacity "
+                f"{format_value(eff['current_borrow_capacity_usd'], 'usd')} -> "
+                f"{format_value(eff['candidate_borrow_capacity_usd'], 'usd')} "
+                f"({format_delta(eff['delta_borrow_capacity_usd'], 'usd')}) for {who}.")
+    return (f"Capital efficiency{venues} (borrowing power / collateral at t0, not an estimate): "
             f"{format_value(eff['current_ratio'], 'pct')} -> {format_value(eff['candidate_ratio'], 'pct')} "
             f"({eff['delta_points']:+.2f} points); borrowing power {format_value(eff['current_borrow_capacity_usd'], 'usd')}"
             f" -> {format_value(eff['candidate_borrow_capacity_usd'], 'usd')} "
@@ -498,9 +516,11 @@ def _recommendation(rec: Mapping[str, Any], data: Mapping[str, Any]) -> str:
                   "search; the table shows the search range only."]
     elif rec.get("efficiency"):
         e = rec["efficiency"]
+        change = (f"{format_value(e['candidate_ratio'], 'leverage')} "
+                  f"({format_delta(e['delta_points'] / 100.0, 'leverage')} vs current)" if e.get("family") == "perp" else
+                  f"{format_value(e['candidate_ratio'], 'pct')} ({e['delta_points']:+.2f} points vs current)")
         lines += ["", f"The recommendation, evaluated on the same paths as the proposal, gives capital efficiency "
-                  f"{format_value(e['candidate_ratio'], 'pct')} ({e['delta_points']:+.2f} points vs current); its risk "
-                  "is the last columns of the risk table."]
+                  f"{change}; its risk is the last columns of the risk table."]
     return "\n".join(lines)
 
 

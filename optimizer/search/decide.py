@@ -242,7 +242,7 @@ def _no_free_moves(d: Decision, space: SearchSpace, settings: ObjectiveSettings,
     cur = space.current()
 
     def prim(params: Mapping[str, float]) -> dict[str, float]:
-        return efficiency(ev_in.bind(space.split(params)))
+        return efficiency(ev_in.bind(space.split(params)), settings.efficiency_family)
 
     base = primary_value(prim(chosen.params), settings.primary)
     tol = tolerance if settings.primary == "efficiency" else tolerance * abs(base)

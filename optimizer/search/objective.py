@@ -94,7 +94,13 @@ class ObjectiveSettings:
     samples: tuple[int, ...] = ()
     max_penalty_share: float | None = None  # user-harm constraint on the mean borrower penalty / debt
     tie_break: float = TIE_BREAK
-    efficiency_unit: str = "share"  # "leverage" on a book of perp venues only (optimizer.search.rows)
+    efficiency_unit: str = "share"  # "leverage" when the search tunes perp venues only (optimizer.search.rows)
+
+    @property
+    def efficiency_family(self) -> str | None:
+        """Whose capital efficiency the search maximises: the perp venues' (a leverage multiple), or None for
+        the scenario's headline (its lending venues' share when it has any)."""
+        return "perp" if self.efficiency_unit == "leverage" else None
 
     @property
     def multi(self) -> bool:
@@ -275,9 +281,9 @@ class Evaluator:
         return res
 
 
-def efficiency(bound: Bound) -> dict[str, float]:
-    """Capital efficiency of a candidate at t0 (no simulation)."""
-    return SimulationResult(bound, None, "", 0.0).capital_efficiency()  # type: ignore[arg-type]
+def efficiency(bound: Bound, family: str | None = None) -> dict[str, Any]:
+    """Capital efficiency of a candidate at t0 (no simulation): ``family``'s figures (default: the headline)."""
+    return SimulationResult(bound, None, "", 0.0).capital_efficiency(family)  # type: ignore[arg-type]
 
 
 def primary_value(eff: Mapping[str, float], primary: str) -> float:
@@ -414,7 +420,7 @@ class SearchObjective:
             trial.set_user_attr("outcome", "breaks an invariant")
             raise optuna.TrialPruned(f"infeasible before simulation: {why}")
         bound = self.evaluator.bind(self.space.split(params))
-        eff = efficiency(bound)
+        eff = efficiency(bound, s.efficiency_family)
         change = self.space.change_size(params)
         value = primary_value(eff, s.primary) * (1.0 - s.tie_break * change)
         trial.set_user_attr("efficiency", eff["ratio"])

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.metrics import format_value
+from ..engine.metrics import family_efficiency, format_value
 from ..scenario.config import PROBABILITY_RISKS
 
 Column = Mapping[str, Any]  # one set's stored result: ``metrics``, ``risk``, ``holds``, ``efficiency``
@@ -73,6 +73,13 @@ def risk_cell(r: Mapping[str, Any] | None) -> str:
         return "-"
     lo, hi = r["ci95"]
     return f"{format_pct(r['value'])} [{format_pct(lo)}, {format_pct(hi)}]"
+
+
+def study_efficiency(metrics: Mapping[str, Any] | None, unit: str) -> float | None:
+    """The capital efficiency a study judges in a ``metrics`` dict: the perp venues' leverage multiple
+    (``unit == "leverage"``) or the lending venues' share, also in a scenario with both families."""
+    fig = family_efficiency((metrics or {}).get("capital_efficiency"), "perp" if unit == "leverage" else "lending")
+    return fig.get("ratio") if fig else None
 
 
 def _metric(d: Column, name: str, stat: str) -> Any:
@@ -171,7 +178,7 @@ def table_rows(out: Mapping[str, Any], cols: Sequence[tuple[str, Column]]) -> li
     """``(label, one cell per column)`` for the metrics table of a search result ``out``."""
     unit, constraint, shown = _shown(out, cols)
     return [
-        (efficiency_label(unit), [format_efficiency(_metric(d, "capital_efficiency", "ratio"), unit) for _, d in cols]),
+        (efficiency_label(unit), [format_efficiency(study_efficiency(d.get("metrics"), unit), unit) for _, d in cols]),
         (constraint, [risk_cell(d.get("risk")) for _, d in cols]),
         *((r.label, [r.cell(d) for _, d in cols]) for r in shown),
         ("within budget", [within_budget(d) for _, d in cols]),
@@ -183,7 +190,7 @@ def value_rows(out: Mapping[str, Any], cols: Sequence[tuple[str, Column]]) -> di
     error gets its own row."""
     unit, constraint, shown = _shown(out, cols)
     rows: dict[str, dict[str, Any]] = {
-        efficiency_label(unit): {c: _metric(d, "capital_efficiency", "ratio") for c, d in cols},
+        efficiency_label(unit): {c: study_efficiency(d.get("metrics"), unit) for c, d in cols},
         constraint: {c: (d.get("risk") or {}).get("value") for c, d in cols},
     }
     for r in shown:

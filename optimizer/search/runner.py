@@ -29,6 +29,7 @@ from ..scenario.config import OPTIMIZE_SAMPLERS, OptimizeConfig, Scenario, check
 from .decide import Candidate
 from .objective import Evaluator, ObjectiveSettings, SearchObjective
 from .result import REPORT_ATTR, SearchResult, json_ready
+from .rows import study_efficiency
 from .samplers import sampler_factory
 from .space import SearchSpace, build_space, scenario_adapters
 from .storage import StorageSpec, counts, create_or_load, fingerprint, study_name_from, work
@@ -92,11 +93,13 @@ class Plan:
         return info
 
 
-def _efficiency_unit(sc) -> str:
-    """A book of perp venues only is judged by the leverage it is offered (optimizer.search.rows)."""
+def _efficiency_unit(sc, space: SearchSpace) -> str:
+    """A search that tunes perp venues only is judged by the leverage they offer (optimizer.search.rows);
+    one that tunes a lending venue by the lending venues' capital efficiency (a share of collateral)."""
     from protocols import ADAPTERS
 
-    fams = {ADAPTERS[p.adapter].family for p in sc.protocols}
+    fams = ({space.adapters[d.adapter].family for d in space.dims} if space.dims
+            else {ADAPTERS[p.adapter].family for p in sc.protocols})
     return "leverage" if fams == {"perp"} else "share"
 
 
@@ -145,7 +148,7 @@ def make_plan(req: SearchRequest) -> Plan:
                                  screen_fraction=cfg.screen_fraction, min_screen_paths=cfg.min_screen_paths,
                                  eta=cfg.eta, mode=req.mode or "improve", samples=samples,
                                  max_penalty_share=cfg.max_borrower_penalty_share,
-                                 efficiency_unit=_efficiency_unit(sc))
+                                 efficiency_unit=_efficiency_unit(sc, space))
     trials = req.trials if req.trials is not None else cfg.trials
     if req.workers < 1:
         raise InputError(f"must be >= 1, got {req.workers}", field="--workers")
@@ -483,7 +486,7 @@ def _current_candidate(ev: Evaluator, space: SearchSpace, settings: ObjectiveSet
                        oos: dict[str, Any] | None) -> Candidate:
     from .objective import efficiency
 
-    e = efficiency(ev.bind({}))
+    e = efficiency(ev.bind({}), settings.efficiency_family)
     return Candidate(space.current(), None, e["ratio"], e["borrow_capacity_usd"], 0.0, ins, oos, "today's set")
 
 
@@ -532,9 +535,7 @@ def optimize(req: SearchRequest, progress: Callable | None = None,
     ``cascade_report``.
     """
     from ..engine import prepare
-    from . import report as rp
-    from .baseline import smart_ltv_table
-    from .decide import assess, cap_report, changes, cost, decide, tradeoff
+    from .decide import assess
 
     say = log or (lambda msg: None)
     t_start = time.perf_counter()
@@ -577,14 +578,36 @@ def optimize(req: SearchRequest, progress: Callable | None = None,
             runs.append(run_study(plan, g, prepared=ev_in.prepared, progress=progress, deadline=deadline))
     except KeyboardInterrupt:
         name = plan.study if len(runs) == len(groups) or groups[len(runs)] is None else f"{plan.study}.{groups[len(runs)]}"
-        try:
-            c = counts(optuna.load_study(study_name=name, storage=plan.storage.open(create=False)))
-            done = f"{c['finished']} finished trials are saved"
-        except Exception:
-            done = "finished trials are saved"
-        raise SearchInterrupted(f"interrupted: {done} in study '{name}' ({plan.storage.display}); run the same "
-                                "command again to resume") from None
+        raise _interrupted(plan, name) from None
+    try:
+        return _conclude(plan, req, prepared, ev0, ev_in, ev_oos, space, settings, (mode, why, seeds, two_sets),
+                         (first_oos, cur_oos1, cur_oos), current, groups, runs, say, t_start)
+    except KeyboardInterrupt:  # choosing the recommendation: the trials are saved, the next run chooses again
+        raise _interrupted(plan, plan.study, " while choosing the recommendation") from None
 
+
+def _interrupted(plan: Plan, name: str, during: str = "") -> SearchInterrupted:
+    """The one-line message of an interrupted search: what is saved and how to go on."""
+    try:
+        c = counts(optuna.load_study(study_name=name, storage=plan.storage.open(create=False)))
+        done = f"{c['finished']} finished trials are saved"
+    except Exception:
+        done = "finished trials are saved"
+    return SearchInterrupted(f"interrupted{during}: {done} in study '{name}' ({plan.storage.display}); run the same "
+                             "command again to resume")
+
+
+def _conclude(plan: Plan, req: SearchRequest, prepared, ev0: Evaluator, ev_in: Evaluator, ev_oos: Evaluator,
+              space: SearchSpace, settings: ObjectiveSettings, mode_info: tuple, oos_info: tuple, current: Candidate,
+              groups: list[str | None], runs: list[StudyRun], say: Callable[[str], None],
+              t_start: float) -> SearchResult:
+    """After the studies: the recommendation (steward order, out of sample, no free moves) and the result."""
+    from . import report as rp
+    from .baseline import smart_ltv_table
+    from .decide import cap_report, changes, cost, decide, tradeoff
+
+    mode, why, seeds, two_sets = mode_info
+    first_oos, cur_oos1, cur_oos = oos_info
     tol = plan.cfg.efficiency_tolerance
     out: dict[str, Any] = {
         "scenario": plan.scenario.name, "scenario_file": plan.scenario.file, "seed": plan.seed,
@@ -820,12 +843,12 @@ def _per_asset(plan: Plan, groups, runs, space: SearchSpace, settings: Objective
     from ..scenario.config import PROBABILITY_RISKS
     from .objective import efficiency
 
-    e = efficiency(ev_in.bind(space.split(full_params)))
+    e = efficiency(ev_in.bind(space.split(full_params)), settings.efficiency_family)
     jc = Candidate(full_params, None, e["ratio"], e["borrow_capacity_usd"], space.change_size(full_params), jin, jout,
                    "the per-asset sets together")
 
     def eff(m):
-        return m["capital_efficiency"]["ratio"]
+        return study_efficiency(m, settings.efficiency_unit)
 
     def mean_usd(m):
         return m["bad_debt_usd"]["mean"]
@@ -833,7 +856,7 @@ def _per_asset(plan: Plan, groups, runs, space: SearchSpace, settings: Objective
     cm = current.in_sample["metrics"]
     inter = []
     for label, f_joint, f_cur, f_group in (
-        ("capital efficiency", eff(jin["metrics"]), eff(cm), lambda rec: rec["metrics"]["capital_efficiency"]["ratio"]),
+        ("capital efficiency", eff(jin["metrics"]), eff(cm), lambda rec: eff(rec["metrics"])),
         (f"P({settings.risk_metric})" if settings.risk_metric in PROBABILITY_RISKS else
          f"{settings.risk_metric} of bad debt share", jin["risk"]["value"], current.in_sample["risk"]["value"],
          lambda rec: rec["risk"]["value"]),

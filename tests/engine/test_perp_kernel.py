@@ -22,13 +22,17 @@ from hypothesis import strategies as st
 
 from optimizer.engine import bind, prepare
 from optimizer.engine.kernel_perp import (
+    LP_TOL,
     KPerpOut,
     build_perp_inputs,
+    flagged,
+    maintenance_usd,
     perp_end_step,
     perp_round,
     perp_scratch,
     perp_start_path,
     perp_start_step,
+    row_bound,
 )
 from optimizer.engine.ledger import EVENT_DTYPE
 from optimizer.engine.reference import run_reference, venue_simulators
@@ -252,3 +256,46 @@ def test_options_the_kernel_does_not_model_decline_only_when_they_are_on(tmp_pat
     f.write_text(src.replace(anchor, anchor + extra + "\n", 1).replace('csv = "', f'csv = "{data_dir()}/'))
     reason = kernel_unsupported_reason(bind(prepare(load_scenario(f))))
     assert reason is not None and word in reason, reason
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(sorted(_ADAPTERS)), st.data(), st.sampled_from([1.0, -1.0]), st.floats(2.0, 7.5),
+       st.floats(0.97, 1.03), st.floats(-0.05, 1.5), st.floats(-12.0, -2.0))
+def test_row_bound_is_where_a_touched_row_becomes_liquidatable(venue, data, s, log_notional, entry_f, margin_frac,
+                                                              log_eps):
+    """perp_quiet skips a round when every touched row's mark is beyond its row_bound (with LP_TOL): there the
+    kernel's exact test must not flag the row. And the bound is the liquidation price (these tables are convex),
+    not a bound that never lets a round be skipped: just inside it the row is liquidatable."""
+    ad, markets = _ADAPTERS[venue]
+    m = data.draw(st.integers(0, len(markets) - 1))
+    entry = P0 * entry_f
+    q = 10 ** log_notional / entry
+    margin = margin_frac * q * entry
+    book = PerpBook(markets, np.array([m]), np.array([int(s)]), np.array([q]), np.array([entry]), np.array([margin]),
+                    np.array([ISOLATED]), np.array([1]), np.zeros(2))
+    pv, pp = build_perp_inputs([_Sim(ad, book, "queue")], 1)
+    k = pp.tier[0]
+    b = row_bound(s, q, margin, entry, pp.floor, pp.rate, pp.ded, k)
+
+    def liquidatable(x):
+        eq = margin + (s * q * (x - entry) - 0.0)
+        return flagged(eq, maintenance_usd(pp.floor, pp.rate, pp.ded, k, q * x), bool(pv.flag_eq[0]))
+
+    eps = 10 ** log_eps
+    if s > 0.0:  # quiet while b <= x (1 - LP_TOL)
+        beyond = [x for x in (b / (1.0 - LP_TOL), b / (1.0 - LP_TOL) * (1.0 + eps), b * 2.0, entry * 3.0)
+                  if np.isfinite(x) and x > 0.0 and b <= x * (1.0 - LP_TOL)]
+        inside = b * (1.0 - max(eps, 1e-9))
+    else:  # quiet while b >= x (1 + LP_TOL)
+        beyond = [x for x in (b / (1.0 + LP_TOL), b / (1.0 + LP_TOL) * (1.0 - eps), b * 0.5, entry / 3.0)
+                  if np.isfinite(x) and x > 0.0 and b >= x * (1.0 + LP_TOL)]
+        inside = b * (1.0 + max(eps, 1e-9))
+    for x in beyond:
+        assert not liquidatable(x), (x, b)
+    lo_px, hi_px = entry * 1e-3, entry * 1e3  # some mark liquidates the row and some does not: a finite bound
+    if (liquidatable(lo_px) and not liquidatable(hi_px)) if s > 0.0 else (liquidatable(hi_px) and not
+                                                                          liquidatable(lo_px)):
+        assert np.isfinite(b) and b > 0.0, b
+    if np.isfinite(b) and b > 0.0:
+        assert liquidatable(inside), (inside, b)
+    event(f"{venue} {'long' if s > 0 else 'short'} bound {'finite' if np.isfinite(b) and b > 0 else 'none'}")

@@ -231,3 +231,29 @@ def test_a_signal_while_optuna_records_the_outcome_keeps_the_trial_and_is_delive
         signal.signal(signal.SIGINT, previous)
     states = [t.state for t in study.get_trials(deepcopy=False)]
     assert states == [TrialState.COMPLETE], "the trial whose tell was interrupted is stored, and no other ran"
+
+
+def test_an_interrupt_while_choosing_says_the_trials_are_saved_and_the_next_run_chooses(tmp_path, monkeypatch):
+    """Ctrl-C after the trials, while the recommendation is being chosen (out-of-sample checks, no free moves):
+    the one line says how many finished trials are kept and that the same command resumes; it does, at once."""
+    import optimizer.search.decide as decide_mod
+    from optimizer.search import SearchInterrupted, SearchRequest, optimize
+
+    p = scenario(tmp_path)
+    journal = tmp_path / "s.journal"
+    req = SearchRequest(str(p), trials=3, storage=str(journal), study="choose")
+    real = decide_mod.decide
+
+    def cut(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(decide_mod, "decide", cut)
+    with pytest.raises(SearchInterrupted) as e:
+        optimize(req)
+    msg = str(e.value)
+    assert msg.startswith("interrupted while choosing the recommendation: 3 finished trials are saved in study "
+                          "'choose'") and msg.endswith("run the same command again to resume"), msg
+    monkeypatch.setattr(decide_mod, "decide", real)
+    out = optimize(req).to_json()  # resumes: the target is reached, so no new trial, and the choice is made
+    assert len(_read(journal, "choose")) == 3 and len(out["trials"]) == 3
+    assert out["verdict"] and "recommendation" in out
