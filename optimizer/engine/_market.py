@@ -38,6 +38,24 @@ def purchase_usd(liq: np.ndarray, a: int, flow_before: float, q_tokens: float, e
     return purchase_cost_usd(int(liq[a, 0]), liq[a, 1:], flow_before, q_tokens, exo_price)
 
 
+@njit(cache=True, inline="always")
+def proceeds_row(model: float, params: tuple, flow_before: float, q_tokens: float, exo_price: float) -> float:
+    """:func:`proceeds_usd` on one pool's row given as scalars: ``model = liq[a, 0]`` and the tuple
+    ``liq[a, 1:5]`` (the same operations). The kernel calls it once per liquidation call, where passing the
+    ``liq`` array would cost a reference-count increment and decrement each time."""
+    if model < 0:
+        return q_tokens * exo_price
+    return sale_proceeds_usd(int(model), params, flow_before, q_tokens, exo_price)
+
+
+@njit(cache=True, inline="always")
+def purchase_row(model: float, params: tuple, flow_before: float, q_tokens: float, exo_price: float) -> float:
+    """:func:`purchase_usd` on one pool's row given as scalars (see :func:`proceeds_row`)."""
+    if model < 0:
+        return q_tokens * exo_price
+    return purchase_cost_usd(int(model), params, flow_before, q_tokens, exo_price)
+
+
 @njit(cache=True)
 def storefront_quantity(liq: np.ndarray, a: int, sold: float, exo: float, store_px: float,
                         available: float) -> float:

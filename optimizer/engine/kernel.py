@@ -51,7 +51,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from ._market import impact_factor, proceeds_usd, purchase_usd, storefront_quantity
+from ..market.liquidity import SQRT, floored_sqrt_integral_at, sqrt_floor_state, sqrt_impact_per_sqrt_token
+from ._market import impact_factor, proceeds_row, purchase_row, storefront_quantity
 from .kernel_auctions import (
     RULE_AUCTION,
     auction_collect,
@@ -326,6 +327,15 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             dec_f[a] = 1.0
         else:
             dec_f[a] = 0.5 ** (m.step_s / hl[a])
+    # square-root pools: the law's constants (sale_proceeds_usd computes them at every sale; 0: not such a pool)
+    sq_c = np.zeros(n_assets)
+    sq_u = np.zeros(n_assets)
+    for a in range(n_assets):
+        if liq[a, 0] >= 0 and int(liq[a, 0]) == SQRT:
+            c_sq = sqrt_impact_per_sqrt_token((liq[a, 1], liq[a, 2], liq[a, 3], liq[a, 4]))
+            if c_sq > 0.0:
+                sq_c[a] = c_sq
+                sq_u[a] = sqrt_floor_state(c_sq)
     oc = np.empty((n_venues, n_assets))  # each venue's oracle: collateral side, debt side
     od = np.empty((n_venues, n_assets))
     pc_past = np.empty((n_venues, n_assets))
@@ -474,12 +484,27 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                                     key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
                                 seen = key > thr[g]
                             if seen:
+                                short = False
                                 if kc >= 0 and kd >= 0:
                                     if c_cur[kc] > 0.0 and d_cur[kd] > 0.0 and not (cpaused[kc] or dpaused[kd]):
                                         pdv = od[j, da[kd]]
-                                        ok, kc, kd, repay, seize = call_pair(
-                                            c_cur[kc], d_cur[kd], oc[j, ca[kc]], pdv, lb[kc], hf, d_cur[kd] * pdv,
-                                            v_cf[j], v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
+                                        dv = d_cur[kd] * pdv
+                                        # Most accounts that wait for profit are partial calls (call_pair's
+                                        # close-factor case): the call repays at most close_factor x the debt, so
+                                        # its bonus is at most that times the bonus share (mb_tol: with the float
+                                        # rounding of the call's arithmetic). Below gas it does not pay whatever
+                                        # the dust rule makes of it: skip the call's arithmetic (a refused call
+                                        # would wait instead of facing the drop rule; dropped or waiting, an
+                                        # account that can never pay is never liquidated).
+                                        short = hf > v_cf_hf[j] and dv >= v_min_base[j] and \
+                                            c_cur[kc] * oc[j, ca[kc]] >= v_min_base[j] and \
+                                            dv * v_cf[j] * mb_tol - gas_usd - min_profit < 0.0
+                                        if short:
+                                            ok, repay, seize = True, 0.0, 0.0
+                                        else:
+                                            ok, kc, kd, repay, seize = call_pair(
+                                                c_cur[kc], d_cur[kd], oc[j, ca[kc]], pdv, lb[kc], hf, dv, v_cf[j],
+                                                v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
                                     else:
                                         ok, repay, seize = False, 0.0, 0.0
                                 else:
@@ -490,25 +515,31 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                                     pend[n_keep] = i
                                     n_keep += 1
                                     continue
-                                a = ca[kc]
-                                dda = da[kd]
-                                pc = oc[j, a]
-                                pdx = od[j, dda]
-                                lbd = lb[kc] if lb[kc] > 0.0 else 1.0
-                                bonus_tok = seize - seize / lbd
-                                fee_tok = bonus_tok * fee[kc]
-                                seized_usd = seize * pc
-                                fee_usd = fee_tok * pc
-                                bonus_usd = (bonus_tok - fee_tok) * pc
-                                keep = fee_usd / seized_usd if seized_usd > 0.0 else 0.0
-                                sell = seize * (1.0 - keep)
-                                profit = bonus_usd - gas_usd - min_profit
-                                if not profit + PROFIT_TOL * (sell * pc + repay * pdx) < 0.0:
-                                    if sell != 0.0:
-                                        profit -= sell * pc - proceeds_usd(liq, a, sold[a], sell, low[path, t, a])
-                                    if repay != 0.0:
-                                        profit -= purchase_usd(liq, dda, sold[dda], repay, high[path, t, dda]) - \
-                                            repay * pdx
+                                if short:
+                                    profit = -np.inf
+                                else:
+                                    a = ca[kc]
+                                    dda = da[kd]
+                                    pc = oc[j, a]
+                                    pdx = od[j, dda]
+                                    lbd = lb[kc] if lb[kc] > 0.0 else 1.0
+                                    bonus_tok = seize - seize / lbd
+                                    fee_tok = bonus_tok * fee[kc]
+                                    seized_usd = seize * pc
+                                    fee_usd = fee_tok * pc
+                                    bonus_usd = (bonus_tok - fee_tok) * pc
+                                    keep = fee_usd / seized_usd if seized_usd > 0.0 else 0.0
+                                    sell = seize * (1.0 - keep)
+                                    profit = bonus_usd - gas_usd - min_profit
+                                    if not profit + PROFIT_TOL * (sell * pc + repay * pdx) < 0.0:
+                                        if sell != 0.0:
+                                            profit -= sell * pc - proceeds_row(liq[a, 0], (liq[a, 1], liq[a, 2],
+                                                                               liq[a, 3], liq[a, 4]), sold[a], sell,
+                                                                               low[path, t, a])
+                                        if repay != 0.0:
+                                            profit -= purchase_row(liq[dda, 0], (liq[dda, 1], liq[dda, 2],
+                                                                   liq[dda, 3], liq[dda, 4]), sold[dda], repay,
+                                                                   high[path, t, dda]) - repay * pdx
                                 if not profit >= 0.0:  # does not pay: waits, or is dropped (the rule below)
                                     debt_hi = 0.0
                                     for x in range(doff[i], doff[i + 1]):
@@ -527,7 +558,19 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         key = pair_key(c_cur[kc], d_cur[kd], p0[ca[kc]], p0[da[kd]], lt[kc])
                     else:
                         key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
-                    hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
+                    # heap_push written out (a call binds hkey and hpos, a reference count each, once per push)
+                    hb_ = goff[g]
+                    hx_ = hsize[g]
+                    hkey[hb_ + hx_] = key
+                    hpos[hb_ + hx_] = i
+                    while hx_ > 0:
+                        hp_ = (hx_ - 1) // 2
+                        if hkey[hb_ + hp_] >= hkey[hb_ + hx_]:
+                            break
+                        hkey[hb_ + hp_], hkey[hb_ + hx_] = hkey[hb_ + hx_], hkey[hb_ + hp_]
+                        hpos[hb_ + hp_], hpos[hb_ + hx_] = hpos[hb_ + hx_], hpos[hb_ + hp_]
+                        hx_ = hp_
+                    hsize[g] = hsize[g] + 1
                 n_pend = n_keep
             for a in range(n_assets):
                 round_sales[a] = 0.0
@@ -695,8 +738,25 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         g = best_g
                         i = head_i[g]
                         hf = head_hf[g]
-                        if head_heap[g]:
-                            _, hsize[g] = heap_pop(hkey, hpos, goff[g], hsize[g])
+                        if head_heap[g]:  # heap_pop written out (a call binds hkey and hpos)
+                            hb_ = goff[g]
+                            hz_ = hsize[g] - 1
+                            hkey[hb_] = hkey[hb_ + hz_]
+                            hpos[hb_] = hpos[hb_ + hz_]
+                            hx_ = 0
+                            while True:
+                                lch = 2 * hx_ + 1
+                                if lch >= hz_:
+                                    break
+                                child = lch
+                                if lch + 1 < hz_ and hkey[hb_ + lch + 1] > hkey[hb_ + lch]:
+                                    child = lch + 1
+                                if hkey[hb_ + hx_] >= hkey[hb_ + child]:
+                                    break
+                                hkey[hb_ + hx_], hkey[hb_ + child] = hkey[hb_ + child], hkey[hb_ + hx_]
+                                hpos[hb_ + hx_], hpos[hb_ + child] = hpos[hb_ + child], hpos[hb_ + hx_]
+                                hx_ = child
+                            hsize[g] = hz_
                         else:
                             ptr[g] += 1
                         head_i[g] = HEAD_STALE
@@ -762,10 +822,18 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         # a bonus below gas + min_profit (beyond the float rounding of the two integrals) is a loss
                         # without them.
                         if lag[j] != 0 or not profit + PROFIT_TOL * (sell * pc + repay * pdx) < 0.0:
+                            # (the pool's row as scalars: passing the liq array to a helper costs a reference
+                            # count per call, and this runs once per liquidation call)
                             if sell != 0.0:
-                                profit -= sell * pc - proceeds_usd(liq, a, sold[a], sell, low[path, t, a])
+                                if sq_c[a] > 0.0 and not sold[a] < 0.0 and sell > 0.0:  # sale_proceeds_usd's case
+                                    proc = low[path, t, a] * floored_sqrt_integral_at(sq_c[a], sq_u[a], sold[a], sell)
+                                else:
+                                    proc = proceeds_row(liq[a, 0], (liq[a, 1], liq[a, 2], liq[a, 3], liq[a, 4]), sold[a],
+                                                        sell, low[path, t, a])
+                                profit -= sell * pc - proc
                             if repay != 0.0:  # the liquidator buys the debt it repays
-                                profit -= purchase_usd(liq, dda, sold[dda], repay, high[path, t, dda]) - repay * pdx
+                                profit -= purchase_row(liq[dda, 0], (liq[dda, 1], liq[dda, 2], liq[dda, 3], liq[dda, 4]),
+                                                       sold[dda], repay, high[path, t, dda]) - repay * pdx
                         if not profit >= 0.0:
                             # With no oracle lag the sale's slippage and the purchase's cost above the oracle
                             # are >= 0, and the debt's market price is at most its bar high times the impact of
@@ -784,7 +852,10 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             continue
                         new_c = 0.0 if seize >= c_cur[kc] else c_cur[kc] - seize
                         new_d = 0.0 if repay >= d_cur[kd] else d_cur[kd] - repay
-                        tl_n = _mark(i, touched_flag, touched_list, tl_n)
+                        if not touched_flag[i]:  # _mark written out (a call binds its two arrays)
+                            touched_flag[i] = True
+                            touched_list[tl_n] = i
+                            tl_n += 1
                         c_cur[kc] = new_c
                         d_cur[kd] = new_d
                         repaid_usd = repay * pdx
@@ -902,7 +973,19 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         key = pair_key(c_cur[kc], d_cur[kd], p0[ca[kc]], p0[da[kd]], lt[kc])
                     else:
                         key = account_key(i, coff, doff, ca, c_cur, lt, da, d_cur, p0)
-                    hsize[g] = heap_push(hkey, hpos, goff[g], hsize[g], key, i)
+                    # heap_push written out (a call binds hkey and hpos, a reference count each, once per push)
+                    hb_ = goff[g]
+                    hx_ = hsize[g]
+                    hkey[hb_ + hx_] = key
+                    hpos[hb_ + hx_] = i
+                    while hx_ > 0:
+                        hp_ = (hx_ - 1) // 2
+                        if hkey[hb_ + hp_] >= hkey[hb_ + hx_]:
+                            break
+                        hkey[hb_ + hp_], hkey[hb_ + hx_] = hkey[hb_ + hx_], hkey[hb_ + hp_]
+                        hpos[hb_ + hp_], hpos[hb_ + hx_] = hpos[hb_ + hx_], hpos[hb_ + hp_]
+                        hx_ = hp_
+                    hsize[g] = hsize[g] + 1
                 else:  # _park written out (a call binds its ~25 array arguments; this runs once per re-park)
                     j = grp_venue[g]
                     hb = back_hf[q]

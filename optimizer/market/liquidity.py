@@ -165,7 +165,19 @@ def _floored_sqrt_integral(c, a, d):
     Works with the sale length ``d`` rather than ``(a + d) - a`` so small sales on a large state keep
     full precision.
     """
-    u_star = ((1.0 - MIN_PRICE_FACTOR) / c) ** 2  # where the law reaches the floor
+    return floored_sqrt_integral_at(c, sqrt_floor_state(c), a, d)
+
+
+@njit(cache=True, inline="always")
+def sqrt_floor_state(c):
+    """Where the square-root law ``1 - c*sqrt(u)`` reaches the floor ``MIN_PRICE_FACTOR`` (``c > 0``)."""
+    return ((1.0 - MIN_PRICE_FACTOR) / c) ** 2
+
+
+@njit(cache=True, inline="always")
+def floored_sqrt_integral_at(c, u_star, a, d):
+    """:func:`_floored_sqrt_integral` with the floor state ``u_star = sqrt_floor_state(c)`` given: a caller
+    that sells into one pool many times (the kernel, once per liquidation call) computes it once."""
     d_law = min(d, max(u_star - a, 0.0))  # part of the sale above the floor
     total = MIN_PRICE_FACTOR * (d - d_law)
     if d_law > 0.0:
@@ -176,6 +188,12 @@ def _floored_sqrt_integral(c, a, d):
         mean_sqrt = (a + sa * sb + b) / (sa + sb)
         total += d_law * (1.0 - (2.0 / 3.0) * c * mean_sqrt)
     return total
+
+
+@njit(cache=True, inline="always")
+def sqrt_impact_per_sqrt_token(params):
+    """The square-root law's ``c`` (impact per sqrt(token)) from its packed parameters."""
+    return params[0] * params[1] * math.sqrt(params[3] / params[2])
 
 
 @njit(cache=True)
@@ -286,7 +304,7 @@ def _sale_from_nonnegative(model, params, a, d, exo_price):
         r_out = (x * y / r_in) * (exo_price * x / y)  # k / R_in, USD side rescaled by exo/p0
         return get_amount_out_float(d, r_in, r_out, fee)
     elif model == SQRT:
-        c = params[0] * params[1] * math.sqrt(params[3] / params[2])  # impact per sqrt(token)
+        c = sqrt_impact_per_sqrt_token(params)  # impact per sqrt(token)
         return exo_price * _floored_sqrt_integral(c, a, d)
     elif model == LINEAR:
         c = 0.02 * params[1] / params[0]  # impact per token
