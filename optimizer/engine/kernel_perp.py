@@ -769,6 +769,24 @@ def perp_adl_due(d_grp, goff):
 
 
 @njit(cache=True)
+def _sift(idx, key, q, n):
+    """Sift entry q down a max-heap of ``n`` entries ordered by key descending, then index ascending (the ADL
+    queue; once per ADL winner, so a call's array binding does not matter)."""
+    while True:
+        c = 2 * q + 1
+        if c >= n:
+            return
+        if c + 1 < n and (key[c + 1] > key[c] or (key[c + 1] == key[c] and idx[c + 1] < idx[c])):
+            c += 1
+        if key[c] > key[q] or (key[c] == key[q] and idx[c] < idx[q]):
+            idx[c], idx[q] = idx[q], idx[c]
+            key[c], key[q] = key[q], key[c]
+            q = c
+        else:
+            return
+
+
+@njit(cache=True)
 def perp_end_step(k, t, pv, pp, po, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (size, margin, coll, touched, tlist, cnt, _pu, _vsz, _vpx, _lo, vs, _r, _p,
@@ -856,40 +874,14 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                     n_live += 1
                 # a max-heap by (score, -row): pop winners in the queue's order until the deficit is covered
                 for q in range(n_live // 2 - 1, -1, -1):
-                    hq = q
-                    while True:  # sift hq down the heap by (score desc, row asc), written out (a call binds two arrays)
-                        ch = 2 * hq + 1
-                        if ch >= n_live:
-                            break
-                        if ch + 1 < n_live and (score[ch + 1] > score[ch] or (
-                                score[ch + 1] == score[ch] and order[ch + 1] < order[ch])):
-                            ch += 1
-                        if score[ch] > score[hq] or (score[ch] == score[hq] and order[ch] < order[hq]):
-                            order[ch], order[hq] = order[hq], order[ch]
-                            score[ch], score[hq] = score[hq], score[ch]
-                            hq = ch
-                        else:
-                            break
+                    _sift(order, score, q, n_live)
                 csum = 0.0
                 n_h = n_live
                 while n_h > 0:
                     i = order[0]
                     n_h -= 1
                     order[0], score[0] = order[n_h], score[n_h]
-                    hq = 0
-                    while True:  # the same sift of the new root over n_h entries
-                        ch = 2 * hq + 1
-                        if ch >= n_h:
-                            break
-                        if ch + 1 < n_h and (score[ch + 1] > score[ch] or (
-                                score[ch + 1] == score[ch] and order[ch + 1] < order[ch])):
-                            ch += 1
-                        if score[ch] > score[hq] or (score[ch] == score[hq] and order[ch] < order[hq]):
-                            order[ch], order[hq] = order[hq], order[ch]
-                            score[ch], score[hq] = score[hq], score[ch]
-                            hq = ch
-                        else:
-                            break
+                    _sift(order, score, 0, n_h)
                     u = side[i] * size[i] * (mark[i] - entry[i])
                     csum += u
                     if not csum - u < d_grp[g]:
