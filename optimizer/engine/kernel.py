@@ -364,6 +364,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     park_up = np.empty(n_groups)
     park_round = 0
     mheap = np.empty(max(n_acc, 1), np.int64)
+    hot_hf = np.empty(max(n_acc, 1))  # a waiting multi-asset account's health at its first round (-1: not known)
     # Hooks run only where the candidate has such venues: each call binds every array of the NamedTuples it
     # takes (a reference-count increment and decrement each), which cost more than the empty loops inside.
     has_au = au.venue.shape[0] > 0
@@ -470,6 +471,51 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             pend[n_keep] = i
                             n_keep += 1
                             continue
+                        if delay == 0 and not gexact[g]:
+                            # A multi-asset one that the first round finds liquidatable and whose call (aave_call's
+                            # choice of legs) cannot pay its gas: the drop rule decides here, without the
+                            # candidates' health heap and the call's arithmetic (most multi-asset accounts that
+                            # wait, wait for profit, step after step: a call takes one leg pair, not the debt).
+                            w = 0.0
+                            for x in range(coff[i], coff[i + 1]):
+                                w += (c_cur[x] * oc[j, ca[x]]) * lt[x]
+                            debt = 0.0
+                            for x in range(doff[i], doff[i + 1]):
+                                debt += d_cur[x] * od[j, da[x]]
+                            hf = w / debt if debt > 0.0 else np.inf
+                            hot_hf[n_hot] = hf  # the candidates' health check reads it (same prices, same legs)
+                            if hf < 1.0:
+                                kc = -1
+                                best = 0.0
+                                for x in range(coff[i], coff[i + 1]):
+                                    v = c_cur[x] * oc[j, ca[x]] * (1.0 if lt[x] > 0.0 else 0.0)
+                                    if v > best:
+                                        best, kc = v, x
+                                kd = -1
+                                bestd = 0.0
+                                total_debt = 0.0
+                                for x in range(doff[i], doff[i + 1]):
+                                    v = d_cur[x] * od[j, da[x]]
+                                    total_debt += v
+                                    if v > bestd:
+                                        bestd, kd = v, x
+                                # call_pair repays at most the chosen debt leg (less, under the close factor, in its
+                                # partial case) and seizes at most the chosen collateral leg: the bonus is at most
+                                # the smaller of the two values times the bonus share
+                                lim = min(bestd, best)
+                                if hf > v_cf_hf[j] and best >= v_min_base[j] and bestd >= v_min_base[j]:
+                                    lim = min(lim, total_debt * v_cf[j])
+                                if kc >= 0 and kd >= 0 and not (cpaused[kc] or dpaused[kd]) and \
+                                        lim * mb_tol - gas_usd - min_profit < 0.0:
+                                    debt_hi = 0.0
+                                    for x in range(doff[i], doff[i + 1]):
+                                        debt_hi += d_cur[x] * max_px[t + 1, da[x]] * f_cap[da[x]]
+                                    if not debt_hi * mb - gas_min[t + 1] - min_profit < 0.0:
+                                        pend[n_keep] = i
+                                        n_keep += 1
+                                    continue
+                                kc = pair_c[i]
+                                kd = pair_d[i]
                         if delay == 0 and gexact[g]:  # the first round's examination, as the merge makes it
                             if kc >= 0 and kd >= 0:
                                 debt = d_cur[kd] * od[j, da[kd]]
@@ -551,6 +597,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                                 kc = pair_c[i]
                                 kd = pair_d[i]
                     if not gexact[g]:
+                        if not (rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0 and delay == 0):
+                            hot_hf[n_hot] = -1.0  # health not known yet
                         hot[n_hot] = i
                         n_hot += 1
                         continue
@@ -591,7 +639,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     i = hot[q]
                     if pos_venue[i] == j:
                         cand[n_c] = i
+                        cand_hf[n_c] = hot_hf[q]
                         n_c += 1
+                n_hc = n_c
                 for g in range(vgoff[j], vgoff[j + 1]):
                     th = thr[g]
                     if gexact[g]:  # its head is found when the merge below first looks at it
@@ -653,13 +703,15 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     i = cand[q]
                     # account_health written out (the same float operations): this runs once per candidate
                     # examination, and an inlined helper binds its every array argument again
-                    w = 0.0
-                    for x in range(coff[i], coff[i + 1]):
-                        w += (c_cur[x] * oc[j, ca[x]]) * lt[x]
-                    debt = 0.0
-                    for x in range(doff[i], doff[i + 1]):
-                        debt += d_cur[x] * od[j, da[x]]
-                    hf = w / debt if debt > 0.0 else np.inf
+                    hf = cand_hf[q] if q < n_hc else -1.0  # a waiting one's, from the first round's check
+                    if hf < 0.0:
+                        w = 0.0
+                        for x in range(coff[i], coff[i + 1]):
+                            w += (c_cur[x] * oc[j, ca[x]]) * lt[x]
+                        debt = 0.0
+                        for x in range(doff[i], doff[i + 1]):
+                            debt += d_cur[x] * od[j, da[x]]
+                        hf = w / debt if debt > 0.0 else np.inf
                     if hf < 1.0 and (delay == 0 or account_health(i, j, coff, doff, ca, c_cur, lt, da, d_cur,
                                                                   pc_past, pd_past) < 1.0):
                         cand[n_ok] = i
