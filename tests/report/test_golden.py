@@ -9,7 +9,7 @@ and review the diff of ``tests/report/golden/`` before committing it.
 The report's text must match exactly (its figures are rounded). The raw numbers match within a relative
 1e-9: on one machine they are bit-identical run to run, but numpy's vectorised ``exp``/``log`` (the path
 generator) and numba's code are compiled for the machine's instruction set, so an AVX2 and an AVX-512 CPU
-differ in the last digits (measured here: 93.88670205702863 vs 93.88670205702908 on one path, 5e-15).
+differ in the last digits (measured: 93.88670205702863 here vs 93.88670205702908 in the golden file, 5e-15, on one path).
 """
 
 import json
