@@ -59,6 +59,7 @@ import io
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -556,7 +557,16 @@ def materialize_perp(draws: PerpSyntheticDraws, adapter: PerpAdapter, current: P
         margin = np.maximum(_margin_for_distance(draws, current, mark, entry, size), notional / max_lev)
     book = PerpBook(draws.markets, draws.market, draws.side, size, entry, np.where(draws.cross, 0.0, margin), mode,
                     account, np.where(draws.cross, margin, 0.0))
-    return PerpPositions(draws.venue, np.array([f"{draws.venue}-{i}" for i in range(n)]), book)
+    return PerpPositions(draws.venue, _account_names(draws.venue, n), book)
+
+
+@lru_cache(maxsize=16)
+def _account_names(venue: str, n: int) -> np.ndarray:
+    """``<venue>-<i>`` for i < n, read-only and shared by every candidate's book: the names do not depend on
+    the candidate, and formatting them was a measured share of ``bind`` (0.6 ms per 2,000 positions)."""
+    out = np.array([f"{venue}-{i}" for i in range(n)])
+    out.flags.writeable = False
+    return out
 
 
 def _margin_for_distance(draws: PerpSyntheticDraws, current: PerpAdapter, mark: np.ndarray, entry: np.ndarray,
