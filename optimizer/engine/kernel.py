@@ -455,6 +455,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     g = pos_group[i]
                     kc = pair_c[i]
                     kd = pair_d[i]
+                    hot_hf[n_hot] = -1.0  # its health if it waits on in ``hot``: unknown unless the check below finds it
                     if rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0:
                         mb = acc_mb[i]
                         lb_hi = acc_lbhi[i]
@@ -597,8 +598,6 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                                 kc = pair_c[i]
                                 kd = pair_d[i]
                     if not gexact[g]:
-                        if not (rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0 and delay == 0):
-                            hot_hf[n_hot] = -1.0  # health not known yet
                         hot[n_hot] = i
                         n_hot += 1
                         continue
