@@ -218,13 +218,13 @@ class SearchSpace:
             sub = self.subset(g)
             own = {n: params[n] for n in sub.names}
             k = 0
-            while sub.check(own)[0]:
+            while not sub.feasible(own):
                 k += 1
                 if k > tries:
                     return None
                 own = {d.name: d.random(rng) for d in sub.dims}
             params.update(own)
-        return params if self.check(params)[0] == 0 else None
+        return params if self.feasible(params) else None
 
     def feasible_grid(self, points: int) -> list[dict[str, float]]:
         """Every grid point that satisfies the invariants and the buffer (grids up to MAX_ENUMERATED_GRID)."""
@@ -239,7 +239,7 @@ class SearchSpace:
         out = []
         for vals in itertools.product(*grid.values()):
             p = dict(zip(names, vals, strict=True))
-            if self.check(p)[0] == 0:
+            if self.feasible(p):
                 out.append(p)
         return out
 
@@ -250,6 +250,25 @@ class SearchSpace:
             d = self.dim(name)
             out.setdefault(d.adapter, {})[d.key] = float(v)
         return out
+
+    def feasible(self, params: Mapping[str, float]) -> bool:
+        """``check(params)[0] == 0``, refusing first, without building an adapter, a candidate that breaks a
+        bound of a parameter it sets or an invariant that involves one (``with_params`` validates both, so
+        such a candidate is infeasible for certain); the rest go through :meth:`check`. The rejection
+        samplers draw many candidates of the first kind, and building an adapter validates every rule."""
+        for adapter, over in self.split(params).items():
+            cur = self.adapters[adapter]
+            schema = cur.schema()
+            merged = {**cur.params, **over}
+            try:
+                for k, v in over.items():
+                    schema.spec(k).check(v)
+            except InvalidParameters:
+                return False
+            keys = set(over)
+            if any(not keys.isdisjoint(inv.params) and not inv.check(merged) for inv in schema.invariants):
+                return False
+        return self.check(params)[0] == 0
 
     def check(self, params: Mapping[str, float]) -> tuple[int, str | None]:
         """Validate a candidate against bounds and every adapter invariant WITHOUT simulating.

@@ -3,9 +3,13 @@ decides, sampling inside the invariant region, caps that size the book, the borr
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import optuna
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from optuna.trial import TrialState
 from search_helpers import scenario
 
@@ -245,3 +249,56 @@ def test_the_dashboard_command_is_pasteable_and_has_no_password():
         assert cmd.split()[1].startswith(("postgresql+psycopg://cascade@", "'postgresql+psycopg://cascade@",
                                           "postgresql+psycopg://@"))
     assert dashboard_command("runs/my study.journal", None) == "optuna-dashboard 'runs/my study.journal'"
+
+
+@functools.cache
+def _bundled_space():
+    return build_space(load_scenario(str(data_dir() / "scenarios" / "aave_v3_core_24h_jumps.toml")))
+
+
+@given(st.data())
+@settings(max_examples=300, deadline=None)
+def test_feasible_is_check_passing_for_any_point_of_the_box_and_beyond(data):
+    """SearchSpace.feasible refuses early only what check refuses: same answer on points inside the steward
+    box, on its edges and outside the contract bounds."""
+    space = _bundled_space()
+    p = {}
+    for d in space.dims:
+        span = d.high - d.low
+        p[d.name] = data.draw(st.one_of(st.sampled_from([d.low, d.high, d.current]),
+                                        st.floats(d.low - 0.2 * span, d.high + 0.2 * span, allow_nan=False)))
+    assert space.feasible(p) == (space.check(p)[0] == 0)
+
+
+
+def test_one_liar_record_per_trial_and_it_holds_the_parameters_the_trial_ran_with():
+    """The feasible TPE draws many proposals per trial; the running trial's constant-liar record (what the
+    other workers see of it) is written once, with the proposal kept, not once per draw."""
+    import json
+
+    space = _bundled_space()
+    make = sampler_factory("tpe", space, seed=1, worker=0, multi=False, trials=40)
+    study = optuna.create_study(direction="maximize")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    writes: list[tuple[int, str]] = []
+    orig = study._storage.set_trial_system_attr
+
+    def spy(trial_id, key, value):
+        writes.append((trial_id, key))
+        return orig(trial_id, key, value)
+
+    study._storage.set_trial_system_attr = spy
+    relative = 0
+    for n in range(40):
+        study.sampler = make(n)
+        t = study.ask()
+        p = space.suggest(t)
+        assert space.check(p)[0] == 0
+        liar = [k for tid, k in writes if tid == t._trial_id and k.startswith("tpe:relative_params")]
+        if liar:
+            relative += 1
+            assert liar == ["tpe:relative_params:0"]
+            shared = json.loads(study._storage.get_trial(t._trial_id).system_attrs["tpe:relative_params:0"])
+            assert {k: float(v) for k, v in shared.items()} == {k: float(t.params[k]) for k in shared}
+        study.tell(t, sum(p.values()) * 1e-6)
+    assert relative >= 25  # past the random start-up every trial is a TPE proposal (the test can fail)
