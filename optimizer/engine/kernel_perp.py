@@ -220,8 +220,9 @@ def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee
 # state in two or three cache lines, not one line per field)
 # ---------------------------------------------------------------------------------------------
 
-#: ``rf`` (n, 11) float64 per row: inputs, then state
-R_SIDE, R_ENTRY, R_SIZE0, R_MARGIN0, R_FEE, R_SIZE, R_MARGIN, R_UNTIL, R_VSIZE, R_VPX, R_MARK = range(11)
+#: ``rf`` (n, 12) float64 per row: inputs, then state (``R_BOUND``: the :func:`row_bound` of a touched lane row,
+#: set whenever its size or margin changes)
+R_SIDE, R_ENTRY, R_SIZE0, R_MARGIN0, R_FEE, R_SIZE, R_MARGIN, R_UNTIL, R_VSIZE, R_VPX, R_MARK, R_BOUND = range(12)
 #: ``ri`` (n, 14) int64 per row: inputs, then flags (0 / 1)
 (I_ROW, I_VENUE, I_ACCOUNT, I_POOL, I_MARK, I_TIER, I_WGROUP, I_TGROUP, I_XOF, I_LANE, I_CROSS, I_TOUCHED,
  I_LIQ, I_DIRTY) = range(14)
@@ -264,7 +265,7 @@ def perp_scratch(pv, pp, n_assets):
     n_l = pp.lane_off.shape[0] - 1
     n_x = pp.x_account.shape[0]
     n_a = pp.coll0.shape[0]
-    rf = np.zeros((n, 11))
+    rf = np.zeros((n, 12))
     ri = np.zeros((n, 14), np.int64)
     for i in range(n):
         rf[i, R_SIDE] = pp.side[i]
@@ -365,10 +366,10 @@ def row_bound(s, q, margin, entry, floor, rate, ded, k):
 
 
 @njit(cache=True)
-def touched_bounds(li, cnt, rf, ri, floor, rate, ded, ln, ltb):
-    """Per lane, the bound (:func:`row_bound`) of its open touched rows (largest for longs, smallest for shorts),
-    for :func:`perp_quiet`; ``cnt[2]`` counts open touched rows in no lane (then no round is quiet). Called
-    whenever touched rows changed (a round that settled, an ADL step)."""
+def touched_bounds(li, cnt, rf, ri, ln, ltb):
+    """Per lane, the bound (:func:`row_bound`, kept per row in ``R_BOUND``) of its open touched rows (largest for
+    longs, smallest for shorts), for :func:`perp_quiet`; ``cnt[2]`` counts open touched rows in no lane (then no
+    round is quiet). Called whenever touched rows changed (a round that settled, an ADL step)."""
     for lane in range(ltb.shape[0]):
         ltb[lane] = -np.inf if ln[lane, N_LONG] != 0 else np.inf
     cnt[2] = 0
@@ -380,7 +381,7 @@ def touched_bounds(li, cnt, rf, ri, floor, rate, ded, ln, ltb):
         if lane < 0:
             cnt[2] += 1
             continue
-        b = row_bound(rf[i, R_SIDE], rf[i, R_SIZE], rf[i, R_MARGIN], rf[i, R_ENTRY], floor, rate, ded, ri[i, I_TIER])
+        b = rf[i, R_BOUND]
         if ln[lane, N_LONG] != 0:
             ltb[lane] = max(ltb[lane], b)
         else:
@@ -705,6 +706,8 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
             lf[F_MARK, b] = fee
             rf[i, R_SIZE] = left
             rf[i, R_MARGIN] = new_m
+            if left > 0.0 and ri[i, I_LANE] >= 0:  # its bound for touched_bounds, at its state after the round
+                rf[i, R_BOUND] = row_bound(s_i, left, new_m, rf[i, R_ENTRY], floor, rate, ded, ri[i, I_TIER])
             af[ri[i, I_ACCOUNT], A_DELTA] += to_acc
             ri[i, I_LIQ] = 1
             if ri[i, I_DIRTY] == 0:  # rows whose state changed on this path
@@ -729,7 +732,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
         oa[v, O_INS] += ins_sum
         oa[v, O_FIN] += fee_sum
         oa[v, O_BPAID] += back_sum
-    touched_bounds(li, cnt, rf, ri, floor, rate, ded, ln, ltb)
+    touched_bounds(li, cnt, rf, ri, ln, ltb)
     return any_liq
 
 
@@ -975,6 +978,9 @@ def perp_end_step(k, t, ps, hist):
                         af[ri[i, I_ACCOUNT], A_COLL] += delta
                     else:
                         rf[i, R_MARGIN] = rf[i, R_MARGIN] + delta
+                        if ri[i, I_LANE] >= 0:
+                            rf[i, R_BOUND] = row_bound(rf[i, R_SIDE], rf[i, R_SIZE], rf[i, R_MARGIN], rf[i, R_ENTRY],
+                                                       floor, rate, ded, ri[i, I_TIER])
                         if ri[i, I_TOUCHED] == 0:
                             ri[i, I_TOUCHED] = 1
                             li[L_TLIST, cnt[0]] = i
@@ -995,7 +1001,7 @@ def perp_end_step(k, t, ps, hist):
         oa[v, O_RBAD] += unc
         oa[v, O_FIN] += over
     # a pro-rata haircut moved its rows' bounds; a queue closed rows (their bounds only loosen until the next round)
-    touched_bounds(li, cnt, rf, ri, floor, rate, ded, ln, ltb)
+    touched_bounds(li, cnt, rf, ri, ln, ltb)
 
 
 # ---------------------------------------------------------------------------------------------
