@@ -223,7 +223,7 @@ def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee
 #: ``rf`` (n, 12) float64 per row: inputs, then state (``R_BOUND``: the :func:`row_bound` of a touched lane row,
 #: set whenever its size or margin changes)
 R_SIDE, R_ENTRY, R_SIZE0, R_MARGIN0, R_FEE, R_SIZE, R_MARGIN, R_UNTIL, R_VSIZE, R_VPX, R_MARK, R_BOUND = range(12)
-#: ``ri`` (n, 14) int64 per row: inputs, then flags (0 / 1)
+#: ``ri`` (n, 14) int32 per row: inputs, then flags (0 / 1)
 (I_ROW, I_VENUE, I_ACCOUNT, I_POOL, I_MARK, I_TIER, I_WGROUP, I_TGROUP, I_XOF, I_LANE, I_CROSS, I_TOUCHED,
  I_LIQ, I_DIRTY) = range(14)
 #: ``li`` (5, n) int64 lists: touched rows, the round's rows, their routes, the waterfall's / ADL queue's order,
@@ -266,7 +266,7 @@ def perp_scratch(pv, pp, n_assets):
     n_x = pp.x_account.shape[0]
     n_a = pp.coll0.shape[0]
     rf = np.zeros((n, 12))
-    ri = np.zeros((n, 14), np.int64)
+    ri = np.zeros((n, 14), np.int32)  # int32: a row's fields in 56 bytes
     for i in range(n):
         rf[i, R_SIDE] = pp.side[i]
         rf[i, R_ENTRY] = pp.entry[i]
@@ -557,6 +557,12 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                 mk = hist[max(t - lag, 0), a]
             else:
                 mk = mkt_low[a] if s_i > 0.0 else mkt_high[a]
+            if ri[i, I_LANE] >= 0:  # beyond its bound (perp_quiet's test, row by row): not liquidatable
+                if s_i > 0.0:
+                    if not rf[i, R_BOUND] > mk * (1.0 - LP_TOL):
+                        continue
+                elif not rf[i, R_BOUND] < mk * (1.0 + LP_TOL):
+                    continue
             eq = rf[i, R_MARGIN] + (s_i * q_i * (mk - rf[i, R_ENTRY]) - 0.0)
             req = maintenance_usd(floor, rate, ded, ri[i, I_TIER], q_i * mk)
             if flagged(eq, req, flag_eq):
