@@ -223,9 +223,9 @@ def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee
 #: ``rf`` (n, 12) float64 per row: inputs, then state (``R_BOUND``: the :func:`row_bound` of a touched lane row,
 #: set whenever its size or margin changes)
 R_SIDE, R_ENTRY, R_SIZE0, R_MARGIN0, R_FEE, R_SIZE, R_MARGIN, R_UNTIL, R_VSIZE, R_VPX, R_MARK, R_BOUND = range(12)
-#: ``ri`` (n, 14) int32 per row: inputs, then flags (0 / 1)
+#: ``ri`` (n, 15) int32 per row: inputs, then flags (0 / 1); ``I_ORIG`` its index in :class:`KPerpPositions`
 (I_ROW, I_VENUE, I_ACCOUNT, I_POOL, I_MARK, I_TIER, I_WGROUP, I_TGROUP, I_XOF, I_LANE, I_CROSS, I_TOUCHED,
- I_LIQ, I_DIRTY) = range(14)
+ I_LIQ, I_DIRTY, I_ORIG) = range(15)
 #: ``li`` (5, n) int64 lists: touched rows, the round's rows, their routes, the waterfall's / ADL queue's order,
 #: rows changed on this path
 L_TLIST, L_BUF, L_ROUTE, L_ORDER, L_DLIST = range(5)
@@ -250,15 +250,23 @@ Q_SELL, Q_BUY = range(2)
 (O_LIQS, O_SEIZED, O_LONG, O_SHORT, O_SOLD, O_BOUGHT, O_REL, O_REAL, O_FEE, O_RET, O_TKO, O_DFC, O_TAKEN, O_INS,
  O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD) = range(21)
 _N_OA = 21
-#: positions in the scratch tuple (:func:`perp_scratch`)
+#: positions in the scratch tuple (:func:`perp_scratch`); ``PS_NID``: the scratch's row of each row of
+#: :class:`KPerpPositions`
 PS_RF, PS_RI, PS_LI, PS_LF, PS_LANE_LP, PS_LN, PS_LTB, PS_VI, PS_XI, PS_AF, PS_GF, PS_CNT = 0, 1, 2, 3, 5, 6, 7, 9, 10, 17, 18, 20
+PS_NID = 22
 
 
 @njit(cache=True)
 def perp_scratch(pv, pp, n_assets):
     """Scratch state and packed inputs of one chunk of paths (reset per path by :func:`perp_start_path` and
     :func:`perp_end_path`): the tuple (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off,
-    w_pos, floor, rate, ded, af, gf, qf, cnt, oa) (columns: the ``R_`` / ``I_`` / ... constants)."""
+    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid) (columns: the ``R_`` / ``I_`` / ... constants).
+
+    The scratch numbers the rows in lane order (lane by lane, each by liquidation price; then the rows in no
+    lane, in book order): the round's pointer sweep reads consecutive rows, not rows scattered over the book.
+    ``nid`` maps a row of :class:`KPerpPositions` to its scratch row, ``ri[:, I_ORIG]`` back; what depends on
+    book order (the waterfall's order, the ADL queue's ties, pro-rata's sums, the account counts) reads
+    ``I_ORIG`` or walks the book through ``nid``."""
     n = pp.row.shape[0]
     n_v = pv.col.shape[0]
     n_g = pv.goff[n_v] if n_v > 0 else 0
@@ -266,27 +274,40 @@ def perp_scratch(pv, pp, n_assets):
     n_x = pp.x_account.shape[0]
     n_a = pp.coll0.shape[0]
     rf = np.zeros((n, 12))
-    ri = np.zeros((n, 14), np.int32)  # int32: a row's fields in 56 bytes
-    for i in range(n):
-        rf[i, R_SIDE] = pp.side[i]
-        rf[i, R_ENTRY] = pp.entry[i]
-        rf[i, R_SIZE0] = pp.size0[i]
-        rf[i, R_MARGIN0] = pp.margin0[i]
-        rf[i, R_FEE] = pp.fee_rate[i]
-        rf[i, R_SIZE] = pp.size0[i]
-        rf[i, R_MARGIN] = pp.margin0[i]
+    ri = np.zeros((n, 15), np.int32)  # int32: a row's fields in 60 bytes
+    nid = np.empty(n, np.int64)
+    in_lane = np.zeros(n, np.bool_)
+    n_in = pp.lane_pos.shape[0]
+    for p in range(n_in):
+        nid[pp.lane_pos[p]] = p
+        in_lane[pp.lane_pos[p]] = True
+    m = n_in
+    for o in range(n):
+        if not in_lane[o]:
+            nid[o] = m
+            m += 1
+    for o in range(n):
+        i = nid[o]
+        ri[i, I_ORIG] = o
+        rf[i, R_SIDE] = pp.side[o]
+        rf[i, R_ENTRY] = pp.entry[o]
+        rf[i, R_SIZE0] = pp.size0[o]
+        rf[i, R_MARGIN0] = pp.margin0[o]
+        rf[i, R_FEE] = pp.fee_rate[o]
+        rf[i, R_SIZE] = pp.size0[o]
+        rf[i, R_MARGIN] = pp.margin0[o]
         rf[i, R_UNTIL] = -np.inf
-        ri[i, I_ROW] = pp.row[i]
-        ri[i, I_VENUE] = pp.venue[i]
-        ri[i, I_ACCOUNT] = pp.account[i]
-        ri[i, I_POOL] = pp.pool[i]
-        ri[i, I_MARK] = pp.mark_asset[i]
-        ri[i, I_TIER] = pp.tier[i]
-        ri[i, I_WGROUP] = pp.wgroup[i]
-        ri[i, I_TGROUP] = pp.tgroup[i]
-        ri[i, I_XOF] = pp.x_of[i]
+        ri[i, I_ROW] = pp.row[o]
+        ri[i, I_VENUE] = pp.venue[o]
+        ri[i, I_ACCOUNT] = pp.account[o]
+        ri[i, I_POOL] = pp.pool[o]
+        ri[i, I_MARK] = pp.mark_asset[o]
+        ri[i, I_TIER] = pp.tier[o]
+        ri[i, I_WGROUP] = pp.wgroup[o]
+        ri[i, I_TGROUP] = pp.tgroup[o]
+        ri[i, I_XOF] = pp.x_of[o]
         ri[i, I_LANE] = -1
-        ri[i, I_CROSS] = 1 if pp.cross[i] else 0
+        ri[i, I_CROSS] = 1 if pp.cross[o] else 0
     ln = np.zeros((n_l, 6), np.int64)
     ltb = np.empty(n_l)
     for lane in range(n_l):
@@ -298,7 +319,7 @@ def perp_scratch(pv, pp, n_assets):
         ln[lane, N_PTR] = pp.lane_off[lane]
         ltb[lane] = -np.inf if pp.lane_long[lane] else np.inf
         for p in range(pp.lane_off[lane], pp.lane_off[lane + 1]):
-            ri[pp.lane_pos[p], I_LANE] = lane
+            ri[p, I_LANE] = lane
     vf = np.zeros((n_v, 14))
     vi = np.zeros((n_v, 13), np.int64)
     for v in range(n_v):
@@ -330,9 +351,9 @@ def perp_scratch(pv, pp, n_assets):
     for a in range(n_a):
         af[a, A_COLL] = pp.coll0[a]
         af[a, A_COLL0] = pp.coll0[a]
-    return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), pp.lane_pos, pp.lane_lp, ln, ltb, vf, vi, xi,
-            pp.x_rows, pp.w_off, pp.w_pos, pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
-            np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)))
+    return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), np.arange(n_in), pp.lane_lp, ln, ltb, vf, vi, xi,
+            nid[pp.x_rows], pp.w_off, nid[pp.w_pos], pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
+            np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid)
 
 
 @njit(cache=True)
@@ -491,7 +512,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
     """Every perp venue's liquidation pass at the round's starting market (``flow`` the pools' state at the
     round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
     (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, floor, rate, ded, af, gf, qf,
-     cnt, oa) = ps
+     cnt, oa, _nid) = ps
     n_x = xi.shape[0]
     n_pools = qf.shape[0]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
@@ -761,7 +782,7 @@ def _waterfall(v, nb, li, lf, ri, fees_in, vf, gf):
         fee = max(lf[F_MARK, b], 0.0) if fees_in else 0.0
         dw = loss - min(loss, max(margin_used, 0.0))
         if dw != 0.0 or fee != 0.0 or dw != dw or fee != fee:
-            li[L_ORDER, na] = li[L_BUF, b] * nb + b  # book order, then the round's index (rows are distinct)
+            li[L_ORDER, na] = ri[li[L_BUF, b], I_ORIG] * nb + b  # book order, then the round's index (rows distinct)
             na += 1
     fund = vf[v, _FUND]
     backstop = vf[v, _BACKSTOP]
@@ -857,7 +878,7 @@ def _dirty(i, ri, li, cnt):
 def perp_end_step(k, t, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (rf, ri, li, lf, _lane_pos, _lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off, w_pos, floor, rate, ded, af, gf, _qf,
-     cnt, oa) = ps
+     cnt, oa, nid) = ps
     order = li[L_ORDER]
     score = lf[F_SCORE]
     for v in range(vi.shape[0]):
@@ -876,13 +897,16 @@ def perp_end_step(k, t, ps, hist):
             gf[g, G_SEIZED] = 0.0
         n_live = 0
         if pro_rata:
-            for i in range(lo, hi):
+            for o in range(lo, hi):  # the venue's rows in book order
+                i = nid[o]
                 rf[i, R_MARK] = hist[t, ri[i, I_POOL]]
-            for i in range(lo, hi):
+            for o in range(lo, hi):
+                i = nid[o]
                 if rf[i, R_SIZE] > 0.0:
                     u = max(rf[i, R_SIDE] * rf[i, R_SIZE] * (rf[i, R_MARK] - rf[i, R_ENTRY]), 0.0)
                     gf[ri[i, I_WGROUP], G_SEIZED] += u  # capacity per group, for now
-            for i in range(lo, hi):
+            for o in range(lo, hi):
+                i = nid[o]
                 score[i] = 0.0
                 if rf[i, R_SIZE] > 0.0:
                     g = ri[i, I_WGROUP]
@@ -891,7 +915,8 @@ def perp_end_step(k, t, ps, hist):
                     score[i] = u * frac  # the haircut
             for g in range(g0, g1):
                 gf[g, G_SEIZED] = 0.0
-            for i in range(lo, hi):
+            for o in range(lo, hi):
+                i = nid[o]
                 if rf[i, R_SIZE] > 0.0:
                     gf[ri[i, I_WGROUP], G_SEIZED] += score[i]
         else:
@@ -946,7 +971,7 @@ def perp_end_step(k, t, ps, hist):
                     else:
                         ratio = mm / eq if eq > 0.0 else 0.0
                         sc = upnl / max(wb, 1.0) * ratio
-                    order[n_live] = i
+                    order[n_live] = ri[i, I_ORIG]  # the heap's ties by book order
                     score[n_live] = sc
                     n_live += 1
                 # a max-heap by (score, -row): pop winners in the queue's order until the deficit is covered
@@ -955,7 +980,7 @@ def perp_end_step(k, t, ps, hist):
                 csum = 0.0
                 n_h = n_live
                 while n_h > 0:
-                    i = order[0]
+                    i = nid[order[0]]
                     n_h -= 1
                     order[0], score[0] = order[n_h], score[n_h]
                     _sift(order, score, 0, n_h)
@@ -975,7 +1000,8 @@ def perp_end_step(k, t, ps, hist):
                     rf[i, R_SIZE] = 0.0
                     _dirty(i, ri, li, cnt)
         if pro_rata:
-            for i in range(lo, hi):
+            for o in range(lo, hi):
+                i = nid[o]
                 h = score[i]
                 if h > 0.0:
                     delta = 0.0 - h
@@ -1026,7 +1052,7 @@ def perp_end_path(k, po, ps, close_T, acct):
     final mark's slack."""
     perp_flush(k, po, ps)
     (rf, ri, li, _lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, _floor, _rate, _ded, af, _gf,
-     _qf, cnt, _oa) = ps
+     _qf, cnt, _oa, _nid) = ps
     n_d = cnt[1]
     for v in range(vi.shape[0]):
         j = vi[v, W_COL]
@@ -1073,7 +1099,7 @@ def perp_end_path(k, po, ps, close_T, acct):
     for q in range(n_d):  # count, then reset what the path changed
         i = li[L_DLIST, q]
         if ri[i, I_LIQ] != 0:
-            acct[i] += 1
+            acct[ri[i, I_ORIG]] += 1
         rf[i, R_SIZE] = rf[i, R_SIZE0]
         rf[i, R_MARGIN] = rf[i, R_MARGIN0]
         a = ri[i, I_ACCOUNT]

@@ -28,6 +28,7 @@ from optimizer.engine.kernel_perp import (
     LP_TOL,
     PS_AF,
     PS_GF,
+    PS_NID,
     PS_RF,
     PS_RI,
     R_MARGIN,
@@ -208,15 +209,16 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
     ev, ev_n = np.zeros(1, EVENT_DTYPE), np.zeros(1, np.int64)
     acted = perp_round(0, 0, 1, 60.0, ps, lo, hi, hist, lo.copy(), hi.copy(), liq, np.zeros(1), sales, ev, ev_n, -1)
     perp_flush(0, po, ps)  # the round's sums into the ledger row
+    nid = ps[PS_NID]  # the scratch's row of each book row
     # the rules: flagged pools at the adverse marks, one liquidate call, the waterfall
     marks = book.adverse_marks(np.full(len(book.markets), low), np.full(len(book.markets), high))
     flagged = ad.liquidatable(book, marks)
     out = ad.liquidate(book, marks, flagged)
     assert acted == bool(out.liquidated.any())
     event(f"liquidated {int(out.liquidated.sum())} of {book.n_positions}, cross {bool(book.is_cross.any())}")
-    np.testing.assert_array_equal(ps[PS_RI][:, I_LIQ] == 1, out.liquidated)
-    _close(ps[PS_RF][:, R_SIZE], out.book.size_base, "size after")
-    _close(ps[PS_RF][:, R_MARGIN], out.book.margin_usd, "margin after")
+    np.testing.assert_array_equal(ps[PS_RI][nid, I_LIQ] == 1, out.liquidated)
+    _close(ps[PS_RF][nid, R_SIZE], out.book.size_base, "size after")
+    _close(ps[PS_RF][nid, R_MARGIN], out.book.margin_usd, "margin after")
     _close(ps[PS_AF][:, A_COLL], out.book.cross_collateral_usd, "cross collateral after")
     for name, v in (("perp_fee_usd", out.fee_usd), ("perp_deficit_usd", out.deficit_usd),
                     ("perp_margin_released_usd", out.margin_released_usd), ("perp_realized_pnl_usd", out.realized_pnl_usd),
@@ -244,8 +246,8 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
         else:
             adl = adl_queue(d, group, cap, ad.adl_score(b1, mark), b1.size_base)
         b2 = apply_adl(b1, adl, mark)
-        _close(ps[PS_RF][:, R_SIZE], b2.size_base, "size after ADL")
-        _close(ps[PS_RF][:, R_MARGIN], b2.margin_usd, "margin after ADL")
+        _close(ps[PS_RF][nid, R_SIZE], b2.size_base, "size after ADL")
+        _close(ps[PS_RF][nid, R_MARGIN], b2.margin_usd, "margin after ADL")
         _close(ps[PS_AF][:, A_COLL], b2.cross_collateral_usd, "cross collateral after ADL")
         _close(po.adl_volume_usd[0, 0], adl.covered_usd.sum(), "ADL volume")
         _close(po.adl_overshoot_usd[0, 0], adl.overshoot_usd.sum(), "ADL overshoot")
