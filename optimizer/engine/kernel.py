@@ -63,6 +63,15 @@ from .kernel_auctions import (
     auction_trip,
 )
 from .kernel_perp import (
+    PS_CNT,
+    PS_GF,
+    PS_LANE_LP,
+    PS_LN,
+    PS_LTB,
+    PS_VI,
+    PS_XI,
+    W_ROUNDS,
+    W_ROUNDS0,
     perp_adl_due,
     perp_end_path,
     perp_end_step,
@@ -372,12 +381,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     if has_au:
         auction_start_path(au, aus)
     if has_perp:
-        perp_start_path(pv, pp, ps)  # perp venues (optimizer.engine.kernel_perp): their own state
+        perp_start_path(ps)  # perp venues (optimizer.engine.kernel_perp): their own state
     # what the per-step and per-round perp hooks read, as locals: perp_start_step written out and perp_quiet
-    # given plain arrays (a call that binds the perp structs costs more than their work on a quiet step)
-    pv_rounds, p_rounds, pv_lag = pv.rounds, ps[11], pv.lag
-    pl_off, pl_lp, pl_venue, pl_mark, pl_long = pp.lane_off, pp.lane_lp, pp.lane_venue, pp.lane_mark, pp.lane_long
-    p_nx, p_cnt, p_ptr, p_dgrp, p_ltb = pp.x_account.shape[0], ps[5], ps[12], ps[19], ps[30]
+    # given the few arrays it reads (a call binds each array it is given, a reference count each way)
+    p_vi, p_ln, p_lp, p_cnt, p_gf, p_ltb = ps[PS_VI], ps[PS_LN], ps[PS_LANE_LP], ps[PS_CNT], ps[PS_GF], ps[PS_LTB]
+    p_nx = ps[PS_XI].shape[0]
 
     for t in range(1, T + 1):
         for a in range(n_assets):
@@ -387,8 +395,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             calls_left[j] = max_calls
         gas_usd = gas_step_usd[t]
         if has_perp:  # perp_start_step
-            for pvi in range(p_rounds.shape[0]):
-                p_rounds[pvi] = pv_rounds[pvi]
+            for pvi in range(p_vi.shape[0]):
+                p_vi[pvi, W_ROUNDS] = p_vi[pvi, W_ROUNDS0]
         tp = max(t - delay, 0)
         first_round = True
         while True:
@@ -987,10 +995,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         first_step = t
                     last_step = t
             # ---- perp venues at the round's starting market (their orders join the round's flows)
-            if has_perp and not perp_quiet(t, pv_lag, pl_off, pl_lp, pl_venue, pl_mark, pl_long, p_nx, p_cnt, p_rounds,
-                                           p_ptr, mkt_low, mkt_high, hist, p_ltb) \
-                    and perp_round(path, k, t, t * m.step_s, pv, pp, po, ps, mkt_low, mkt_high, hist,
-                                   low[path, t], high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
+            if has_perp and not perp_quiet(t, p_ln, p_lp, p_vi, p_nx, p_cnt, mkt_low, mkt_high, hist, p_ltb) \
+                    and perp_round(path, k, t, t * m.step_s, ps, mkt_low, mkt_high, hist, low[path, t],
+                                   high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
                 executed_any = True
                 if first_step < 0:
                     first_step = t
@@ -1093,8 +1100,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
-        if has_perp and perp_adl_due(p_dgrp, pv.goff):
-            perp_end_step(k, t, pv, pp, po, ps, hist)  # the perp venues' ADL at the step's close
+        if has_perp and perp_adl_due(p_gf, p_vi):
+            perp_end_step(k, t, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at
     # the final market close. An untouched account that is liquidatable (or underwater) at the end has a key
     # above its group's final ratio: a prefix of its group (the exact health decides). Touched ones one by one.
@@ -1122,7 +1129,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     if has_au:
         auction_end_path(au, aus, out, k, pT)
     if has_perp:
-        perp_end_path(k, pv, pp, po, ps, pT, pacct)
+        perp_end_path(k, po, ps, pT, pacct)
     o_first, o_last = out.first_liquidation_step, out.last_liquidation_step
     o_first[k] = first_step
     o_last[k] = last_step

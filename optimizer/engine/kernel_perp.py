@@ -215,46 +215,145 @@ def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee
 
 
 # ---------------------------------------------------------------------------------------------
-# per-chunk scratch
+# per-chunk scratch: a few packed arrays (each array a call binds costs a reference count each way, and the
+# round runs ~50 times a path, usually with nothing to do), rows' fields side by side (a liquidated row's
+# state in two or three cache lines, not one line per field)
 # ---------------------------------------------------------------------------------------------
+
+#: ``rf`` (n, 12) float64 per row: inputs, then state (``R_BOUND``: the :func:`row_bound` of a touched lane row,
+#: set whenever its size or margin changes)
+R_SIDE, R_ENTRY, R_SIZE0, R_MARGIN0, R_FEE, R_SIZE, R_MARGIN, R_UNTIL, R_VSIZE, R_VPX, R_MARK, R_BOUND = range(12)
+#: ``ri`` (n, 15) int32 per row: inputs, then flags (0 / 1); ``I_ORIG`` its index in :class:`KPerpPositions`
+(I_ROW, I_VENUE, I_ACCOUNT, I_POOL, I_MARK, I_TIER, I_WGROUP, I_TGROUP, I_XOF, I_LANE, I_CROSS, I_TOUCHED,
+ I_LIQ, I_DIRTY, I_ORIG) = range(15)
+#: ``li`` (5, n) int64 lists: touched rows, the round's rows, their routes, the waterfall's / ADL queue's order,
+#: rows changed on this path
+L_TLIST, L_BUF, L_ROUTE, L_ORDER, L_DLIST = range(5)
+#: ``lf`` (5, n) float64 per entry of the round's list (mark, closed size, equity, requirement), ADL score
+F_MARK, F_C, F_EQ, F_REQ, F_SCORE = range(5)
+#: ``ln`` (L, 6) int64 per lane
+N_LO, N_HI, N_VENUE, N_MARK, N_LONG, N_PTR = range(6)
+#: ``vf`` (VP, 14) float64 per venue: state (:data:`_FUND` ...), then inputs
+V_BFRAC, V_PTHR, V_PFRAC, V_COOL, V_FUND0, V_BACK0 = range(8, 14)
+#: ``vi`` (VP, 13) int64 per venue
+(W_COL, W_LAG, W_ROUNDS0, W_ROUNDS, W_POLICY, W_SCORE, W_OFF_LO, W_OFF_HI, W_G_LO, W_G_HI, W_FLAG_EQ, W_OFFNEG,
+ W_FEES_IN) = range(13)
+#: ``xi`` (X, 4) int64 per cross account
+X_LO, X_HI, X_ACC, X_VEN = range(4)
+#: ``af`` (NA, 3) float64 per account; ``gf`` (G, 2) per ADL group; ``qf`` (n_assets, 2) per pool
+A_COLL, A_COLL0, A_DELTA = range(3)
+G_D, G_SEIZED = range(2)
+Q_SELL, Q_BUY = range(2)
+#: ``oa`` (VP, 21) float64: the ledger's perp sums of the path so far, added to :class:`KPerpOut` by
+#: :func:`perp_flush` (every one of those ledger cells starts the path at 0 and only the perp hooks add to it,
+#: so 0 + (0 + a + b ...) is the same float as 0 + a + b ...)
+(O_LIQS, O_SEIZED, O_LONG, O_SHORT, O_SOLD, O_BOUGHT, O_REL, O_REAL, O_FEE, O_RET, O_TKO, O_DFC, O_TAKEN, O_INS,
+ O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD) = range(21)
+_N_OA = 21
+#: positions in the scratch tuple (:func:`perp_scratch`); ``PS_NID``: the scratch's row of each row of
+#: :class:`KPerpPositions`
+PS_RF, PS_RI, PS_LI, PS_LF, PS_LANE_LP, PS_LN, PS_LTB, PS_VI, PS_XI, PS_AF, PS_GF, PS_CNT = 0, 1, 2, 3, 5, 6, 7, 9, 10, 17, 18, 20
+PS_NID = 22
 
 
 @njit(cache=True)
 def perp_scratch(pv, pp, n_assets):
-    """Scratch state of one chunk of paths (reset per path by :func:`perp_start_path`)."""
+    """Scratch state and packed inputs of one chunk of paths (reset per path by :func:`perp_start_path` and
+    :func:`perp_end_path`): the tuple (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off,
+    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid) (columns: the ``R_`` / ``I_`` / ... constants).
+
+    The scratch numbers the rows in lane order (lane by lane, each by liquidation price; then the rows in no
+    lane, in book order): the round's pointer sweep reads consecutive rows, not rows scattered over the book.
+    ``nid`` maps a row of :class:`KPerpPositions` to its scratch row, ``ri[:, I_ORIG]`` back; what depends on
+    book order (the waterfall's order, the ADL queue's ties, pro-rata's sums, the account counts) reads
+    ``I_ORIG`` or walks the book through ``nid``."""
     n = pp.row.shape[0]
     n_v = pv.col.shape[0]
     n_g = pv.goff[n_v] if n_v > 0 else 0
-    return (pp.size0.copy(), pp.margin0.copy(), pp.coll0.copy(),  # size, margin, coll (reset per path: dirty rows)
-            np.zeros(n, np.bool_), np.empty(n, np.int64), np.zeros(4, np.int64),  # touched, touched list, counters
-            np.full(n, -np.inf), np.zeros(n), np.zeros(n), np.zeros(n, np.bool_),  # partial_until, vault, liq_once
-            np.zeros((n_v, 8)), np.zeros(n_v, np.int64), np.zeros(pp.lane_off.shape[0], np.int64),  # vs, rounds, ptr
-            np.empty(n, np.int64), np.empty(n), np.empty(n, np.int64), np.empty(n),  # buf, b_mark, b_route, b_c
-            np.empty(n), np.empty(n),  # b_eq, b_req
-            np.zeros(max(n_g, 1)), np.zeros(max(n_g, 1)), np.zeros(pp.coll0.shape[0]),  # d, cap/seized, acct delta
-            np.empty(n), np.empty(n, np.int64), np.empty(n),  # score, order, per-row scratch
-            np.zeros(n_assets), np.zeros(n_assets),  # per pool: the round's sells, buys (then their fills)
-            np.zeros(n, np.bool_), np.empty(n, np.int64),  # dirty: rows whose state changed on this path
-            _lane_of(pp.lane_off, pp.lane_pos, n), _no_bounds(pp.lane_long))  # lane of each row, touched bounds
-
-
-@njit(cache=True)
-def _lane_of(lane_off, lane_pos, n):
-    """The lane of each row (-1: in none, a cross or closed row)."""
-    out = np.full(n, -1, np.int64)
-    for ln in range(lane_off.shape[0] - 1):
-        for p in range(lane_off[ln], lane_off[ln + 1]):
-            out[lane_pos[p]] = ln
-    return out
-
-
-@njit(cache=True)
-def _no_bounds(lane_long):
-    """Per lane, the bound of its touched rows when it has none (no mark reaches it)."""
-    out = np.empty(lane_long.shape[0])
-    for ln in range(lane_long.shape[0]):
-        out[ln] = -np.inf if lane_long[ln] else np.inf
-    return out
+    n_l = pp.lane_off.shape[0] - 1
+    n_x = pp.x_account.shape[0]
+    n_a = pp.coll0.shape[0]
+    rf = np.zeros((n, 12))
+    ri = np.zeros((n, 15), np.int32)  # int32: a row's fields in 60 bytes
+    nid = np.empty(n, np.int64)
+    in_lane = np.zeros(n, np.bool_)
+    n_in = pp.lane_pos.shape[0]
+    for p in range(n_in):
+        nid[pp.lane_pos[p]] = p
+        in_lane[pp.lane_pos[p]] = True
+    m = n_in
+    for o in range(n):
+        if not in_lane[o]:
+            nid[o] = m
+            m += 1
+    for o in range(n):
+        i = nid[o]
+        ri[i, I_ORIG] = o
+        rf[i, R_SIDE] = pp.side[o]
+        rf[i, R_ENTRY] = pp.entry[o]
+        rf[i, R_SIZE0] = pp.size0[o]
+        rf[i, R_MARGIN0] = pp.margin0[o]
+        rf[i, R_FEE] = pp.fee_rate[o]
+        rf[i, R_SIZE] = pp.size0[o]
+        rf[i, R_MARGIN] = pp.margin0[o]
+        rf[i, R_UNTIL] = -np.inf
+        ri[i, I_ROW] = pp.row[o]
+        ri[i, I_VENUE] = pp.venue[o]
+        ri[i, I_ACCOUNT] = pp.account[o]
+        ri[i, I_POOL] = pp.pool[o]
+        ri[i, I_MARK] = pp.mark_asset[o]
+        ri[i, I_TIER] = pp.tier[o]
+        ri[i, I_WGROUP] = pp.wgroup[o]
+        ri[i, I_TGROUP] = pp.tgroup[o]
+        ri[i, I_XOF] = pp.x_of[o]
+        ri[i, I_LANE] = -1
+        ri[i, I_CROSS] = 1 if pp.cross[o] else 0
+    ln = np.zeros((n_l, 6), np.int64)
+    ltb = np.empty(n_l)
+    for lane in range(n_l):
+        ln[lane, N_LO] = pp.lane_off[lane]
+        ln[lane, N_HI] = pp.lane_off[lane + 1]
+        ln[lane, N_VENUE] = pp.lane_venue[lane]
+        ln[lane, N_MARK] = pp.lane_mark[lane]
+        ln[lane, N_LONG] = 1 if pp.lane_long[lane] else 0
+        ln[lane, N_PTR] = pp.lane_off[lane]
+        ltb[lane] = -np.inf if pp.lane_long[lane] else np.inf
+        for p in range(pp.lane_off[lane], pp.lane_off[lane + 1]):
+            ri[p, I_LANE] = lane
+    vf = np.zeros((n_v, 14))
+    vi = np.zeros((n_v, 13), np.int64)
+    for v in range(n_v):
+        vf[v, V_BFRAC] = pv.backstop_frac[v]
+        vf[v, V_PTHR] = pv.partial_thr[v]
+        vf[v, V_PFRAC] = pv.partial_frac[v]
+        vf[v, V_COOL] = pv.cooldown_s[v]
+        vf[v, V_FUND0] = pv.fund0[v]
+        vf[v, V_BACK0] = pv.backstop0[v]
+        vi[v, W_COL] = pv.col[v]
+        vi[v, W_LAG] = pv.lag[v]
+        vi[v, W_ROUNDS0] = pv.rounds[v]
+        vi[v, W_POLICY] = pv.policy[v]
+        vi[v, W_SCORE] = pv.score[v]
+        vi[v, W_OFF_LO] = pv.off[v]
+        vi[v, W_OFF_HI] = pv.off[v + 1]
+        vi[v, W_G_LO] = pv.goff[v]
+        vi[v, W_G_HI] = pv.goff[v + 1]
+        vi[v, W_FLAG_EQ] = 1 if pv.flag_eq[v] else 0
+        vi[v, W_OFFNEG] = 1 if pv.offset_neg[v] else 0
+        vi[v, W_FEES_IN] = 1 if pv.fees_to_fund[v] else 0
+    xi = np.zeros((n_x, 4), np.int64)
+    for x in range(n_x):
+        xi[x, X_LO] = pp.x_off[x]
+        xi[x, X_HI] = pp.x_off[x + 1]
+        xi[x, X_ACC] = pp.x_account[x]
+        xi[x, X_VEN] = pp.x_venue[x]
+    af = np.zeros((n_a, 3))
+    for a in range(n_a):
+        af[a, A_COLL] = pp.coll0[a]
+        af[a, A_COLL0] = pp.coll0[a]
+    return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), np.arange(n_in), pp.lane_lp, ln, ltb, vf, vi, xi,
+            nid[pp.x_rows], pp.w_off, nid[pp.w_pos], pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
+            np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid)
 
 
 @njit(cache=True)
@@ -288,74 +387,83 @@ def row_bound(s, q, margin, entry, floor, rate, ded, k):
 
 
 @njit(cache=True)
-def touched_bounds(tlist, cnt, size, margin, side, entry, tier, floor, rate, ded, lane_of, lane_long, lane_tb):
-    """Per lane, the bound (:func:`row_bound`) of its open touched rows (largest for longs, smallest for shorts),
-    for :func:`perp_quiet`; ``cnt[2]`` counts open touched rows in no lane (then no round is quiet). Called
-    whenever touched rows changed (a round that settled, an ADL step)."""
-    for ln in range(lane_tb.shape[0]):
-        lane_tb[ln] = -np.inf if lane_long[ln] else np.inf
+def touched_bounds(li, cnt, rf, ri, ln, ltb):
+    """Per lane, the bound (:func:`row_bound`, kept per row in ``R_BOUND``) of its open touched rows (largest for
+    longs, smallest for shorts), for :func:`perp_quiet`; ``cnt[2]`` counts open touched rows in no lane (then no
+    round is quiet). Called whenever touched rows changed (a round that settled, an ADL step)."""
+    for lane in range(ltb.shape[0]):
+        ltb[lane] = -np.inf if ln[lane, N_LONG] != 0 else np.inf
     cnt[2] = 0
     for q in range(cnt[0]):
-        i = tlist[q]
-        if not size[i] > 0.0:
+        i = li[L_TLIST, q]
+        if not rf[i, R_SIZE] > 0.0:
             continue
-        ln = lane_of[i]
-        if ln < 0:
+        lane = ri[i, I_LANE]
+        if lane < 0:
             cnt[2] += 1
             continue
-        b = row_bound(side[i], size[i], margin[i], entry[i], floor, rate, ded, tier[i])
-        if lane_long[ln]:
-            lane_tb[ln] = max(lane_tb[ln], b)
+        b = rf[i, R_BOUND]
+        if ln[lane, N_LONG] != 0:
+            ltb[lane] = max(ltb[lane], b)
         else:
-            lane_tb[ln] = min(lane_tb[ln], b)
+            ltb[lane] = min(ltb[lane], b)
 
 
 @njit(cache=True)
-def perp_start_path(pv, pp, ps):
-    """Per-venue state and lane pointers back to the start (rows are reset by :func:`perp_end_path`)."""
-    cnt, vs, ptr = ps[5], ps[10], ps[12]
+def perp_start_path(ps):
+    """Per-venue state, lane pointers and the path's sums back to the start (rows are reset by
+    :func:`perp_end_path`)."""
+    ln, vf, cnt, oa = ps[6], ps[8], ps[20], ps[21]
     cnt[0] = 0
     cnt[1] = 0
-    for v in range(vs.shape[0]):
-        vs[v, _FUND] = pv.fund0[v]
-        vs[v, _FUND_MIN] = pv.fund0[v]
-        vs[v, _BACKSTOP] = pv.backstop0[v]
+    for v in range(vf.shape[0]):
+        vf[v, _FUND] = vf[v, V_FUND0]
+        vf[v, _FUND_MIN] = vf[v, V_FUND0]
+        vf[v, _BACKSTOP] = vf[v, V_BACK0]
         for x in range(3, 8):
-            vs[v, x] = 0.0
-    for ln in range(ptr.shape[0] - 1):
-        ptr[ln] = pp.lane_off[ln]
+            vf[v, x] = 0.0
+        for x in range(oa.shape[1]):
+            oa[v, x] = 0.0
+    for lane in range(ln.shape[0]):
+        ln[lane, N_PTR] = ln[lane, N_LO]
 
 
 @njit(cache=True)
-def perp_start_step(pv, ps):
-    rounds = ps[11]
-    for v in range(rounds.shape[0]):
-        rounds[v] = pv.rounds[v]
+def perp_start_step(ps):
+    vi = ps[9]
+    for v in range(vi.shape[0]):
+        vi[v, W_ROUNDS] = vi[v, W_ROUNDS0]
 
 
 @njit(cache=True)
-def _dirty(i, dirty, dlist, cnt):
-    """Row i's state changed on this path (reset at its end)."""
-    if not dirty[i]:
-        dirty[i] = True
-        dlist[cnt[1]] = i
-        cnt[1] += 1
-
-
-@njit(cache=True)
-def _touch(i, touched, tlist, cnt):
-    if not touched[i]:
-        touched[i] = True
-        tlist[cnt[0]] = i
-        cnt[0] += 1
-
-
-@njit(cache=True)
-def _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset):
-    a = mark_asset[i]
-    if lag > 0:
-        return hist[max(t - lag, 0), a]
-    return mkt_low[a] if side[i] > 0.0 else mkt_high[a]
+def perp_flush(k, po, ps):
+    """Adds the path's perp sums so far to the ledger row ``k`` and clears them (:func:`perp_end_path` calls it)."""
+    vi, oa = ps[9], ps[21]
+    for v in range(vi.shape[0]):
+        j = vi[v, W_COL]
+        po.liquidations[k, j] += oa[v, O_LIQS]
+        po.collateral_seized_usd[k, j] += oa[v, O_SEIZED]
+        po.perp_liquidated_long_usd[k, j] += oa[v, O_LONG]
+        po.perp_liquidated_short_usd[k, j] += oa[v, O_SHORT]
+        po.perp_market_sold_base[k, j] += oa[v, O_SOLD]
+        po.perp_market_bought_base[k, j] += oa[v, O_BOUGHT]
+        po.perp_margin_released_usd[k, j] += oa[v, O_REL]
+        po.perp_realized_pnl_usd[k, j] += oa[v, O_REAL]
+        po.perp_fee_usd[k, j] += oa[v, O_FEE]
+        po.perp_returned_to_owner_usd[k, j] += oa[v, O_RET]
+        po.perp_backstop_takeover_usd[k, j] += oa[v, O_TKO]
+        po.perp_deficit_usd[k, j] += oa[v, O_DFC]
+        po.backstop_taken_base[k, j] += oa[v, O_TAKEN]
+        po.insurance_fund_paid_usd[k, j] += oa[v, O_INS]
+        po.insurance_fee_income_usd[k, j] += oa[v, O_FIN]
+        po.backstop_paid_usd[k, j] += oa[v, O_BPAID]
+        po.adl_closed_notional_usd[k, j] += oa[v, O_CLOSED]
+        po.adl_volume_usd[k, j] += oa[v, O_ADLV]
+        po.adl_overshoot_usd[k, j] += oa[v, O_OVER]
+        po.adl_steps[k, j] += oa[v, O_STEPS]
+        po.realised_bad_debt_usd[k, j] += oa[v, O_RBAD]
+        for x in range(oa.shape[1]):
+            oa[v, x] = 0.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -364,32 +472,30 @@ def _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset):
 
 
 @njit(cache=True)
-def perp_quiet(t, lag_v, lane_off, lane_lp, lane_venue, lane_mark, lane_long, n_x, cnt, rounds, ptr, mkt_low, mkt_high,
-               hist, lane_tb):
+def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb):
     """True when :func:`perp_round` cannot liquidate anything this round: no cross accounts, no lane's mark
     reached the liquidation price at its pointer (where the lane sweep would stop) nor the bound of its touched
-    rows (``lane_tb``, :func:`touched_bounds`; every touched row is still confirmed exactly by the round). O(lanes).
+    rows (``ltb``, :func:`touched_bounds`; every touched row is still confirmed exactly by the round). O(lanes).
 
-    The cascade kernel asks this before each round with the few arrays it reads: a call that binds the perp
-    NamedTuples (about 100 arrays, a reference count each way) costs more than a quiet round's work."""
+    The cascade kernel asks this before each round with the few arrays it reads."""
     if cnt[2] > 0 or n_x > 0:
         return False
-    for ln in range(lane_off.shape[0] - 1):
-        v = lane_venue[ln]
-        if rounds[v] <= 0:
+    for lane in range(ln.shape[0]):
+        v = ln[lane, N_VENUE]
+        if vi[v, W_ROUNDS] <= 0:
             continue
-        a = lane_mark[ln]
-        long_ = lane_long[ln]
-        lag = lag_v[v]
+        a = ln[lane, N_MARK]
+        long_ = ln[lane, N_LONG] != 0
+        lag = vi[v, W_LAG]
         mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
-        tb = lane_tb[ln]
+        tb = ltb[lane]
         if long_:
             if tb > mk * (1.0 - LP_TOL):
                 return False
         elif tb < mk * (1.0 + LP_TOL):
             return False
-        p = ptr[ln]
-        if p >= lane_off[ln + 1]:
+        p = ln[lane, N_PTR]
+        if p >= ln[lane, N_HI]:
             continue
         lp = lane_lp[p]
         if long_:
@@ -401,63 +507,43 @@ def perp_quiet(t, lag_v, lane_off, lane_lp, lane_venue, lane_mark, lane_long, n_
 
 
 @njit(cache=True)
-def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_low, exo_high, liq, flow,
-               round_sales, ev, ev_n, ev_cap):
+def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high, liq, flow, round_sales, ev, ev_n,
+               ev_cap):
     """Every perp venue's liquidation pass at the round's starting market (``flow`` the pools' state at the
     round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
-    (size, margin, coll, touched, tlist, cnt, p_until, v_size, v_px, liq_once, vs, rounds, ptr,
-     buf, b_mark, b_route, b_c, b_eq, b_req, d_grp, _cap, acct_delta, _score, _order, _tmp,
-     q_sell, q_buy, dirty, dlist, lane_of, lane_tb) = ps
-    side, entry, is_cross, account, pool, tier = pp.side, pp.entry, pp.cross, pp.account, pp.pool, pp.tier
-    floor, rate, ded, mark_asset = pp.floor, pp.rate, pp.ded, pp.mark_asset
-    lane_off, lane_pos, lane_lp = pp.lane_off, pp.lane_pos, pp.lane_lp
-    lane_venue, lane_mark, lane_long = pp.lane_venue, pp.lane_mark, pp.lane_long
-    x_account, x_venue, x_off, x_rows = pp.x_account, pp.x_venue, pp.x_off, pp.x_rows
-    p_row, tgroup = pp.row, pp.tgroup
-    # outputs as locals (an array read through a tuple field in the loop costs a reference count each time)
-    o_liqs, o_seized, o_long, o_short = po.liquidations, po.collateral_seized_usd, po.perp_liquidated_long_usd, \
-        po.perp_liquidated_short_usd
-    o_sold, o_bought, o_rel, o_real = po.perp_market_sold_base, po.perp_market_bought_base, \
-        po.perp_margin_released_usd, po.perp_realized_pnl_usd
-    o_fee, o_ret, o_tko, o_dfc = po.perp_fee_usd, po.perp_returned_to_owner_usd, po.perp_backstop_takeover_usd, \
-        po.perp_deficit_usd
-    o_taken, o_ins, o_fin, o_bpaid = po.backstop_taken_base, po.insurance_fund_paid_usd, \
-        po.insurance_fee_income_usd, po.backstop_paid_usd
-    fee_rate, p_venue = pp.fee_rate, pp.venue
-    v_col, v_lag, v_flag_eq, v_offset_neg, v_bfrac = pv.col, pv.lag, pv.flag_eq, pv.offset_neg, pv.backstop_frac
-    v_pthr, v_pfrac, v_cool, v_fees_in, v_fund0 = pv.partial_thr, pv.partial_frac, pv.cooldown_s, pv.fees_to_fund, \
-        pv.fund0
-    n_x = x_account.shape[0]
-    n_pools = q_sell.shape[0]
+    (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, floor, rate, ded, af, gf, qf,
+     cnt, oa, _nid) = ps
+    n_x = xi.shape[0]
+    n_pools = qf.shape[0]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
     keep = 0
     for q in range(cnt[0]):
-        i = tlist[q]
-        if size[i] > 0.0:
-            tlist[keep] = i
+        i = li[L_TLIST, q]
+        if rf[i, R_SIZE] > 0.0:
+            li[L_TLIST, keep] = i
             keep += 1
         else:
-            touched[i] = False
+            ri[i, I_TOUCHED] = 0
     cnt[0] = keep
     any_liq = False
-    for v in range(v_col.shape[0]):
-        if rounds[v] <= 0:
+    for v in range(vi.shape[0]):
+        if vi[v, W_ROUNDS] <= 0:
             continue
-        j = v_col[v]
-        lag = v_lag[v]
-        flag_eq = v_flag_eq[v]
+        j = vi[v, W_COL]
+        lag = vi[v, W_LAG]
+        flag_eq = vi[v, W_FLAG_EQ] != 0
         nb = 0
         # ---- who: lanes of isolated rows (pointer sweep), touched rows, cross accounts
-        for ln in range(lane_off.shape[0] - 1):
-            if lane_venue[ln] != v:
+        for lane in range(ln.shape[0]):
+            if ln[lane, N_VENUE] != v:
                 continue
-            a = lane_mark[ln]
-            long_ = lane_long[ln]
+            a = ln[lane, N_MARK]
+            long_ = ln[lane, N_LONG] != 0
             mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
             thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
-            p = ptr[ln]
+            p = ln[lane, N_PTR]
             advance = True
-            end = lane_off[ln + 1]
+            end = ln[lane, N_HI]
             while p < end:
                 lp = lane_lp[p]
                 if long_:
@@ -466,125 +552,146 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                 elif not lp < thr:
                     break
                 i = lane_pos[p]
-                if size[i] > 0.0 and not touched[i]:
-                    eq = margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)
-                    req = maintenance_usd(floor, rate, ded, tier[i], size[i] * mk)
+                q_i = rf[i, R_SIZE]
+                if q_i > 0.0 and ri[i, I_TOUCHED] == 0:
+                    eq = rf[i, R_MARGIN] + (rf[i, R_SIDE] * q_i * (mk - rf[i, R_ENTRY]) - 0.0)
+                    req = maintenance_usd(floor, rate, ded, ri[i, I_TIER], q_i * mk)
                     if flagged(eq, req, flag_eq):
-                        buf[nb] = i
-                        b_mark[nb] = mk
-                        b_eq[nb] = eq
-                        b_req[nb] = req
+                        li[L_BUF, nb] = i
+                        lf[F_MARK, nb] = mk
+                        lf[F_EQ, nb] = eq
+                        lf[F_REQ, nb] = req
                         nb += 1
                     else:
                         advance = False  # within the slack, not (yet) liquidatable: stays a candidate
                 if advance:
-                    ptr[ln] = p + 1
+                    ln[lane, N_PTR] = p + 1
                 p += 1
         for q in range(cnt[0]):
-            i = tlist[q]
-            if p_venue[i] != v or size[i] <= 0.0 or is_cross[i]:
+            i = li[L_TLIST, q]
+            q_i = rf[i, R_SIZE]
+            if ri[i, I_VENUE] != v or q_i <= 0.0 or ri[i, I_CROSS] != 0:
                 continue
-            # _mark written out (a call binds five arrays; this runs per touched row and round)
-            a = mark_asset[i]
+            a = ri[i, I_MARK]
+            s_i = rf[i, R_SIDE]
             if lag > 0:
                 mk = hist[max(t - lag, 0), a]
             else:
-                mk = mkt_low[a] if side[i] > 0.0 else mkt_high[a]
-            eq = margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)
-            req = maintenance_usd(floor, rate, ded, tier[i], size[i] * mk)
+                mk = mkt_low[a] if s_i > 0.0 else mkt_high[a]
+            if ri[i, I_LANE] >= 0:  # beyond its bound (perp_quiet's test, row by row): not liquidatable
+                if s_i > 0.0:
+                    if not rf[i, R_BOUND] > mk * (1.0 - LP_TOL):
+                        continue
+                elif not rf[i, R_BOUND] < mk * (1.0 + LP_TOL):
+                    continue
+            eq = rf[i, R_MARGIN] + (s_i * q_i * (mk - rf[i, R_ENTRY]) - 0.0)
+            req = maintenance_usd(floor, rate, ded, ri[i, I_TIER], q_i * mk)
             if flagged(eq, req, flag_eq):
-                buf[nb] = i
-                b_mark[nb] = mk
-                b_eq[nb] = eq
-                b_req[nb] = req
+                li[L_BUF, nb] = i
+                lf[F_MARK, nb] = mk
+                lf[F_EQ, nb] = eq
+                lf[F_REQ, nb] = req
                 nb += 1
         for x in range(n_x):
-            if x_venue[x] != v:
+            if xi[x, X_VEN] != v:
                 continue
             upnl = 0.0
             mm = 0.0
             n_open = 0
-            for r in range(x_off[x], x_off[x + 1]):
+            for r in range(xi[x, X_LO], xi[x, X_HI]):
                 i = x_rows[r]
-                mk = _mark(i, t, lag, side, mkt_low, mkt_high, hist, mark_asset)
-                _tmp[i] = mk
-                upnl += side[i] * size[i] * (mk - entry[i]) - 0.0
-                if size[i] > 0.0:
-                    mm += maintenance_usd(floor, rate, ded, tier[i], size[i] * mk)
+                a = ri[i, I_MARK]
+                s_i = rf[i, R_SIDE]
+                if lag > 0:
+                    mk = hist[max(t - lag, 0), a]
+                else:
+                    mk = mkt_low[a] if s_i > 0.0 else mkt_high[a]
+                rf[i, R_MARK] = mk
+                q_i = rf[i, R_SIZE]
+                upnl += s_i * q_i * (mk - rf[i, R_ENTRY]) - 0.0
+                if q_i > 0.0:
+                    mm += maintenance_usd(floor, rate, ded, ri[i, I_TIER], q_i * mk)
                     n_open += 1
             if n_open == 0:
                 continue
-            eq = coll[x_account[x]] + upnl
+            eq = af[xi[x, X_ACC], A_COLL] + upnl
             if flagged(eq, mm, flag_eq):
-                for r in range(x_off[x], x_off[x + 1]):
+                for r in range(xi[x, X_LO], xi[x, X_HI]):
                     i = x_rows[r]
-                    if size[i] > 0.0:
-                        buf[nb] = i
-                        b_mark[nb] = _tmp[i]
-                        b_eq[nb] = eq
-                        b_req[nb] = mm
+                    if rf[i, R_SIZE] > 0.0:
+                        li[L_BUF, nb] = i
+                        lf[F_MARK, nb] = rf[i, R_MARK]
+                        lf[F_EQ, nb] = eq
+                        lf[F_REQ, nb] = mm
                         nb += 1
         if nb == 0:
             continue
         # ---- routes and sizes; the round's market orders per pool
         for a in range(n_pools):
-            q_sell[a] = 0.0
-            q_buy[a] = 0.0
-        offset_neg, bfrac, pthr, pfrac = v_offset_neg[v], v_bfrac[v], v_pthr[v], v_pfrac[v]
+            qf[a, Q_SELL] = 0.0
+            qf[a, Q_BUY] = 0.0
+        offset_neg, bfrac, pthr, pfrac = vi[v, W_OFFNEG] != 0, vf[v, V_BFRAC], vf[v, V_PTHR], vf[v, V_PFRAC]
         for b in range(nb):
-            i = buf[b]
-            r = route_of(b_eq[b], b_req[b], offset_neg, bfrac)
-            c = size[i]
-            if r == 0 and size[i] * b_mark[b] > pthr and now_s >= p_until[i]:
-                c = min(pfrac * size[i], size[i])
-            b_route[b] = r
-            b_c[b] = c
+            i = li[L_BUF, b]
+            r = route_of(lf[F_EQ, b], lf[F_REQ, b], offset_neg, bfrac)
+            q_i = rf[i, R_SIZE]
+            c = q_i
+            if r == 0 and q_i * lf[F_MARK, b] > pthr and now_s >= rf[i, R_UNTIL]:
+                c = min(pfrac * q_i, q_i)
+            li[L_ROUTE, b] = r
+            lf[F_C, b] = c
             if r == 0:
-                if side[i] > 0.0:
-                    q_sell[pool[i]] += c
+                if rf[i, R_SIDE] > 0.0:
+                    qf[ri[i, I_POOL], Q_SELL] += c
                 else:
-                    q_buy[pool[i]] += c
+                    qf[ri[i, I_POOL], Q_BUY] += c
         for a in range(n_pools):
-            if q_sell[a] > 0.0:
-                q_sell[a] = proceeds_usd(liq, a, flow[a], q_sell[a], exo_low[a]) / q_sell[a]
-            if q_buy[a] > 0.0:
-                q_buy[a] = purchase_usd(liq, a, flow[a], q_buy[a], exo_high[a]) / q_buy[a]
-        # ---- settle (every row against the book as it was at the round's start); the ledger's running sums
-        # in locals, added in the same order as one += per row
-        rounds[v] -= 1
+            qs = qf[a, Q_SELL]
+            if qs > 0.0:
+                qf[a, Q_SELL] = proceeds_usd(liq, a, flow[a], qs, exo_low[a]) / qs
+            qb = qf[a, Q_BUY]
+            if qb > 0.0:
+                qf[a, Q_BUY] = purchase_usd(liq, a, flow[a], qb, exo_high[a]) / qb
+        # ---- settle (every row against the book as it was at the round's start); the path's running sums in
+        # locals, added in the same order as one += per row
+        vi[v, W_ROUNDS] -= 1
         any_liq = True
-        cool = v_cool[v]
-        s_liqs, s_seized, s_long, s_short = o_liqs[k, j], o_seized[k, j], o_long[k, j], o_short[k, j]
-        s_sold, s_bought, s_rel, s_real = o_sold[k, j], o_bought[k, j], o_rel[k, j], o_real[k, j]
-        s_fee, s_ret, s_tko, s_dfc = o_fee[k, j], o_ret[k, j], o_tko[k, j], o_dfc[k, j]
-        s_taken, s_vtko = o_taken[k, j], vs[v, _TAKEOVER]
+        cool = vf[v, V_COOL]
+        s_liqs, s_seized, s_long, s_short = oa[v, O_LIQS], oa[v, O_SEIZED], oa[v, O_LONG], oa[v, O_SHORT]
+        s_sold, s_bought, s_rel, s_real = oa[v, O_SOLD], oa[v, O_BOUGHT], oa[v, O_REL], oa[v, O_REAL]
+        s_fee, s_ret, s_tko, s_dfc = oa[v, O_FEE], oa[v, O_RET], oa[v, O_TKO], oa[v, O_DFC]
+        s_taken, s_vtko = oa[v, O_TAKEN], vf[v, _TAKEOVER]
         for b in range(nb):
-            i = buf[b]
-            mk = b_mark[b]
-            r = b_route[b]
-            c = b_c[b]
-            s_i = side[i]
-            q_i = size[i]
+            i = li[L_BUF, b]
+            mk = lf[F_MARK, b]
+            r = li[L_ROUTE, b]
+            c = lf[F_C, b]
+            b_eq = lf[F_EQ, b]
+            b_req = lf[F_REQ, b]
+            s_i = rf[i, R_SIDE]
+            q_i = rf[i, R_SIZE]
+            pool_i = ri[i, I_POOL]
+            cross_i = ri[i, I_CROSS] != 0
             fill = mk
             if r == 0:  # the average fill of its side's aggregate order in its pool
-                fill = q_sell[pool[i]] if s_i > 0.0 else q_buy[pool[i]]
-            fee_cap = fee_rate[i] * q_i * fill
+                fill = qf[pool_i, Q_SELL] if s_i > 0.0 else qf[pool_i, Q_BUY]
+            fee_cap = rf[i, R_FEE] * q_i * fill
             left = q_i - c
-            if not is_cross[i] and left == 0.0:  # an isolated row closed whole releases all of its equity
+            if not cross_i and left == 0.0:  # an isolated row closed whole releases all of its equity
                 share = 1.0
             else:  # the maintenance requirement the closed part releases, at the mark
-                kt = tier[i]
+                kt = ri[i, I_TIER]
                 mm_before = maintenance_usd(floor, rate, ded, kt, q_i * mk) if q_i > 0.0 else 0.0
                 mm_after = maintenance_usd(floor, rate, ded, kt, left * mk) if left > 0.0 else 0.0
-                share = (mm_before - mm_after) / b_req[b]
+                share = (mm_before - mm_after) / b_req
             left, rel, real, fee, ret, tko, dfc, new_m, to_acc = settle_row(
-                s_i, q_i, entry[i], margin[i], is_cross[i], mk, fill, c, r, b_eq[b], b_req[b], fee_cap, share)
+                s_i, q_i, rf[i, R_ENTRY], rf[i, R_MARGIN], cross_i, mk, fill, c, r, b_eq, b_req, fee_cap, share)
             if r == 0 and left > 0.0 and cool > 0.0:
-                p_until[i] = now_s + cool
+                rf[i, R_UNTIL] = now_s + cool
             closed_usd = c * mk
             if r == 1:
-                v_size[i] += s_i * c
-                v_px[i] = mk
+                rf[i, R_VSIZE] += s_i * c
+                rf[i, R_VPX] = mk
                 s_vtko += tko
                 s_taken += c
             s_liqs += 1.0
@@ -598,7 +705,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                     s_sold += c
                 else:
                     s_bought += c
-                round_sales[pool[i]] += s_i * c
+                round_sales[pool_i] += s_i * c
             s_rel += rel
             s_real += real
             s_fee += fee
@@ -611,7 +718,7 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                     ev[e].path = path
                     ev[e].step = t
                     ev[e].protocol = j
-                    ev[e].position = p_row[i]
+                    ev[e].position = ri[i, I_ROW]
                     ev[e].collateral = -1
                     ev[e].debt_repaid_usd = closed_usd
                     ev[e].collateral_seized_usd = rel
@@ -621,44 +728,46 @@ def perp_round(path, k, t, now_s, pv, pp, po, ps, mkt_low, mkt_high, hist, exo_l
                     ev[e].price = mk if r != 0 else fill
                 ev_n[0] = e + 1
             # the waterfall's inputs of this row (its loss, margin used, fee income, eligibility)
-            b_eq[b] = real
-            b_req[b] = dfc
-            b_mark[b] = fee
-            size[i] = left
-            margin[i] = new_m
-            acct_delta[account[i]] += to_acc
-            liq_once[i] = True
-            if not dirty[i]:  # _dirty and _touch written out (each call binds three arrays; this runs per row)
-                dirty[i] = True
-                dlist[cnt[1]] = i
+            lf[F_EQ, b] = real
+            lf[F_REQ, b] = dfc
+            lf[F_MARK, b] = fee
+            rf[i, R_SIZE] = left
+            rf[i, R_MARGIN] = new_m
+            if left > 0.0 and ri[i, I_LANE] >= 0:  # its bound for touched_bounds, at its state after the round
+                rf[i, R_BOUND] = row_bound(s_i, left, new_m, rf[i, R_ENTRY], floor, rate, ded, ri[i, I_TIER])
+            af[ri[i, I_ACCOUNT], A_DELTA] += to_acc
+            ri[i, I_LIQ] = 1
+            if ri[i, I_DIRTY] == 0:  # rows whose state changed on this path
+                ri[i, I_DIRTY] = 1
+                li[L_DLIST, cnt[1]] = i
                 cnt[1] += 1
-            if left > 0.0 and not touched[i]:
-                touched[i] = True
-                tlist[cnt[0]] = i
+            if left > 0.0 and ri[i, I_TOUCHED] == 0:
+                ri[i, I_TOUCHED] = 1
+                li[L_TLIST, cnt[0]] = i
                 cnt[0] += 1
-        o_liqs[k, j], o_seized[k, j], o_long[k, j], o_short[k, j] = s_liqs, s_seized, s_long, s_short
-        o_sold[k, j], o_bought[k, j], o_rel[k, j], o_real[k, j] = s_sold, s_bought, s_rel, s_real
-        o_fee[k, j], o_ret[k, j], o_tko[k, j], o_dfc[k, j] = s_fee, s_ret, s_tko, s_dfc
-        o_taken[k, j] = s_taken
-        vs[v, _TAKEOVER] = s_vtko
+        oa[v, O_LIQS], oa[v, O_SEIZED], oa[v, O_LONG], oa[v, O_SHORT] = s_liqs, s_seized, s_long, s_short
+        oa[v, O_SOLD], oa[v, O_BOUGHT], oa[v, O_REL], oa[v, O_REAL] = s_sold, s_bought, s_rel, s_real
+        oa[v, O_FEE], oa[v, O_RET], oa[v, O_TKO], oa[v, O_DFC] = s_fee, s_ret, s_tko, s_dfc
+        oa[v, O_TAKEN] = s_taken
+        vf[v, _TAKEOVER] = s_vtko
         for b in range(nb):
-            a = account[buf[b]]
-            if acct_delta[a] != 0.0:
-                coll[a] = coll[a] + acct_delta[a]
-                acct_delta[a] = 0.0
-        ins_sum, fee_sum, back_sum = _waterfall(v, nb, buf, b_eq, b_req, b_mark, b_route, _order, v_fees_in[v],
-                                                v_fund0[v], tgroup, vs, d_grp)
-        o_ins[k, j] += ins_sum
-        o_fin[k, j] += fee_sum
-        o_bpaid[k, j] += back_sum
-    touched_bounds(tlist, cnt, size, margin, side, entry, tier, floor, rate, ded, lane_of, lane_long, lane_tb)
+            a = ri[li[L_BUF, b], I_ACCOUNT]
+            if af[a, A_DELTA] != 0.0:
+                af[a, A_COLL] = af[a, A_COLL] + af[a, A_DELTA]
+                af[a, A_DELTA] = 0.0
+        ins_sum, fee_sum, back_sum = _waterfall(v, nb, li, lf, ri, vi[v, W_FEES_IN] != 0, vf, gf)
+        oa[v, O_INS] += ins_sum
+        oa[v, O_FIN] += fee_sum
+        oa[v, O_BPAID] += back_sum
+    touched_bounds(li, cnt, rf, ri, ln, ltb)
     return any_liq
 
 
 @njit(cache=True)
-def _waterfall(v, nb, buf, realized, deficit, fee_usd, route, order, fees_in, fund0, tgroup, vs, d_grp):
+def _waterfall(v, nb, li, lf, ri, fees_in, vf, gf):
     """``waterfall_of`` of one round, in book order (the same running sums as ``loss_waterfall``); returns the
-    round's (insurance paid, fee income, backstop paid).
+    round's (insurance paid, fee income, backstop paid). The round's list: rows ``li[L_BUF]``, realised PnL
+    ``lf[F_EQ]``, deficit ``lf[F_REQ]``, fee ``lf[F_MARK]``, route ``li[L_ROUTE]``.
 
     Only rows with a loss beyond their margin (``dw > 0``) or a fee into the fund change a running sum: a row
     with neither adds +0.0 to ``cum``, ``used``, ``d_grp`` and the three sums (all >= +0.0, so bit-unchanged),
@@ -667,16 +776,17 @@ def _waterfall(v, nb, buf, realized, deficit, fee_usd, route, order, fees_in, fu
     put in book order (usually none or a few: no sort of the whole round)."""
     na = 0
     for b in range(nb):
-        dfc = deficit[b]
-        margin_used = max(-realized[b] - dfc, 0.0)
+        dfc = lf[F_REQ, b]
+        margin_used = max(-lf[F_EQ, b] - dfc, 0.0)
         loss = max(margin_used + dfc, 0.0)
-        fee = max(fee_usd[b], 0.0) if fees_in else 0.0
+        fee = max(lf[F_MARK, b], 0.0) if fees_in else 0.0
         dw = loss - min(loss, max(margin_used, 0.0))
         if dw != 0.0 or fee != 0.0 or dw != dw or fee != fee:
-            order[na] = buf[b] * nb + b  # book order, then the round's index (rows are distinct)
+            li[L_ORDER, na] = ri[li[L_BUF, b], I_ORIG] * nb + b  # book order, then the round's index (rows distinct)
             na += 1
-    fund = vs[v, _FUND]
-    backstop = vs[v, _BACKSTOP]
+    fund = vf[v, _FUND]
+    backstop = vf[v, _BACKSTOP]
+    fund0 = vf[v, V_FUND0]
     cum = 0.0
     low = 0.0
     before = fund
@@ -685,14 +795,14 @@ def _waterfall(v, nb, buf, realized, deficit, fee_usd, route, order, fees_in, fu
     ins_sum = 0.0
     back_sum = 0.0
     if na > 1:
-        order[:na].sort()
+        li[L_ORDER, :na].sort()
     for q in range(na):
-        b = order[q] % nb
-        dfc = deficit[b]
-        margin_used = max(-realized[b] - dfc, 0.0)
+        b = li[L_ORDER, q] % nb
+        dfc = lf[F_REQ, b]
+        margin_used = max(-lf[F_EQ, b] - dfc, 0.0)
         loss = max(margin_used + dfc, 0.0)
-        fee = max(fee_usd[b], 0.0) if fees_in else 0.0
-        eligible = route[b] != 2
+        fee = max(lf[F_MARK, b], 0.0) if fees_in else 0.0
+        eligible = li[L_ROUTE, b] != 2
         dw = loss - min(loss, max(margin_used, 0.0))
         draw = dw if eligible else 0.0
         cum += fee - draw
@@ -703,17 +813,17 @@ def _waterfall(v, nb, buf, realized, deficit, fee_usd, route, order, fees_in, fu
         rest = dw - from_ins
         from_back = min(max(backstop - used, 0.0), rest)
         used += rest
-        d_grp[tgroup[buf[b]]] += rest - from_back
+        gf[ri[li[L_BUF, b], I_TGROUP], G_D] += rest - from_back
         if fund0 > 0.0 and (draw - from_ins) > _EPS_USD:
-            vs[v, _DEPLETED] = 1.0
+            vf[v, _DEPLETED] = 1.0
         fee_sum += fee
         ins_sum += from_ins
         back_sum += from_back
     fund = max(fund + fee_sum - ins_sum, 0.0)
-    vs[v, _FUND] = fund
-    vs[v, _FUND_MIN] = min(vs[v, _FUND_MIN], fund)
-    vs[v, _BACKSTOP] = max(backstop - back_sum, 0.0)
-    vs[v, _BACKSTOP_PAID] += back_sum
+    vf[v, _FUND] = fund
+    vf[v, _FUND_MIN] = min(vf[v, _FUND_MIN], fund)
+    vf[v, _BACKSTOP] = max(backstop - back_sum, 0.0)
+    vf[v, _BACKSTOP_PAID] += back_sum
     return ins_sum, fee_sum, back_sum
 
 
@@ -723,17 +833,17 @@ def _waterfall(v, nb, buf, realized, deficit, fee_usd, route, order, fees_in, fu
 
 
 @njit(cache=True)
-def perp_adl_due(d_grp, goff):
+def perp_adl_due(gf, vi):
     """True when some perp venue has a deficit for :func:`perp_end_step`'s ADL; otherwise clears the groups'
-    sub-threshold rests (as that function does) and the cascade kernel skips the call (it binds little)."""
-    for v in range(goff.shape[0] - 1):
+    sub-threshold rests (as that function does) and the cascade kernel skips the call."""
+    for v in range(vi.shape[0]):
         tot = 0.0
-        for g in range(goff[v], goff[v + 1]):
-            tot += d_grp[g]
+        for g in range(vi[v, W_G_LO], vi[v, W_G_HI]):
+            tot += gf[g, G_D]
         if tot > _EPS_USD:
             return True
-    for g in range(d_grp.shape[0]):
-        d_grp[g] = 0.0
+    for g in range(gf.shape[0]):
+        gf[g, G_D] = 0.0
     return False
 
 
@@ -756,68 +866,78 @@ def _sift(idx, key, q, n):
 
 
 @njit(cache=True)
-def perp_end_step(k, t, pv, pp, po, ps, hist):
+def _dirty(i, ri, li, cnt):
+    """Row i's state changed on this path (reset at its end)."""
+    if ri[i, I_DIRTY] == 0:
+        ri[i, I_DIRTY] = 1
+        li[L_DLIST, cnt[1]] = i
+        cnt[1] += 1
+
+
+@njit(cache=True)
+def perp_end_step(k, t, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
-    (size, margin, coll, touched, tlist, cnt, _pu, _vsz, _vpx, _lo, vs, _r, _p,
-     _buf, _bm, _br, _bc, _be, _bq, d_grp, seized, _ad, score, order, mark, _qs, _qb, dirty, dlist, lane_of,
-     lane_tb) = ps
-    side, entry = pp.side, pp.entry
-    wgroup, p_cross, p_account, p_pool = pp.wgroup, pp.cross, pp.account, pp.pool
-    o_closed = po.adl_closed_notional_usd
-    x_of, floor, rate, ded, p_tier = pp.x_of, pp.floor, pp.rate, pp.ded, pp.tier
-    w_off, w_pos = pp.w_off, pp.w_pos
-    for v in range(pv.col.shape[0]):
-        g0, g1 = pv.goff[v], pv.goff[v + 1]
+    (rf, ri, li, lf, _lane_pos, _lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off, w_pos, floor, rate, ded, af, gf, _qf,
+     cnt, oa, nid) = ps
+    order = li[L_ORDER]
+    score = lf[F_SCORE]
+    for v in range(vi.shape[0]):
+        g0, g1 = vi[v, W_G_LO], vi[v, W_G_HI]
         tot = 0.0
         for g in range(g0, g1):
-            tot += d_grp[g]
+            tot += gf[g, G_D]
         if not tot > _EPS_USD:
             for g in range(g0, g1):
-                d_grp[g] = 0.0
+                gf[g, G_D] = 0.0
             continue
-        j = pv.col[v]
-        prof_lev = pv.score[v] == SCORE_PROFIT_LEVERAGE
-        lo, hi = pv.off[v], pv.off[v + 1]
+        prof_lev = vi[v, W_SCORE] == SCORE_PROFIT_LEVERAGE
+        pro_rata = vi[v, W_POLICY] == ADL_PRO_RATA
+        lo, hi = vi[v, W_OFF_LO], vi[v, W_OFF_HI]
         for g in range(g0, g1):
-            seized[g] = 0.0
+            gf[g, G_SEIZED] = 0.0
         n_live = 0
-        if pv.policy[v] == ADL_PRO_RATA:
-            for i in range(lo, hi):
-                mark[i] = hist[t, p_pool[i]]
-            for i in range(lo, hi):
-                if size[i] > 0.0:
-                    u = max(side[i] * size[i] * (mark[i] - entry[i]), 0.0)
-                    seized[wgroup[i]] += u  # capacity per group, for now
-            for i in range(lo, hi):
+        if pro_rata:
+            for o in range(lo, hi):  # the venue's rows in book order
+                i = nid[o]
+                rf[i, R_MARK] = hist[t, ri[i, I_POOL]]
+            for o in range(lo, hi):
+                i = nid[o]
+                if rf[i, R_SIZE] > 0.0:
+                    u = max(rf[i, R_SIDE] * rf[i, R_SIZE] * (rf[i, R_MARK] - rf[i, R_ENTRY]), 0.0)
+                    gf[ri[i, I_WGROUP], G_SEIZED] += u  # capacity per group, for now
+            for o in range(lo, hi):
+                i = nid[o]
                 score[i] = 0.0
-                if size[i] > 0.0:
-                    g = wgroup[i]
-                    u = max(side[i] * size[i] * (mark[i] - entry[i]), 0.0)
-                    frac = min(1.0, d_grp[g] / seized[g]) if seized[g] > 0.0 else 0.0
+                if rf[i, R_SIZE] > 0.0:
+                    g = ri[i, I_WGROUP]
+                    u = max(rf[i, R_SIDE] * rf[i, R_SIZE] * (rf[i, R_MARK] - rf[i, R_ENTRY]), 0.0)
+                    frac = min(1.0, gf[g, G_D] / gf[g, G_SEIZED]) if gf[g, G_SEIZED] > 0.0 else 0.0
                     score[i] = u * frac  # the haircut
             for g in range(g0, g1):
-                seized[g] = 0.0
-            for i in range(lo, hi):
-                if size[i] > 0.0:
-                    seized[wgroup[i]] += score[i]
+                gf[g, G_SEIZED] = 0.0
+            for o in range(lo, hi):
+                i = nid[o]
+                if rf[i, R_SIZE] > 0.0:
+                    gf[ri[i, I_WGROUP], G_SEIZED] += score[i]
         else:
             # pool sums of cross accounts at these marks (for the scores)
-            n_x = pp.x_account.shape[0]
+            n_x = xi.shape[0]
             x_upnl = np.zeros(n_x)
             x_not = np.zeros(n_x)
             x_mm = np.zeros(n_x)
             for x in range(n_x):
-                if pp.x_venue[x] != v:
+                if xi[x, X_VEN] != v:
                     continue
-                for r in range(pp.x_off[x], pp.x_off[x + 1]):
-                    i = pp.x_rows[r]
-                    mark[i] = hist[t, p_pool[i]]
-                    x_upnl[x] += side[i] * size[i] * (mark[i] - entry[i]) - 0.0
-                    x_not[x] += size[i] * mark[i]
-                    if size[i] > 0.0:
-                        x_mm[x] += maintenance_usd(pp.floor, pp.rate, pp.ded, pp.tier[i], size[i] * mark[i])
+                for r in range(xi[x, X_LO], xi[x, X_HI]):
+                    i = x_rows[r]
+                    mk = hist[t, ri[i, I_POOL]]
+                    rf[i, R_MARK] = mk
+                    x_upnl[x] += rf[i, R_SIDE] * rf[i, R_SIZE] * (mk - rf[i, R_ENTRY]) - 0.0
+                    x_not[x] += rf[i, R_SIZE] * mk
+                    if rf[i, R_SIZE] > 0.0:
+                        x_mm[x] += maintenance_usd(floor, rate, ded, ri[i, I_TIER], rf[i, R_SIZE] * mk)
             for g in range(g0, g1):  # the queue, group by group (winners of a group without deficit keep all)
-                if not d_grp[g] > 0.0:
+                if not gf[g, G_D] > 0.0:
                     continue
                 n_live = 0
                 # only the group's rows whose entry is on the profitable side of the mark can rank (one pool
@@ -825,30 +945,33 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                 # order (score, then row) makes the queue independent of the order rows are pushed
                 for p in range(w_off[g], w_off[g + 1]):
                     i = w_pos[p]
-                    mk = hist[t, p_pool[i]]
-                    if (side[i] > 0.0 and not entry[i] < mk) or (side[i] < 0.0 and not entry[i] > mk):
+                    mk = hist[t, ri[i, I_POOL]]
+                    s_i = rf[i, R_SIDE]
+                    e_i = rf[i, R_ENTRY]
+                    if (s_i > 0.0 and not e_i < mk) or (s_i < 0.0 and not e_i > mk):
                         break
-                    mark[i] = mk
-                    if not size[i] > 0.0:
+                    rf[i, R_MARK] = mk
+                    q_i = rf[i, R_SIZE]
+                    if not q_i > 0.0:
                         continue
-                    upnl = side[i] * size[i] * (mark[i] - entry[i])
+                    upnl = s_i * q_i * (mk - e_i)
                     if not upnl > 0.0:
                         continue
-                    if p_cross[i]:  # the pool's terms; its requirement only where the score reads it
-                        x = x_of[i]
-                        wb = coll[p_account[i]]
+                    if ri[i, I_CROSS] != 0:  # the pool's terms; its requirement only where the score reads it
+                        x = ri[i, I_XOF]
+                        wb = af[ri[i, I_ACCOUNT], A_COLL]
                         eq, notional, mm = wb + x_upnl[x], x_not[x], x_mm[x]
                     else:
-                        wb = margin[i]
-                        eq, notional = wb + (upnl - 0.0), size[i] * mark[i]
-                        mm = 0.0 if prof_lev else maintenance_usd(floor, rate, ded, p_tier[i], size[i] * mark[i])
+                        wb = rf[i, R_MARGIN]
+                        eq, notional = wb + (upnl - 0.0), q_i * mk
+                        mm = 0.0 if prof_lev else maintenance_usd(floor, rate, ded, ri[i, I_TIER], q_i * mk)
                     if prof_lev:
                         e = max(eq, 1e-12)
                         sc = upnl / e * (notional / e)
                     else:
                         ratio = mm / eq if eq > 0.0 else 0.0
                         sc = upnl / max(wb, 1.0) * ratio
-                    order[n_live] = i
+                    order[n_live] = ri[i, I_ORIG]  # the heap's ties by book order
                     score[n_live] = sc
                     n_live += 1
                 # a max-heap by (score, -row): pop winners in the queue's order until the deficit is covered
@@ -857,52 +980,60 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
                 csum = 0.0
                 n_h = n_live
                 while n_h > 0:
-                    i = order[0]
+                    i = nid[order[0]]
                     n_h -= 1
                     order[0], score[0] = order[n_h], score[n_h]
                     _sift(order, score, 0, n_h)
-                    u = side[i] * size[i] * (mark[i] - entry[i])
+                    u = rf[i, R_SIDE] * rf[i, R_SIZE] * (rf[i, R_MARK] - rf[i, R_ENTRY])
                     csum += u
-                    if not csum - u < d_grp[g]:
+                    if not csum - u < gf[g, G_D]:
                         break
-                    seized[g] += u  # closed whole, its whole profit seized
-                    o_closed[k, j] += size[i] * mark[i]
+                    gf[g, G_SEIZED] += u  # closed whole, its whole profit seized
+                    oa[v, O_CLOSED] += rf[i, R_SIZE] * rf[i, R_MARK]
                     delta = u - u  # apply_adl: it realises its PnL at the mark and gives up that PnL
-                    if p_cross[i]:
-                        coll[p_account[i]] += delta
+                    a = ri[i, I_ACCOUNT]
+                    if ri[i, I_CROSS] != 0:
+                        af[a, A_COLL] += delta
                     else:
-                        coll[p_account[i]] += margin[i] + delta
-                    margin[i] = 0.0
-                    size[i] = 0.0
-                    _dirty(i, dirty, dlist, cnt)
-        if pv.policy[v] == ADL_PRO_RATA:
-            for i in range(lo, hi):
+                        af[a, A_COLL] += rf[i, R_MARGIN] + delta
+                    rf[i, R_MARGIN] = 0.0
+                    rf[i, R_SIZE] = 0.0
+                    _dirty(i, ri, li, cnt)
+        if pro_rata:
+            for o in range(lo, hi):
+                i = nid[o]
                 h = score[i]
                 if h > 0.0:
                     delta = 0.0 - h
-                    _dirty(i, dirty, dlist, cnt)
-                    if p_cross[i]:
-                        coll[p_account[i]] += delta
+                    _dirty(i, ri, li, cnt)
+                    if ri[i, I_CROSS] != 0:
+                        af[ri[i, I_ACCOUNT], A_COLL] += delta
                     else:
-                        margin[i] = margin[i] + delta
-                        _touch(i, touched, tlist, cnt)
+                        rf[i, R_MARGIN] = rf[i, R_MARGIN] + delta
+                        if ri[i, I_LANE] >= 0:
+                            rf[i, R_BOUND] = row_bound(rf[i, R_SIDE], rf[i, R_SIZE], rf[i, R_MARGIN], rf[i, R_ENTRY],
+                                                       floor, rate, ded, ri[i, I_TIER])
+                        if ri[i, I_TOUCHED] == 0:
+                            ri[i, I_TOUCHED] = 1
+                            li[L_TLIST, cnt[0]] = i
+                            cnt[0] += 1
         cov = 0.0
         unc = 0.0
         over = 0.0
         for g in range(g0, g1):
-            c = min(seized[g], d_grp[g])
+            c = min(gf[g, G_SEIZED], gf[g, G_D])
             cov += c
-            unc += d_grp[g] - c
-            over += seized[g] - c
-            d_grp[g] = 0.0
-        vs[v, _FUND] += over
-        po.adl_volume_usd[k, j] += cov
-        po.adl_overshoot_usd[k, j] += over
-        po.adl_steps[k, j] += 1.0
-        po.realised_bad_debt_usd[k, j] += unc
-        po.insurance_fee_income_usd[k, j] += over
+            unc += gf[g, G_D] - c
+            over += gf[g, G_SEIZED] - c
+            gf[g, G_D] = 0.0
+        vf[v, _FUND] += over
+        oa[v, O_ADLV] += cov
+        oa[v, O_OVER] += over
+        oa[v, O_STEPS] += 1.0
+        oa[v, O_RBAD] += unc
+        oa[v, O_FIN] += over
     # a pro-rata haircut moved its rows' bounds; a queue closed rows (their bounds only loosen until the next round)
-    touched_bounds(tlist, cnt, size, margin, side, entry, pp.tier, floor, rate, ded, lane_of, pp.lane_long, lane_tb)
+    touched_bounds(li, cnt, rf, ri, ln, ltb)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -911,83 +1042,79 @@ def perp_end_step(k, t, pv, pp, po, ps, hist):
 
 
 @njit(cache=True)
-def perp_end_path(k, pv, pp, po, ps, close_T, acct):
-    """Underwater pools at the final close, the fund's drawdown and depletion, the backstop's loss; counts the
-    positions liquidated on this path into ``acct`` and resets the rows the path changed.
+def perp_end_path(k, po, ps, close_T, acct):
+    """Adds the path's perp sums to the ledger (:func:`perp_flush`); underwater pools at the final close, the
+    fund's drawdown and depletion, the backstop's loss; counts the positions liquidated on this path into
+    ``acct`` and resets the rows the path changed.
 
     O(rows changed + lane rows past their pointer at the final mark): an untouched isolated row that is
     underwater at the final close is liquidatable there, so it sits at or past its lane's pointer within the
     final mark's slack."""
-    size, margin, coll, touched, cnt = ps[0], ps[1], ps[2], ps[3], ps[5]
-    p_until, v_size, v_px, liq_once, vs, ptr = ps[6], ps[7], ps[8], ps[9], ps[10], ps[12]
-    dirty, dlist, lane_tb = ps[27], ps[28], ps[30]
-    side, entry = pp.side, pp.entry
-    p_venue, p_mark, p_cross, p_account, size0, margin0, coll0 = pp.venue, pp.mark_asset, pp.cross, pp.account, \
-        pp.size0, pp.margin0, pp.coll0
-    lane_off, lane_venue, lane_mark, lane_long, lane_lp, lane_pos = pp.lane_off, pp.lane_venue, pp.lane_mark, \
-        pp.lane_long, pp.lane_lp, pp.lane_pos
-    x_account, x_venue, x_off, x_rows = pp.x_account, pp.x_venue, pp.x_off, pp.x_rows
+    perp_flush(k, po, ps)
+    (rf, ri, li, _lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, _floor, _rate, _ded, af, _gf,
+     _qf, cnt, _oa, _nid) = ps
     n_d = cnt[1]
-    for v in range(pv.col.shape[0]):
-        j = pv.col[v]
+    for v in range(vi.shape[0]):
+        j = vi[v, W_COL]
         under = 0.0
-        vault = vs[v, _TAKEOVER]
+        vault = vf[v, _TAKEOVER]
         for q in range(n_d):  # rows this path changed
-            i = dlist[q]
-            if p_venue[i] != v:
+            i = li[L_DLIST, q]
+            if ri[i, I_VENUE] != v:
                 continue
-            mk = close_T[p_mark[i]]
-            vault += v_size[i] * (mk - v_px[i])
-            if size[i] > 0.0 and not p_cross[i]:
-                under += max(-(margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)), 0.0)
-        for ln in range(lane_off.shape[0] - 1):  # untouched isolated rows past the lane's pointer
-            if lane_venue[ln] != v:
+            mk = close_T[ri[i, I_MARK]]
+            vault += rf[i, R_VSIZE] * (mk - rf[i, R_VPX])
+            if rf[i, R_SIZE] > 0.0 and ri[i, I_CROSS] == 0:
+                under += max(-(rf[i, R_MARGIN] + (rf[i, R_SIDE] * rf[i, R_SIZE] * (mk - rf[i, R_ENTRY]) - 0.0)), 0.0)
+        for lane in range(ln.shape[0]):  # untouched isolated rows past the lane's pointer
+            if ln[lane, N_VENUE] != v:
                 continue
-            mk = close_T[lane_mark[ln]]
-            long_ = lane_long[ln]
+            mk = close_T[ln[lane, N_MARK]]
+            long_ = ln[lane, N_LONG] != 0
             thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
-            for p in range(ptr[ln], lane_off[ln + 1]):
+            for p in range(ln[lane, N_PTR], ln[lane, N_HI]):
                 lp = lane_lp[p]
                 if (long_ and not lp > thr) or (not long_ and not lp < thr):
                     break
                 i = lane_pos[p]
-                if dirty[i] or not size[i] > 0.0:
+                if ri[i, I_DIRTY] != 0 or not rf[i, R_SIZE] > 0.0:
                     continue
-                under += max(-(margin[i] + (side[i] * size[i] * (mk - entry[i]) - 0.0)), 0.0)
-        for x in range(x_account.shape[0]):
-            if x_venue[x] != v:
+                under += max(-(rf[i, R_MARGIN] + (rf[i, R_SIDE] * rf[i, R_SIZE] * (mk - rf[i, R_ENTRY]) - 0.0)), 0.0)
+        for x in range(xi.shape[0]):
+            if xi[x, X_VEN] != v:
                 continue
             upnl = 0.0
             n_open = 0
-            for r in range(x_off[x], x_off[x + 1]):
+            for r in range(xi[x, X_LO], xi[x, X_HI]):
                 i = x_rows[r]
-                upnl += side[i] * size[i] * (close_T[p_mark[i]] - entry[i]) - 0.0
-                if size[i] > 0.0:
+                upnl += rf[i, R_SIDE] * rf[i, R_SIZE] * (close_T[ri[i, I_MARK]] - rf[i, R_ENTRY]) - 0.0
+                if rf[i, R_SIZE] > 0.0:
                     n_open += 1
             if n_open > 0:
-                under += max(-(coll[x_account[x]] + upnl), 0.0)
+                under += max(-(af[xi[x, X_ACC], A_COLL] + upnl), 0.0)
         po.unrealised_bad_debt_usd[k, j] += under
-        po.insurance_fund_drawdown_usd[k, j] += max(pv.fund0[v] - vs[v, _FUND_MIN], 0.0)
-        po.insurance_fund_depleted[k, j] += vs[v, _DEPLETED]
-        po.backstop_loss_usd[k, j] += vs[v, _BACKSTOP_PAID] + max(-vault, 0.0)
+        po.insurance_fund_drawdown_usd[k, j] += max(vf[v, V_FUND0] - vf[v, _FUND_MIN], 0.0)
+        po.insurance_fund_depleted[k, j] += vf[v, _DEPLETED]
+        po.backstop_loss_usd[k, j] += vf[v, _BACKSTOP_PAID] + max(-vault, 0.0)
     for q in range(n_d):  # count, then reset what the path changed
-        i = dlist[q]
-        if liq_once[i]:
-            acct[i] += 1
-        size[i] = size0[i]
-        margin[i] = margin0[i]
-        coll[p_account[i]] = coll0[p_account[i]]
-        p_until[i] = -np.inf
-        v_size[i] = 0.0
-        v_px[i] = 0.0
-        liq_once[i] = False
-        touched[i] = False
-        dirty[i] = False
+        i = li[L_DLIST, q]
+        if ri[i, I_LIQ] != 0:
+            acct[ri[i, I_ORIG]] += 1
+        rf[i, R_SIZE] = rf[i, R_SIZE0]
+        rf[i, R_MARGIN] = rf[i, R_MARGIN0]
+        a = ri[i, I_ACCOUNT]
+        af[a, A_COLL] = af[a, A_COLL0]
+        rf[i, R_UNTIL] = -np.inf
+        rf[i, R_VSIZE] = 0.0
+        rf[i, R_VPX] = 0.0
+        ri[i, I_LIQ] = 0
+        ri[i, I_TOUCHED] = 0
+        ri[i, I_DIRTY] = 0
     cnt[0] = 0
     cnt[1] = 0
     cnt[2] = 0
-    for ln in range(lane_tb.shape[0]):
-        lane_tb[ln] = -np.inf if lane_long[ln] else np.inf
+    for lane in range(ltb.shape[0]):
+        ltb[lane] = -np.inf if ln[lane, N_LONG] != 0 else np.inf
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,12 +22,23 @@ from hypothesis import strategies as st
 
 from optimizer.engine import bind, prepare
 from optimizer.engine.kernel_perp import (
+    A_COLL,
+    G_D,
+    I_LIQ,
     LP_TOL,
+    PS_AF,
+    PS_GF,
+    PS_NID,
+    PS_RF,
+    PS_RI,
+    R_MARGIN,
+    R_SIZE,
     KPerpOut,
     build_perp_inputs,
     flagged,
     maintenance_usd,
     perp_end_step,
+    perp_flush,
     perp_round,
     perp_scratch,
     perp_start_path,
@@ -188,26 +199,27 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
     sim = _Sim(ad, book, policy)
     pv, pp = build_perp_inputs([sim], 1)
     ps = perp_scratch(pv, pp, 1)
-    perp_start_path(pv, pp, ps)
-    perp_start_step(pv, ps)
+    perp_start_path(ps)
+    perp_start_step(ps)
     po = KPerpOut(*(np.zeros((1, 1)) for _ in KPerpOut._fields))
     lo, hi = np.array([low]), np.array([high])
     hist = np.array([[P0], [close]])
     liq = np.array([[-1.0, 0.0, 0.0, 0.0, 0.0]])  # infinitely deep: every fill at the mark
     sales = np.zeros(1)
     ev, ev_n = np.zeros(1, EVENT_DTYPE), np.zeros(1, np.int64)
-    acted = perp_round(0, 0, 1, 60.0, pv, pp, po, ps, lo, hi, hist, lo.copy(), hi.copy(), liq, np.zeros(1), sales,
-                       ev, ev_n, -1)
+    acted = perp_round(0, 0, 1, 60.0, ps, lo, hi, hist, lo.copy(), hi.copy(), liq, np.zeros(1), sales, ev, ev_n, -1)
+    perp_flush(0, po, ps)  # the round's sums into the ledger row
+    nid = ps[PS_NID]  # the scratch's row of each book row
     # the rules: flagged pools at the adverse marks, one liquidate call, the waterfall
     marks = book.adverse_marks(np.full(len(book.markets), low), np.full(len(book.markets), high))
     flagged = ad.liquidatable(book, marks)
     out = ad.liquidate(book, marks, flagged)
     assert acted == bool(out.liquidated.any())
     event(f"liquidated {int(out.liquidated.sum())} of {book.n_positions}, cross {bool(book.is_cross.any())}")
-    np.testing.assert_array_equal(ps[9], out.liquidated)
-    _close(ps[0], out.book.size_base, "size after")
-    _close(ps[1], out.book.margin_usd, "margin after")
-    _close(ps[2], out.book.cross_collateral_usd, "cross collateral after")
+    np.testing.assert_array_equal(ps[PS_RI][nid, I_LIQ] == 1, out.liquidated)
+    _close(ps[PS_RF][nid, R_SIZE], out.book.size_base, "size after")
+    _close(ps[PS_RF][nid, R_MARGIN], out.book.margin_usd, "margin after")
+    _close(ps[PS_AF][:, A_COLL], out.book.cross_collateral_usd, "cross collateral after")
     for name, v in (("perp_fee_usd", out.fee_usd), ("perp_deficit_usd", out.deficit_usd),
                     ("perp_margin_released_usd", out.margin_released_usd), ("perp_realized_pnl_usd", out.realized_pnl_usd),
                     ("perp_returned_to_owner_usd", out.returned_to_owner_usd),
@@ -218,9 +230,10 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
     _close(po.insurance_fund_paid_usd[0, 0], wf.from_insurance_usd.sum(), "insurance paid")
     _close(po.backstop_paid_usd[0, 0], wf.from_backstop_usd.sum(), "backstop paid")
     d = deficits_by_group(book, wf.to_adl_usd)
-    _close(ps[19][:d.size], d, "deficits by group")
+    _close(ps[PS_GF][:d.size, G_D], d, "deficits by group")
     # ADL at the close: the queue (adapter's score) or pro-rata, applied to the book after the round
-    perp_end_step(0, 1, pv, pp, po, ps, hist)
+    perp_end_step(0, 1, ps, hist)
+    perp_flush(0, po, ps)
     if d.sum() > 1e-9:
         event(f"ADL {policy}")
         b1 = out.book
@@ -233,9 +246,9 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
         else:
             adl = adl_queue(d, group, cap, ad.adl_score(b1, mark), b1.size_base)
         b2 = apply_adl(b1, adl, mark)
-        _close(ps[0], b2.size_base, "size after ADL")
-        _close(ps[1], b2.margin_usd, "margin after ADL")
-        _close(ps[2], b2.cross_collateral_usd, "cross collateral after ADL")
+        _close(ps[PS_RF][nid, R_SIZE], b2.size_base, "size after ADL")
+        _close(ps[PS_RF][nid, R_MARGIN], b2.margin_usd, "margin after ADL")
+        _close(ps[PS_AF][:, A_COLL], b2.cross_collateral_usd, "cross collateral after ADL")
         _close(po.adl_volume_usd[0, 0], adl.covered_usd.sum(), "ADL volume")
         _close(po.adl_overshoot_usd[0, 0], adl.overshoot_usd.sum(), "ADL overshoot")
         _close(po.realised_bad_debt_usd[0, 0], adl.uncovered_usd.sum(), "uncovered")
