@@ -818,11 +818,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         head_hf[g] = hg
                         head_row[g] = rg
                         # its place among the others (rows are distinct: a strict order, the scan's minimum first)
+                        # (counted and shifted without data-dependent branches: the place is as good as random)
                         x = 0
-                        while x < n_s and (head_hf[act[x]] < hg or (head_hf[act[x]] == hg and head_row[act[x]] < rg)):
-                            x += 1
-                        for y in range(n_s, x, -1):
-                            act[y] = act[y - 1]
+                        for y in range(n_s):
+                            ha = head_hf[act[y]]
+                            x += (ha < hg) | ((ha == hg) & (head_row[act[y]] < rg))
+                        for y in range(n_s, 0, -1):
+                            act[y] = act[y - (y > x)]
                         act[x] = g
                         n_s += 1
                     n_act = n_s
@@ -860,23 +862,28 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         i = head_i[g]
                         hf = head_hf[g]
                         if head_heap[g]:  # heap_pop written out (a call binds hkey and hpos)
+                            # the last entry sifts down from the root, held aside while the larger children move up
+                            # (the swaps' comparisons and final places; the child's choice without a branch)
                             hb_ = goff[g]
                             hz_ = hsize[g] - 1
-                            hkey[hb_] = hkey[hb_ + hz_]
-                            hpos[hb_] = hpos[hb_ + hz_]
+                            kx_ = hkey[hb_ + hz_]
+                            px_ = hpos[hb_ + hz_]
                             hx_ = 0
                             while True:
                                 lch = 2 * hx_ + 1
                                 if lch >= hz_:
                                     break
                                 child = lch
-                                if lch + 1 < hz_ and hkey[hb_ + lch + 1] > hkey[hb_ + lch]:
-                                    child = lch + 1
-                                if hkey[hb_ + hx_] >= hkey[hb_ + child]:
+                                if lch + 1 < hz_:
+                                    child = lch + (hkey[hb_ + lch + 1] > hkey[hb_ + lch])
+                                kch = hkey[hb_ + child]
+                                if kx_ >= kch:
                                     break
-                                hkey[hb_ + hx_], hkey[hb_ + child] = hkey[hb_ + child], hkey[hb_ + hx_]
-                                hpos[hb_ + hx_], hpos[hb_ + child] = hpos[hb_ + child], hpos[hb_ + hx_]
+                                hkey[hb_ + hx_] = kch
+                                hpos[hb_ + hx_] = hpos[hb_ + child]
                                 hx_ = child
+                            hkey[hb_ + hx_] = kx_
+                            hpos[hb_ + hx_] = px_
                             hsize[g] = hz_
                         else:
                             ptr[g] += 1
