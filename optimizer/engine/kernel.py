@@ -461,7 +461,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         if n_keep != q:
                             for x in range(5):
                                 pr_i[n_keep, x] = pr_i[q, x]
-                            for x in range(6):
+                            for x in range(7):
                                 pr_f[n_keep, x] = pr_f[q, x]
                     else:
                         g = pos_group[i]
@@ -481,6 +481,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             pr_f[n_keep, 3] = pair_key(c_cur[kc], d_cur[kd], p0[ca[kc]], p0[da[kd]], lt[kc])
                             pr_f[n_keep, 4] = acc_mb[i]
                             pr_f[n_keep, 5] = acc_mb[i] + PROFIT_TOL * acc_lbhi[i]
+                            pr_f[n_keep, 6] = lb[kc]
                         else:
                             pr_i[n_keep, 0] = -1
                             g = -1
@@ -507,8 +508,16 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         hf = ((cq * oc[j, a]) * pr_f[n_keep, 2]) / debt if debt > 0.0 else np.inf
                         if hf < 1.0 and pr_f[n_keep, 3] > thr[g] and pr_i[n_keep, 4] != 0:
                             dv = dd * pdv
-                            if hf > v_cf_hf[j] and dv >= v_min_base[j] and cq * oc[j, a] >= v_min_base[j] and \
-                                    dv * v_cf[j] * mb_tol - gas_usd - min_profit < 0.0:
+                            cv = cq * oc[j, a]
+                            lbk = pr_f[n_keep, 6]
+                            # The partial call's bound (the examination's, below), or one for a call of any size: it
+                            # seizes at most the collateral, so its bonus is at most cv (1 - 1/LB)(1 - fee) <= cv mb / LB
+                            # (mb_tol: with the float rounding); these are the full-close accounts left under water. A
+                            # call the dust rule would refuse waits there instead of facing the drop rule: dropped or
+                            # waiting, an account that can never pay is never liquidated.
+                            if (hf > v_cf_hf[j] and dv >= v_min_base[j] and cv >= v_min_base[j] and
+                                    dv * v_cf[j] * mb_tol - gas_usd - min_profit < 0.0) or \
+                                    (lbk > 1.0 and cv * (mb_tol / lbk) - gas_usd - min_profit < 0.0):
                                 debt_hi = 0.0
                                 debt_hi += dd * max_px[t + 1, dda] * f_cap[dda]
                                 if not debt_hi * mb - gas_min[t + 1] - min_profit < 0.0:
@@ -1282,7 +1291,7 @@ def _run_chunk(ch, n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out,
     hpos = np.empty(n, np.int64)
     pend = np.empty(n, np.int64)
     pr_i = np.empty((n, 5), np.int64)  # a waiting single-pair account's record, per pend slot (see _run_path)
-    pr_f = np.empty((n, 6))
+    pr_f = np.empty((n, 7))
     hot = np.empty(n, np.int64)
     back = np.empty(n, np.int64)
     back_hf = np.empty(n)
