@@ -6,7 +6,7 @@ BIN     := $(VENV)/bin
 UV_PIN  := uv==0.13.8
 STAMP   := $(VENV)/.synced
 
-.PHONY: setup install demo test bench golden lint lock clean reports
+.PHONY: setup install warm demo test bench golden lint lock clean reports
 
 setup: $(STAMP)
 
@@ -24,7 +24,12 @@ install: setup
 demo: install
 	$(BIN)/cascade demo
 
-test: install
+# Compile the numba kernel once into numba's cache next to the installed package (1-2 min after each
+# install; seconds when cached), so the test workers load it instead of each compiling it at once.
+warm: install
+	cd tests && ../$(BIN)/python -m optimizer.engine.warm
+
+test: warm
 	cd tests && ../$(BIN)/python -m pytest -n auto
 
 bench: install

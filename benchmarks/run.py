@@ -308,6 +308,10 @@ def bench_workload(name: str, path: Path, args, k_ref: int) -> tuple[dict, list[
             "kernel_1thread_s_per_path": min(one) / k,
             "identical": agree, "max_rel_diff": rel_max,
         },
+        # the kernel's cost per liquidation (CPU time: wall x numba threads), for workloads whose cost is the
+        # liquidations rather than the paths (a floor-relative target hides how many there are per path)
+        "kernel_cpu_ns_per_liquidation": (1e9 * t_kernel * numba.get_num_threads() / float(liqs.sum())
+                                          if liqs.sum() > 0 else None),
         "speedup": ref_s / k_s,
         "speedup_same_paths_1thread": ref_s / (min(one) / k),
         "peak_rss_mb": peak_rss_mb(),
@@ -391,6 +395,7 @@ def table(res: dict) -> str:
         ("kernel runs", lambda w: ", ".join(f"{x:.2f}" for x in w["kernel_runs_s"]) + " s"),
         ("kernel per path", lambda w: fmt(1e3 * w["kernel_s_per_path"], " ms")),
         ("kernel / floor", lambda w: fmt(w["kernel_over_floor"], "x")),
+        ("kernel CPU per liquidation", lambda w: fmt(w.get("kernel_cpu_ns_per_liquidation"), " ns")),
         ("evaluate() one candidate, e2e", lambda w: fmt(w["evaluate_s"], " s")),
         ("  of which in the kernel", lambda w: fmt(w["evaluate_kernel_s"], " s")),
         ("  of which outside the kernel", lambda w: fmt(w["evaluate_outside_kernel_s"], " s")),
