@@ -114,8 +114,6 @@ VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target")
 #: account's bound loses that spread, so a healthy account near 1 would otherwise be re-examined every round
 N_LOTS = 8
 LOT_SLACK = 0.005
-#: a single-pair group's head not looked up yet this round (``head_i``; -1: none)
-HEAD_STALE = -2
 #: relative slack of the profit bound that lets a waiting account skip a step (float rounding of the call)
 PROFIT_TOL = 1e-9
 
@@ -275,7 +273,7 @@ def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
               cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus, au_out, pv,
-              pp, po, ps, pacct):
+              pp, po, ps, pacct, pr_i, pr_f):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -368,6 +366,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     lot_rd = np.ones((n_groups, N_LOTS, n_assets))
     head_i = np.full(n_groups, -1, np.int64)
     head_hf = np.empty(n_groups)
+    head_row = np.empty(n_groups, np.int64)
     head_heap = np.zeros(n_groups, np.bool_)
     park_tag = np.full(n_groups, -1, np.int64)
     park_up = np.empty(n_groups)
@@ -459,6 +458,80 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 n_hot = 0
                 for q in range(n_pend):
                     i = pend[q]
+                    # A single-pair account's terms do not change while it waits (it is in no stream): its
+                    # record (group, venue, assets, amounts, LT, key, bonus bounds; built at its first
+                    # examination here) moves with it to its kept slot n_keep <= q, so the checks that decide
+                    # most waiting accounts (the drop rule, the gas bound, and the partial call's bound below)
+                    # read one row instead of a dozen scattered arrays. The same float operations as below;
+                    # any other case falls through to the full examination.
+                    g = pr_i[q, 0]
+                    if g >= 0:
+                        if n_keep != q:
+                            for x in range(5):
+                                pr_i[n_keep, x] = pr_i[q, x]
+                            for x in range(7):
+                                pr_f[n_keep, x] = pr_f[q, x]
+                    else:
+                        g = pos_group[i]
+                        j = pos_venue[i]
+                        kc = pair_c[i]
+                        kd = pair_d[i]
+                        if gexact[g] and kc >= 0 and kd >= 0 and rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0 \
+                                and delay == 0:
+                            pr_i[n_keep, 0] = g
+                            pr_i[n_keep, 1] = j
+                            pr_i[n_keep, 2] = ca[kc]
+                            pr_i[n_keep, 3] = da[kd]
+                            pr_i[n_keep, 4] = c_cur[kc] > 0.0 and d_cur[kd] > 0.0 and not (cpaused[kc] or dpaused[kd])
+                            pr_f[n_keep, 0] = c_cur[kc]
+                            pr_f[n_keep, 1] = d_cur[kd]
+                            pr_f[n_keep, 2] = lt[kc]
+                            pr_f[n_keep, 3] = pair_key(c_cur[kc], d_cur[kd], p0[ca[kc]], p0[da[kd]], lt[kc])
+                            pr_f[n_keep, 4] = acc_mb[i]
+                            pr_f[n_keep, 5] = acc_mb[i] + PROFIT_TOL * acc_lbhi[i]
+                            pr_f[n_keep, 6] = lb[kc]
+                        else:
+                            pr_i[n_keep, 0] = -1
+                            g = -1
+                    if g >= 0:
+                        j = pr_i[n_keep, 1]
+                        a = pr_i[n_keep, 2]
+                        dda = pr_i[n_keep, 3]
+                        dd = pr_f[n_keep, 1]
+                        mb = pr_f[n_keep, 4]
+                        mb_tol = pr_f[n_keep, 5]
+                        debt_now = 0.0
+                        debt_now += dd * high[path, t, dda] * f_cap[dda]
+                        debt_hi = 0.0
+                        debt_hi += dd * max_px[t, dda] * f_cap[dda]
+                        if debt_hi * mb_tol - gas_min[t] - min_profit < 0.0:
+                            continue
+                        if debt_now * mb_tol - gas_usd - min_profit < 0.0:
+                            pend[n_keep] = i
+                            n_keep += 1
+                            continue
+                        cq = pr_f[n_keep, 0]
+                        pdv = od[j, dda]
+                        debt = dd * pdv
+                        hf = ((cq * oc[j, a]) * pr_f[n_keep, 2]) / debt if debt > 0.0 else np.inf
+                        if hf < 1.0 and pr_f[n_keep, 3] > thr[g] and pr_i[n_keep, 4] != 0:
+                            dv = dd * pdv
+                            cv = cq * oc[j, a]
+                            lbk = pr_f[n_keep, 6]
+                            # The partial call's bound (the examination's, below), or one for a call of any size: it
+                            # seizes at most the collateral, so its bonus is at most cv (1 - 1/LB)(1 - fee) <= cv mb / LB
+                            # (mb_tol: with the float rounding); these are the full-close accounts left under water. A
+                            # call the dust rule would refuse waits there instead of facing the drop rule: dropped or
+                            # waiting, an account that can never pay is never liquidated.
+                            if (hf > v_cf_hf[j] and dv >= v_min_base[j] and cv >= v_min_base[j] and
+                                    dv * v_cf[j] * mb_tol - gas_usd - min_profit < 0.0) or \
+                                    (lbk > 1.0 and cv * (mb_tol / lbk) - gas_usd - min_profit < 0.0):
+                                debt_hi = 0.0
+                                debt_hi += dd * max_px[t + 1, dda] * f_cap[dda]
+                                if not debt_hi * mb - gas_min[t + 1] - min_profit < 0.0:
+                                    pend[n_keep] = i
+                                    n_keep += 1
+                                continue
                     j = pos_venue[i]
                     g = pos_group[i]
                     kc = pair_c[i]
@@ -652,7 +725,6 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 for g in range(vgoff[j], vgoff[j + 1]):
                     th = thr[g]
                     if gexact[g]:  # its head is found when the merge below first looks at it
-                        head_i[g] = HEAD_STALE
                         act[n_act] = g
                         n_act += 1
                         continue
@@ -734,39 +806,48 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 # the confirmed multi-asset candidates as a min-heap by (health, row): the cap takes them in that
                 # order, and those it does not reach wait in any order (the next step sorts them again)
                 m_size = health_heap(mheap, cand_hf, cand_row, n_ok)
+                n_s = 0  # act[:n_s]: the single-pair groups with a head, by the head's (health, row); act[n_s:n_act]: to place
                 while calls_left[j] > 0:
-                    best_g = -1
-                    best_hf = np.inf
-                    best_row = 0
-                    for q in range(n_act):
+                    for q in range(n_s, n_act):  # every group at the first look, then the one taken from last
                         g = act[q]
-                        if head_i[g] == HEAD_STALE:
-                            # The group's next account (pointer or heap, the larger key) and its health, written
-                            # out here rather than in an inlined helper: numba binds an inlined function's array
-                            # arguments to new variables, one reference-count increment and decrement per array
-                            # per call, and this runs once per liquidation attempt.
-                            p = ptr[g]
-                            ks = gkey[p] if p < goff[g + 1] else -1.0
-                            kh = hkey[goff[g]] if hsize[g] > 0 else -1.0
-                            if not (ks > thr[g] or kh > thr[g]):
-                                head_i[g] = -1
-                                continue
-                            from_heap = kh > ks
-                            ih = hpos[goff[g]] if from_heap else p
-                            head_i[g] = ih
-                            head_heap[g] = from_heap
-                            kc = pair_c[ih]
-                            kd = pair_d[ih]
-                            if kc >= 0 and kd >= 0:  # one pair (the other columns add exact zeros)
-                                debt = d_cur[kd] * od[j, da[kd]]
-                                head_hf[g] = ((c_cur[kc] * oc[j, ca[kc]]) * lt[kc]) / debt if debt > 0.0 else np.inf
-                            else:
-                                head_hf[g] = account_health(ih, j, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
-                        if head_i[g] < 0:
+                        # The group's next account (pointer or heap, the larger key) and its health, written out here
+                        # rather than in an inlined helper: numba binds an inlined function's array arguments to new
+                        # variables, one reference-count increment and decrement per array per call, and this runs
+                        # once per liquidation attempt.
+                        p = ptr[g]
+                        ks = gkey[p] if p < goff[g + 1] else -1.0
+                        kh = hkey[goff[g]] if hsize[g] > 0 else -1.0
+                        if not (ks > thr[g] or kh > thr[g]):
+                            head_i[g] = -1  # none left this round (the round adds none: prices and streams are fixed)
                             continue
-                        hg = head_hf[g]
-                        if best_g < 0 or hg < best_hf or (hg == best_hf and pos_row[head_i[g]] < best_row):
-                            best_g, best_hf, best_row = g, hg, pos_row[head_i[g]]
+                        from_heap = kh > ks
+                        ih = hpos[goff[g]] if from_heap else p
+                        head_i[g] = ih
+                        head_heap[g] = from_heap
+                        kc = pair_c[ih]
+                        kd = pair_d[ih]
+                        if kc >= 0 and kd >= 0:  # one pair (the other columns add exact zeros)
+                            debt = d_cur[kd] * od[j, da[kd]]
+                            hg = ((c_cur[kc] * oc[j, ca[kc]]) * lt[kc]) / debt if debt > 0.0 else np.inf
+                        else:
+                            hg = account_health(ih, j, coff, doff, ca, c_cur, lt, da, d_cur, oc, od)
+                        rg = pos_row[ih]
+                        head_hf[g] = hg
+                        head_row[g] = rg
+                        # its place among the others (rows are distinct: a strict order, the scan's minimum first)
+                        # (counted and shifted without data-dependent branches: the place is as good as random)
+                        x = 0
+                        for y in range(n_s):
+                            ha = head_hf[act[y]]
+                            x += (ha < hg) | ((ha == hg) & (head_row[act[y]] < rg))
+                        for y in range(n_s, 0, -1):
+                            act[y] = act[y - (y > x)]
+                        act[x] = g
+                        n_s += 1
+                    n_act = n_s
+                    best_g = act[0] if n_s > 0 else -1
+                    best_hf = head_hf[best_g] if n_s > 0 else np.inf
+                    best_row = head_row[best_g] if n_s > 0 else 0
                     top = mheap[0]
                     if m_size > 0 and (best_g < 0 or cand_hf[top] < best_hf or (
                             cand_hf[top] == best_hf and cand_row[top] < best_row)):
@@ -798,27 +879,35 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         i = head_i[g]
                         hf = head_hf[g]
                         if head_heap[g]:  # heap_pop written out (a call binds hkey and hpos)
+                            # the last entry sifts down from the root, held aside while the larger children move up
+                            # (the swaps' comparisons and final places; the child's choice without a branch)
                             hb_ = goff[g]
                             hz_ = hsize[g] - 1
-                            hkey[hb_] = hkey[hb_ + hz_]
-                            hpos[hb_] = hpos[hb_ + hz_]
+                            kx_ = hkey[hb_ + hz_]
+                            px_ = hpos[hb_ + hz_]
                             hx_ = 0
                             while True:
                                 lch = 2 * hx_ + 1
                                 if lch >= hz_:
                                     break
                                 child = lch
-                                if lch + 1 < hz_ and hkey[hb_ + lch + 1] > hkey[hb_ + lch]:
-                                    child = lch + 1
-                                if hkey[hb_ + hx_] >= hkey[hb_ + child]:
+                                if lch + 1 < hz_:
+                                    child = lch + (hkey[hb_ + lch + 1] > hkey[hb_ + lch])
+                                kch = hkey[hb_ + child]
+                                if kx_ >= kch:
                                     break
-                                hkey[hb_ + hx_], hkey[hb_ + child] = hkey[hb_ + child], hkey[hb_ + hx_]
-                                hpos[hb_ + hx_], hpos[hb_ + child] = hpos[hb_ + child], hpos[hb_ + hx_]
+                                hkey[hb_ + hx_] = kch
+                                hpos[hb_ + hx_] = hpos[hb_ + child]
                                 hx_ = child
+                            hkey[hb_ + hx_] = kx_
+                            hpos[hb_ + hx_] = px_
                             hsize[g] = hz_
                         else:
                             ptr[g] += 1
-                        head_i[g] = HEAD_STALE
+                        for y in range(1, n_s):  # its next head is placed at the next look
+                            act[y - 1] = act[y]
+                        n_s -= 1
+                        act[n_s] = g
                         if not hf < 1.0 or (delay > 0 and not _hf(i, j, pair_c, pair_d, coff, doff, ca, c_cur, lt,
                                                                   da, d_cur, pc_past, pd_past) < 1.0):
                             back[n_back] = i  # within the key tolerance but not liquidatable: back after the round
@@ -861,6 +950,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                                     v_cf[j], v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
                         if not ok:  # refused (no pair, paused, dust): not again this step
                             pend[n_pend] = i
+                            pr_i[n_pend, 0] = -1
                             n_pend += 1
                             continue
                         a = ca[kc]
@@ -907,6 +997,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             mb = acc_mb[i]
                             if not (drop and debt_hi * mb - gas_min[t + 1] - min_profit < 0.0):
                                 pend[n_pend] = i
+                                pr_i[n_pend, 0] = -1
                                 n_pend += 1
                             continue
                         new_c = 0.0 if seize >= c_cur[kc] else c_cur[kc] - seize
@@ -983,6 +1074,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         n_back += 1
                 for q in range(m_size):  # not reached this step (the cap): candidates of the next step
                     pend[n_pend] = cand[mheap[q]]
+                    pr_i[n_pend, 0] = -1
                     n_pend += 1
             n_hot = 0
             if has_au:  # auction venues: redo, bark, take (at the round's starting prices)
@@ -1205,6 +1297,8 @@ def _run_chunk(ch, n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out,
     hkey = np.empty(n)
     hpos = np.empty(n, np.int64)
     pend = np.empty(n, np.int64)
+    pr_i = np.empty((n, 5), np.int64)  # a waiting single-pair account's record, per pend slot (see _run_path)
+    pr_f = np.empty((n, 7))
     hot = np.empty(n, np.int64)
     back = np.empty(n, np.int64)
     back_hf = np.empty(n)
@@ -1222,7 +1316,7 @@ def _run_chunk(ch, n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out,
         _run_path(path, path, m_ch, pos_ch, ven, grp_ch, lq, out, acct_chunks[ch],
                   c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
                   cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus,
-                  au_out, pv, pp, po, ps, pacct_chunks[ch])
+                  au_out, pv, pp, po, ps, pacct_chunks[ch], pr_i, pr_f)
     auction_collect(aus, au_out, ch)
 
 
