@@ -273,7 +273,7 @@ def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
               cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus, au_out, pv,
-              pp, po, ps, pacct, pr_i, pr_f):
+              pp, po, ps, pacct, pr_i, pr_f, mr_off, mr_i, mr_f, hot_v, hot_row):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -472,6 +472,85 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             for x in range(7):
                                 pr_f[n_keep, x] = pr_f[q, x]
                     else:
+                        # A multi-asset one (not an exact group) at a close-factor venue with no oracle lag and no
+                        # reaction delay: the checks below (the drop rule, the gas bound, the health, the call's
+                        # bound) read its packed record (group, row, bonus bounds, each leg's asset, paused flag,
+                        # LT and starting amount: mr_off/mr_i/mr_f, built per chunk) instead of a dozen scattered
+                        # arrays; an account untouched this path still holds its starting amounts (every write to
+                        # c_cur/d_cur marks it touched first, and the path's reset restores them), a touched one's
+                        # are read from c_cur/d_cur. The same float operations in the same order.
+                        o = mr_off[i]
+                        g = mr_i[o]
+                        j = grp_venue[g]
+                        if delay == 0 and not gexact[g] and rule[j] == RULE_CLOSE_FACTOR_CALL and lag[j] == 0:
+                            pr_i[n_keep, 0] = -1
+                            nc = mr_i[o + 1]
+                            nd = mr_i[o + 2]
+                            ob = o + 6 + 3 * nc  # its debt legs
+                            tch = touched_flag[i]
+                            co = coff[i] if tch else 0
+                            do_ = doff[i] if tch else 0
+                            mb = mr_f[o + 4]
+                            mb_tol = mr_f[o + 5]
+                            debt_now = 0.0
+                            debt_hi = 0.0
+                            for y in range(nd):
+                                dda = mr_i[ob + 2 * y] >> 1
+                                dq = d_cur[do_ + y] if tch else mr_f[ob + 2 * y + 1]
+                                debt_now += dq * high[path, t, dda] * f_cap[dda]
+                                debt_hi += dq * max_px[t, dda] * f_cap[dda]
+                            if debt_hi * mb_tol - gas_min[t] - min_profit < 0.0:
+                                continue
+                            if debt_now * mb_tol - gas_usd - min_profit < 0.0:
+                                pend[n_keep] = i
+                                n_keep += 1
+                                continue
+                            # the health and aave_call's choice of legs in one pass per side (the same products)
+                            w = 0.0
+                            kc = -1
+                            best = 0.0
+                            for y in range(nc):
+                                e = o + 6 + 3 * y
+                                cq = c_cur[co + y] if tch else mr_f[e + 2]
+                                ltq = mr_f[e + 1]
+                                v = cq * oc[j, mr_i[e] >> 1]
+                                w += v * ltq
+                                v = v * (1.0 if ltq > 0.0 else 0.0)
+                                if v > best:
+                                    best, kc = v, y
+                            debt = 0.0
+                            kd = -1
+                            bestd = 0.0
+                            for y in range(nd):
+                                e = ob + 2 * y
+                                dq = d_cur[do_ + y] if tch else mr_f[e + 1]
+                                v = dq * od[j, mr_i[e] >> 1]
+                                debt += v
+                                if v > bestd:
+                                    bestd, kd = v, y
+                            hf = w / debt if debt > 0.0 else np.inf
+                            hot_hf[n_hot] = hf
+                            if hf < 1.0:
+                                lim = min(bestd, best)
+                                if hf > v_cf_hf[j] and best >= v_min_base[j] and bestd >= v_min_base[j]:
+                                    lim = min(lim, debt * v_cf[j])
+                                if kc >= 0 and kd >= 0 and not ((mr_i[o + 6 + 3 * kc] & 1) != 0 or
+                                                                (mr_i[ob + 2 * kd] & 1) != 0) and \
+                                        lim * mb_tol - gas_usd - min_profit < 0.0:
+                                    debt_hi = 0.0
+                                    for y in range(nd):
+                                        dda = mr_i[ob + 2 * y] >> 1
+                                        dq = d_cur[do_ + y] if tch else mr_f[ob + 2 * y + 1]
+                                        debt_hi += dq * max_px[t + 1, dda] * f_cap[dda]
+                                    if not debt_hi * mb - gas_min[t + 1] - min_profit < 0.0:
+                                        pend[n_keep] = i
+                                        n_keep += 1
+                                    continue
+                            hot[n_hot] = i
+                            hot_v[n_hot] = j
+                            hot_row[n_hot] = mr_i[o + 3]
+                            n_hot += 1
+                            continue
                         g = pos_group[i]
                         j = pos_venue[i]
                         kc = pair_c[i]
@@ -680,6 +759,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                                 kd = pair_d[i]
                     if not gexact[g]:
                         hot[n_hot] = i
+                        hot_v[n_hot] = j
+                        hot_row[n_hot] = pos_row[i]
                         n_hot += 1
                         continue
                     if kc >= 0 and kd >= 0:
@@ -716,10 +797,10 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 n_c = 0
                 n_act = 0
                 for q in range(n_hot):  # multi-asset accounts that waited since the last step
-                    i = hot[q]
-                    if pos_venue[i] == j:
-                        cand[n_c] = i
+                    if hot_v[q] == j:
+                        cand[n_c] = hot[q]
                         cand_hf[n_c] = hot_hf[q]
+                        cand_row[n_c] = hot_row[q]
                         n_c += 1
                 n_hc = n_c
                 for g in range(vgoff[j], vgoff[j + 1]):
@@ -793,9 +874,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         hf = w / debt if debt > 0.0 else np.inf
                     if hf < 1.0 and (delay == 0 or account_health(i, j, coff, doff, ca, c_cur, lt, da, d_cur,
                                                                   pc_past, pd_past) < 1.0):
+                        cand_row[n_ok] = cand_row[q] if q < n_hc else pos_row[i]  # (n_ok <= q)
                         cand[n_ok] = i
                         cand_hf[n_ok] = hf
-                        cand_row[n_ok] = pos_row[i]
                         n_ok += 1
                     else:  # within the bound but not liquidatable: back after the round (its health known)
                         back[n_back] = i
@@ -1299,7 +1380,39 @@ def _run_chunk(ch, n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out,
     pend = np.empty(n, np.int64)
     pr_i = np.empty((n, 5), np.int64)  # a waiting single-pair account's record, per pend slot (see _run_path)
     pr_f = np.empty((n, 7))
+    # each account's packed record for the waiting multi-asset checks (see _run_path): at mr_off[i], its group,
+    # leg counts, row, bonus share bound and the same + PROFIT_TOL x LB bound (floats through the mr_f view);
+    # then per collateral leg its asset x 2 + paused, LT and starting amount; per debt leg asset x 2 + paused
+    # and starting amount
+    mr_off = np.empty(n + 1, np.int64)
+    sz = 0
+    for i in range(n):
+        mr_off[i] = sz
+        sz += 6 + 3 * (pos.coff[i + 1] - pos.coff[i]) + 2 * (pos.doff[i + 1] - pos.doff[i])
+    mr_off[n] = sz
+    mr_i = np.zeros(max(sz, 1), np.int64)
+    mr_f = mr_i.view(np.float64)
+    for i in range(n):
+        o = mr_off[i]
+        nc = pos.coff[i + 1] - pos.coff[i]
+        mr_i[o] = pos.group[i]
+        mr_i[o + 1] = nc
+        mr_i[o + 2] = pos.doff[i + 1] - pos.doff[i]
+        mr_i[o + 3] = pos.row[i]
+        mr_f[o + 4] = acc_mb[i]
+        mr_f[o + 5] = acc_mb[i] + PROFIT_TOL * acc_lbhi[i]
+        for y in range(nc):
+            x = pos.coff[i] + y
+            mr_i[o + 6 + 3 * y] = pos.ca[x] * 2 + (1 if pos.cpaused[x] else 0)
+            mr_f[o + 7 + 3 * y] = pos.lt[x]
+            mr_f[o + 8 + 3 * y] = pos.c0[x]
+        for y in range(mr_i[o + 2]):
+            x = pos.doff[i] + y
+            mr_i[o + 6 + 3 * nc + 2 * y] = pos.da[x] * 2 + (1 if pos.dpaused[x] else 0)
+            mr_f[o + 7 + 3 * nc + 2 * y] = pos.d0[x]
     hot = np.empty(n, np.int64)
+    hot_v = np.empty(n, np.int64)
+    hot_row = np.empty(n, np.int64)
     back = np.empty(n, np.int64)
     back_hf = np.empty(n)
     cand = np.empty(n, np.int64)
@@ -1316,7 +1429,7 @@ def _run_chunk(ch, n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out,
         _run_path(path, path, m_ch, pos_ch, ven, grp_ch, lq, out, acct_chunks[ch],
                   c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
                   cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus,
-                  au_out, pv, pp, po, ps, pacct_chunks[ch], pr_i, pr_f)
+                  au_out, pv, pp, po, ps, pacct_chunks[ch], pr_i, pr_f, mr_off, mr_i, mr_f, hot_v, hot_row)
     auction_collect(aus, au_out, ch)
 
 
