@@ -89,7 +89,6 @@ from .kernel_rules import (
     call_pair,
     counted_left,
     group_ratio,
-    health_heap,
     heap_pop,
     heap_push,
     lot_ratios,
@@ -842,21 +841,26 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             cand[n_c] = lpos[base]
                             n_c += 1
                             sz -= 1
-                            lkey[base] = lkey[base + sz]
-                            lpos[base] = lpos[base + sz]
+                            # the last entry sifts down from the root, held aside while the larger children move up
+                            # (the same comparisons and final places; the child's choice without a branch)
+                            kx_ = lkey[base + sz]
+                            px_ = lpos[base + sz]
                             x = 0
                             while True:
                                 lch = 2 * x + 1
                                 if lch >= sz:
                                     break
                                 child = lch
-                                if lch + 1 < sz and lkey[base + lch + 1] > lkey[base + lch]:
-                                    child = lch + 1
-                                if lkey[base + x] >= lkey[base + child]:
+                                if lch + 1 < sz:
+                                    child = lch + (lkey[base + lch + 1] > lkey[base + lch])
+                                kch = lkey[base + child]
+                                if kx_ >= kch:
                                     break
-                                lkey[base + x], lkey[base + child] = lkey[base + child], lkey[base + x]
-                                lpos[base + x], lpos[base + child] = lpos[base + child], lpos[base + x]
+                                lkey[base + x] = kch
+                                lpos[base + x] = lpos[base + child]
                                 x = child
+                            lkey[base + x] = kx_
+                            lpos[base + x] = px_
                         lsize[g, lot] = sz
                 n_ok = 0
                 for q in range(n_c):
@@ -864,17 +868,29 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     # account_health written out (the same float operations): this runs once per candidate
                     # examination, and an inlined helper binds its every array argument again
                     hf = cand_hf[q] if q < n_hc else -1.0  # a waiting one's, from the first round's check
-                    if hf < 0.0:
+                    rw = cand_row[q] if q < n_hc else -1
+                    if hf < 0.0:  # (from its packed record, as the first round's check reads it)
+                        o = mr_off[i]
+                        nc = mr_i[o + 1]
+                        ob = o + 6 + 3 * nc
+                        tch = touched_flag[i]
+                        co = coff[i] if tch else 0
+                        do_ = doff[i] if tch else 0
                         w = 0.0
-                        for x in range(coff[i], coff[i + 1]):
-                            w += (c_cur[x] * oc[j, ca[x]]) * lt[x]
+                        for y in range(nc):
+                            e = o + 6 + 3 * y
+                            cq = c_cur[co + y] if tch else mr_f[e + 2]
+                            w += (cq * oc[j, mr_i[e] >> 1]) * mr_f[e + 1]
                         debt = 0.0
-                        for x in range(doff[i], doff[i + 1]):
-                            debt += d_cur[x] * od[j, da[x]]
+                        for y in range(mr_i[o + 2]):
+                            e = ob + 2 * y
+                            dq = d_cur[do_ + y] if tch else mr_f[e + 1]
+                            debt += dq * od[j, mr_i[e] >> 1]
                         hf = w / debt if debt > 0.0 else np.inf
+                        rw = mr_i[o + 3]
                     if hf < 1.0 and (delay == 0 or account_health(i, j, coff, doff, ca, c_cur, lt, da, d_cur,
                                                                   pc_past, pd_past) < 1.0):
-                        cand_row[n_ok] = cand_row[q] if q < n_hc else pos_row[i]  # (n_ok <= q)
+                        cand_row[n_ok] = rw  # (n_ok <= q)
                         cand[n_ok] = i
                         cand_hf[n_ok] = hf
                         n_ok += 1
@@ -886,7 +902,35 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     continue
                 # the confirmed multi-asset candidates as a min-heap by (health, row): the cap takes them in that
                 # order, and those it does not reach wait in any order (the next step sorts them again)
-                m_size = health_heap(mheap, cand_hf, cand_row, n_ok)
+                # (health_heap written out: the same sifts, so the same heap, with the entry sifted held aside while
+                # the smaller children move up and the child's choice without a branch: the order is as good as
+                # random, and a call binds its arrays)
+                for q in range(n_ok):
+                    mheap[q] = q
+                m_size = n_ok
+                for x0 in range(n_ok // 2 - 1, -1, -1):
+                    x = x0
+                    ix = x0  # (mheap[x0], untouched so far)
+                    hx = cand_hf[ix]
+                    rx = cand_row[ix]
+                    while True:
+                        lch = 2 * x + 1
+                        if lch >= m_size:
+                            break
+                        child = lch
+                        if lch + 1 < m_size:
+                            ia = mheap[lch + 1]
+                            ib = mheap[lch]
+                            ha = cand_hf[ia]
+                            hb = cand_hf[ib]
+                            child = lch + ((ha < hb) | ((ha == hb) & (cand_row[ia] < cand_row[ib])))
+                        ia = mheap[child]
+                        ha = cand_hf[ia]
+                        if not ((ha < hx) | ((ha == hx) & (cand_row[ia] < rx))):
+                            break
+                        mheap[x] = ia
+                        x = child
+                    mheap[x] = ix
                 n_s = 0  # act[:n_s]: the single-pair groups with a head, by the head's (health, row); act[n_s:n_act]: to place
                 while calls_left[j] > 0:
                     for q in range(n_s, n_act):  # every group at the first look, then the one taken from last
@@ -934,27 +978,31 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             cand_hf[top] == best_hf and cand_row[top] < best_row)):
                         i = cand[top]
                         hf = cand_hf[top]
-                        # health_heap_pop written out (the same sift; a call binds its arrays once per call taken)
+                        # health_heap_pop written out (the same sift, as the heap's build above; a call binds its
+                        # arrays once per call taken)
                         m_size -= 1
-                        mheap[0] = mheap[m_size]
+                        ix = mheap[m_size]
+                        hx = cand_hf[ix]
+                        rx = cand_row[ix]
                         x = 0
                         while True:
                             lch = 2 * x + 1
                             if lch >= m_size:
                                 break
                             child = lch
-                            ia = mheap[lch + 1] if lch + 1 < m_size else 0
-                            ib = mheap[lch]
-                            if lch + 1 < m_size and (cand_hf[ia] < cand_hf[ib] or (
-                                    cand_hf[ia] == cand_hf[ib] and cand_row[ia] < cand_row[ib])):
-                                child = lch + 1
+                            if lch + 1 < m_size:
+                                ia = mheap[lch + 1]
+                                ib = mheap[lch]
+                                ha = cand_hf[ia]
+                                hb = cand_hf[ib]
+                                child = lch + ((ha < hb) | ((ha == hb) & (cand_row[ia] < cand_row[ib])))
                             ia = mheap[child]
-                            ib = mheap[x]
-                            if not (cand_hf[ia] < cand_hf[ib] or (cand_hf[ia] == cand_hf[ib] and
-                                                                  cand_row[ia] < cand_row[ib])):
+                            ha = cand_hf[ia]
+                            if not ((ha < hx) | ((ha == hx) & (cand_row[ia] < rx))):
                                 break
-                            mheap[x], mheap[child] = ia, ib
+                            mheap[x] = ia
                             x = child
+                        mheap[x] = ix
                     elif best_g >= 0:
                         g = best_g
                         i = head_i[g]
