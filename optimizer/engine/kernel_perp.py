@@ -227,7 +227,7 @@ R_SIDE, R_ENTRY, R_SIZE0, R_MARGIN0, R_FEE, R_SIZE, R_MARGIN, R_UNTIL, R_VSIZE, 
 #: ``I_WSLOT`` its slot in the ADL winners' order (``w_pos``, ``wf``)
 (I_ROW, I_VENUE, I_ACCOUNT, I_POOL, I_MARK, I_TIER, I_WGROUP, I_TGROUP, I_XOF, I_LANE, I_CROSS, I_TOUCHED,
  I_LIQ, I_DIRTY, I_ORIG, I_WSLOT) = range(16)
-#: ``wf`` (n, 4) float64 and ``wi`` (n, 4) int64 per slot of ``w_pos`` (the ADL winners, group by group): the
+#: ``wf`` (n, 4) float64 and ``wi`` (n, 4) int32 per slot of ``w_pos`` (the ADL winners, group by group): the
 #: inputs the queue's scan reads, side by side in scan order (a group's candidates in consecutive cache lines,
 #: not scattered over ``rf`` / ``ri``); ``wd`` (n,) uint8 per slot: ``I_DIRTY``'s copy (a row whose size and
 #: margin are still ``WF_SIZE0`` / ``WF_MARGIN0`` unless set: every change of them marks the row dirty, and
@@ -295,9 +295,24 @@ def perp_scratch(pv, pp, n_assets):
         if not in_lane[o]:
             nid[o] = m
             m += 1
+    wf = np.zeros((n, 4))
+    wi = np.zeros((n, 4), np.int32)  # as ri
+    wslot = np.empty(n, np.int64)
+    for w in range(pp.w_pos.shape[0]):
+        o = pp.w_pos[w]
+        wslot[o] = w
+        wf[w, WF_SIDE] = pp.side[o]
+        wf[w, WF_ENTRY] = pp.entry[o]
+        wf[w, WF_SIZE0] = pp.size0[o]
+        wf[w, WF_MARGIN0] = pp.margin0[o]
+        wi[w, WI_ORIG] = o
+        wi[w, WI_POOL] = pp.pool[o]
+        wi[w, WI_TIER] = pp.tier[o]
+        wi[w, WI_XOF] = pp.x_of[o]
     for o in range(n):
         i = nid[o]
         ri[i, I_ORIG] = o
+        ri[i, I_WSLOT] = wslot[o]
         rf[i, R_SIDE] = pp.side[o]
         rf[i, R_ENTRY] = pp.entry[o]
         rf[i, R_SIZE0] = pp.size0[o]
@@ -360,20 +375,6 @@ def perp_scratch(pv, pp, n_assets):
     for a in range(n_a):
         af[a, A_COLL] = pp.coll0[a]
         af[a, A_COLL0] = pp.coll0[a]
-    wf = np.zeros((n, 4))
-    wi = np.zeros((n, 4), np.int64)
-    for w in range(pp.w_pos.shape[0]):
-        o = pp.w_pos[w]
-        i = nid[o]
-        ri[i, I_WSLOT] = w
-        wf[w, WF_SIDE] = rf[i, R_SIDE]
-        wf[w, WF_ENTRY] = rf[i, R_ENTRY]
-        wf[w, WF_SIZE0] = rf[i, R_SIZE0]
-        wf[w, WF_MARGIN0] = rf[i, R_MARGIN0]
-        wi[w, WI_ORIG] = o
-        wi[w, WI_POOL] = ri[i, I_POOL]
-        wi[w, WI_TIER] = ri[i, I_TIER]
-        wi[w, WI_XOF] = ri[i, I_XOF]
     return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), np.arange(n_in), pp.lane_lp, ln, ltb, vf, vi, xi,
             nid[pp.x_rows], pp.w_off, nid[pp.w_pos], pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
             np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid, wf, wi, np.zeros(n, np.uint8))
