@@ -223,9 +223,17 @@ def settle_row(s, q, entry, margin, is_cross, mark, fill, c, route, eq, req, fee
 #: ``rf`` (n, 12) float64 per row: inputs, then state (``R_BOUND``: the :func:`row_bound` of a touched lane row,
 #: set whenever its size or margin changes)
 R_SIDE, R_ENTRY, R_SIZE0, R_MARGIN0, R_FEE, R_SIZE, R_MARGIN, R_UNTIL, R_VSIZE, R_VPX, R_MARK, R_BOUND = range(12)
-#: ``ri`` (n, 15) int32 per row: inputs, then flags (0 / 1); ``I_ORIG`` its index in :class:`KPerpPositions`
+#: ``ri`` (n, 16) int32 per row: inputs, then flags (0 / 1); ``I_ORIG`` its index in :class:`KPerpPositions`,
+#: ``I_WSLOT`` its slot in the ADL winners' order (``w_pos``, ``wf``)
 (I_ROW, I_VENUE, I_ACCOUNT, I_POOL, I_MARK, I_TIER, I_WGROUP, I_TGROUP, I_XOF, I_LANE, I_CROSS, I_TOUCHED,
- I_LIQ, I_DIRTY, I_ORIG) = range(15)
+ I_LIQ, I_DIRTY, I_ORIG, I_WSLOT) = range(16)
+#: ``wf`` (n, 4) float64 and ``wi`` (n, 4) int32 per slot of ``w_pos`` (the ADL winners, group by group): the
+#: inputs the queue's scan reads, side by side in scan order (a group's candidates in consecutive cache lines,
+#: not scattered over ``rf`` / ``ri``); ``wd`` (n,) uint8 per slot: ``I_DIRTY``'s copy (a row whose size and
+#: margin are still ``WF_SIZE0`` / ``WF_MARGIN0`` unless set: every change of them marks the row dirty, and
+#: :func:`perp_end_path` resets both)
+WF_SIDE, WF_ENTRY, WF_SIZE0, WF_MARGIN0 = range(4)
+WI_ORIG, WI_POOL, WI_TIER, WI_XOF = range(4)
 #: ``li`` (5, n) int64 lists: touched rows, the round's rows, their routes, the waterfall's / ADL queue's order,
 #: rows changed on this path
 L_TLIST, L_BUF, L_ROUTE, L_ORDER, L_DLIST = range(5)
@@ -254,13 +262,14 @@ _N_OA = 21
 #: :class:`KPerpPositions`
 PS_RF, PS_RI, PS_LI, PS_LF, PS_LANE_LP, PS_LN, PS_LTB, PS_VI, PS_XI, PS_AF, PS_GF, PS_CNT = 0, 1, 2, 3, 5, 6, 7, 9, 10, 17, 18, 20
 PS_NID = 22
+PS_WF, PS_WI, PS_WD = 23, 24, 25
 
 
 @njit(cache=True)
 def perp_scratch(pv, pp, n_assets):
     """Scratch state and packed inputs of one chunk of paths (reset per path by :func:`perp_start_path` and
     :func:`perp_end_path`): the tuple (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off,
-    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid) (columns: the ``R_`` / ``I_`` / ... constants).
+    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd) (columns: the ``R_`` / ``I_`` / ... constants).
 
     The scratch numbers the rows in lane order (lane by lane, each by liquidation price; then the rows in no
     lane, in book order): the round's pointer sweep reads consecutive rows, not rows scattered over the book.
@@ -274,7 +283,7 @@ def perp_scratch(pv, pp, n_assets):
     n_x = pp.x_account.shape[0]
     n_a = pp.coll0.shape[0]
     rf = np.zeros((n, 12))
-    ri = np.zeros((n, 15), np.int32)  # int32: a row's fields in 60 bytes
+    ri = np.zeros((n, 16), np.int32)  # int32: a row's fields in 64 bytes
     nid = np.empty(n, np.int64)
     in_lane = np.zeros(n, np.bool_)
     n_in = pp.lane_pos.shape[0]
@@ -286,9 +295,24 @@ def perp_scratch(pv, pp, n_assets):
         if not in_lane[o]:
             nid[o] = m
             m += 1
+    wf = np.zeros((n, 4))
+    wi = np.zeros((n, 4), np.int32)  # as ri
+    wslot = np.empty(n, np.int64)
+    for w in range(pp.w_pos.shape[0]):
+        o = pp.w_pos[w]
+        wslot[o] = w
+        wf[w, WF_SIDE] = pp.side[o]
+        wf[w, WF_ENTRY] = pp.entry[o]
+        wf[w, WF_SIZE0] = pp.size0[o]
+        wf[w, WF_MARGIN0] = pp.margin0[o]
+        wi[w, WI_ORIG] = o
+        wi[w, WI_POOL] = pp.pool[o]
+        wi[w, WI_TIER] = pp.tier[o]
+        wi[w, WI_XOF] = pp.x_of[o]
     for o in range(n):
         i = nid[o]
         ri[i, I_ORIG] = o
+        ri[i, I_WSLOT] = wslot[o]
         rf[i, R_SIDE] = pp.side[o]
         rf[i, R_ENTRY] = pp.entry[o]
         rf[i, R_SIZE0] = pp.size0[o]
@@ -353,7 +377,7 @@ def perp_scratch(pv, pp, n_assets):
         af[a, A_COLL0] = pp.coll0[a]
     return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), np.arange(n_in), pp.lane_lp, ln, ltb, vf, vi, xi,
             nid[pp.x_rows], pp.w_off, nid[pp.w_pos], pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
-            np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid)
+            np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid, wf, wi, np.zeros(n, np.uint8))
 
 
 @njit(cache=True)
@@ -512,7 +536,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
     """Every perp venue's liquidation pass at the round's starting market (``flow`` the pools' state at the
     round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
     (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, floor, rate, ded, af, gf, qf,
-     cnt, oa, _nid) = ps
+     cnt, oa, _nid, _wf, _wi, wd) = ps
     n_x = xi.shape[0]
     n_pools = qf.shape[0]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
@@ -739,6 +763,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
             ri[i, I_LIQ] = 1
             if ri[i, I_DIRTY] == 0:  # rows whose state changed on this path
                 ri[i, I_DIRTY] = 1
+                wd[ri[i, I_WSLOT]] = 1
                 li[L_DLIST, cnt[1]] = i
                 cnt[1] += 1
             if left > 0.0 and ri[i, I_TOUCHED] == 0:
@@ -866,10 +891,78 @@ def _sift(idx, key, q, n):
 
 
 @njit(cache=True)
-def _dirty(i, ri, li, cnt):
+def _pop_heap(order, score, n, d, csum, n_pop, seq, t, hist, nid, rf, ri):
+    """Heapify ``n`` ADL queue entries (book row ``order``, score ``score``) and pop them in the queue's order
+    (score descending, then book row), continuing the running sum ``csum`` of the profits seized, while it is
+    below the deficit ``d`` before a row: each such row's scratch row goes to ``seq[n_pop]``. Returns (n_pop,
+    covered, csum)."""
+    for q in range(n // 2 - 1, -1, -1):
+        _sift(order, score, q, n)
+    n_h = n
+    while n_h > 0:
+        i = nid[order[0]]
+        n_h -= 1
+        order[0], score[0] = order[n_h], score[n_h]
+        _sift(order, score, 0, n_h)
+        u = rf[i, R_SIDE] * rf[i, R_SIZE] * (hist[t, ri[i, I_POOL]] - rf[i, R_ENTRY])
+        csum += u
+        if not csum - u < d:
+            return n_pop, True, csum
+        seq[n_pop] = i
+        n_pop += 1
+    return n_pop, False, csum
+
+
+@njit(cache=True)
+def _queue(order, score, gain, n_live, any_nan, d, seq, t, hist, nid, rf, ri):
+    """The ADL queue of one group: its candidates (book row ``order``, score ``score``, profit ``gain``, ``n_live``
+    of them) popped in the queue's order (score descending, then book row) while the profit seized before each
+    is below the deficit ``d``; writes the scratch rows to close, in that order, to ``seq`` and returns their
+    count.
+
+    The queue usually stops after a few of many candidates, so the candidates are split at a score ``tau``: A
+    those with score >= tau, B the others. Every entry of A comes before every entry of B in the queue's order
+    (without a NaN score it is a total order), so the queue is A's heap order, then B's: A is popped first and B
+    is heapified only if A does not cover the deficit (the same rows in the same order, so the same running
+    sum). ``tau`` is read off a sample of the scores: the score down to which the sampled profits, scaled up,
+    reach 4 x the deficit (so B is rarely needed)."""
+    n_a = n_live
+    if not any_nan and n_live > 1024:
+        st = n_live // 256
+        m = (n_live + st - 1) // st
+        samp = np.empty(m)
+        for r in range(m):
+            samp[r] = score[r * st]
+        ix = np.argsort(samp)
+        acc = 0.0
+        for r in range(m - 1, -1, -1):
+            acc += gain[ix[r] * st] * st
+            if acc >= 4.0 * d:
+                tau = samp[ix[r]]
+                n_a = 0
+                for q in range(n_live):  # A to the front
+                    if score[q] >= tau:
+                        order[n_a], order[q] = order[q], order[n_a]
+                        score[n_a], score[q] = score[q], score[n_a]
+                        n_a += 1
+                break
+    n_pop, covered, csum = _pop_heap(order, score, n_a, d, 0.0, 0, seq, t, hist, nid, rf, ri)
+    if covered or n_a == n_live:
+        return n_pop
+    n_b = n_live - n_a
+    for q in range(n_b):
+        order[q] = order[n_a + q]
+        score[q] = score[n_a + q]
+    n_pop, covered, csum = _pop_heap(order, score, n_b, d, csum, n_pop, seq, t, hist, nid, rf, ri)
+    return n_pop
+
+
+@njit(cache=True)
+def _dirty(i, ri, li, cnt, wd):
     """Row i's state changed on this path (reset at its end)."""
     if ri[i, I_DIRTY] == 0:
         ri[i, I_DIRTY] = 1
+        wd[ri[i, I_WSLOT]] = 1
         li[L_DLIST, cnt[1]] = i
         cnt[1] += 1
 
@@ -878,9 +971,10 @@ def _dirty(i, ri, li, cnt):
 def perp_end_step(k, t, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (rf, ri, li, lf, _lane_pos, _lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off, w_pos, floor, rate, ded, af, gf, _qf,
-     cnt, oa, nid) = ps
+     cnt, oa, nid, wf, wi, wd) = ps
     order = li[L_ORDER]
     score = lf[F_SCORE]
+    gain = lf[F_C]  # a queue candidate's profit (the same float as the pop's)
     for v in range(vi.shape[0]):
         g0, g1 = vi[v, W_G_LO], vi[v, W_G_HI]
         tot = 0.0
@@ -936,60 +1030,61 @@ def perp_end_step(k, t, ps, hist):
                     x_not[x] += rf[i, R_SIZE] * mk
                     if rf[i, R_SIZE] > 0.0:
                         x_mm[x] += maintenance_usd(floor, rate, ded, ri[i, I_TIER], rf[i, R_SIZE] * mk)
+            seq = li[L_BUF]  # the rows the queue closes, in its order
             for g in range(g0, g1):  # the queue, group by group (winners of a group without deficit keep all)
                 if not gf[g, G_D] > 0.0:
                     continue
                 n_live = 0
+                any_nan = False
                 # only the group's rows whose entry is on the profitable side of the mark can rank (one pool
                 # per group, so one mark): a prefix of w_pos, each still tested exactly; the heap's total
-                # order (score, then row) makes the queue independent of the order rows are pushed
+                # order (score, then row) makes the queue independent of the order rows are pushed. Read in scan
+                # order from the slots (wf, wi: the same values as rf / ri), size and margin from rf only for
+                # rows this path changed (wd)
                 for p in range(w_off[g], w_off[g + 1]):
-                    i = w_pos[p]
-                    mk = hist[t, ri[i, I_POOL]]
-                    s_i = rf[i, R_SIDE]
-                    e_i = rf[i, R_ENTRY]
+                    mk = hist[t, wi[p, WI_POOL]]
+                    s_i = wf[p, WF_SIDE]
+                    e_i = wf[p, WF_ENTRY]
                     if (s_i > 0.0 and not e_i < mk) or (s_i < 0.0 and not e_i > mk):
                         break
-                    rf[i, R_MARK] = mk
-                    q_i = rf[i, R_SIZE]
+                    if wd[p] != 0:
+                        q_i = rf[w_pos[p], R_SIZE]
+                        m_i = rf[w_pos[p], R_MARGIN]
+                    else:
+                        q_i = wf[p, WF_SIZE0]
+                        m_i = wf[p, WF_MARGIN0]
                     if not q_i > 0.0:
                         continue
                     upnl = s_i * q_i * (mk - e_i)
                     if not upnl > 0.0:
                         continue
-                    if ri[i, I_CROSS] != 0:  # the pool's terms; its requirement only where the score reads it
-                        x = ri[i, I_XOF]
-                        wb = af[ri[i, I_ACCOUNT], A_COLL]
+                    x = wi[p, WI_XOF]
+                    if x >= 0:  # a cross row: the pool's terms; its requirement only where the score reads it
+                        wb = af[ri[w_pos[p], I_ACCOUNT], A_COLL]
                         eq, notional, mm = wb + x_upnl[x], x_not[x], x_mm[x]
                     else:
-                        wb = rf[i, R_MARGIN]
+                        wb = m_i
                         eq, notional = wb + (upnl - 0.0), q_i * mk
-                        mm = 0.0 if prof_lev else maintenance_usd(floor, rate, ded, ri[i, I_TIER], q_i * mk)
+                        mm = 0.0 if prof_lev else maintenance_usd(floor, rate, ded, wi[p, WI_TIER], q_i * mk)
                     if prof_lev:
                         e = max(eq, 1e-12)
                         sc = upnl / e * (notional / e)
                     else:
                         ratio = mm / eq if eq > 0.0 else 0.0
                         sc = upnl / max(wb, 1.0) * ratio
-                    order[n_live] = ri[i, I_ORIG]  # the heap's ties by book order
+                    order[n_live] = wi[p, WI_ORIG]  # the queue's ties by book order
                     score[n_live] = sc
+                    gain[n_live] = upnl
+                    any_nan = any_nan or sc != sc
                     n_live += 1
-                # a max-heap by (score, -row): pop winners in the queue's order until the deficit is covered
-                for q in range(n_live // 2 - 1, -1, -1):
-                    _sift(order, score, q, n_live)
-                csum = 0.0
-                n_h = n_live
-                while n_h > 0:
-                    i = nid[order[0]]
-                    n_h -= 1
-                    order[0], score[0] = order[n_h], score[n_h]
-                    _sift(order, score, 0, n_h)
-                    u = rf[i, R_SIDE] * rf[i, R_SIZE] * (rf[i, R_MARK] - rf[i, R_ENTRY])
-                    csum += u
-                    if not csum - u < gf[g, G_D]:
-                        break
-                    gf[g, G_SEIZED] += u  # closed whole, its whole profit seized
-                    oa[v, O_CLOSED] += rf[i, R_SIZE] * rf[i, R_MARK]
+                n_pop = _queue(order, score, gain, n_live, any_nan, gf[g, G_D], seq, t, hist, nid, rf, ri)
+                for m in range(n_pop):  # closed whole, its whole profit seized
+                    i = seq[m]
+                    mk = hist[t, ri[i, I_POOL]]
+                    rf[i, R_MARK] = mk
+                    u = rf[i, R_SIDE] * rf[i, R_SIZE] * (mk - rf[i, R_ENTRY])
+                    gf[g, G_SEIZED] += u
+                    oa[v, O_CLOSED] += rf[i, R_SIZE] * mk
                     delta = u - u  # apply_adl: it realises its PnL at the mark and gives up that PnL
                     a = ri[i, I_ACCOUNT]
                     if ri[i, I_CROSS] != 0:
@@ -998,14 +1093,14 @@ def perp_end_step(k, t, ps, hist):
                         af[a, A_COLL] += rf[i, R_MARGIN] + delta
                     rf[i, R_MARGIN] = 0.0
                     rf[i, R_SIZE] = 0.0
-                    _dirty(i, ri, li, cnt)
+                    _dirty(i, ri, li, cnt, wd)
         if pro_rata:
             for o in range(lo, hi):
                 i = nid[o]
                 h = score[i]
                 if h > 0.0:
                     delta = 0.0 - h
-                    _dirty(i, ri, li, cnt)
+                    _dirty(i, ri, li, cnt, wd)
                     if ri[i, I_CROSS] != 0:
                         af[ri[i, I_ACCOUNT], A_COLL] += delta
                     else:
@@ -1052,7 +1147,7 @@ def perp_end_path(k, po, ps, close_T, acct):
     final mark's slack."""
     perp_flush(k, po, ps)
     (rf, ri, li, _lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, _floor, _rate, _ded, af, _gf,
-     _qf, cnt, _oa, _nid) = ps
+     _qf, cnt, _oa, _nid, _wf, _wi, wd) = ps
     n_d = cnt[1]
     for v in range(vi.shape[0]):
         j = vi[v, W_COL]
@@ -1102,6 +1197,7 @@ def perp_end_path(k, po, ps, close_T, acct):
             acct[ri[i, I_ORIG]] += 1
         rf[i, R_SIZE] = rf[i, R_SIZE0]
         rf[i, R_MARGIN] = rf[i, R_MARGIN0]
+        wd[ri[i, I_WSLOT]] = 0
         a = ri[i, I_ACCOUNT]
         af[a, A_COLL] = af[a, A_COLL0]
         rf[i, R_UNTIL] = -np.inf
