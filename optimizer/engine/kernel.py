@@ -1338,12 +1338,23 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 break
             if not touched_flag[p]:
                 _horizon(k, p, j, rule[j], coff, doff, ca, da, lt, lb, c_cur, d_cur, pT, o_ubad, o_expo)
+    # Touched ones, in one pass with their reset for the next path (the account's legs are read once, while in
+    # cache; the hooks below read none of them and add only to their own venues' cells, so every sum keeps its
+    # order): what the path removed, the horizon's terms, the path count, then the scratch back to the start.
     for q in range(tl_n):
         i = touched_list[q]
         j = pos_venue[i]
         for x in range(doff[i], doff[i + 1]):
             o_drem[k, j] += (d0[x] - d_cur[x]) * pT[da[x]]
         _horizon(k, i, j, rule[j], coff, doff, ca, da, lt, lb, c_cur, d_cur, pT, o_ubad, o_expo)
+        if liq_once[i]:
+            acct[i] += 1
+        for x in range(coff[i], coff[i + 1]):
+            c_cur[x] = c0[x]
+        for x in range(doff[i], doff[i + 1]):
+            d_cur[x] = d0[x]
+        touched_flag[i] = False
+        liq_once[i] = False
     for j in range(n_venues):
         for a in range(n_assets):
             o_inv[k, j] += inventory[j, a] * pT[a]
@@ -1354,17 +1365,6 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     o_first, o_last = out.first_liquidation_step, out.last_liquidation_step
     o_first[k] = first_step
     o_last[k] = last_step
-    # ---- reset scratch for the next path (only what was touched)
-    for q in range(tl_n):
-        i = touched_list[q]
-        if liq_once[i]:
-            acct[i] += 1
-        for x in range(coff[i], coff[i + 1]):
-            c_cur[x] = c0[x]
-        for x in range(doff[i], doff[i + 1]):
-            d_cur[x] = d0[x]
-        touched_flag[i] = False
-        liq_once[i] = False
 
 
 @njit(cache=True, inline="always")
