@@ -140,10 +140,20 @@ def test_lock_held_by_another_program_is_waited_for_announced_then_broken(tmp_pa
 
 def test_a_signal_during_a_critical_section_is_delivered_after_it():
     done = []
-    with pytest.raises(KeyboardInterrupt), deferred():
-        os.kill(os.getpid(), signal.SIGINT)
-        time.sleep(0.05)
-        done.append("finished")
+    # what the CLI runs with (a handler left by an earlier test in this worker must not decide the outcome)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt), deferred() as pending:
+            os.kill(os.getpid(), signal.SIGINT)
+            # the signal may land on another thread of this process (numba's, xdist's): the main thread runs the
+            # handler at its next check, so wait until it is held rather than for a fixed time
+            deadline = time.monotonic() + 10.0
+            while not pending and time.monotonic() < deadline:
+                time.sleep(0.001)
+            assert pending, "SIGINT was not held inside the block"
+            done.append("finished")
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert done == ["finished"]
 
 
