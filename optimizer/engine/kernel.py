@@ -97,7 +97,8 @@ from .kernel_rules import (
 
 #: Aave-style liquidationCall (close factor, bonus, protocol fee, dust rule, v3.3 deficit cleanup) on the
 #: account's largest counted collateral and largest debt, by profit-seeking liquidators who sell the
-#: collateral minus the fee share and buy the debt they repay
+#: collateral minus the fee share and buy the debt they repay; the constants ``cf_on_reserve`` and
+#: ``no_deficit`` make it Aave v2's call (close factor on the repaid reserve's debt on every call, no deficit)
 RULE_CLOSE_FACTOR_CALL = 0
 #: Comet-style absorb of the whole account (every collateral leg) into the venue's inventory (no profit
 #: needed), sold later through a storefront while reserves are below target
@@ -105,8 +106,12 @@ RULE_ABSORB = 1
 #: RULE_AUCTION: Dutch auctions (Dog/Clipper Liquidations 2.0), whose vaults and auctions live in
 #: :mod:`optimizer.engine.kernel_auctions` (hooks at the path's start, each round and the horizon)
 RULES = (RULE_CLOSE_FACTOR_CALL, RULE_ABSORB, RULE_AUCTION)
-#: per-venue constants a KernelSpec may give (absent ones are 0; ``target`` defaults to +inf)
-VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target")
+#: per-venue constants a KernelSpec may give (absent ones are 0; ``target`` defaults to +inf). Close-factor
+#: call: ``cf_on_reserve`` 1 -- the close factor is a share of the repaid debt leg on every call
+#: (:func:`~optimizer.engine.kernel_rules.call_pair`); ``no_deficit`` 1 -- a call that takes the account's last
+#: counted collateral leaves the rest of its debt on the account (counted in ``unbacked_debt_usd``, never
+#: called again: it has nothing to seize) instead of booking it as realised bad debt
+VENUE_CONSTANTS = ("close_factor", "cf_hf", "min_base", "floor", "sf", "target", "cf_on_reserve", "no_deficit")
 #: parking lots per multi-asset group (accounts examined and found healthy wait in a lot keyed against the
 #: prices they were examined at); a lot whose reference drifted by more than LOT_SLACK gets a fresh one, as
 #: does one whose assets moved apart by more than LOT_SLACK since its reference (best / worst ratio): a parked
@@ -174,6 +179,8 @@ class KVenues(NamedTuple):
     res0: np.ndarray
     store_cols: np.ndarray  # int64 (V, Cmax): market asset of each book column (-1: none)
     store_lf: np.ndarray  # (V, Cmax)
+    cf_on_reserve: np.ndarray  # bool (V,): VENUE_CONSTANTS
+    no_deficit: np.ndarray  # bool (V,)
 
 
 class KGroups(NamedTuple):
@@ -213,6 +220,7 @@ class KOut(NamedTuple):
     last_liquidation_step: np.ndarray
     market_low_min: np.ndarray
     exo_low_min: np.ndarray
+    unbacked_debt_usd: np.ndarray  # no_deficit venues: debt left with no counted collateral, at the call's prices
     events: np.ndarray  # EVENT_DTYPE records
     n_events: np.ndarray  # (1,) int64: events counted (stored up to events.shape[0])
     events_cap: int  # -1: events off
@@ -282,6 +290,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     rule, lag = ven.rule, ven.lag
     v_cf, v_cf_hf, v_min_base, v_floor, v_sf = ven.close_factor, ven.cf_hf, ven.min_base, ven.floor, ven.sf
     v_target, store_cols, store_lf = ven.target_res, ven.store_cols, ven.store_lf
+    v_cfr, v_nodef = ven.cf_on_reserve, ven.no_deficit
     max_calls, delay, min_profit = lq.max_calls, lq.delay, lq.min_profit
     ev, ev_n, ev_cap = out.events, out.n_events, out.events_cap
     # outputs as locals (an array read through a tuple field in the hot loop costs a refcount each time)
@@ -291,6 +300,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         out.debt_removed_usd
     o_inv, o_mlow, o_elow = out.inventory_usd, out.market_low_min, out.exo_low_min
     o_ubad, o_expo = out.unrealised_bad_debt_usd, out.horizon_exposure_usd
+    o_unb = out.unbacked_debt_usd
     n_assets = close.shape[2]
     T = close.shape[1] - 1
     n_groups = grp_venue.shape[0]
@@ -710,13 +720,14 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                                         else:
                                             ok, kc, kd, repay, seize = call_pair(
                                                 c_cur[kc], d_cur[kd], oc[j, ca[kc]], pdv, lb[kc], hf, dv, v_cf[j],
-                                                v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
+                                                v_cf_hf[j], v_min_base[j], v_floor[j], v_cfr[j], kc, kd)
                                     else:
                                         ok, repay, seize = False, 0.0, 0.0
                                 else:
                                     ok, kc, kd, repay, seize = aave_call(i, j, coff, doff, ca, c_cur, lt, lb, cpaused,
                                                                          da, d_cur, dpaused, oc, od, hf, v_cf[j],
-                                                                         v_cf_hf[j], v_min_base[j], v_floor[j])
+                                                                         v_cf_hf[j], v_min_base[j], v_floor[j],
+                                                                         v_cfr[j])
                                 if not ok:  # refused: waits
                                     pend[n_keep] = i
                                     n_keep += 1
@@ -1053,7 +1064,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                                 pdv = od[j, da[kd]]
                                 ok, kc, kd, repay, seize = call_pair(
                                     c_cur[kc], d_cur[kd], oc[j, ca[kc]], pdv, lb[kc], hf, d_cur[kd] * pdv, v_cf[j],
-                                    v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
+                                    v_cf_hf[j], v_min_base[j], v_floor[j], v_cfr[j], kc, kd)
                             else:
                                 ok, repay, seize = False, 0.0, 0.0
                         else:  # aave_call written out (the same operations; a call binds its 12 array arguments)
@@ -1076,7 +1087,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             else:
                                 ok, kc, kd, repay, seize = call_pair(
                                     c_cur[kc], d_cur[kd], oc[j, ca[kc]], od[j, da[kd]], lb[kc], hf, total_debt,
-                                    v_cf[j], v_cf_hf[j], v_min_base[j], v_floor[j], kc, kd)
+                                    v_cf[j], v_cf_hf[j], v_min_base[j], v_floor[j], v_cfr[j], kc, kd)
                         if not ok:  # refused (no pair, paused, dust): not again this step
                             pend[n_pend] = i
                             pr_i[n_pend, 0] = -1
@@ -1141,7 +1152,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         bad_usd = 0.0
                         # one pair: its counted leg is kc (counted_left, without binding the arrays again)
                         left_c = c_cur[kc] != 0.0 if pair_c[i] >= 0 else counted_left(i, coff, c_cur, lt)
-                        if not left_c:  # v3.3 cleanup: the rest of the debt is a deficit
+                        again = left_c  # with no counted collateral left no call can take anything again
+                        if not left_c and v_nodef[j]:  # v2: the rest of the debt stays, unbacked
+                            unb = 0.0
+                            for q in range(doff[i], doff[i + 1]):
+                                unb += d_cur[q] * od[j, da[q]]
+                            o_unb[k, j] += unb
+                        elif not left_c:  # v3.3 cleanup: the rest of the debt is a deficit
                             for q in range(doff[i], doff[i + 1]):
                                 bad_usd += d_cur[q] * od[j, da[q]]
                                 d_cur[q] = 0.0
@@ -1167,6 +1184,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             c_cur[q] = 0.0
                         for q in range(doff[i], doff[i + 1]):
                             d_cur[q] = 0.0
+                        again = False
                     executed_any = True
                     calls_left[j] -= 1
                     liq_once[i] = True
@@ -1197,7 +1215,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     left = False
                     for q in range(doff[i], doff[i + 1]):
                         left = left or d_cur[q] > 0.0
-                    if left:  # survived (partial): may go again next round
+                    if left and again:  # survived (partial): may go again next round
                         back[n_back] = i
                         back_hf[n_back] = np.nan  # its health changed
                         n_back += 1

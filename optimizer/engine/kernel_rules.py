@@ -9,7 +9,9 @@ same decisions:
 * :func:`aave_call` -- one Aave v3.3 ``liquidationCall`` as :meth:`protocols.AaveV3.liquidate` makes it:
   the largest counted collateral and the largest debt by value, the close factor on the whole debt, the
   bonus, the treasury fee, the dust rule (or the largest call that leaves no dust) and the bad-debt
-  cleanup when no counted collateral is left; paused assets refuse the call;
+  cleanup when no counted collateral is left; paused assets refuse the call. With ``cf_on_reserve`` the
+  Aave v2 call of :meth:`protocols.AaveV2.liquidate` (the close factor on the repaid reserve's debt, always;
+  with no fee, no dust floor and no deficit booking, which are the venue's constants in the kernel);
 * :func:`absorb` -- Comet ``absorb`` of the whole account, every collateral leg.
 
 Legs are flat arrays in CSR layout: account ``i`` owns collateral legs ``coff[i]:coff[i+1]`` and debt
@@ -131,14 +133,24 @@ def repay_and_seize(dtc, c, pc, pd, lb):
 
 
 @njit(cache=True, inline="always")
-def call_pair(cq, dq, p_c, p_d, lb, hf, total_debt, close_factor, cf_hf, min_base, floor, kc, kd):
+def call_pair(cq, dq, p_c, p_d, lb, hf, total_debt, close_factor, cf_hf, min_base, floor, cf_on_reserve, kc, kd):
     """The call on a chosen collateral ``kc`` / debt ``kd`` (amounts, oracle prices, bonus), the account's
-    health and total debt (USD): close factor, bonus, dust rule or the largest dust-free call."""
-    coll_val = cq * p_c
-    debt_val = dq * p_d
-    partial = coll_val >= min_base and debt_val >= min_base and hf > cf_hf
-    cap_usd = total_debt * close_factor
-    max_debt = cap_usd / p_d if (partial and debt_val > cap_usd) else dq
+    health and total debt (USD): close factor, bonus, dust rule or the largest dust-free call.
+
+    ``cf_on_reserve`` (Aave v2, ``LendingPoolCollateralManager.liquidationCall``): the call repays at most
+    ``close_factor`` of the debt leg repaid, ``dq × close_factor`` as :meth:`protocols.AaveV2.liquidate`
+    computes it, whatever the health and the sizes (``cf_hf`` / ``min_base`` are not read); else (v3.3) of
+    the account's total debt, and only above ``cf_hf`` with both legs worth ``min_base``. ``floor`` 0: no
+    dust rule (a call leaves both legs above 0 or exhausts one, so no leftover is below 0).
+    """
+    if cf_on_reserve:
+        max_debt = dq * close_factor
+    else:
+        coll_val = cq * p_c
+        debt_val = dq * p_d
+        partial = coll_val >= min_base and debt_val >= min_base and hf > cf_hf
+        cap_usd = total_debt * close_factor
+        max_debt = cap_usd / p_d if (partial and debt_val > cap_usd) else dq
     repay, seize = repay_and_seize(max_debt, cq, p_c, p_d, lb)
     dusty = repay < dq and seize < cq and ((dq - repay) * p_d < floor or (cq - seize) * p_c < floor)
     if dusty:
@@ -153,8 +165,9 @@ def call_pair(cq, dq, p_c, p_d, lb, hf, total_debt, close_factor, cf_hf, min_bas
 
 @njit(cache=True)
 def aave_call(i, j, coff, doff, ca, c, lt, lb, cpaused, da, d, dpaused, pc, pd, hf, close_factor, cf_hf,
-                 min_base, floor):
-    """One liquidationCall on account ``i`` (health ``hf`` < 1) at venue ``j``'s oracle prices.
+                 min_base, floor, cf_on_reserve):
+    """One liquidationCall on account ``i`` (health ``hf`` < 1) at venue ``j``'s oracle prices (Aave v3.3, or
+    v2 with ``cf_on_reserve``: see :func:`call_pair`).
 
     Returns ``ok, kc, kd, repay, seize``: the collateral leg seized from, the debt leg repaid and the
     token amounts (``ok`` False: the call is refused -- no counted collateral, a paused asset, or no
@@ -179,7 +192,7 @@ def aave_call(i, j, coff, doff, ca, c, lt, lb, cpaused, da, d, dpaused, pc, pd, 
     if cpaused[kc] or dpaused[kd]:
         return False, kc, kd, 0.0, 0.0
     return call_pair(c[kc], d[kd], pc[j, ca[kc]], pd[j, da[kd]], lb[kc], hf, total_debt, close_factor, cf_hf,
-                      min_base, floor, kc, kd)
+                      min_base, floor, cf_on_reserve, kc, kd)
 
 
 @njit(cache=True)

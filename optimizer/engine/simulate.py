@@ -224,7 +224,9 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
                      min_base=np.array(per["min_base"], f64), floor=np.array(per["floor"], f64),
                      sf=np.array(per["sf"], f64), target_res=np.array(per["target"], f64),
                      res0=np.array([pc.reserves_usd for pc in sc.protocols], f64),
-                     store_cols=store_cols, store_lf=store_lf)
+                     store_cols=store_cols, store_lf=store_lf,
+                     cf_on_reserve=np.array(per["cf_on_reserve"], f64) != 0.0,
+                     no_deficit=np.array(per["no_deficit"], f64) != 0.0)
     groups = KGroups(venue=gvenue, venue_off=venue_off, off=goff, gc_off=gc_off,
                      gc=np.nonzero(gcm)[1].astype(i64), gd_off=gd_off, gd=np.nonzero(gdm)[1].astype(i64),
                      key=key[order].astype(f64))

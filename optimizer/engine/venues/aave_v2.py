@@ -8,8 +8,14 @@ the account, so nothing is written off during the horizon (``realised_bad_debt_u
 debt is open underwater debt at the horizon. The venue adds ``unbacked_debt_usd``: the debt such calls
 left with no collateral behind it, at the call's prices (the bad debt v3 would have booked then).
 
-No kernel rule mirrors v2's close factor (the kernel's close-factor call has v3's thresholds), so this
-venue runs on the reference engine.
+The fast kernel runs it on its close-factor call (``kernel.RULE_CLOSE_FACTOR_CALL``, the same rule as
+v3) with v2's constants: ``cf_on_reserve`` (the close factor of the repaid reserve's debt, on every call:
+the v3 thresholds ``cf_hf`` / ``min_base`` are not read, and are given as -inf / 0 so that the kernel's
+profit bounds treat every call as a close-factor call), ``floor`` 0 (no dust rule), the fee share 0 and
+``no_deficit`` (the debt a call leaves with no counted collateral behind it stays on the account, counted in
+``unbacked_debt_usd``; such an account has nothing to seize and is never called again, and is open
+underwater debt at the horizon as in the reference engine). Accounts of any number of collaterals and
+debts, and inactive reserves (paused in the kernel), as :meth:`protocols.AaveV2.liquidate`.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ import numpy as np
 
 from protocols import AaveV2, LiquidationOutcome, Prices
 
+from ..kernel import RULE_CLOSE_FACTOR_CALL
 from ..ledger import LENDING_FIELDS, LedgerField
-from .base import MarketView
+from .base import KernelSpec, MarketView
 from .lending import LendingVenue
 
 UNBACKED_DEBT = LedgerField("unbacked_debt_usd", "USD", "venue",
@@ -32,9 +39,21 @@ class AaveV2Venue(LendingVenue):
 
     ledger_fields = (*LENDING_FIELDS, UNBACKED_DEBT)
 
-    def kernel_spec(self) -> str:
-        assert isinstance(self.ctx.adapter, AaveV2)
-        return f"{self.ctx.id}: Aave v2's close factor (50 % always, no thresholds) has no kernel rule"
+    def kernel_spec(self) -> KernelSpec | str:
+        ad, pb = self.ctx.adapter, self.ctx.book
+        assert isinstance(ad, AaveV2)
+        reason = self.kernel_market_reason()
+        if reason:
+            return reason
+        book = pb.book
+        terms = ad.position_terms(book)
+        paused = ad.circuit_breakers().liquidations_paused  # inactive reserves refuse the call
+        return KernelSpec(RULE_CLOSE_FACTOR_CALL, lt=np.where(terms.seizable, terms.health_weight, 0.0),
+                          lb=terms.liquidation_bonus, fee=terms.protocol_share,
+                          constants={"close_factor": ad.params["close_factor"], "cf_on_reserve": 1.0,
+                                     "cf_hf": -np.inf, "min_base": 0.0, "floor": 0.0, "no_deficit": 1.0},
+                          collateral_paused=np.array([x in paused for x in book.collateral_assets], bool),
+                          debt_paused=np.array([x in paused for x in book.debt_assets], bool))
 
     def after_liquidation(self, view: MarketView, out: LiquidationOutcome, go: np.ndarray, prices: Prices,
                           before) -> None:
