@@ -479,7 +479,7 @@ _MAKER_LIMITED = (_MAKER.replace("venue-contract-maker", "venue-contract-maker-l
                   .replace('collateral = { "ETH-A" = 1.0 }', 'collateral = { "ETH-A" = 0.6, "ETH-B" = 0.4 }'))
 
 
-def _multi_collateral_book() -> str:
+def _multi_collateral_book(protocol: str = "aave_v3") -> str:
     """Aave accounts with two collaterals and two debts (a real book's shape)."""
     rng = np.random.default_rng(11)
     lines = ["account,protocol,collateral_asset,collateral_amount,debt_asset,debt_amount"]
@@ -488,8 +488,8 @@ def _multi_collateral_book() -> str:
         value = weth * 3000 + wbtc * 60000
         debt = value * rng.uniform(0.55, 0.78)
         share = rng.uniform(0.3, 0.9)
-        lines.append(f"a{i},aave_v3,WETH,{weth:.8f},USDC,{debt * share:.6f}")
-        lines.append(f"a{i},aave_v3,WBTC,{wbtc:.8f},WETH,{debt * (1 - share) / 3000:.8f}")
+        lines.append(f"a{i},{protocol},WETH,{weth:.8f},USDC,{debt * share:.6f}")
+        lines.append(f"a{i},{protocol},WBTC,{wbtc:.8f},WETH,{debt * (1 - share) / 3000:.8f}")
     return "\n".join(lines) + "\n"
 
 
@@ -566,11 +566,14 @@ def perp_cases() -> list[ScenarioCase]:
 
 def bundled_cases() -> list[ScenarioCase]:
     """One small case per bundled venue simulator (and book shape): Aave v2 runs on
-    :class:`~optimizer.engine.venues.aave_v2.AaveV2Venue` and Maker Liquidations 1.x on
+    :class:`~optimizer.engine.venues.aave_v2.AaveV2Venue` (on the kernel too) and Maker Liquidations 1.x on
     :class:`~optimizer.engine.venues.maker_flip.MakerFlipVenue` (Cat bites and Flipper auctions)."""
     return [
         ScenarioCase("aave_v3", _BASE.format(name="aave", horizon_h=6, max_calls=40) + _AAVE, kernel=True),
-        ScenarioCase("aave_v2", _BASE.format(name="aave-v2", horizon_h=6, max_calls=40) + _AAVE_V2),
+        ScenarioCase("aave_v2", _BASE.format(name="aave-v2", horizon_h=6, max_calls=40) + _AAVE_V2, kernel=True),
+        ScenarioCase("aave_v2_multi_collateral", _BASE.format(name="aave-v2-multi", horizon_h=6, max_calls=40)
+                     + _AAVE_CSV.replace('adapter = "aave_v3"', 'adapter = "aave_v2"'),
+                     {"book.csv": _multi_collateral_book("aave_v2")}, kernel=True),
         ScenarioCase("maker_liq12_flipper", _MAKER_LIQ12),
         ScenarioCase("aave_v3_multi_collateral", _BASE.format(name="aave-multi", horizon_h=6, max_calls=40)
                      + _AAVE_CSV, {"book.csv": _multi_collateral_book()}, kernel=True),

@@ -1,9 +1,10 @@
 """The fast kernel on accounts of several collaterals and debts: the same results as the reference engine.
 
 End to end (kernel vs reference on the same paths): the real Aave v3 wstETH book, multi-asset Aave books
-with eModes and a paused asset, multi-collateral Comet accounts, both venues sharing the market. Per
-mirrored rule, a hypothesis parity test on one-row books: the kernel's health, Aave call and Comet absorb
-against the adapters' own ``health`` / ``liquidate``.
+with eModes and a paused asset, multi-asset Aave v2 books (an inactive reserve, no deficit booking),
+multi-collateral Comet accounts, both venues sharing the market. Per mirrored rule, a hypothesis parity test
+on one-row books: the kernel's health, Aave v3 and v2 calls and Comet absorb against the adapters' own
+``health`` / ``liquidate``.
 """
 
 import json
@@ -192,6 +193,68 @@ def _write(tmp_path, venues=("aave",), paused=(), horizon_h=6, paths=2, seed=7, 
     return bind(prepare(load_scenario(tmp_path / "s.toml")))
 
 
+def _aave_v2_book(n: int, seed: int) -> str:
+    """Aave v2 accounts with 1-3 collaterals and 1-3 debts (USDT debt: a borrow-only reserve), some close to
+    their liquidation threshold so that a crash takes their last collateral (v2 books no deficit)."""
+    rng = np.random.default_rng(seed)
+    lines = ["account,protocol,collateral_asset,collateral_amount,debt_asset,debt_amount"]
+    for i in range(n):
+        colls = list(rng.choice(["WETH", "WBTC", "USDC"], rng.integers(1, 4), replace=False))
+        debts = list(rng.choice(["USDC", "USDT", "WETH"], rng.integers(1, 4), replace=False))
+        value_usd = float(rng.lognormal(math.log(20000), 1.2)) + 500
+        w = rng.dirichlet(np.ones(len(colls)))
+        debt_usd = value_usd * rng.uniform(0.55, 0.85)
+        wd = rng.dirichlet(np.ones(len(debts)))
+        for k in range(max(len(colls), len(debts))):
+            c = f"{colls[k]},{value_usd * w[k] / _V2_PRICES[colls[k]]:.10f}" if k < len(colls) else ","
+            d = f"{debts[k]},{debt_usd * wd[k] / _V2_PRICES[debts[k]]:.10f}" if k < len(debts) else ","
+            lines.append(f"v{i},aave_v2,{c},{d}")
+    return "\n".join(lines) + "\n"
+
+
+_V2_PRICES = {**_PRICES, "USDT": 1.0}
+
+
+def _write_v2(tmp_path, inactive=(), horizon_h=6, paths=2, seed=3, max_calls=60, delay=0, lag=0, n=400,
+              gas_gwei=20.0):
+    """Aave v2 books (several collaterals and debts) on the scenario above, with USDT for debt."""
+    text = _SCEN.format(horizon_h=horizon_h, paths=paths, seed=seed, max_calls=max_calls, delay=delay, lag=lag,
+                        gas_gwei=gas_gwei)
+    text += '\n[assets.USDT]\nprice_usd = 1.0\nmodel = "constant"\n'
+    (tmp_path / "v2.csv").write_text(_aave_v2_book(n, seed))
+    text += '\n[[protocols]]\nadapter = "aave_v2"\n'
+    if inactive:
+        snap = json.loads((data_dir() / "protocols" / "aave_v2_ethereum_2021-05-19.json").read_text())
+        for a in inactive:
+            snap["assets"][a]["active"] = False
+        (tmp_path / "v2.json").write_text(json.dumps(snap))
+        text += 'snapshot = "v2.json"\n'
+    text += '[protocols.book]\nkind = "csv"\npath = "v2.csv"\n'
+    (tmp_path / "s.toml").write_text(text)
+    return bind(prepare(load_scenario(tmp_path / "s.toml")))
+
+
+V2_CASES = {
+    "aave_v2_multi": {},
+    "aave_v2_inactive_wbtc": {"inactive": ("WBTC",)},
+    "aave_v2_cap_binds_costly_gas": {"max_calls": 12, "gas_gwei": 150.0},
+    "aave_v2_delay_and_lag": {"delay": 1, "lag": 1},
+}
+
+
+@pytest.mark.parametrize("case", sorted(V2_CASES))
+def test_aave_v2_multi_asset_books_kernel_matches_reference(tmp_path, case):
+    """Aave v2 on the kernel (close factor of the repaid reserve's debt, no deficit booking): the reference
+    engine's liquidations, events, per-account counts and ledger, ``unbacked_debt_usd`` included."""
+    bound = _write_v2(tmp_path, **V2_CASES[case])
+    _agree(bound)
+    kern, _ = run_kernel(bound)
+    assert kern.realised_bad_debt_usd.sum() == 0.0 and kern.protocol_fee_usd.sum() == 0.0
+    if case == "aave_v2_multi":  # the crash takes some accounts' last collateral: their debt stays open
+        assert kern.unbacked_debt_usd.sum() > 0.0
+        assert kern.unrealised_bad_debt_usd.sum() > 0.0
+
+
 CASES = {
     "aave_multi_emode": {},
     "aave_paused_wbtc": {"paused": ("WBTC",)},
@@ -331,13 +394,94 @@ def test_kernel_aave_call_equals_adapter_liquidate(row):
     ok, kc, kd, repay, seize = aave_call(0, 0, coff, doff, ca, c[ca].copy(), lt[ca], terms.liquidation_bonus[0, ca],
                                          cpz, da, d[da].copy(), dpz, pc, pd, hf, k["close_factor"],
                                          k["close_factor_hf_threshold"], k["min_base_max_close_factor_threshold_usd"],
-                                         k["min_leftover_base_usd"])
+                                         k["min_leftover_base_usd"], False)
     assert ok == bool(out.liquidated[0])
     if not ok:
         return
     assert ca[kc] == out.extra["collateral_index"][0] and da[kd] == out.extra["debt_index"][0]
     assert seize == pytest.approx(out.collateral_seized_tokens[0, ca[kc]], rel=1e-12)
     assert repay == pytest.approx(out.debt_repaid_tokens[0, da[kd]], rel=1e-12)
+
+
+_AAVE2 = load_adapter("aave_v2")
+_AAVE2_C = ("WETH", "WBTC", "USDC", "USDT")  # USDT: LT 0 (not counted, not seizable)
+_AAVE2_D = ("USDC", "WETH", "USDT")
+
+
+@st.composite
+def aave_v2_rows(draw):
+    c = np.array([draw(amounts) for _ in _AAVE2_C])
+    d = np.array([draw(amounts) for _ in _AAVE2_D])
+    if not c.any():
+        c[draw(st.integers(0, 3))] = draw(st.floats(0.01, 100.0))
+    if not d.any():
+        d[draw(st.integers(0, 2))] = draw(st.floats(0.01, 100.0))
+    move = np.array([draw(st.floats(0.3, 1.3)) for _ in range(2)])
+    scale = draw(st.floats(0.2, 3.0))
+    inactive = draw(st.sampled_from([(), ("WBTC",), ("USDC",)]))
+    return c, d * scale, move, inactive
+
+
+def _aave2_with_inactive(inactive):
+    if not inactive:
+        return _AAVE2
+    snap = json.loads(json.dumps(_AAVE2._snapshot))
+    for a in inactive:
+        snap["assets"][a]["active"] = False
+    return type(_AAVE2)(snap)
+
+
+@settings(max_examples=400 if FULL else 150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(aave_v2_rows())
+def test_kernel_aave_v2_call_equals_adapter_liquidate(row):
+    """The kernel's call with the Aave v2 venue's constants (``cf_on_reserve``, no thresholds, no dust floor)
+    is :meth:`protocols.AaveV2.liquidate` on one-row books of several collaterals and debts, bit for bit: the
+    legs chosen, the debt repaid (50 % of the repaid reserve's debt, or what the seized balance covers) and the
+    collateral seized; refused where the adapter refuses (no counted collateral, an inactive reserve)."""
+    c, d, move, inactive = row
+    ad = _aave2_with_inactive(inactive)
+    book = Book(_AAVE2_C, _AAVE2_D, c[None, :], d[None, :])
+    pcol = np.array([3000.0 * move[0], 60000.0 * move[1], 1.0, 1.0])
+    pdebt = np.array([1.0, 3000.0 * move[0], 1.0])
+    prices = Prices(pcol, pdebt)
+    terms = ad.position_terms(book)
+    lt = np.where(terms.seizable, terms.health_weight, 0.0)[0]
+    coff, doff, ca, da = _one_row(c, d)
+    pc, pd = pcol[None, :], pdebt[None, :]
+    hf = account_health(0, 0, coff, doff, ca, c[ca], lt[ca], da, d[da], pc, pd)
+    assert hf == float(ad.health(book, prices)[0])
+    out = ad.liquidate(book, prices)
+    if not hf < 1.0:
+        assert not out.liquidated[0]
+        return
+    spec_cpz = np.array([a in inactive for a in _AAVE2_C])[ca]
+    spec_dpz = np.array([a in inactive for a in _AAVE2_D])[da]
+    ok, kc, kd, repay, seize = aave_call(0, 0, coff, doff, ca, c[ca].copy(), lt[ca], terms.liquidation_bonus[0, ca],
+                                         spec_cpz, da, d[da].copy(), spec_dpz, pc, pd, hf, ad.params["close_factor"],
+                                         -np.inf, 0.0, 0.0, True)
+    assert ok == bool(out.liquidated[0])
+    if not ok:
+        return
+    assert ca[kc] == out.extra["collateral_index"][0] and da[kd] == out.extra["debt_index"][0]
+    assert seize == out.collateral_seized_tokens[0, ca[kc]]
+    assert repay == out.debt_repaid_tokens[0, da[kd]]
+    assert out.bad_debt_usd[0] == 0.0 and out.protocol_fee_usd[0] == 0.0
+
+
+def test_aave_v2_kernel_spec_declares_the_v2_call(tmp_path):
+    """The venue, not the engine, declares v2's constants: the close factor of the repaid reserve's debt with
+    the v3 thresholds off, no dust floor, no fee and no deficit booking."""
+    from optimizer.engine.kernel import RULE_CLOSE_FACTOR_CALL
+    from optimizer.engine.reference import venue_simulators
+
+    bound = _write_v2(tmp_path, n=30)
+    spec = venue_simulators(bound)[0].kernel_spec()
+    assert not isinstance(spec, str) and spec.rule == RULE_CLOSE_FACTOR_CALL
+    k = spec.constants
+    assert (k["close_factor"], k["cf_on_reserve"], k["no_deficit"], k["floor"]) == (0.5, 1.0, 1.0, 0.0)
+    assert not spec.fee.any()
+    v = build_kernel_inputs(bound).venues
+    assert v.cf_on_reserve.tolist() == [True] and v.no_deficit.tolist() == [True]
 
 
 comet_amounts = st.one_of(st.just(0.0), st.floats(1e-3, 500.0))
