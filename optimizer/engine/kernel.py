@@ -89,6 +89,7 @@ from .kernel_rules import (
     call_pair,
     counted_left,
     group_ratio,
+    health_heap,
     heap_pop,
     heap_push,
     lot_ratios,
@@ -902,35 +903,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     continue
                 # the confirmed multi-asset candidates as a min-heap by (health, row): the cap takes them in that
                 # order, and those it does not reach wait in any order (the next step sorts them again)
-                # (health_heap written out: the same sifts, so the same heap, with the entry sifted held aside while
-                # the smaller children move up and the child's choice without a branch: the order is as good as
-                # random, and a call binds its arrays)
-                for q in range(n_ok):
-                    mheap[q] = q
-                m_size = n_ok
-                for x0 in range(n_ok // 2 - 1, -1, -1):
-                    x = x0
-                    ix = x0  # (mheap[x0], untouched so far)
-                    hx = cand_hf[ix]
-                    rx = cand_row[ix]
-                    while True:
-                        lch = 2 * x + 1
-                        if lch >= m_size:
-                            break
-                        child = lch
-                        if lch + 1 < m_size:
-                            ia = mheap[lch + 1]
-                            ib = mheap[lch]
-                            ha = cand_hf[ia]
-                            hb = cand_hf[ib]
-                            child = lch + ((ha < hb) | ((ha == hb) & (cand_row[ia] < cand_row[ib])))
-                        ia = mheap[child]
-                        ha = cand_hf[ia]
-                        if not ((ha < hx) | ((ha == hx) & (cand_row[ia] < rx))):
-                            break
-                        mheap[x] = ia
-                        x = child
-                    mheap[x] = ix
+                # (built once per venue and round; the pop below is written out: it runs once per call taken)
+                m_size = health_heap(mheap, cand_hf, cand_row, n_ok)
                 n_s = 0  # act[:n_s]: the single-pair groups with a head, by the head's (health, row); act[n_s:n_act]: to place
                 while calls_left[j] > 0:
                     for q in range(n_s, n_act):  # every group at the first look, then the one taken from last
@@ -978,8 +952,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             cand_hf[top] == best_hf and cand_row[top] < best_row)):
                         i = cand[top]
                         hf = cand_hf[top]
-                        # health_heap_pop written out (the same sift, as the heap's build above; a call binds its
-                        # arrays once per call taken)
+                        # health_heap_pop written out (kernel_rules._health_sift: the same sift as the build above; a
+                        # call binds its arrays once per call taken)
                         m_size -= 1
                         ix = mheap[m_size]
                         hx = cand_hf[ix]
