@@ -73,6 +73,7 @@ from .kernel_perp import (
     W_ROUNDS,
     W_ROUNDS0,
     perp_adl_due,
+    perp_band,
     perp_end_path,
     perp_end_step,
     perp_quiet,
@@ -377,6 +378,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     # takes (a reference-count increment and decrement each), which cost more than the empty loops inside.
     has_au = au.venue.shape[0] > 0
     has_perp = pv.col.shape[0] > 0
+    has_band = False
+    for pvi in range(pv.band_w.shape[0]):
+        has_band = has_band or pv.band_w[pvi] > 0
     if has_au:
         auction_start_path(au, aus)
     if has_perp:
@@ -1190,6 +1194,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         first_step = t
                     last_step = t
             # ---- perp venues at the round's starting market (their orders join the round's flows)
+            if has_band:  # the perp venues' price bands trip (or not) at every round with a pass left
+                perp_band(t, t * m.step_s, pv, ps, mkt_low, mkt_high, hist)
             if has_perp and not perp_quiet(t, p_ln, p_lp, p_vi, p_nx, p_cnt, mkt_low, mkt_high, hist, p_ltb) \
                     and perp_round(path, k, t, t * m.step_s, ps, mkt_low, mkt_high, hist, low[path, t],
                                    high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
