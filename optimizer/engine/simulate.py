@@ -10,7 +10,17 @@ import numba
 import numpy as np
 
 from .flows import FORCED_SOLD_FIELD, MAX_ROUNDS_PER_STEP, flow_sources
-from .kernel import RULE_CLOSE_FACTOR_CALL, VENUE_CONSTANTS, KGroups, KLiquidators, KMarket, KOut, KPositions, KVenues, run_paths
+from .kernel import (
+    RULE_CLOSE_FACTOR_CALL,
+    VENUE_CONSTANTS,
+    KGroups,
+    KLiquidators,
+    KMarket,
+    KOut,
+    KPositions,
+    KVenues,
+    run_paths,
+)
 from .kernel_auctions import (
     KAuctions,
     auction_inputs,
