@@ -41,6 +41,14 @@ step start, each round next to the lending venues at the round's starting market
 called only when the candidate has a perp venue, as the auction hooks only with an auction venue):
 their orders join the round's flows, so lending and perps share the market within each step in the
 reference loop's order.
+
+Forced-flow sources (``[[forced_flows]]``: :mod:`optimizer.engine.kernel_flows`) trade in each round after
+the lending, auction and perp venues (the reference's ``round`` phase) and before the storefronts (its
+``settle`` phase, which sees their flows), at the round's starting market; their trades make the loop run
+another round. With sources, ``forced_sold_usd`` counts each hook's sales per pool at the round's market
+close: the close-factor venue's (at most one: the reference nets per venue), the auction and perp venues'
+(the difference of ``round_sales`` across the hook; at most one perp venue), each source's and each
+storefront sale.
 """
 
 from __future__ import annotations
