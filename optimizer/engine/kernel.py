@@ -82,6 +82,7 @@ from .kernel_perp import (
     W_ROUNDS,
     W_ROUNDS0,
     perp_adl_due,
+    perp_band,
     perp_end_path,
     perp_end_step,
     perp_quiet,
@@ -98,6 +99,7 @@ from .kernel_rules import (
     call_pair,
     counted_left,
     group_ratio,
+    health_heap,
     heap_pop,
     heap_push,
     lot_ratios,
@@ -385,6 +387,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     # takes (a reference-count increment and decrement each), which cost more than the empty loops inside.
     has_au = au.venue.shape[0] > 0
     has_perp = pv.col.shape[0] > 0
+    has_band = False
+    for pvi in range(pv.band_w.shape[0]):
+        has_band = has_band or pv.band_w[pvi] > 0
     if has_au:
         auction_start_path(au, aus)
     if has_perp:
@@ -918,35 +923,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     continue
                 # the confirmed multi-asset candidates as a min-heap by (health, row): the cap takes them in that
                 # order, and those it does not reach wait in any order (the next step sorts them again)
-                # (health_heap written out: the same sifts, so the same heap, with the entry sifted held aside while
-                # the smaller children move up and the child's choice without a branch: the order is as good as
-                # random, and a call binds its arrays)
-                for q in range(n_ok):
-                    mheap[q] = q
-                m_size = n_ok
-                for x0 in range(n_ok // 2 - 1, -1, -1):
-                    x = x0
-                    ix = x0  # (mheap[x0], untouched so far)
-                    hx = cand_hf[ix]
-                    rx = cand_row[ix]
-                    while True:
-                        lch = 2 * x + 1
-                        if lch >= m_size:
-                            break
-                        child = lch
-                        if lch + 1 < m_size:
-                            ia = mheap[lch + 1]
-                            ib = mheap[lch]
-                            ha = cand_hf[ia]
-                            hb = cand_hf[ib]
-                            child = lch + ((ha < hb) | ((ha == hb) & (cand_row[ia] < cand_row[ib])))
-                        ia = mheap[child]
-                        ha = cand_hf[ia]
-                        if not ((ha < hx) | ((ha == hx) & (cand_row[ia] < rx))):
-                            break
-                        mheap[x] = ia
-                        x = child
-                    mheap[x] = ix
+                # (built once per venue and round; the pop below is written out: it runs once per call taken)
+                m_size = health_heap(mheap, cand_hf, cand_row, n_ok)
                 n_s = 0  # act[:n_s]: the single-pair groups with a head, by the head's (health, row); act[n_s:n_act]: to place
                 while calls_left[j] > 0:
                     for q in range(n_s, n_act):  # every group at the first look, then the one taken from last
@@ -994,8 +972,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                             cand_hf[top] == best_hf and cand_row[top] < best_row)):
                         i = cand[top]
                         hf = cand_hf[top]
-                        # health_heap_pop written out (the same sift, as the heap's build above; a call binds its
-                        # arrays once per call taken)
+                        # health_heap_pop written out (kernel_rules._health_sift: the same sift as the build above; a
+                        # call binds its arrays once per call taken)
                         m_size -= 1
                         ix = mheap[m_size]
                         hx = cand_hf[ix]
@@ -1236,6 +1214,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         first_step = t
                     last_step = t
             # ---- perp venues at the round's starting market (their orders join the round's flows)
+            if has_band:  # the perp venues' price bands trip (or not) at every round with a pass left
+                perp_band(t, t * m.step_s, pv, ps, mkt_low, mkt_high, hist)
             if has_perp and not perp_quiet(t, p_ln, p_lp, p_vi, p_nx, p_cnt, mkt_low, mkt_high, hist, p_ltb) \
                     and perp_round(path, k, t, t * m.step_s, ps, mkt_low, mkt_high, hist, low[path, t],
                                    high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):

@@ -74,6 +74,10 @@ class KPerpVenues(NamedTuple):
     backstop0: np.ndarray
     lag: np.ndarray  # int64 oracle lag, steps
     rounds: np.ndarray  # int64 liquidation passes per step
+    band_move: np.ndarray  # price band: the move that trips it (fraction)
+    band_w: np.ndarray  # int64 its window in completed steps (0: no band)
+    band_halt: np.ndarray  # its halt, s
+    band_nm: np.ndarray  # int64 (VP, n_assets): the venue's markets whose mark is that asset (each trips on its own)
 
 
 class KPerpPositions(NamedTuple):
@@ -140,6 +144,7 @@ class KPerpOut(NamedTuple):
     adl_closed_notional_usd: np.ndarray
     adl_steps: np.ndarray
     backstop_taken_base: np.ndarray  # base units the backstop vault took over (|size|)
+    price_band_trips: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------
@@ -256,20 +261,24 @@ Q_SELL, Q_BUY = range(2)
 #: :func:`perp_flush` (every one of those ledger cells starts the path at 0 and only the perp hooks add to it,
 #: so 0 + (0 + a + b ...) is the same float as 0 + a + b ...)
 (O_LIQS, O_SEIZED, O_LONG, O_SHORT, O_SOLD, O_BOUGHT, O_REL, O_REAL, O_FEE, O_RET, O_TKO, O_DFC, O_TAKEN, O_INS,
- O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD) = range(21)
-_N_OA = 21
+ O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD, O_TRIPS) = range(22)
+_N_OA = 22
 #: positions in the scratch tuple (:func:`perp_scratch`); ``PS_NID``: the scratch's row of each row of
 #: :class:`KPerpPositions`
 PS_RF, PS_RI, PS_LI, PS_LF, PS_LANE_LP, PS_LN, PS_LTB, PS_VI, PS_XI, PS_AF, PS_GF, PS_CNT = 0, 1, 2, 3, 5, 6, 7, 9, 10, 17, 18, 20
 PS_NID = 22
 PS_WF, PS_WI, PS_WD = 23, 24, 25
+#: ``halt`` (VP, n_assets) float64: until when the price band halts liquidations on the venue's market of that mark
+#: asset (-inf: not halted)
+PS_HALT = 26
 
 
 @njit(cache=True)
 def perp_scratch(pv, pp, n_assets):
     """Scratch state and packed inputs of one chunk of paths (reset per path by :func:`perp_start_path` and
     :func:`perp_end_path`): the tuple (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off,
-    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd) (columns: the ``R_`` / ``I_`` / ... constants).
+    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd, halt) (columns: the ``R_`` / ``I_`` / ...
+    constants).
 
     The scratch numbers the rows in lane order (lane by lane, each by liquidation price; then the rows in no
     lane, in book order): the round's pointer sweep reads consecutive rows, not rows scattered over the book.
@@ -377,7 +386,8 @@ def perp_scratch(pv, pp, n_assets):
         af[a, A_COLL0] = pp.coll0[a]
     return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), np.arange(n_in), pp.lane_lp, ln, ltb, vf, vi, xi,
             nid[pp.x_rows], pp.w_off, nid[pp.w_pos], pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
-            np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid, wf, wi, np.zeros(n, np.uint8))
+            np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid, wf, wi, np.zeros(n, np.uint8),
+            np.full((n_v, n_assets), -np.inf))
 
 
 @njit(cache=True)
@@ -437,9 +447,10 @@ def touched_bounds(li, cnt, rf, ri, ln, ltb):
 def perp_start_path(ps):
     """Per-venue state, lane pointers and the path's sums back to the start (rows are reset by
     :func:`perp_end_path`)."""
-    ln, vf, cnt, oa = ps[6], ps[8], ps[20], ps[21]
+    ln, vf, cnt, oa, halt = ps[6], ps[8], ps[20], ps[21], ps[26]
     cnt[0] = 0
     cnt[1] = 0
+    halt[:] = -np.inf
     for v in range(vf.shape[0]):
         vf[v, _FUND] = vf[v, V_FUND0]
         vf[v, _FUND_MIN] = vf[v, V_FUND0]
@@ -486,6 +497,7 @@ def perp_flush(k, po, ps):
         po.adl_overshoot_usd[k, j] += oa[v, O_OVER]
         po.adl_steps[k, j] += oa[v, O_STEPS]
         po.realised_bad_debt_usd[k, j] += oa[v, O_RBAD]
+        po.price_band_trips[k, j] += oa[v, O_TRIPS]
         for x in range(oa.shape[1]):
             oa[v, x] = 0.0
 
@@ -493,6 +505,37 @@ def perp_flush(k, po, ps):
 # ---------------------------------------------------------------------------------------------
 # one round
 # ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def perp_band(t, now_s, pv, ps, mkt_low, mkt_high, hist):
+    """The price band of each perp venue that has one, at the round's starting market (``PerpVenue.band_allows``,
+    every round in which the venue still has a pass left, whether or not anything is liquidatable): a market
+    not halted whose oracle low is more than the move below, or whose oracle high more than the move above, a
+    market close of the window's completed steps trips, halting its liquidations until ``now + halt``; each
+    trip counts once per venue market with that mark."""
+    vi, oa, halt = ps[9], ps[21], ps[26]
+    T1 = hist.shape[0]
+    for v in range(vi.shape[0]):
+        w = pv.band_w[v]
+        if w <= 0 or vi[v, W_ROUNDS] <= 0:
+            continue
+        lag = vi[v, W_LAG]
+        move = pv.band_move[v]
+        for a in range(halt.shape[1]):
+            nm = pv.band_nm[v, a]
+            if nm == 0 or not now_s >= halt[v, a]:
+                continue
+            hi = -np.inf
+            lo = np.inf
+            for s in range(max(t - w, 0), min(t, T1)):
+                hi = max(hi, hist[s, a])
+                lo = min(lo, hist[s, a])
+            o_lo = hist[max(t - lag, 0), a] if lag > 0 else mkt_low[a]
+            o_hi = hist[max(t - lag, 0), a] if lag > 0 else mkt_high[a]
+            if o_lo < (1.0 - move) * hi or o_hi > (1.0 + move) * lo:
+                halt[v, a] = now_s + pv.band_halt[v]
+                oa[v, O_TRIPS] += nm
 
 
 @njit(cache=True)
@@ -536,7 +579,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
     """Every perp venue's liquidation pass at the round's starting market (``flow`` the pools' state at the
     round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
     (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, floor, rate, ded, af, gf, qf,
-     cnt, oa, _nid, _wf, _wi, wd) = ps
+     cnt, oa, _nid, _wf, _wi, wd, halt) = ps
     n_x = xi.shape[0]
     n_pools = qf.shape[0]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
@@ -562,6 +605,8 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
             if ln[lane, N_VENUE] != v:
                 continue
             a = ln[lane, N_MARK]
+            if now_s < halt[v, a]:  # the price band halts its market's liquidations
+                continue
             long_ = ln[lane, N_LONG] != 0
             mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
             thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
@@ -597,6 +642,8 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
             if ri[i, I_VENUE] != v or q_i <= 0.0 or ri[i, I_CROSS] != 0:
                 continue
             a = ri[i, I_MARK]
+            if now_s < halt[v, a]:
+                continue
             s_i = rf[i, R_SIDE]
             if lag > 0:
                 mk = hist[max(t - lag, 0), a]
@@ -618,6 +665,8 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                 nb += 1
         for x in range(n_x):
             if xi[x, X_VEN] != v:
+                continue
+            if now_s < halt[v, ri[x_rows[xi[x, X_LO]], I_MARK]]:  # (with a band: its rows on one market)
                 continue
             upnl = 0.0
             mm = 0.0
@@ -971,7 +1020,7 @@ def _dirty(i, ri, li, cnt, wd):
 def perp_end_step(k, t, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (rf, ri, li, lf, _lane_pos, _lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off, w_pos, floor, rate, ded, af, gf, _qf,
-     cnt, oa, nid, wf, wi, wd) = ps
+     cnt, oa, nid, wf, wi, wd, _halt) = ps
     order = li[L_ORDER]
     score = lf[F_SCORE]
     gain = lf[F_C]  # a queue candidate's profit (the same float as the pop's)
@@ -1147,7 +1196,7 @@ def perp_end_path(k, po, ps, close_T, acct):
     final mark's slack."""
     perp_flush(k, po, ps)
     (rf, ri, li, _lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, _floor, _rate, _ded, af, _gf,
-     _qf, cnt, _oa, _nid, _wf, _wi, wd) = ps
+     _qf, cnt, _oa, _nid, _wf, _wi, wd, _halt) = ps
     n_d = cnt[1]
     for v in range(vi.shape[0]):
         j = vi[v, W_COL]
@@ -1253,6 +1302,12 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         ven["backstop0"].append(spec.backstop_usd)
         ven["lag"].append(sim.oracle_spec.lag_steps)
         ven["rounds"].append(spec.rounds_per_step)
+        ven["band_move"].append(spec.band_move)
+        ven["band_w"].append(spec.band_window_steps)
+        ven["band_halt"].append(spec.band_halt_s)
+        ma = np.asarray(spec.band_market_asset if spec.band_market_asset is not None else [], np.int64)
+        ven["band_nm"].append(np.bincount(ma[ma >= 0], minlength=n_assets)[:n_assets] if spec.band_window_steps > 0
+                              else np.zeros(n_assets, np.int64))
         side = book.side.astype(f64)
         lp = np.full(n, np.nan)
         iso = ~book.is_cross & (book.size_base > 0)
@@ -1324,7 +1379,10 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         partial_frac=np.array(ven["partial_frac"], f64), cooldown_s=np.array(ven["cooldown_s"], f64),
         fees_to_fund=np.array(ven["fees_to_fund"], np.bool_), policy=np.array(ven["policy"], i64),
         score=np.array(ven["score"], i64), fund0=np.array(ven["fund0"], f64),
-        backstop0=np.array(ven["backstop0"], f64), lag=np.array(ven["lag"], i64), rounds=np.array(ven["rounds"], i64))
+        backstop0=np.array(ven["backstop0"], f64), lag=np.array(ven["lag"], i64), rounds=np.array(ven["rounds"], i64),
+        band_move=np.array(ven["band_move"], f64), band_w=np.array(ven["band_w"], i64),
+        band_halt=np.array(ven["band_halt"], f64),
+        band_nm=np.array(ven["band_nm"], i64).reshape(len(ven["col"]), n_assets))
     positions = KPerpPositions(
         row=p["row"].astype(i64), venue=p["venue"].astype(i64), side=p["side"].astype(f64),
         size0=p["size0"].astype(f64), entry=p["entry"].astype(f64), margin0=p["margin0"].astype(f64),

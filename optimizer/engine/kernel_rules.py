@@ -270,17 +270,30 @@ def _first(a, b, hf, rows):
 
 @njit(cache=True)
 def _health_sift(idx, n, x, hf, rows):
+    """Sift ``idx[x]`` down the heap ``idx[:n]``: the entry is held aside while the first of its children moves
+    up, and the child is chosen without a branch (the order is as good as random); the comparisons of a swap per
+    level, so the same heap."""
+    ix = idx[x]
+    hx = hf[ix]
+    rx = rows[ix]
     while True:
         left = 2 * x + 1
         if left >= n:
             break
         child = left
-        if left + 1 < n and _first(idx[left + 1], idx[left], hf, rows):
-            child = left + 1
-        if not _first(idx[child], idx[x], hf, rows):
+        if left + 1 < n:
+            ia = idx[left + 1]
+            ib = idx[left]
+            ha = hf[ia]
+            hb = hf[ib]
+            child = left + ((ha < hb) | ((ha == hb) & (rows[ia] < rows[ib])))
+        ia = idx[child]
+        ha = hf[ia]
+        if not ((ha < hx) | ((ha == hx) & (rows[ia] < rx))):
             break
-        idx[x], idx[child] = idx[child], idx[x]
+        idx[x] = ia
         x = child
+    idx[x] = ix
 
 
 @njit(cache=True)

@@ -119,3 +119,66 @@ def test_breakers_are_tunable_parameters_with_bounds_on_every_perp_venue():
     # the venues' own limits are kept next to them
     assert load_adapter("binance_usdm").circuit_breakers().price_band_ratio == 0.05
     assert load_adapter("hyperliquid").circuit_breakers().partial_liquidation_cooldown_s == 30.0
+
+
+# ---------------------------------------------------------------------------------------------
+# the price band on the fast kernel (the stress margin stays on the reference engine)
+# ---------------------------------------------------------------------------------------------
+
+_BAND = {"breakers.price_band_move": 0.02, "breakers.price_band_window_s": 300.0,
+         "breakers.price_band_halt_s": 600.0}
+
+
+def _kernel_vs_reference(bound, k: int):
+    from optimizer.engine.simulate import kernel_unsupported_reason, run_kernel
+    from optimizer.engine.testing import assert_ledgers_match
+
+    assert kernel_unsupported_reason(bound) is None
+    p = bound.prepared.paths
+    kern, ev = run_kernel(bound, close=p.close[:k], low=p.low[:k], high=p.bar_high[:k], events=True)
+    evs: list[tuple] = []
+    ref = run_reference(bound, path_indices=np.arange(k), events=evs)
+    assert_ledgers_match(kern, ref, 1e-9, 1e-6)
+    assert sorted(tuple(int(x) for x in e.tolist()[:5]) for e in ev) == sorted(tuple(int(x) for x in e[:5])
+                                                                             for e in evs)
+    return kern, ref
+
+
+def test_the_kernel_halts_and_resumes_liquidations_under_a_price_band_as_the_reference_does(tmp_path):
+    closes = [P0, 0.9 * P0, 0.9 * P0, 0.9 * P0, 0.9 * P0, 0.9 * P0, 0.9 * P0]
+    on = ('"insurance_fund_usd" = 1e9, "breakers.price_band_move" = 0.05, "breakers.price_band_window_s" = 60, '
+          '"breakers.price_band_halt_s" = 180')
+    bound = bind(prepare(load_scenario(_scenario(tmp_path, closes, [15.0, 20.0, 2.0], on))))
+    kern, _ = _kernel_vs_reference(bound, 1)
+    assert kern.price_band_trips[0, 0] == 1
+    from optimizer.engine.simulate import run_kernel
+
+    _, ev = run_kernel(bound, events=True)
+    assert sorted(int(e["step"]) for e in ev) == [5, 5]  # halted at steps 2-4, liquidated at step 5
+
+
+def test_the_kernel_runs_a_price_band_on_a_monte_carlo_book_exactly_as_the_reference():
+    """The bundled synthetic crash (3,000 Binance positions, jumps, a -13 % crash) with a 2 % / 5 min band that
+    halts for 10 min: the band trips on most paths and changes what is liquidated, and the kernel's ledger
+    (trips included) and events equal the reference engine's."""
+    from optimizer.snapshots import data_dir
+
+    prep = prepare(load_scenario(data_dir() / "scenarios" / "perp_binance_btc_synthetic_crash_3h.toml")
+                   .with_overrides(paths=4))
+    pid = prep.scenario.protocols[0].id
+    on, off = bind(prep, {pid: _BAND}), bind(prep, {})
+    kern, _ = _kernel_vs_reference(on, 4)
+    assert (kern.price_band_trips[:, 0] > 0).sum() >= 2
+    from optimizer.engine.simulate import run_kernel
+
+    base, _ = run_kernel(off)
+    assert not np.array_equal(base.liquidations, kern.liquidations)  # the band bites
+
+
+def test_the_stress_margin_still_declines_the_kernel_with_its_reason(tmp_path):
+    from optimizer.engine.simulate import kernel_unsupported_reason
+
+    on = '"breakers.stress_move" = 0.05, "breakers.stress_window_s" = 60, "breakers.stress_margin_multiplier" = 2'
+    bound = bind(prepare(load_scenario(_scenario(tmp_path, [P0, 0.94 * P0], [15.0], on))))
+    reason = kernel_unsupported_reason(bound)
+    assert reason is not None and "stress margin" in reason

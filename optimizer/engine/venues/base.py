@@ -255,7 +255,8 @@ class PerpKernelSpec:
     ``adl_policy`` is ``"queue"`` or ``"pro_rata"``; ``mark_asset`` / ``pool`` per book row (the market asset
     its mark reads, the pool its orders trade in); ``rounds_per_step`` the passes per step;
     ``cooldown_s`` the partial-liquidation cooldown; ``fees_to_fund`` whether fees are the insurance fund's
-    income; ``insurance_fund_usd`` / ``backstop_usd`` the balances at each path's start.
+    income; ``insurance_fund_usd`` / ``backstop_usd`` the balances at each path's start; ``band_*`` the price
+    band when it is on.
     """
 
     rule: Any  # protocols.MarketOrderRule
@@ -267,6 +268,13 @@ class PerpKernelSpec:
     fees_to_fund: bool
     insurance_fund_usd: float
     backstop_usd: float
+    #: the price band (``breakers.price_band_*``), off when ``band_window_steps == 0``: the move, the window in
+    #: completed steps (``ceil(window / step)``, at least 1), the halt; ``band_market_asset`` the mark asset of
+    #: each adapter market (-1: none), whose band trips on its own
+    band_move: float = 1.0
+    band_window_steps: int = 0
+    band_halt_s: float = 0.0
+    band_market_asset: np.ndarray | None = None
 
 
 class VenueSimulator(abc.ABC):

@@ -80,7 +80,9 @@ With a band or a stress margin on, the venue also fills ``price_band_trips`` and
 Fast path: :meth:`PerpVenue.kernel_spec` hands the adapter's :class:`protocols.MarketOrderRule` (where its
 liquidations have that form: Hyperliquid, Binance) to the perp kernel (:mod:`optimizer.engine.kernel_perp`),
 which reproduces this loop; dYdX (fillable price), GMX (pool close with impact) and any scenario option the
-kernel does not model decline with a reason, and ``auto`` runs them here.
+kernel does not model decline with a reason, and ``auto`` runs them here. The price band runs on the kernel
+(its trips per venue market, the halt of that market's lanes, touched rows and cross accounts); the stress
+margin, and a band with cross accounts spanning several markets, run here.
 
 Events (``EVENT_DTYPE``): one per position closed in a round; ``collateral`` -1, ``debt_repaid_usd`` =
 the notional closed at the mark, ``collateral_seized_usd`` = the margin released, ``protocol_fee_usd`` =
@@ -223,8 +225,25 @@ class PerpVenue(VenueSimulator):
         extra = sorted(k for k, v in self.ctx.options.items() if k not in self.KERNEL_OPTIONS and v)
         if extra:
             return f"{self.ctx.id}: the perp kernel does not model {', '.join(extra)}"
-        if self.band_on or self.stress_on:
-            return f"{self.ctx.id}: circuit breakers (price band, stress margin) run on the reference engine"
+        if self.stress_on:
+            return f"{self.ctx.id}: the stress margin (a circuit breaker) runs on the reference engine"
+        band: dict = {}
+        if self.band_on:
+            # the band halts a market's liquidations: a cross account with positions on two markets could be
+            # liquidated on one only, which the perp kernel's settle of whole accounts does not mirror
+            b = self.book0
+            cross = b.is_cross & (b.size_base > 0)
+            if cross.any():
+                acc, mk = b.account[cross], self.mark_asset[cross]
+                for a in np.unique(acc):
+                    if np.unique(mk[acc == a]).size > 1:
+                        return (f"{self.ctx.id}: a price band with cross-margin accounts on several markets runs "
+                                "on the reference engine")
+            cb = self.breakers
+            band = {"band_move": float(cb.price_band_move),
+                    "band_window_steps": max(1, int(math.ceil(cb.price_band_window_s / self.ctx.step_s - 1e-9))),
+                    "band_halt_s": float(cb.price_band_halt_s),
+                    "band_market_asset": np.asarray(self.market_asset, np.int64)}
         if self.policy not in ("queue", "pro_rata"):
             return f"{self.ctx.id}: ADL policy {self.policy!r} has no kernel rule"
         if self.oracle_spec.collateral_side != "low" or self.oracle_spec.debt_side != "high":
@@ -233,7 +252,7 @@ class PerpVenue(VenueSimulator):
             return f"{self.ctx.id} routes orders to pools other than its assets' own"
         return PerpKernelSpec(rule, self.policy, self.mark_asset.astype(np.int64), self.pool.astype(np.int64),
                               self.rounds_per_step, self.cooldown_s, self.fees_to_fund,
-                              float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd))
+                              float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd), **band)
 
     def initial_debt_usd(self, close0: np.ndarray) -> float:
         """The book's exposure at the start: its open notional, USD."""
