@@ -41,6 +41,14 @@ step start, each round next to the lending venues at the round's starting market
 called only when the candidate has a perp venue, as the auction hooks only with an auction venue):
 their orders join the round's flows, so lending and perps share the market within each step in the
 reference loop's order.
+
+Forced-flow sources (``[[forced_flows]]``: :mod:`optimizer.engine.kernel_flows`) trade in each round after
+the lending, auction and perp venues (the reference's ``round`` phase) and before the storefronts (its
+``settle`` phase, which sees their flows), at the round's starting market; their trades make the loop run
+another round. With sources, ``forced_sold_usd`` counts each hook's sales per pool at the round's market
+close: the close-factor venue's (at most one: the reference nets per venue), the auction and perp venues'
+(the difference of ``round_sales`` across the hook; at most one perp venue), each source's and each
+storefront sale.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from .kernel_auctions import (
     auction_start_path,
     auction_trip,
 )
+from .kernel_flows import flows_round, flows_scratch, flows_start_path
 from .kernel_perp import (
     PS_CNT,
     PS_GF,
@@ -282,7 +291,7 @@ def _hf(i, j, pair_c, pair_d, coff, doff, ca, c, lt, da, d, pc, pd):
 def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
               c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
               cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus, au_out, pv,
-              pp, po, ps, pacct, pr_i, pr_f, mr_off, mr_i, mr_f, hot_v, hot_row):
+              pp, po, ps, pacct, pr_i, pr_f, mr_off, mr_i, mr_f, hot_v, hot_row, fl, fo, fst, frounds, ftmp, ftmp2):
     close, low, high, liq, hl, p0 = m.close, m.low, m.high, m.liq, m.hl, m.p0
     coff, doff, ca, da, lt, lb, fee = pos.coff, pos.doff, pos.ca, pos.da, pos.lt, pos.lb, pos.fee
     c0, d0, cpaused, dpaused, pair_c, pair_d = pos.c0, pos.d0, pos.cpaused, pos.dpaused, pos.pair_c, pos.pair_d
@@ -395,6 +404,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         auction_start_path(au, aus)
     if has_perp:
         perp_start_path(ps)  # perp venues (optimizer.engine.kernel_perp): their own state
+    has_ff = fl.model.shape[0] > 0  # forced-flow sources (optimizer.engine.kernel_flows)
+    if has_ff:
+        flows_start_path(fl, fst, close[path, 0])
+    ff_pre = np.zeros(n_assets)  # round_sales before a hook (its flows: the difference; forced_sold_usd)
+    o_ffsold = fo.forced_sold
     # what the per-step and per-round perp hooks read, as locals: perp_start_step written out and perp_quiet
     # given the few arrays it reads (a call binds each array it is given, a reference count each way)
     p_vi, p_ln, p_lp, p_cnt, p_gf, p_ltb = ps[PS_VI], ps[PS_LN], ps[PS_LANE_LP], ps[PS_CNT], ps[PS_GF], ps[PS_LTB]
@@ -410,6 +424,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         if has_perp:  # perp_start_step
             for pvi in range(p_vi.shape[0]):
                 p_vi[pvi, W_ROUNDS] = p_vi[pvi, W_ROUNDS0]
+        if has_ff:
+            frounds[:] = 0
         tp = max(t - delay, 0)
         first_round = True
         while True:
@@ -1202,6 +1218,10 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     pr_i[n_pend, 0] = -1
                     n_pend += 1
             n_hot = 0
+            if has_ff:  # forced_sold_usd: the close-factor venue's sales of the round (at most one such venue)
+                for a in range(n_assets):
+                    o_ffsold[k] += max(round_sales[a], 0.0) * mkt_close[a]
+                    ff_pre[a] = round_sales[a]
             if has_au:  # auction venues: redo, bark, take (at the round's starting prices)
                 did, marked = auction_round(au, aus, au_out, out, k, t, t * m.step_s, path, oc, pc_past, delay, mkt_low,
                                             mkt_close, low[path, t], sold, liq, gas_usd, min_profit, calls_left,
@@ -1221,6 +1241,13 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 if first_step < 0:
                     first_step = t
                 last_step = t
+            # ---- forced-flow sources: after the venues' liquidations, before the settle phase (the storefronts)
+            if has_ff:
+                for a in range(n_assets):  # the auction and perp venues' flows (all sales / one perp venue)
+                    o_ffsold[k] += max(round_sales[a] - ff_pre[a], 0.0) * mkt_close[a]
+                if flows_round(k, t, t * m.step_s, fl, fst, frounds, ftmp, ftmp2, mkt_low, mkt_close, mkt_high,
+                               round_sales, fo):
+                    executed_any = True
             # ---- storefronts (absorb rule): buyers take inventory while reserves < target and it pays
             for j in range(n_venues):
                 if rule[j] != RULE_ABSORB or reserves[j] >= v_target[j]:
@@ -1239,6 +1266,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                     round_sales[a] += qty
                     reserves[j] += qty * store_px
                     executed_any = True
+                    if has_ff:
+                        o_ffsold[k] += qty * mkt_close[a]
             park_round += 1  # the parks below share this round's prices
             for q in range(n_back):
                 i = back[q]
@@ -1400,7 +1429,7 @@ def _path_bounds(m, pos):
 
 
 @njit(cache=True, nogil=True)
-def _run_chunk(ch, n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks,
+def _run_chunk(ch, n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks, fl, fo,
                f_cap, acc_mb, acc_lbhi):
     """Paths ch, ch + n_chunks, ... of ``m`` (one thread's share; the GIL is released)."""
     n_paths = m.close.shape[0]
@@ -1471,15 +1500,17 @@ def _run_chunk(ch, n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out,
     lpos = np.empty(N_LOTS * n, np.int64)
     aus = auction_scratch(au, au_out.capacity)
     ps = perp_scratch(pv, pp, n_assets)
+    fst, frounds, ftmp, ftmp2 = flows_scratch(fl)
     for path in range(ch, n_paths, n_chunks):
         _run_path(path, path, m_ch, pos_ch, ven, grp_ch, lq, out, acct_chunks[ch],
                   c_cur, d_cur, touched_flag, touched_list, liq_once, hkey, hpos, pend, hot, back, back_hf, cand,
                   cand_hf, cand_row, hist, low_hist, high_hist, lkey, lpos, f_cap, acc_mb, acc_lbhi, au, aus,
-                  au_out, pv, pp, po, ps, pacct_chunks[ch], pr_i, pr_f, mr_off, mr_i, mr_f, hot_v, hot_row)
+                  au_out, pv, pp, po, ps, pacct_chunks[ch], pr_i, pr_f, mr_off, mr_i, mr_f, hot_v, hot_row, fl, fo, fst,
+                  frounds, ftmp, ftmp2)
     auction_collect(aus, au_out, ch)
 
 
-def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks):
+def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks, fl, fo):
     """All paths of ``m`` in ``n_chunks`` chunks, one thread each; ``acct_chunks[ch]`` counts per account.
 
     The chunks run on Python threads over the nogil :func:`_run_chunk` rather than in a numba ``prange``
@@ -1487,7 +1518,7 @@ def run_paths(n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, 
     chunk), and the parallel loop's lowering cost about half of the whole kernel's first compile.
     """
     f_cap, acc_mb, acc_lbhi = _path_bounds(m, pos)
-    args = (n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks,
+    args = (n_chunks, m, pos, ven, grp, lq, out, acct_chunks, au, au_out, pv, pp, po, pacct_chunks, fl, fo,
             f_cap, acc_mb, acc_lbhi)
     if n_chunks <= 1:
         _run_chunk(0, *args)

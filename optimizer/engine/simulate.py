@@ -9,7 +9,18 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from .kernel import VENUE_CONSTANTS, KGroups, KLiquidators, KMarket, KOut, KPositions, KVenues, run_paths
+from .flows import FORCED_SOLD_FIELD, MAX_ROUNDS_PER_STEP, flow_sources
+from .kernel import (
+    RULE_CLOSE_FACTOR_CALL,
+    VENUE_CONSTANTS,
+    KGroups,
+    KLiquidators,
+    KMarket,
+    KOut,
+    KPositions,
+    KVenues,
+    run_paths,
+)
 from .kernel_auctions import (
     KAuctions,
     auction_inputs,
@@ -17,6 +28,7 @@ from .kernel_auctions import (
     default_capacity,
     finish_auction_ledger,
 )
+from .kernel_flows import KFlowOut, KFlows, build_flow_inputs
 from .kernel_perp import KPerpPositions, KPerpVenues, build_perp_inputs, perp_out
 from .ledger import EVENT_DTYPE, Ledger
 from .model import Bound
@@ -27,18 +39,29 @@ ENGINES = ("auto", "kernel", "reference")
 
 
 def kernel_specs(bound: Bound, sims: list[VenueSimulator] | None = None) -> list[KernelSpec | PerpKernelSpec] | str:
-    """Each venue's kernel spec, or the first venue's reason why the kernel cannot run the candidate
-    (a scenario with forced flows runs on the reference engine: the kernel has no flow sources)."""
-    ff = getattr(bound.prepared.scenario, "forced_flows", ())
-    if ff:
-        return (f"forced flows ({', '.join(f.id for f in ff)}) run on the reference engine "
-                "(the kernel mirrors no flow source)")
+    """Each venue's kernel spec, or the first venue's or forced-flow source's reason why the kernel cannot run
+    the candidate (a source declares its mirror with ``kernel_spec``, as a venue does)."""
     out = []
     for sim in sims if sims is not None else venue_simulators(bound):
         spec = sim.kernel_spec()
         if isinstance(spec, str):
             return spec
         out.append(spec)
+    flows = flow_sources(bound)
+    for src in flows:
+        spec = src.kernel_spec()
+        if isinstance(spec, str):
+            return spec
+        if src.ctx.pool != src.ctx.asset:
+            return f"forced flows {src.ctx.id} trade a pool other than their asset's own (no kernel rule)"
+    if flows:
+        # forced_sold_usd nets each venue's flows per pool and round; the kernel nets the close-factor venues'
+        # flows together and the perp venues' together (auction and storefront sales are never netted)
+        calls = sum(1 for s in out if not isinstance(s, PerpKernelSpec) and s.rule == RULE_CLOSE_FACTOR_CALL)
+        perps = sum(1 for s in out if isinstance(s, PerpKernelSpec))
+        if calls > 1 or perps > 1:
+            return (f"forced flows with {calls} close-factor and {perps} perp venues run on the reference engine "
+                    "(the kernel's forced_sold_usd nets flows per venue with at most one of each)")
     return out
 
 
@@ -61,6 +84,9 @@ class KernelInputs:
     auctions: KAuctions  # the auction rule's vaults and terms (empty without an auction venue)
     perp_venues: KPerpVenues | None = None  # the perp venues (optimizer.engine.kernel_perp)
     perp_positions: KPerpPositions | None = None
+    flows: KFlows | None = None  # the forced-flow sources (optimizer.engine.kernel_flows)
+    flow_fields: tuple[tuple[str, str], ...] = ()  # (sold, bought) ledger field of each KFlows.col
+
 
     @property
     def arrays(self) -> dict[str, np.ndarray]:  # the former flat dict, for inspection
@@ -234,7 +260,16 @@ def build_kernel_inputs(bound: Bound, sims: list[VenueSimulator] | None = None,
     # only the perp venues' simulators: building a lending venue's spec again reads every position's terms
     pv, pp = build_perp_inputs([sim for sim, spec in zip(sims, specs, strict=True) if isinstance(spec, PerpKernelSpec)],
                                n_assets)
-    return KernelInputs(positions, venues, groups, new_ledger(bound, sims, 0), n, p0, auctions, pv, pp)
+    srcs = flow_sources(bound)
+    fields: list[tuple[str, str]] = []
+    for src in srcs:
+        if (src.sold_field, src.bought_field) not in fields:
+            fields.append((src.sold_field, src.bought_field))
+    fl = build_flow_inputs([src.kernel_spec() for src in srcs], [src.ctx.asset for src in srcs],
+                           [src.ctx.min_trade_usd for src in srcs],
+                           [fields.index((src.sold_field, src.bought_field)) for src in srcs], MAX_ROUNDS_PER_STEP)
+    return KernelInputs(positions, venues, groups, new_ledger(bound, sims, 0, flows=srcs), n, p0, auctions, pv, pp, fl,
+                        tuple(fields))
 
 
 def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.ndarray | None = None,
@@ -278,15 +313,22 @@ def run_kernel(bound: Bound, inputs: KernelInputs | None = None, *, close: np.nd
                    ev_cap if events else -1)
         au_out = auction_outputs(res, inputs.auctions, chunks, au_cap)
         pacct[:] = 0
+        fo = KFlowOut(np.zeros((n_paths, len(inputs.flow_fields))), np.zeros((n_paths, len(inputs.flow_fields))),
+                      np.zeros(n_paths))
         run_paths(chunks, market, inputs.positions, inputs.venues, inputs.groups, liquidators, out, acct,
                   inputs.auctions, au_out, inputs.perp_venues, inputs.perp_positions, perp_out(res, n_paths, n_v),
-                  pacct)
+                  pacct, inputs.flows, fo)
         if au_out.overflow[0]:  # a path kicked more auctions than the table holds: again with a larger one
             au_cap *= 4
             continue
         if not events or ev_n[0] <= ev_cap:
             break
         ev_cap = int(ev_n[0])  # first pass counted the events; run again with room for all of them
+    if inputs.flow_fields:  # the forced-flow sources' fields (path axis)
+        for c, (sold, bought) in enumerate(inputs.flow_fields):
+            res[sold][:] = fo.sold[:, c]
+            res[bought][:] = fo.bought[:, c]
+        res[FORCED_SOLD_FIELD.name][:] = fo.forced_sold
     # initial debt is the same on every path (all paths start at the same prices)
     pos = inputs.positions
     leg_venue = np.repeat(pos.venue, np.diff(pos.doff))

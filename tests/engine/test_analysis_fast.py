@@ -7,9 +7,9 @@ order and stops early, shares runs between questions and analyses, and runs the 
 when the kernel accepts the candidate.
 
 * every bundled perp scenario (book shrunk): :func:`analyses` on the engine the Monte Carlo uses == the plain
-  definition on that engine (critical drop, critical move, liquidation map, clusters); the one the kernel
-  declines (dealers' hedging flows: the reference engine, where the plain definition takes ~15 s) with
-  ``CASCADE_FULL_TESTS=1``;
+  definition on that engine (critical drop, critical move, liquidation map, clusters); scenarios the kernel
+  declines (the reference engine, where the plain definition is slow) with ``CASCADE_FULL_TESTS=1`` (none of
+  the bundled ones since the dealers' hedging runs on the kernel);
 * the critical move on the kernel == the plain definition on the reference engine (a few scenarios; all with
   ``CASCADE_FULL_TESTS=1``);
 * closed form (oracles.md §4): with an infinitely deep market, the first fall (rise) that liquidates is the
@@ -44,7 +44,7 @@ from optimizer.snapshots import data_dir
 FULL = os.environ.get("CASCADE_FULL_TESTS") == "1"
 SCENARIOS = sorted(p.stem for p in (data_dir() / "scenarios").glob("perp_*.toml"))
 # scenarios the kernel declines (their analyses run on the reference engine, the plain definition too: slow)
-REFERENCE_ONLY = ("perp_hyperliquid_btc_dealers_2025-10-10",)
+REFERENCE_ONLY: tuple[str, ...] = ()
 # the critical move on the kernel against the reference engine: these by default, every kernel scenario in FULL
 REFERENCE_CHECKED = ("perp_binance_btc_synthetic_crash_3h", "perp_mixed_aave_hyperliquid_eth_12h")
 

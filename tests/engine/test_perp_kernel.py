@@ -116,10 +116,11 @@ def test_venues_without_a_market_order_rule_decline_and_auto_falls_back():
             run(vc.bound, "kernel")
 
 
-def test_forced_flows_decline_and_auto_runs_the_reference_engine():
+def test_forced_flows_with_a_kernel_mirror_run_on_the_kernel():
+    """The dealers' hedging declares its mirror (optimizer.engine.kernel_flows): auto runs the kernel
+    (the agreement with the reference engine: tests/engine/test_forced_flows_kernel.py)."""
     b = _bound("perp_hyperliquid_btc_dealers_2025-10-10")
-    reason = kernel_unsupported_reason(b)
-    assert reason is not None and "forced flows" in reason, reason
+    assert kernel_unsupported_reason(b) is None
 
 
 def test_a_scenario_option_the_kernel_does_not_model_declines():

@@ -83,9 +83,9 @@ SCENARIO_CASES: tuple[ScenarioCase, ...] = (
                  positions=800, engines=("reference",)),
     ScenarioCase("perp_binance_btc_2024_08_05_0502_0715", "perp_binance_btc_2024-08-05_0502-0715.toml", paths=1,
                  positions=800, engines=("reference",)),
-    # forced flows (optimizer.engine.flows: reference engine)
+    # forced flows (optimizer.engine.flows; the kernel's mirror optimizer.engine.kernel_flows must agree)
     ScenarioCase("perp_hyperliquid_btc_dealers_2025_10_10", "perp_hyperliquid_btc_dealers_2025-10-10.toml", paths=1,
-                 positions=300, engines=("reference",)),
+                 positions=300, engines=("reference", "kernel")),
 )
 
 

@@ -24,6 +24,9 @@ Trades smaller than ``min_trade_usd`` (the scenario key, default 1 USD) are not 
 its state, so the gap is traded once it is large enough): a converging spiral ends after finitely many
 rounds. A source trades in at most :data:`MAX_ROUNDS_PER_STEP` rounds of one step (a diverging spiral
 is stopped by the price floor of the liquidity model first).
+
+A source may declare that the fast kernel mirrors it (``kernel_spec``: the kernel's model and the model's
+data as arrays, :mod:`optimizer.engine.kernel_flows`); otherwise a scenario with it runs on this loop.
 """
 
 from __future__ import annotations
@@ -117,6 +120,11 @@ class FlowSource(abc.ABC):
     def end_path(self) -> dict[str, float]:
         """Horizon deltas (path axis); none by default."""
         return {}
+
+    def kernel_spec(self) -> Any:
+        """The fast kernel's mirror of this source (a :class:`~optimizer.engine.kernel_flows.KFlowSpec`: its
+        model's rule and data), or why none mirrors it (a reason: the evaluation runs on the reference loop)."""
+        return f"forced flows {self.ctx.id}: the kernel mirrors no {self.name} model"
 
     # ------------------------------------------------------------------ the model
     @abc.abstractmethod

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...behaviour.dealers import dealer_book
+from ..kernel_flows import FLOW_DEALERS, KFlowSpec
 from ..venues.base import MarketView
 from .base import FlowSource
 
@@ -29,3 +30,10 @@ class DealerFlows(FlowSource):
     def trade(self, state: Any, view: MarketView) -> tuple[float, Any]:
         flow, nxt = self.ctx.model.step(state, np.array([view.close[self.ctx.asset]]), view.now_s)
         return float(flow[0]), nxt
+
+    def kernel_spec(self) -> KFlowSpec:
+        """The dealers' options as rows (strike, expiry s, vol, position, call) and their hedge fraction."""
+        b = self.ctx.model
+        rows = np.column_stack([b.strike_usd, b.expiry_s, b.implied_vol, b.position_base,
+                                b.is_call.astype(np.float64)])
+        return KFlowSpec(FLOW_DEALERS, rows, float(b.hedge_fraction))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...behaviour.leverage_targeting import leverage_targeters
+from ..kernel_flows import FLOW_LEVERAGE, ROW_WIDTH, KFlowSpec
 from ..venues.base import MarketView
 from .base import FlowSource
 
@@ -29,3 +30,10 @@ class LeverageTargetingFlows(FlowSource):
     def trade(self, state: Any, view: MarketView) -> tuple[float, Any]:
         flow, nxt = self.ctx.model.step(state, np.array([view.close[self.ctx.asset]]))
         return float(flow[0]), nxt
+
+    def kernel_spec(self) -> KFlowSpec:
+        """The holder groups as rows (exposure USD, target leverage); 1.0 for the first-order convention."""
+        h = self.ctx.model
+        rows = np.zeros((h.exposure_usd.size, ROW_WIDTH))
+        rows[:, 0], rows[:, 1] = h.exposure_usd, h.target_leverage
+        return KFlowSpec(FLOW_LEVERAGE, rows, 1.0 if h.convention == "first_order" else 0.0)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...behaviour.stops import stop_clusters
+from ..kernel_flows import FLOW_STOPS, ROW_WIDTH, KFlowSpec
 from ..venues.base import MarketView
 from .base import FlowSource
 
@@ -29,3 +30,10 @@ class StopFlows(FlowSource):
         a = self.ctx.asset
         flow, nxt = self.ctx.model.step(state, np.array([view.low[a]]), np.array([view.high[a]]))
         return float(flow[0]), nxt
+
+    def kernel_spec(self) -> KFlowSpec:
+        """The clusters as rows (level USD, size base, side: -1 sell, +1 buy)."""
+        c = self.ctx.model
+        rows = np.zeros((c.level_usd.size, ROW_WIDTH))
+        rows[:, 0], rows[:, 1], rows[:, 2] = c.level_usd, c.size_base, c.side.astype(np.float64)
+        return KFlowSpec(FLOW_STOPS, rows, 0.0)
