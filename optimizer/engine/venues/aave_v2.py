@@ -24,7 +24,6 @@ import numpy as np
 
 from protocols import AaveV2, LiquidationOutcome, Prices
 
-from ..kernel import RULE_CLOSE_FACTOR_CALL
 from ..ledger import LENDING_FIELDS, LedgerField
 from .base import KernelSpec, MarketView
 from .lending import LendingVenue
@@ -40,20 +39,11 @@ class AaveV2Venue(LendingVenue):
     ledger_fields = (*LENDING_FIELDS, UNBACKED_DEBT)
 
     def kernel_spec(self) -> KernelSpec | str:
-        ad, pb = self.ctx.adapter, self.ctx.book
+        ad = self.ctx.adapter
         assert isinstance(ad, AaveV2)
-        reason = self.kernel_market_reason()
-        if reason:
-            return reason
-        book = pb.book
-        terms = ad.position_terms(book)
-        paused = ad.circuit_breakers().liquidations_paused  # inactive reserves refuse the call
-        return KernelSpec(RULE_CLOSE_FACTOR_CALL, lt=np.where(terms.seizable, terms.health_weight, 0.0),
-                          lb=terms.liquidation_bonus, fee=terms.protocol_share,
-                          constants={"close_factor": ad.params["close_factor"], "cf_on_reserve": 1.0,
-                                     "cf_hf": -np.inf, "min_base": 0.0, "floor": 0.0, "no_deficit": 1.0},
-                          collateral_paused=np.array([x in paused for x in book.collateral_assets], bool),
-                          debt_paused=np.array([x in paused for x in book.debt_assets], bool))
+        # inactive reserves are the adapter's paused assets: they refuse the call
+        return self.close_factor_spec({"close_factor": ad.params["close_factor"], "cf_on_reserve": 1.0,
+                                       "cf_hf": -np.inf, "min_base": 0.0, "floor": 0.0, "no_deficit": 1.0})
 
     def after_liquidation(self, view: MarketView, out: LiquidationOutcome, go: np.ndarray, prices: Prices,
                           before) -> None:

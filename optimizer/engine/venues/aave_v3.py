@@ -12,7 +12,6 @@ import numpy as np
 
 from protocols import AaveV3, LiquidationOutcome
 
-from ..kernel import RULE_CLOSE_FACTOR_CALL
 from .base import KernelSpec
 from .lending import LendingVenue
 
@@ -26,19 +25,9 @@ class AaveV3Venue(LendingVenue):
         return out.collateral_seized_tokens * (1.0 - keep)[:, None]
 
     def kernel_spec(self) -> KernelSpec | str:
-        ad, pb = self.ctx.adapter, self.ctx.book
+        ad = self.ctx.adapter
         assert isinstance(ad, AaveV3)
-        reason = self.kernel_market_reason()
-        if reason:
-            return reason
-        book = pb.book
-        terms = ad.position_terms(book)
         c = ad.constants
-        paused = ad.circuit_breakers().liquidations_paused
-        return KernelSpec(RULE_CLOSE_FACTOR_CALL, lt=np.where(terms.seizable, terms.health_weight, 0.0),
-                          lb=terms.liquidation_bonus, fee=terms.protocol_share,
-                          constants={"close_factor": c["close_factor"], "cf_hf": c["close_factor_hf_threshold"],
-                                     "min_base": c["min_base_max_close_factor_threshold_usd"],
-                                     "floor": c["min_leftover_base_usd"]},
-                          collateral_paused=np.array([x in paused for x in book.collateral_assets], bool),
-                          debt_paused=np.array([x in paused for x in book.debt_assets], bool))
+        return self.close_factor_spec({"close_factor": c["close_factor"], "cf_hf": c["close_factor_hf_threshold"],
+                                       "min_base": c["min_base_max_close_factor_threshold_usd"],
+                                       "floor": c["min_leftover_base_usd"]})

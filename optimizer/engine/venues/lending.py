@@ -27,8 +27,9 @@ import numpy as np
 from protocols import LiquidationOutcome, Prices
 
 from .._market import proceeds_usd, purchase_usd
+from ..kernel import RULE_CLOSE_FACTOR_CALL
 from ..ledger import LENDING_FIELDS
-from .base import NOTHING, FinalView, MarketView, PathContext, RoundResult, VenueSimulator
+from .base import NOTHING, FinalView, KernelSpec, MarketView, PathContext, RoundResult, VenueSimulator
 
 
 class LendingVenue(VenueSimulator):
@@ -51,6 +52,22 @@ class LendingVenue(VenueSimulator):
         if self.oracle_spec.collateral_side != "low" or self.oracle_spec.debt_side != "high":
             return f"{self.ctx.id} reads other bar sides than the kernel's (collateral low, debt high)"
         return None
+
+    def close_factor_spec(self, constants: dict[str, float]) -> KernelSpec | str:
+        """The kernel's close-factor call (``kernel.RULE_CLOSE_FACTOR_CALL``) on this venue's book with the
+        rule's ``constants`` (``kernel.VENUE_CONSTANTS``): the adapter's per-leg terms (a leg not seizable
+        counts for nothing), bonus and fee share, and its paused assets refusing the call; or the market
+        wiring's reason."""
+        reason = self.kernel_market_reason()
+        if reason:
+            return reason
+        ad, book = self.ctx.adapter, self.ctx.book.book
+        terms = ad.position_terms(book)
+        paused = ad.circuit_breakers().liquidations_paused
+        return KernelSpec(RULE_CLOSE_FACTOR_CALL, lt=np.where(terms.seizable, terms.health_weight, 0.0),
+                          lb=terms.liquidation_bonus, fee=terms.protocol_share, constants=constants,
+                          collateral_paused=np.array([x in paused for x in book.collateral_assets], bool),
+                          debt_paused=np.array([x in paused for x in book.debt_assets], bool))
 
     # ------------------------------------------------------------------ per path / step
     def start_path(self, path: PathContext) -> None:
