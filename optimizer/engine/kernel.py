@@ -406,7 +406,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         perp_start_path(ps)  # perp venues (optimizer.engine.kernel_perp): their own state
     has_ff = fl.model.shape[0] > 0  # forced-flow sources (optimizer.engine.kernel_flows)
     if has_ff:
-        flows_start_path(fl, fst, close[path, 0])
+        flows_start_path(fl, fst, close[path, 0], ftmp)
     ff_pre = np.zeros(n_assets)  # round_sales before a hook (its flows: the difference; forced_sold_usd)
     o_ffsold = fo.forced_sold
     # what the per-step and per-round perp hooks read, as locals: perp_start_step written out and perp_quiet

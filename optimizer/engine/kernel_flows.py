@@ -38,7 +38,6 @@ from numba import njit
 
 #: the kernel's flow models (a source's :meth:`~optimizer.engine.flows.FlowSource.kernel_spec` names one)
 FLOW_DEALERS, FLOW_LEVERAGE, FLOW_STOPS = 0, 1, 2
-FLOW_MODELS = (FLOW_DEALERS, FLOW_LEVERAGE, FLOW_STOPS)
 #: columns of a source's data rows (``KFlows.rows``), per model:
 #: dealers (strike_usd, expiry_s, implied_vol, position_base, is_call); leverage (exposure_usd, target_leverage);
 #: stops (level_usd, size_base, side: -1 sell, +1 buy)
@@ -79,10 +78,6 @@ def no_flows() -> KFlows:
     z = np.zeros(0, np.int64)
     return KFlows(z, z, np.zeros(0), z, np.zeros(1, np.int64), np.zeros((0, ROW_WIDTH)), np.zeros(0),
                   np.zeros(1, np.int64), z)
-
-
-def no_flow_out(n_paths: int) -> KFlowOut:
-    return KFlowOut(np.zeros((n_paths, 0)), np.zeros((n_paths, 0)), np.zeros(n_paths))
 
 
 def state_size(model: int, n_rows: int) -> int:
@@ -225,23 +220,23 @@ def dealer_delta(rows, lo, hi, s, now_s, tmp):
 
 @njit(cache=True)
 def flows_scratch(fl):
-    """Per chunk: the sources' state, a per-source round count, and a scratch row."""
+    """Per chunk: the sources' state, a per-source round count, and two scratch rows (as wide as the largest
+    source's data)."""
     w = 1
     for s in range(fl.model.shape[0]):
         w = max(w, fl.off[s + 1] - fl.off[s])
-    return np.zeros(fl.soff[-1]), np.zeros(fl.model.shape[0], np.int64), np.zeros(w), np.zeros((2, w))
+    return np.zeros(fl.soff[-1]), np.zeros(fl.model.shape[0], np.int64), np.zeros(w), np.zeros(w)
 
 
 @njit(cache=True)
-def flows_start_path(fl, st, close0):
-    """Every source's state at the path's start prices ``close0`` (per asset)."""
+def flows_start_path(fl, st, close0, tmp):
+    """Every source's state at the path's start prices ``close0`` (per asset); ``tmp`` a scratch row."""
     rows = fl.rows
     for s in range(fl.model.shape[0]):
         lo, hi, o = fl.off[s], fl.off[s + 1], fl.soff[s]
         p = close0[fl.asset[s]]
         m = fl.model[s]
         if m == FLOW_DEALERS:
-            tmp = np.empty(hi - lo)
             st[o] = -dealer_delta(rows, lo, hi, p, 0.0, tmp)
         elif m == FLOW_LEVERAGE:
             st[o] = p
@@ -292,7 +287,7 @@ def flows_round(k, t, now_s, fl, st, rounds, tmp, tmp2, mkt_low, mkt_close, mkt_
                 side = rows[q, 2]
                 reached = (lo_px <= rows[q, 0]) if side < 0.0 else (hi_px >= rows[q, 0])
                 fire = reached and not st[o + g] > 0.5
-                tmp2[0, g] = 1.0 if fire else 0.0
+                tmp2[g] = 1.0 if fire else 0.0
                 tmp[g] = side * rows[q, 1] if fire else 0.0
             flow = pairwise_sum(tmp, 0, n)
         usd = abs(flow) * price
@@ -311,7 +306,7 @@ def flows_round(k, t, now_s, fl, st, rounds, tmp, tmp2, mkt_low, mkt_close, mkt_
             st[o] = price
         else:
             for g in range(n):
-                if tmp2[0, g] > 0.0:
+                if tmp2[g] > 0.0:
                     st[o + g] = 1.0
         rounds[s] += 1
         acted = True

@@ -87,7 +87,6 @@ class KernelInputs:
     flows: KFlows | None = None  # the forced-flow sources (optimizer.engine.kernel_flows)
     flow_fields: tuple[tuple[str, str], ...] = ()  # (sold, bought) ledger field of each KFlows.col
 
-
     @property
     def arrays(self) -> dict[str, np.ndarray]:  # the former flat dict, for inspection
         return {**self.positions._asdict(), **self.venues._asdict(), **self.groups._asdict()}
