@@ -447,7 +447,7 @@ def touched_bounds(li, cnt, rf, ri, ln, ltb):
 def perp_start_path(ps):
     """Per-venue state, lane pointers and the path's sums back to the start (rows are reset by
     :func:`perp_end_path`)."""
-    ln, vf, cnt, oa, halt = ps[6], ps[8], ps[20], ps[21], ps[26]
+    ln, vf, cnt, oa, halt = ps[6], ps[8], ps[20], ps[21], ps[PS_HALT]
     cnt[0] = 0
     cnt[1] = 0
     halt[:] = -np.inf
@@ -514,8 +514,7 @@ def perp_band(t, now_s, pv, ps, mkt_low, mkt_high, hist):
     not halted whose oracle low is more than the move below, or whose oracle high more than the move above, a
     market close of the window's completed steps trips, halting its liquidations until ``now + halt``; each
     trip counts once per venue market with that mark."""
-    vi, oa, halt = ps[9], ps[21], ps[26]
-    T1 = hist.shape[0]
+    vi, oa, halt = ps[9], ps[21], ps[PS_HALT]
     for v in range(vi.shape[0]):
         w = pv.band_w[v]
         if w <= 0 or vi[v, W_ROUNDS] <= 0:
@@ -528,7 +527,7 @@ def perp_band(t, now_s, pv, ps, mkt_low, mkt_high, hist):
                 continue
             hi = -np.inf
             lo = np.inf
-            for s in range(max(t - w, 0), min(t, T1)):
+            for s in range(max(t - w, 0), t):
                 hi = max(hi, hist[s, a])
                 lo = min(lo, hist[s, a])
             o_lo = hist[max(t - lag, 0), a] if lag > 0 else mkt_low[a]

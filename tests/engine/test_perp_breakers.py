@@ -11,8 +11,10 @@ import pytest
 
 from optimizer.engine import bind, prepare
 from optimizer.engine.reference import run_reference
+from optimizer.engine.simulate import kernel_unsupported_reason, run_kernel
+from optimizer.engine.testing import assert_ledgers_match
 from optimizer.scenario.config import load_scenario
-from optimizer.snapshots import load_adapter
+from optimizer.snapshots import data_dir, load_adapter
 from protocols import InvalidParameters
 
 P0 = 100_000.0
@@ -130,9 +132,8 @@ _BAND = {"breakers.price_band_move": 0.02, "breakers.price_band_window_s": 300.0
 
 
 def _kernel_vs_reference(bound, k: int):
-    from optimizer.engine.simulate import kernel_unsupported_reason, run_kernel
-    from optimizer.engine.testing import assert_ledgers_match
-
+    """The kernel's ledger and events on paths 0..k-1 equal the reference engine's; returns both ledgers and
+    the kernel's events."""
     assert kernel_unsupported_reason(bound) is None
     p = bound.prepared.paths
     kern, ev = run_kernel(bound, close=p.close[:k], low=p.low[:k], high=p.bar_high[:k], events=True)
@@ -141,7 +142,7 @@ def _kernel_vs_reference(bound, k: int):
     assert_ledgers_match(kern, ref, 1e-9, 1e-6)
     assert sorted(tuple(int(x) for x in e.tolist()[:5]) for e in ev) == sorted(tuple(int(x) for x in e[:5])
                                                                              for e in evs)
-    return kern, ref
+    return kern, ref, ev
 
 
 def test_the_kernel_halts_and_resumes_liquidations_under_a_price_band_as_the_reference_does(tmp_path):
@@ -149,11 +150,8 @@ def test_the_kernel_halts_and_resumes_liquidations_under_a_price_band_as_the_ref
     on = ('"insurance_fund_usd" = 1e9, "breakers.price_band_move" = 0.05, "breakers.price_band_window_s" = 60, '
           '"breakers.price_band_halt_s" = 180')
     bound = bind(prepare(load_scenario(_scenario(tmp_path, closes, [15.0, 20.0, 2.0], on))))
-    kern, _ = _kernel_vs_reference(bound, 1)
+    kern, _, ev = _kernel_vs_reference(bound, 1)
     assert kern.price_band_trips[0, 0] == 1
-    from optimizer.engine.simulate import run_kernel
-
-    _, ev = run_kernel(bound, events=True)
     assert sorted(int(e["step"]) for e in ev) == [5, 5]  # halted at steps 2-4, liquidated at step 5
 
 
@@ -161,23 +159,74 @@ def test_the_kernel_runs_a_price_band_on_a_monte_carlo_book_exactly_as_the_refer
     """The bundled synthetic crash (3,000 Binance positions, jumps, a -13 % crash) with a 2 % / 5 min band that
     halts for 10 min: the band trips on most paths and changes what is liquidated, and the kernel's ledger
     (trips included) and events equal the reference engine's."""
-    from optimizer.snapshots import data_dir
-
     prep = prepare(load_scenario(data_dir() / "scenarios" / "perp_binance_btc_synthetic_crash_3h.toml")
                    .with_overrides(paths=4))
     pid = prep.scenario.protocols[0].id
     on, off = bind(prep, {pid: _BAND}), bind(prep, {})
-    kern, _ = _kernel_vs_reference(on, 4)
+    kern, _, _ = _kernel_vs_reference(on, 4)
     assert (kern.price_band_trips[:, 0] > 0).sum() >= 2
-    from optimizer.engine.simulate import run_kernel
-
     base, _ = run_kernel(off)
     assert not np.array_equal(base.liquidations, kern.liquidations)  # the band bites
 
 
-def test_the_stress_margin_still_declines_the_kernel_with_its_reason(tmp_path):
-    from optimizer.engine.simulate import kernel_unsupported_reason
+def _two_market_scenario(tmp_path: Path, cross_markets: tuple[str, ...]) -> Path:
+    """Hyperliquid on BTC and ETH (flat 1-minute bars, BTC -10 % in bar 2, ETH flat), isolated longs on both and
+    one cross account holding a long on each of ``cross_markets`` ($100 of collateral: on BTC alone the fall
+    takes it all), with a 5 % / 60 s band halting 180 s."""
+    for name, p0, fall in (("btc", P0, 0.9), ("eth", 4_000.0, 1.0)):
+        rows = [f"2025-01-01T00:{i:02d}:00Z,{p},{p},{p},{p},1" for i, p in enumerate([p0] + [fall * p0] * 6)]
+        (tmp_path / f"{name}.csv").write_text("timestamp,open_usd,high_usd,low_usd,close_usd,volume_base\n"
+                                             + "\n".join(rows) + "\n")
+    size = {"BTC": (0.01, P0), "ETH": (0.25, 4_000.0)}
+    book = ["account,venue,market,side,size,entry_price,margin,margin_mode"]
+    for i, (m, lev) in enumerate((("BTC", 15.0), ("BTC", 2.0), ("ETH", 15.0))):
+        q, px = size[m]
+        book.append(f"a{i},hyperliquid,{m},long,{q},{px},{q * px / lev!r},isolated")
+    for m in cross_markets:  # the account's collateral, $100, repeated on each of its rows
+        q, px = size[m]
+        book.append(f"x,hyperliquid,{m},long,{q},{px},100.0,cross")
+    (tmp_path / "book.csv").write_text("\n".join(book) + "\n")
+    path = tmp_path / "s.toml"
+    path.write_text("""
+[scenario]
+name = "breakers-two-markets"
+step_min = 1
+paths = 1
 
+[assets.BTC]
+model = "replay"
+csv = "btc.csv"
+
+[assets.ETH]
+model = "replay"
+csv = "eth.csv"
+
+[[protocols]]
+adapter = "hyperliquid"
+[protocols.params]
+"breakers.price_band_move" = 0.05
+"breakers.price_band_window_s" = 60
+"breakers.price_band_halt_s" = 180
+[protocols.book]
+kind = "perp_csv"
+path = "book.csv"
+""")
+    return path
+
+
+def test_a_price_band_with_a_cross_account_on_two_markets_declines_the_kernel_and_on_one_it_runs(tmp_path):
+    """The kernel halts a market's cross accounts whole, so an account on two markets (one halted, one not)
+    keeps the reference engine, with its reason; on one market each it runs on the kernel, as the reference."""
+    two = bind(prepare(load_scenario(_two_market_scenario(tmp_path, ("BTC", "ETH")))))
+    reason = kernel_unsupported_reason(two)
+    assert reason is not None and "cross-margin accounts on several markets" in reason
+    one = bind(prepare(load_scenario(_two_market_scenario(tmp_path, ("BTC",)))))
+    kern, _, ev = _kernel_vs_reference(one, 1)
+    assert kern.price_band_trips[0, 0] == 1  # BTC's band only: ETH did not move
+    assert {int(e["position"]) for e in ev} >= {0, 3} and {int(e["step"]) for e in ev} == {5}  # after the halt
+
+
+def test_the_stress_margin_still_declines_the_kernel_with_its_reason(tmp_path):
     on = '"breakers.stress_move" = 0.05, "breakers.stress_window_s" = 60, "breakers.stress_margin_multiplier" = 2'
     bound = bind(prepare(load_scenario(_scenario(tmp_path, [P0, 0.94 * P0], [15.0], on))))
     reason = kernel_unsupported_reason(bound)

@@ -233,15 +233,13 @@ class PerpVenue(VenueSimulator):
             # liquidated on one only, which the perp kernel's settle of whole accounts does not mirror
             b = self.book0
             cross = b.is_cross & (b.size_base > 0)
-            if cross.any():
-                acc, mk = b.account[cross], self.mark_asset[cross]
-                for a in np.unique(acc):
-                    if np.unique(mk[acc == a]).size > 1:
-                        return (f"{self.ctx.id}: a price band with cross-margin accounts on several markets runs "
-                                "on the reference engine")
+            pairs = np.unique(np.stack([b.account[cross], self.mark_asset[cross]]), axis=1)  # (account, mark)
+            if np.unique(pairs[0]).size < pairs.shape[1]:
+                return (f"{self.ctx.id}: a price band with cross-margin accounts on several markets runs "
+                        "on the reference engine")
             cb = self.breakers
             band = {"band_move": float(cb.price_band_move),
-                    "band_window_steps": max(1, int(math.ceil(cb.price_band_window_s / self.ctx.step_s - 1e-9))),
+                    "band_window_steps": self.window_steps(cb.price_band_window_s),
                     "band_halt_s": float(cb.price_band_halt_s),
                     "band_market_asset": np.asarray(self.market_asset, np.int64)}
         if self.policy not in ("queue", "pro_rata"):
@@ -309,13 +307,17 @@ class PerpVenue(VenueSimulator):
         return RoundResult(True, False, flows, {"backstop_unwound_base": float(np.abs(amt).sum())})
 
     # ------------------------------------------------------------------ circuit breakers
+    def window_steps(self, window_s: float) -> int:
+        """The completed steps a breaker's window of ``window_s`` seconds reads: ``ceil(window / step)``, at least 1."""
+        return max(1, int(math.ceil(window_s / self.ctx.step_s - 1e-9)))
+
     def moved(self, view: MarketView, window_s: float, move: float) -> np.ndarray:
         """Per venue market: the oracle low is more than ``move`` below, or the oracle high more than ``move``
         above, a market close of the completed steps of the last ``window_s`` seconds."""
         a = self.market_asset
         ok = a >= 0
         ai = np.where(ok, a, 0)
-        w = max(1, int(math.ceil(window_s / self.ctx.step_s - 1e-9)))
+        w = self.window_steps(window_s)
         ref = view.hist_close[max(view.t - w, 0): view.t][:, ai]
         s = self.oracle_spec
         fell = view.oracle(s, "collateral", ai) < (1.0 - move) * ref.max(0)
