@@ -75,6 +75,7 @@ from .kernel_perp import (
     PS_CNT,
     PS_GF,
     PS_LANE_LP,
+    PS_LCAP,
     PS_LN,
     PS_LTB,
     PS_VI,
@@ -89,6 +90,7 @@ from .kernel_perp import (
     perp_round,
     perp_scratch,
     perp_start_path,
+    perp_stress,
 )
 from .kernel_rules import (
     KEY_TOL,
@@ -398,8 +400,10 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     has_au = au.venue.shape[0] > 0
     has_perp = pv.col.shape[0] > 0
     has_band = False
+    has_stress = False
     for pvi in range(pv.band_w.shape[0]):
         has_band = has_band or pv.band_w[pvi] > 0
+        has_stress = has_stress or pv.stress_w[pvi] > 0
     if has_au:
         auction_start_path(au, aus)
     if has_perp:
@@ -412,6 +416,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     # what the per-step and per-round perp hooks read, as locals: perp_start_step written out and perp_quiet
     # given the few arrays it reads (a call binds each array it is given, a reference count each way)
     p_vi, p_ln, p_lp, p_cnt, p_gf, p_ltb = ps[PS_VI], ps[PS_LN], ps[PS_LANE_LP], ps[PS_CNT], ps[PS_GF], ps[PS_LTB]
+    p_lcap = ps[PS_LCAP]
     p_nx = ps[PS_XI].shape[0]
 
     for t in range(1, T + 1):
@@ -1232,9 +1237,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                         first_step = t
                     last_step = t
             # ---- perp venues at the round's starting market (their orders join the round's flows)
+            if has_stress:  # the perp venues' stress margins: this round's tier tables per market
+                perp_stress(t, pv, ps, mkt_low, mkt_high, hist)
             if has_band:  # the perp venues' price bands trip (or not) at every round with a pass left
                 perp_band(t, t * m.step_s, pv, ps, mkt_low, mkt_high, hist)
-            if has_perp and not perp_quiet(t, p_ln, p_lp, p_vi, p_nx, p_cnt, mkt_low, mkt_high, hist, p_ltb) \
+            if has_perp and not perp_quiet(t, p_ln, p_lp, p_vi, p_nx, p_cnt, mkt_low, mkt_high, hist, p_ltb, p_lcap) \
                     and perp_round(path, k, t, t * m.step_s, ps, mkt_low, mkt_high, hist, low[path, t],
                                    high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
                 executed_any = True

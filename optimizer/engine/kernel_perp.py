@@ -17,6 +17,13 @@ engine does with a perp venue whose adapter declares a :class:`protocols.MarketO
   Each lane also keeps a bound on its touched rows' liquidation prices (:func:`row_bound`), so a round whose
   marks reach neither a lane's pointer nor that bound is skipped without binding the structs
   (:func:`perp_quiet`).
+* **Breakers**: the price band (:func:`perp_band`) halts a market's lanes, touched rows and cross accounts;
+  under the stress margin (:func:`perp_stress`, per venue market at each round) a market's rows read the
+  stressed tier tables (rate x k, deduction x k: rows K.. of the tables, as ``with_margin_multiplier``), each
+  lane walks a second order, by the liquidation prices under stress, with its own pointer (rows either sweep
+  closed or touched are skipped by both), and touched rows skip their x1 bound. Where k x rate reaches 1 on a
+  tier a long can reach (``lane_cap``: from there its margin outruns its equity and the order no longer bounds
+  it), the lane is tested row by row.
 * **Fills**: each pool's sells and buys of the round execute together through the pool's impact law
   (:func:`optimizer.engine._market.proceeds_usd` / ``purchase_usd``) from its state at the round's start.
 * **Settle**: ``PerpAdapter._settle`` per closed row (margin released, realised PnL, fee, returned,
@@ -52,7 +59,7 @@ SCORE_PROFIT_LEVERAGE, SCORE_LEVERAGE_PNL = 0, 1
 ADL_POLICIES = {"queue": ADL_QUEUE, "pro_rata": ADL_PRO_RATA}
 SCORES = {"profit_leverage": SCORE_PROFIT_LEVERAGE, "leverage_pnl": SCORE_LEVERAGE_PNL}
 #: per-venue state columns (``KPerp`` scratch ``vs``)
-_FUND, _FUND_MIN, _BACKSTOP, _BACKSTOP_PAID, _TAKEOVER, _DEPLETED = 0, 1, 2, 3, 4, 5
+_FUND, _FUND_MIN, _BACKSTOP, _BACKSTOP_PAID, _TAKEOVER, _DEPLETED, _STRESS_STEP = 0, 1, 2, 3, 4, 5, 6
 
 
 class KPerpVenues(NamedTuple):
@@ -78,6 +85,9 @@ class KPerpVenues(NamedTuple):
     band_w: np.ndarray  # int64 its window in completed steps (0: no band)
     band_halt: np.ndarray  # its halt, s
     band_nm: np.ndarray  # int64 (VP, n_assets): the venue's markets whose mark is that asset (each trips on its own)
+    stress_move: np.ndarray  # stress margin: the move that holds its condition (fraction)
+    stress_w: np.ndarray  # int64 its window in completed steps (0: no stress margin)
+    stress_nm: np.ndarray  # int64 (VP, n_assets): as band_nm, for the stress condition
 
 
 class KPerpPositions(NamedTuple):
@@ -114,6 +124,10 @@ class KPerpPositions(NamedTuple):
     x_of: np.ndarray  # (n,) cross account index of each row (-1: isolated)
     w_off: np.ndarray  # (G+1,) rows of ADL winner group g: w_pos[w_off[g]:w_off[g+1]]
     w_pos: np.ndarray  # longs by entry ascending, shorts descending (a row in profit comes before one that is not)
+    lane_pos_s: np.ndarray  # with a stress margin: each lane's rows again, by their liquidation price under stress
+    lane_lp_s: np.ndarray  # (empty without one); the stressed tier tables are rows K.. of floor / rate / ded
+    lane_cap: np.ndarray  # (L, 2) the lowest mark at which a long row of the lane reaches a tier whose margin rises
+    # at least as fast as its equity (rate x multiplier >= 1; +inf: none, and for shorts), at x1 and under stress
 
 
 class KPerpOut(NamedTuple):
@@ -145,6 +159,7 @@ class KPerpOut(NamedTuple):
     adl_steps: np.ndarray
     backstop_taken_base: np.ndarray  # base units the backstop vault took over (|size|)
     price_band_trips: np.ndarray
+    stress_margin_steps: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------
@@ -244,9 +259,11 @@ WI_ORIG, WI_POOL, WI_TIER, WI_XOF = range(4)
 L_TLIST, L_BUF, L_ROUTE, L_ORDER, L_DLIST = range(5)
 #: ``lf`` (5, n) float64 per entry of the round's list (mark, closed size, equity, requirement), ADL score
 F_MARK, F_C, F_EQ, F_REQ, F_SCORE = range(5)
-#: ``ln`` (L, 6) int64 per lane
-N_LO, N_HI, N_VENUE, N_MARK, N_LONG, N_PTR = range(6)
-#: ``vf`` (VP, 14) float64 per venue: state (:data:`_FUND` ...), then inputs
+#: ``ln`` (L, 10) int64 per lane; ``N_*_S``: its stressed order (``lane_pos`` / ``lane_lp`` after the x1 orders),
+#: ``N_STR`` 1 while its market is under stress
+N_LO, N_HI, N_VENUE, N_MARK, N_LONG, N_PTR, N_LO_S, N_HI_S, N_PTR_S, N_STR = range(10)
+#: ``vf`` (VP, 14) float64 per venue: state (:data:`_FUND` ...; ``_STRESS_STEP`` the last step counted in
+#: ``stress_margin_steps``), then inputs
 V_BFRAC, V_PTHR, V_PFRAC, V_COOL, V_FUND0, V_BACK0 = range(8, 14)
 #: ``vi`` (VP, 13) int64 per venue
 (W_COL, W_LAG, W_ROUNDS0, W_ROUNDS, W_POLICY, W_SCORE, W_OFF_LO, W_OFF_HI, W_G_LO, W_G_HI, W_FLAG_EQ, W_OFFNEG,
@@ -261,8 +278,8 @@ Q_SELL, Q_BUY = range(2)
 #: :func:`perp_flush` (every one of those ledger cells starts the path at 0 and only the perp hooks add to it,
 #: so 0 + (0 + a + b ...) is the same float as 0 + a + b ...)
 (O_LIQS, O_SEIZED, O_LONG, O_SHORT, O_SOLD, O_BOUGHT, O_REL, O_REAL, O_FEE, O_RET, O_TKO, O_DFC, O_TAKEN, O_INS,
- O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD, O_TRIPS) = range(22)
-_N_OA = 22
+ O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD, O_TRIPS, O_STRESS) = range(23)
+_N_OA = 23
 #: positions in the scratch tuple (:func:`perp_scratch`); ``PS_NID``: the scratch's row of each row of
 #: :class:`KPerpPositions`
 PS_RF, PS_RI, PS_LI, PS_LF, PS_LANE_LP, PS_LN, PS_LTB, PS_VI, PS_XI, PS_AF, PS_GF, PS_CNT = 0, 1, 2, 3, 5, 6, 7, 9, 10, 17, 18, 20
@@ -271,14 +288,17 @@ PS_WF, PS_WI, PS_WD = 23, 24, 25
 #: ``halt`` (VP, n_assets) float64: until when the price band halts liquidations on the venue's market of that mark
 #: asset (-inf: not halted)
 PS_HALT = 26
+#: ``soff`` (VP, n_assets) int64: the offset of the tier tables now in effect on the venue's market of that mark asset
+#: (0: x1, K: the stressed tables); ``lcap`` (L, 2): ``KPerpPositions.lane_cap``
+PS_SOFF, PS_LCAP = 27, 28
 
 
 @njit(cache=True)
 def perp_scratch(pv, pp, n_assets):
     """Scratch state and packed inputs of one chunk of paths (reset per path by :func:`perp_start_path` and
     :func:`perp_end_path`): the tuple (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off,
-    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd, halt) (columns: the ``R_`` / ``I_`` / ...
-    constants).
+    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd, halt, soff, lcap) (columns: the ``R_`` / ``I_``
+    / ... constants).
 
     The scratch numbers the rows in lane order (lane by lane, each by liquidation price; then the rows in no
     lane, in book order): the round's pointer sweep reads consecutive rows, not rows scattered over the book.
@@ -341,8 +361,9 @@ def perp_scratch(pv, pp, n_assets):
         ri[i, I_XOF] = pp.x_of[o]
         ri[i, I_LANE] = -1
         ri[i, I_CROSS] = 1 if pp.cross[o] else 0
-    ln = np.zeros((n_l, 6), np.int64)
+    ln = np.zeros((n_l, 10), np.int64)
     ltb = np.empty(n_l)
+    n_s = pp.lane_pos_s.shape[0]  # the stressed orders follow the x1 ones in lane_pos / lane_lp
     for lane in range(n_l):
         ln[lane, N_LO] = pp.lane_off[lane]
         ln[lane, N_HI] = pp.lane_off[lane + 1]
@@ -350,6 +371,10 @@ def perp_scratch(pv, pp, n_assets):
         ln[lane, N_MARK] = pp.lane_mark[lane]
         ln[lane, N_LONG] = 1 if pp.lane_long[lane] else 0
         ln[lane, N_PTR] = pp.lane_off[lane]
+        if n_s > 0:
+            ln[lane, N_LO_S] = n_in + pp.lane_off[lane]
+            ln[lane, N_HI_S] = n_in + pp.lane_off[lane + 1]
+            ln[lane, N_PTR_S] = n_in + pp.lane_off[lane]
         ltb[lane] = -np.inf if pp.lane_long[lane] else np.inf
         for p in range(pp.lane_off[lane], pp.lane_off[lane + 1]):
             ri[p, I_LANE] = lane
@@ -384,10 +409,15 @@ def perp_scratch(pv, pp, n_assets):
     for a in range(n_a):
         af[a, A_COLL] = pp.coll0[a]
         af[a, A_COLL0] = pp.coll0[a]
-    return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), np.arange(n_in), pp.lane_lp, ln, ltb, vf, vi, xi,
+    lane_pos = np.arange(n_in)
+    lane_lp = pp.lane_lp
+    if n_s > 0:
+        lane_pos = np.concatenate((lane_pos, nid[pp.lane_pos_s]))
+        lane_lp = np.concatenate((lane_lp, pp.lane_lp_s))
+    return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), lane_pos, lane_lp, ln, ltb, vf, vi, xi,
             nid[pp.x_rows], pp.w_off, nid[pp.w_pos], pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
             np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid, wf, wi, np.zeros(n, np.uint8),
-            np.full((n_v, n_assets), -np.inf))
+            np.full((n_v, n_assets), -np.inf), np.zeros((n_v, n_assets), np.int64), pp.lane_cap)
 
 
 @njit(cache=True)
@@ -447,10 +477,11 @@ def touched_bounds(li, cnt, rf, ri, ln, ltb):
 def perp_start_path(ps):
     """Per-venue state, lane pointers and the path's sums back to the start (rows are reset by
     :func:`perp_end_path`)."""
-    ln, vf, cnt, oa, halt = ps[6], ps[8], ps[20], ps[21], ps[PS_HALT]
+    ln, vf, cnt, oa, halt, soff = ps[6], ps[8], ps[20], ps[21], ps[PS_HALT], ps[PS_SOFF]
     cnt[0] = 0
     cnt[1] = 0
     halt[:] = -np.inf
+    soff[:] = 0
     for v in range(vf.shape[0]):
         vf[v, _FUND] = vf[v, V_FUND0]
         vf[v, _FUND_MIN] = vf[v, V_FUND0]
@@ -461,6 +492,8 @@ def perp_start_path(ps):
             oa[v, x] = 0.0
     for lane in range(ln.shape[0]):
         ln[lane, N_PTR] = ln[lane, N_LO]
+        ln[lane, N_PTR_S] = ln[lane, N_LO_S]
+        ln[lane, N_STR] = 0
 
 
 @njit(cache=True)
@@ -498,6 +531,7 @@ def perp_flush(k, po, ps):
         po.adl_steps[k, j] += oa[v, O_STEPS]
         po.realised_bad_debt_usd[k, j] += oa[v, O_RBAD]
         po.price_band_trips[k, j] += oa[v, O_TRIPS]
+        po.stress_margin_steps[k, j] += oa[v, O_STRESS]
         for x in range(oa.shape[1]):
             oa[v, x] = 0.0
 
@@ -505,6 +539,20 @@ def perp_flush(k, po, ps):
 # ---------------------------------------------------------------------------------------------
 # one round
 # ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True, inline="always")
+def market_moved(t, a, w, move, lag, mkt_low, mkt_high, hist):
+    """``PerpVenue.moved`` for the market of mark asset ``a``: its oracle low is more than ``move`` below, or its
+    oracle high more than ``move`` above, a market close of the ``w`` completed steps before step ``t``."""
+    hi = -np.inf
+    lo = np.inf
+    for s in range(max(t - w, 0), t):
+        hi = max(hi, hist[s, a])
+        lo = min(lo, hist[s, a])
+    o_lo = hist[max(t - lag, 0), a] if lag > 0 else mkt_low[a]
+    o_hi = hist[max(t - lag, 0), a] if lag > 0 else mkt_high[a]
+    return o_lo < (1.0 - move) * hi or o_hi > (1.0 + move) * lo
 
 
 @njit(cache=True)
@@ -525,23 +573,48 @@ def perp_band(t, now_s, pv, ps, mkt_low, mkt_high, hist):
             nm = pv.band_nm[v, a]
             if nm == 0 or not now_s >= halt[v, a]:
                 continue
-            hi = -np.inf
-            lo = np.inf
-            for s in range(max(t - w, 0), t):
-                hi = max(hi, hist[s, a])
-                lo = min(lo, hist[s, a])
-            o_lo = hist[max(t - lag, 0), a] if lag > 0 else mkt_low[a]
-            o_hi = hist[max(t - lag, 0), a] if lag > 0 else mkt_high[a]
-            if o_lo < (1.0 - move) * hi or o_hi > (1.0 + move) * lo:
+            if market_moved(t, a, w, move, lag, mkt_low, mkt_high, hist):
                 halt[v, a] = now_s + pv.band_halt[v]
                 oa[v, O_TRIPS] += nm
 
 
 @njit(cache=True)
-def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb):
+def perp_stress(t, pv, ps, mkt_low, mkt_high, hist):
+    """The stress margin of each perp venue that has one, at the round's starting market (``PerpVenue.round_adapter``,
+    every round in which the venue still has a pass left): each venue market that moved (the band's measure, over
+    the stress window) reads the stressed tier tables this round (``with_margin_multiplier``: rate x k and
+    deduction x k, every tier), the others the venue's; ``stress_margin_steps`` counts the step once, at its first
+    round with a market under stress."""
+    ln, vf, vi, oa, soff = ps[6], ps[8], ps[9], ps[21], ps[PS_SOFF]
+    k_s = ps[14].shape[0] // 2  # the stressed tables follow the x1 ones
+    for v in range(vi.shape[0]):
+        w = pv.stress_w[v]
+        if w <= 0 or vi[v, W_ROUNDS] <= 0:
+            continue
+        lag = vi[v, W_LAG]
+        move = pv.stress_move[v]
+        stressed = False
+        for a in range(soff.shape[1]):
+            if pv.stress_nm[v, a] == 0:
+                continue
+            on = market_moved(t, a, w, move, lag, mkt_low, mkt_high, hist)
+            soff[v, a] = k_s if on else 0
+            stressed = stressed or on
+        if stressed and vf[v, _STRESS_STEP] != t:
+            vf[v, _STRESS_STEP] = t
+            oa[v, O_STRESS] += 1.0
+        for lane in range(ln.shape[0]):
+            if ln[lane, N_VENUE] == v:
+                ln[lane, N_STR] = 1 if soff[v, ln[lane, N_MARK]] != 0 else 0
+
+
+@njit(cache=True)
+def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb, lcap):
     """True when :func:`perp_round` cannot liquidate anything this round: no cross accounts, no lane's mark
     reached the liquidation price at its pointer (where the lane sweep would stop) nor the bound of its touched
-    rows (``ltb``, :func:`touched_bounds`; every touched row is still confirmed exactly by the round). O(lanes).
+    rows (``ltb``, :func:`touched_bounds`; every touched row is still confirmed exactly by the round), nor its
+    ``lcap``. A lane under stress reads its stressed order and pointer; its touched rows have no bound at the
+    stressed margin (``ltb`` is at x1), so with touched rows such a round is not quiet. O(lanes).
 
     The cascade kernel asks this before each round with the few arrays it reads."""
     if cnt[2] > 0 or n_x > 0:
@@ -554,14 +627,22 @@ def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb):
         long_ = ln[lane, N_LONG] != 0
         lag = vi[v, W_LAG]
         mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
-        tb = ltb[lane]
-        if long_:
-            if tb > mk * (1.0 - LP_TOL):
+        st = ln[lane, N_STR]
+        if st != 0:
+            if cnt[0] > 0:
                 return False
-        elif tb < mk * (1.0 + LP_TOL):
+            p, end = ln[lane, N_PTR_S], ln[lane, N_HI_S]
+        else:
+            tb = ltb[lane]
+            if long_:
+                if tb > mk * (1.0 - LP_TOL):
+                    return False
+            elif tb < mk * (1.0 + LP_TOL):
+                return False
+            p, end = ln[lane, N_PTR], ln[lane, N_HI]
+        if long_ and mk >= lcap[lane, st] * (1.0 - LP_TOL):
             return False
-        p = ln[lane, N_PTR]
-        if p >= ln[lane, N_HI]:
+        if p >= end:
             continue
         lp = lane_lp[p]
         if long_:
@@ -578,7 +659,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
     """Every perp venue's liquidation pass at the round's starting market (``flow`` the pools' state at the
     round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
     (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, floor, rate, ded, af, gf, qf,
-     cnt, oa, _nid, _wf, _wi, wd, halt) = ps
+     cnt, oa, _nid, _wf, _wi, wd, halt, soff, lcap) = ps
     n_x = xi.shape[0]
     n_pools = qf.shape[0]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
@@ -609,21 +690,25 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
             long_ = ln[lane, N_LONG] != 0
             mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
             thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
-            p = ln[lane, N_PTR]
+            st = ln[lane, N_STR]  # under stress: the stressed order, its pointer and tier tables
+            c_ptr = N_PTR_S if st != 0 else N_PTR
+            so = soff[v, a]
+            # a long mark that reaches a tier where the margin outruns equity: every row of the lane is tested
+            full = long_ and mk >= lcap[lane, st] * (1.0 - LP_TOL)
+            p = ln[lane, c_ptr]
             advance = True
-            end = ln[lane, N_HI]
+            end = ln[lane, N_HI_S] if st != 0 else ln[lane, N_HI]
             while p < end:
                 lp = lane_lp[p]
-                if long_:
-                    if not lp > thr:
+                if (long_ and not lp > thr) or (not long_ and not lp < thr):
+                    if not full:
                         break
-                elif not lp < thr:
-                    break
+                    advance = False
                 i = lane_pos[p]
                 q_i = rf[i, R_SIZE]
                 if q_i > 0.0 and ri[i, I_TOUCHED] == 0:
                     eq = rf[i, R_MARGIN] + (rf[i, R_SIDE] * q_i * (mk - rf[i, R_ENTRY]) - 0.0)
-                    req = maintenance_usd(floor, rate, ded, ri[i, I_TIER], q_i * mk)
+                    req = maintenance_usd(floor, rate, ded, ri[i, I_TIER] + so, q_i * mk)
                     if flagged(eq, req, flag_eq):
                         li[L_BUF, nb] = i
                         lf[F_MARK, nb] = mk
@@ -633,7 +718,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                     else:
                         advance = False  # within the slack, not (yet) liquidatable: stays a candidate
                 if advance:
-                    ln[lane, N_PTR] = p + 1
+                    ln[lane, c_ptr] = p + 1
                 p += 1
         for q in range(cnt[0]):
             i = li[L_TLIST, q]
@@ -648,14 +733,15 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                 mk = hist[max(t - lag, 0), a]
             else:
                 mk = mkt_low[a] if s_i > 0.0 else mkt_high[a]
-            if ri[i, I_LANE] >= 0:  # beyond its bound (perp_quiet's test, row by row): not liquidatable
+            so = soff[v, a]
+            if ri[i, I_LANE] >= 0 and so == 0:  # beyond its x1 bound (perp_quiet's test, row by row): not liquidatable
                 if s_i > 0.0:
                     if not rf[i, R_BOUND] > mk * (1.0 - LP_TOL):
                         continue
                 elif not rf[i, R_BOUND] < mk * (1.0 + LP_TOL):
                     continue
             eq = rf[i, R_MARGIN] + (s_i * q_i * (mk - rf[i, R_ENTRY]) - 0.0)
-            req = maintenance_usd(floor, rate, ded, ri[i, I_TIER], q_i * mk)
+            req = maintenance_usd(floor, rate, ded, ri[i, I_TIER] + so, q_i * mk)
             if flagged(eq, req, flag_eq):
                 li[L_BUF, nb] = i
                 lf[F_MARK, nb] = mk
@@ -682,7 +768,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                 q_i = rf[i, R_SIZE]
                 upnl += s_i * q_i * (mk - rf[i, R_ENTRY]) - 0.0
                 if q_i > 0.0:
-                    mm += maintenance_usd(floor, rate, ded, ri[i, I_TIER], q_i * mk)
+                    mm += maintenance_usd(floor, rate, ded, ri[i, I_TIER] + soff[v, a], q_i * mk)
                     n_open += 1
             if n_open == 0:
                 continue
@@ -751,8 +837,8 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
             left = q_i - c
             if not cross_i and left == 0.0:  # an isolated row closed whole releases all of its equity
                 share = 1.0
-            else:  # the maintenance requirement the closed part releases, at the mark
-                kt = ri[i, I_TIER]
+            else:  # the maintenance requirement the closed part releases, at the mark (this round's tables)
+                kt = ri[i, I_TIER] + soff[v, ri[i, I_MARK]]
                 mm_before = maintenance_usd(floor, rate, ded, kt, q_i * mk) if q_i > 0.0 else 0.0
                 mm_after = maintenance_usd(floor, rate, ded, kt, left * mk) if left > 0.0 else 0.0
                 share = (mm_before - mm_after) / b_req
@@ -1019,7 +1105,7 @@ def _dirty(i, ri, li, cnt, wd):
 def perp_end_step(k, t, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (rf, ri, li, lf, _lane_pos, _lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off, w_pos, floor, rate, ded, af, gf, _qf,
-     cnt, oa, nid, wf, wi, wd, _halt) = ps
+     cnt, oa, nid, wf, wi, wd, _halt, _soff, _lcap) = ps
     order = li[L_ORDER]
     score = lf[F_SCORE]
     gain = lf[F_C]  # a queue candidate's profit (the same float as the pop's)
@@ -1195,7 +1281,7 @@ def perp_end_path(k, po, ps, close_T, acct):
     final mark's slack."""
     perp_flush(k, po, ps)
     (rf, ri, li, _lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, _floor, _rate, _ded, af, _gf,
-     _qf, cnt, _oa, _nid, _wf, _wi, wd, _halt) = ps
+     _qf, cnt, _oa, _nid, _wf, _wi, wd, _halt, _soff, _lcap) = ps
     n_d = cnt[1]
     for v in range(vi.shape[0]):
         j = vi[v, W_COL]
@@ -1274,8 +1360,10 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
     i64, f64 = np.int64, np.float64
     ven: dict[str, list] = {k: [] for k in KPerpVenues._fields if k not in ("off", "goff")}
     pos: dict[str, list] = {k: [] for k in ("row", "venue", "side", "size0", "entry", "margin0", "cross", "account",
-                                            "pool", "mark_asset", "tier", "fee_rate", "wgroup", "tgroup", "lp")}
+                                            "pool", "mark_asset", "tier", "fee_rate", "wgroup", "tgroup", "lp",
+                                            "lp_s")}
     tables: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    mults: list[float] = []  # per table: its venue's stress margin multiplier (1: none)
     coll0: list[np.ndarray] = []
     off, goff = [0], [0]
     n_tab = n_acc = 0
@@ -1304,14 +1392,21 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         ven["band_move"].append(spec.band_move)
         ven["band_w"].append(spec.band_window_steps)
         ven["band_halt"].append(spec.band_halt_s)
-        ma = np.asarray(spec.band_market_asset if spec.band_market_asset is not None else [], np.int64)
-        ven["band_nm"].append(np.bincount(ma[ma >= 0], minlength=n_assets)[:n_assets] if spec.band_window_steps > 0
-                              else np.zeros(n_assets, np.int64))
+        ven["stress_move"].append(spec.stress_move)
+        ven["stress_w"].append(spec.stress_window_steps)
+        ma = np.asarray(spec.breaker_market_asset if spec.breaker_market_asset is not None else [], np.int64)
+        nm = np.bincount(ma[ma >= 0], minlength=n_assets)[:n_assets]
+        ven["band_nm"].append(nm if spec.band_window_steps > 0 else np.zeros(n_assets, np.int64))
+        ven["stress_nm"].append(nm if spec.stress_window_steps > 0 else np.zeros(n_assets, np.int64))
         side = book.side.astype(f64)
         lp = np.full(n, np.nan)
         iso = ~book.is_cross & (book.size_base > 0)
+        lp_s = lp
         if iso.any():
             lp = ad.liquidation_price_usd(book, book.entry_price_usd)
+            lp_s = lp
+            if spec.stress_window_steps > 0:  # under stress (the reference's stressed adapter's closed form)
+                lp_s = ad.with_margin_multiplier(spec.stress_multiplier).liquidation_price_usd(book, book.entry_price_usd)
         pos["row"].append(np.arange(n))
         pos["venue"].append(np.full(n, v))
         pos["side"].append(side)
@@ -1327,7 +1422,9 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         pos["wgroup"].append(goff[-1] + 2 * book.market + (book.side > 0))
         pos["tgroup"].append(goff[-1] + 2 * book.market + (book.side < 0))
         pos["lp"].append(np.where(iso, lp, np.nan))
+        pos["lp_s"].append(np.where(iso, lp_s, np.nan))
         tables.append((np.asarray(rule.floor_usd, f64), np.asarray(rule.rate, f64), np.asarray(rule.deduction_usd, f64)))
+        mults.append(float(spec.stress_multiplier) if spec.stress_window_steps > 0 else 1.0)
         coll0.append(book.cross_collateral_usd)
         n_tab += tables[-1][0].shape[0]
         n_acc += book.n_accounts
@@ -1336,15 +1433,19 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
     p = {k: (np.concatenate(x) if x else np.zeros(0)) for k, x in pos.items()}
     n = p["row"].shape[0]
     width = max([t[0].shape[1] for t in tables], default=1)
-    floor = np.full((max(n_tab, 1), width), np.inf)
-    rate = np.zeros((max(n_tab, 1), width))
-    ded = np.zeros((max(n_tab, 1), width))
-    r0 = 0
-    for f, r, d in tables:
-        floor[r0:r0 + f.shape[0], :f.shape[1]] = f
-        rate[r0:r0 + f.shape[0], :f.shape[1]] = r
-        ded[r0:r0 + f.shape[0], :f.shape[1]] = d
-        r0 += f.shape[0]
+    # with a stress margin the stressed tables follow (rows n_tab..): Tiers(floor, rate x k, deduction x k), the
+    # products with_margin_multiplier forms
+    stress = any(x > 0 for x in ven["stress_w"])
+    n_rows = max(n_tab, 1) * (2 if stress else 1)
+    floor = np.full((n_rows, width), np.inf)
+    rate = np.zeros((n_rows, width))
+    ded = np.zeros((n_rows, width))
+    for r0, k in ((0, None), (max(n_tab, 1), 1)) if stress else ((0, None),):
+        for (f, r, d), mult in zip(tables, mults, strict=True):
+            floor[r0:r0 + f.shape[0], :f.shape[1]] = f
+            rate[r0:r0 + f.shape[0], :f.shape[1]] = r if k is None else r * mult
+            ded[r0:r0 + f.shape[0], :f.shape[1]] = d if k is None else d * mult
+            r0 += f.shape[0]
     # lanes: isolated open rows per (venue, mark asset, side), by liquidation price (longs descending)
     lp = p["lp"].astype(f64)
     iso = np.flatnonzero(~np.isnan(lp))
@@ -1355,6 +1456,23 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
     keys, first = np.unique(lane_key, return_index=True)
     lane_off = np.append(first, iso.size).astype(i64)
     lane_rows = iso[first] if iso.size else np.zeros(0, i64)
+    lane_pos_s = np.zeros(0, i64)
+    if stress:  # the same lanes, each by its liquidation prices under stress
+        lp_s = p["lp_s"].astype(f64)
+        order_s = np.lexsort((iso, np.where(p["side"][iso] > 0, -lp_s[iso], lp_s[iso]), lane_key))
+        lane_pos_s = iso[order_s]
+    # per lane, x1 and stressed: the lowest mark at which a long row's notional reaches the first tier whose rate is
+    # >= 1 (from there its margin rises at least as fast as its equity, so a lane's order no longer bounds it)
+    lane_cap = np.full((keys.size, 2), np.inf)
+    if iso.size:
+        side_l, q_l, kt_l = p["side"][iso], p["size0"][iso].astype(f64), p["tier"][iso].astype(i64)
+        real = (np.arange(width) == 0) | np.isfinite(floor[:max(n_tab, 1)])
+        for c, r0 in ((0, 0), (1, max(n_tab, 1) if stress else 0)):
+            steep = real & (rate[r0:r0 + max(n_tab, 1)] >= 1.0)
+            f_at = np.where(np.arange(width) == 0, 0.0, floor[:max(n_tab, 1)])
+            reach = np.where(steep, f_at, np.inf).min(1)  # per table row: the notional of the first such tier
+            cap = np.where(side_l > 0, reach[kt_l] / q_l, np.inf)
+            np.minimum.at(lane_cap[:, c], np.repeat(np.arange(keys.size), np.diff(lane_off)), cap)
     # cross accounts: their rows in book order
     xr = np.flatnonzero(p["cross"].astype(bool)) if n else np.zeros(0, i64)
     acc = p["account"][xr].astype(i64)
@@ -1381,7 +1499,9 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         backstop0=np.array(ven["backstop0"], f64), lag=np.array(ven["lag"], i64), rounds=np.array(ven["rounds"], i64),
         band_move=np.array(ven["band_move"], f64), band_w=np.array(ven["band_w"], i64),
         band_halt=np.array(ven["band_halt"], f64),
-        band_nm=np.array(ven["band_nm"], i64).reshape(len(ven["col"]), n_assets))
+        band_nm=np.array(ven["band_nm"], i64).reshape(len(ven["col"]), n_assets),
+        stress_move=np.array(ven["stress_move"], f64), stress_w=np.array(ven["stress_w"], i64),
+        stress_nm=np.array(ven["stress_nm"], i64).reshape(len(ven["col"]), n_assets))
     positions = KPerpPositions(
         row=p["row"].astype(i64), venue=p["venue"].astype(i64), side=p["side"].astype(f64),
         size0=p["size0"].astype(f64), entry=p["entry"].astype(f64), margin0=p["margin0"].astype(f64),
@@ -1394,7 +1514,8 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         lane_mark=p["mark_asset"][lane_rows].astype(i64),
         x_off=np.append(x_first, xr.size).astype(i64), x_rows=xr.astype(i64), x_account=x_acc.astype(i64),
         x_venue=p["venue"][xr[x_first]].astype(i64) if xr.size else np.zeros(0, i64), x_of=x_of, w_off=w_off,
-        w_pos=w_pos)
+        w_pos=w_pos, lane_pos_s=lane_pos_s.astype(i64), lane_lp_s=(lp_s[lane_pos_s] if stress else np.zeros(0)).astype(f64),
+        lane_cap=lane_cap)
     return venues, positions
 
 

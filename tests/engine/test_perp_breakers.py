@@ -1,6 +1,6 @@
 """Perp circuit breakers on the cascade loop: a price band halts liquidations for its window and they resume
 after; a stress margin multiplier liquidates exactly the positions whose equity falls below k x maintenance;
-each breaker is a tunable parameter with bounds."""
+each breaker is a tunable parameter with bounds; both run on the fast kernel as on the reference engine."""
 
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def test_breakers_are_tunable_parameters_with_bounds_on_every_perp_venue():
 
 
 # ---------------------------------------------------------------------------------------------
-# the price band on the fast kernel (the stress margin stays on the reference engine)
+# the breakers on the fast kernel
 # ---------------------------------------------------------------------------------------------
 
 _BAND = {"breakers.price_band_move": 0.02, "breakers.price_band_window_s": 300.0,
@@ -169,17 +169,22 @@ def test_the_kernel_runs_a_price_band_on_a_monte_carlo_book_exactly_as_the_refer
     assert not np.array_equal(base.liquidations, kern.liquidations)  # the band bites
 
 
-def _two_market_scenario(tmp_path: Path, cross_markets: tuple[str, ...]) -> Path:
-    """Hyperliquid on BTC and ETH (flat 1-minute bars, BTC -10 % in bar 2, ETH flat), isolated longs on both and
-    one cross account holding a long on each of ``cross_markets`` ($100 of collateral: on BTC alone the fall
-    takes it all), with a 5 % / 60 s band halting 180 s."""
+_BAND_ON = {"breakers.price_band_move": 0.05, "breakers.price_band_window_s": 60, "breakers.price_band_halt_s": 180}
+
+
+def _two_market_scenario(tmp_path: Path, cross_markets: tuple[str, ...], params: dict | None = None,
+                         btc_fall: float = 0.9, levs: tuple[float, ...] = (15.0, 2.0, 15.0)) -> Path:
+    """Hyperliquid on BTC and ETH (flat 1-minute bars, BTC -10 % in bar 2, ETH flat), isolated longs on both
+    (BTC, BTC, ETH at ``levs``) and one cross account holding a long on each of ``cross_markets`` ($100 of
+    collateral: on BTC alone the fall takes it all), with ``params`` (default: a 5 % / 60 s band halting 180 s)."""
     for name, p0, fall in (("btc", P0, 0.9), ("eth", 4_000.0, 1.0)):
+        fall = btc_fall if name == "btc" else fall
         rows = [f"2025-01-01T00:{i:02d}:00Z,{p},{p},{p},{p},1" for i, p in enumerate([p0] + [fall * p0] * 6)]
         (tmp_path / f"{name}.csv").write_text("timestamp,open_usd,high_usd,low_usd,close_usd,volume_base\n"
                                              + "\n".join(rows) + "\n")
     size = {"BTC": (0.01, P0), "ETH": (0.25, 4_000.0)}
     book = ["account,venue,market,side,size,entry_price,margin,margin_mode"]
-    for i, (m, lev) in enumerate((("BTC", 15.0), ("BTC", 2.0), ("ETH", 15.0))):
+    for i, (m, lev) in enumerate(zip(("BTC", "BTC", "ETH"), levs, strict=True)):
         q, px = size[m]
         book.append(f"a{i},hyperliquid,{m},long,{q},{px},{q * px / lev!r},isolated")
     for m in cross_markets:  # the account's collateral, $100, repeated on each of its rows
@@ -187,7 +192,8 @@ def _two_market_scenario(tmp_path: Path, cross_markets: tuple[str, ...]) -> Path
         book.append(f"x,hyperliquid,{m},long,{q},{px},100.0,cross")
     (tmp_path / "book.csv").write_text("\n".join(book) + "\n")
     path = tmp_path / "s.toml"
-    path.write_text("""
+    given = "\n".join(f'"{k}" = {v}' for k, v in (_BAND_ON if params is None else params).items())
+    path.write_text(f"""
 [scenario]
 name = "breakers-two-markets"
 step_min = 1
@@ -204,9 +210,7 @@ csv = "eth.csv"
 [[protocols]]
 adapter = "hyperliquid"
 [protocols.params]
-"breakers.price_band_move" = 0.05
-"breakers.price_band_window_s" = 60
-"breakers.price_band_halt_s" = 180
+{given}
 [protocols.book]
 kind = "perp_csv"
 path = "book.csv"
@@ -226,8 +230,72 @@ def test_a_price_band_with_a_cross_account_on_two_markets_declines_the_kernel_an
     assert {int(e["position"]) for e in ev} >= {0, 3} and {int(e["step"]) for e in ev} == {5}  # after the halt
 
 
-def test_the_stress_margin_still_declines_the_kernel_with_its_reason(tmp_path):
-    on = '"breakers.stress_move" = 0.05, "breakers.stress_window_s" = 60, "breakers.stress_margin_multiplier" = 2'
-    bound = bind(prepare(load_scenario(_scenario(tmp_path, [P0, 0.94 * P0], [15.0], on))))
-    reason = kernel_unsupported_reason(bound)
-    assert reason is not None and "stress margin" in reason
+def test_the_kernel_liquidates_under_a_stress_margin_exactly_the_positions_the_reference_does(tmp_path):
+    """The stress case above (k = 2 at step 2 only) on the kernel: the same rows at the same step, the step
+    counted once; with k = 1 (off) fewer rows."""
+    closes = [P0, 0.94 * P0, 0.94 * P0, 0.94 * P0]
+    levs = np.round(np.arange(12.0, 17.01, 0.25), 2).tolist()
+    base = '"breakers.stress_move" = 0.05, "breakers.stress_window_s" = 60'
+    got = {}
+    for k in (1.0, 2.0):
+        bound = bind(prepare(load_scenario(_scenario(tmp_path, closes, levs, f'{base}, '
+                                                     f'"breakers.stress_margin_multiplier" = {k}'))))
+        kern, _, ev = _kernel_vs_reference(bound, 1)
+        assert {int(e["step"]) for e in ev} == {2}
+        got[k] = {int(e["position"]) for e in ev}
+        if k == 2.0:
+            assert kern.stress_margin_steps[0, 0] == 1
+    assert got[1.0] < got[2.0]
+
+
+_STRESS = {"breakers.stress_margin_multiplier": 2.0, "breakers.stress_move": 0.02,
+           "breakers.stress_window_s": 300.0}
+
+
+def _crash(paths: int = 4):
+    return prepare(load_scenario(data_dir() / "scenarios" / "perp_binance_btc_synthetic_crash_3h.toml")
+                   .with_overrides(paths=paths))
+
+
+@pytest.mark.parametrize("params", [_STRESS, {**_STRESS, "breakers.stress_margin_multiplier": 10.0},
+                                    {**_STRESS, "breakers.stress_move": 0.005, **_BAND}], ids=["k2", "k10", "k2+band"])
+def test_the_kernel_runs_a_stress_margin_on_a_monte_carlo_book_exactly_as_the_reference(params):
+    """The synthetic crash (3,000 Binance positions) with a stress margin over a 2 % / 5 min move: k = 2 changes
+    what is liquidated on the paths, k = 10 lifts the $20M bracket's rate to 1 (from there a long's margin
+    outruns its equity: the lanes are tested row by row), and over a 0.5 % move with the price band on as well
+    (the stress acts before the band halts); the kernel's
+    ledger (stress steps and band trips included) and events equal the reference engine's."""
+    prep = _crash()
+    pid = prep.scenario.protocols[0].id
+    kern, _, _ = _kernel_vs_reference(bind(prep, {pid: params}), 4)
+    assert (kern.stress_margin_steps[:, 0] > 0).all()
+    base, _ = run_kernel(bind(prep, {pid: {k: v for k, v in params.items() if "stress" not in k}}))
+    assert (base.liquidations[:, 0] < kern.liquidations[:, 0]).sum() >= 3  # the multiplier bites, path by path
+    if "breakers.price_band_move" in params:
+        assert (kern.price_band_trips[:, 0] > 0).sum() >= 2
+
+
+@pytest.mark.parametrize("cross_markets", [("BTC",), ("BTC", "ETH")], ids=["one-market", "two-markets"])
+def test_a_stress_margin_on_one_market_of_a_cross_account_runs_on_the_kernel_as_the_reference(tmp_path,
+                                                                                               cross_markets):
+    """Hyperliquid on BTC (-4 %, stressed over 3 % / 60 s, k = 4) and ETH (flat, not stressed): isolated longs at
+    15x on both and one cross account; the account's BTC row reads the stressed margin and its ETH row the
+    venue's (a per-market multiplier within one account, as ``with_margin_multiplier``), and the kernel equals
+    the reference: the BTC 15x long goes under stress only, the ETH one survives."""
+    on = {"breakers.stress_margin_multiplier": 4.0, "breakers.stress_move": 0.03, "breakers.stress_window_s": 60}
+    bound = bind(prepare(load_scenario(_two_market_scenario(tmp_path, cross_markets, on, btc_fall=0.96))))
+    kern, _, ev = _kernel_vs_reference(bound, 1)
+    assert kern.stress_margin_steps[0, 0] == 1
+    assert 0 in {int(e["position"]) for e in ev} and 2 not in {int(e["position"]) for e in ev}
+    off = bind(prepare(load_scenario(_two_market_scenario(tmp_path, cross_markets, {}, btc_fall=0.96))))
+    _, _, ev_off = _kernel_vs_reference(off, 1)
+    assert 0 not in {int(e["position"]) for e in ev_off}
+
+
+def test_a_stress_margin_with_a_band_keeps_the_band_s_decline_for_cross_accounts_on_several_markets(tmp_path):
+    """What still runs on the reference engine: a band with a cross account on two markets (the stress margin
+    does not lift it)."""
+    both = bind(prepare(load_scenario(_two_market_scenario(tmp_path, ("BTC", "ETH"), {**_BAND_ON, **{
+        "breakers.stress_margin_multiplier": 2.0}}))))
+    reason = kernel_unsupported_reason(both)
+    assert reason is not None and "cross-margin accounts on several markets" in reason

@@ -43,6 +43,7 @@ from optimizer.engine.kernel_perp import (
     perp_scratch,
     perp_start_path,
     perp_start_step,
+    perp_stress,
     row_bound,
 )
 from optimizer.engine.ledger import EVENT_DTYPE
@@ -140,19 +141,22 @@ def test_a_scenario_option_the_kernel_does_not_model_declines():
 _ADAPTERS = {"hyperliquid": (load_adapter("hyperliquid"), ("BTC", "ETH")),
              "binance_usdm": (load_adapter("binance_usdm", params={"insurance_fund_usd": 3000.0}), ("BTCUSDT",))}
 P0 = 100.0
+STRESS_MOVE = 0.01
 
 
 class _Sim:
     """What build_perp_inputs reads of a PerpVenue (one venue, every market on market asset 0)."""
 
-    def __init__(self, ad, book: PerpBook, policy: str) -> None:
+    def __init__(self, ad, book: PerpBook, policy: str, stress: float = 1.0) -> None:
         self.adapter, self.book0 = ad, book
         self.ctx = SimpleNamespace(index=0)
         self.oracle_spec = OracleSpec()
         zeros = np.zeros(book.n_positions, np.int64)
+        on = {} if stress == 1.0 else {"stress_multiplier": stress, "stress_move": STRESS_MOVE, "stress_window_steps": 1,
+                                       "breaker_market_asset": np.zeros(len(ad.markets), np.int64)}
         self.spec = PerpKernelSpec(ad.market_order_rule(), policy, zeros, zeros, 1, 0.0,
                                    ad.fee_recipient == "insurance_fund", float(ad.insurance_fund_usd),
-                                   float(ad.backstop_usd))
+                                   float(ad.backstop_usd), **on)
 
     def kernel_spec(self) -> PerpKernelSpec:
         return self.spec
@@ -313,3 +317,42 @@ def test_row_bound_is_where_a_touched_row_becomes_liquidatable(venue, data, s, l
     if np.isfinite(b) and b > 0.0:
         assert liquidatable(inside), (inside, b)
     event(f"{venue} {'long' if s > 0 else 'short'} bound {'finite' if np.isfinite(b) and b > 0 else 'none'}")
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(books(), st.floats(1.0, 10.0, exclude_min=True))
+def test_one_kernel_round_under_a_stress_margin_equals_the_stressed_adapter_s_rules(case, k):
+    """With a stress margin k on (a 1 % move over the last step: the round's low or high against P0), one kernel
+    round equals ``adapter.with_margin_multiplier(k)``'s ``liquidatable`` / ``liquidate`` where the market moved
+    and the venue's own rules where it did not: the stressed lane orders, the row-by-row lanes where k x rate
+    reaches 1, cross pools, routes (backstop below a share of k x MM) and bankruptcy shares."""
+    ad, book, low, high, _, policy = case
+    pv, pp = build_perp_inputs([_Sim(ad, book, policy, stress=k)], 1)
+    ps = perp_scratch(pv, pp, 1)
+    perp_start_path(ps)
+    perp_start_step(ps)
+    lo, hi = np.array([low]), np.array([high])
+    hist = np.array([[P0], [P0]])
+    perp_stress(1, pv, ps, lo, hi, hist)
+    moved = low < (1.0 - STRESS_MOVE) * P0 or high > (1.0 + STRESS_MOVE) * P0
+    rules = ad.with_margin_multiplier(k) if moved else ad
+    event(f"stressed {moved}")
+    po = KPerpOut(*(np.zeros((1, 1)) for _ in KPerpOut._fields))
+    liq = np.array([[-1.0, 0.0, 0.0, 0.0, 0.0]])  # infinitely deep: every fill at the mark
+    sales = np.zeros(1)
+    ev, ev_n = np.zeros(1, EVENT_DTYPE), np.zeros(1, np.int64)
+    acted = perp_round(0, 0, 1, 60.0, ps, lo, hi, hist, lo.copy(), hi.copy(), liq, np.zeros(1), sales, ev, ev_n, -1)
+    perp_flush(0, po, ps)
+    assert po.stress_margin_steps[0, 0] == float(moved)
+    nid = ps[PS_NID]
+    marks = book.adverse_marks(np.full(len(book.markets), low), np.full(len(book.markets), high))
+    out = rules.liquidate(book, marks, rules.liquidatable(book, marks))
+    assert acted == bool(out.liquidated.any())
+    np.testing.assert_array_equal(ps[PS_RI][nid, I_LIQ] == 1, out.liquidated)
+    _close(ps[PS_RF][nid, R_SIZE], out.book.size_base, "size after")
+    _close(ps[PS_RF][nid, R_MARGIN], out.book.margin_usd, "margin after")
+    _close(ps[PS_AF][:, A_COLL], out.book.cross_collateral_usd, "cross collateral after")
+    for name, v in (("perp_fee_usd", out.fee_usd), ("perp_deficit_usd", out.deficit_usd),
+                    ("perp_margin_released_usd", out.margin_released_usd), ("perp_realized_pnl_usd", out.realized_pnl_usd),
+                    ("perp_backstop_takeover_usd", out.backstop_takeover_usd)):
+        _close(po._asdict()[name][0, 0], v.sum(), name)

@@ -256,7 +256,7 @@ class PerpKernelSpec:
     its mark reads, the pool its orders trade in); ``rounds_per_step`` the passes per step;
     ``cooldown_s`` the partial-liquidation cooldown; ``fees_to_fund`` whether fees are the insurance fund's
     income; ``insurance_fund_usd`` / ``backstop_usd`` the balances at each path's start; ``band_*`` the price
-    band when it is on.
+    band and ``stress_*`` the stress margin when they are on.
     """
 
     rule: Any  # protocols.MarketOrderRule
@@ -269,12 +269,17 @@ class PerpKernelSpec:
     insurance_fund_usd: float
     backstop_usd: float
     #: the price band (``breakers.price_band_*``), off when ``band_window_steps == 0``: the move, the window in
-    #: completed steps (``ceil(window / step)``, at least 1), the halt; ``band_market_asset`` the mark asset of
-    #: each adapter market (-1: none), whose band trips on its own
+    #: completed steps (``ceil(window / step)``, at least 1), the halt
     band_move: float = 1.0
     band_window_steps: int = 0
     band_halt_s: float = 0.0
-    band_market_asset: np.ndarray | None = None
+    #: the stress margin (``breakers.stress_*``), off when ``stress_window_steps == 0``: the multiplier of the
+    #: maintenance margin, the move that holds the condition, its window in completed steps
+    stress_multiplier: float = 1.0
+    stress_move: float = 1.0
+    stress_window_steps: int = 0
+    #: with a breaker on: the mark asset of each adapter market (-1: none), whose breakers act on their own
+    breaker_market_asset: np.ndarray | None = None
 
 
 class VenueSimulator(abc.ABC):

@@ -81,8 +81,10 @@ Fast path: :meth:`PerpVenue.kernel_spec` hands the adapter's :class:`protocols.M
 liquidations have that form: Hyperliquid, Binance) to the perp kernel (:mod:`optimizer.engine.kernel_perp`),
 which reproduces this loop; dYdX (fillable price), GMX (pool close with impact) and any scenario option the
 kernel does not model decline with a reason, and ``auto`` runs them here. The price band runs on the kernel
-(its trips per venue market, the halt of that market's lanes, touched rows and cross accounts); the stress
-margin, and a band with cross accounts spanning several markets, run here.
+(its trips per venue market, the halt of that market's lanes, touched rows and cross accounts), and so does the
+stress margin (per venue market, the multiplied tier tables in that round: each lane of isolated positions walks
+a second order by its liquidation prices under stress, touched rows and cross accounts read each row's own
+market's tables); a band with cross accounts spanning several markets runs here.
 
 Events (``EVENT_DTYPE``): one per position closed in a round; ``collateral`` -1, ``debt_repaid_usd`` =
 the notional closed at the mark, ``collateral_seized_usd`` = the margin released, ``protocol_fee_usd`` =
@@ -225,9 +227,16 @@ class PerpVenue(VenueSimulator):
         extra = sorted(k for k, v in self.ctx.options.items() if k not in self.KERNEL_OPTIONS and v)
         if extra:
             return f"{self.ctx.id}: the perp kernel does not model {', '.join(extra)}"
+        breakers: dict = {}
+        if self.band_on or self.stress_on:
+            # the kernel applies a market's breakers to the rows whose mark is that market's asset
+            if not np.array_equal(self.market_asset[self.vm], self.mark_asset):
+                return f"{self.ctx.id}: a breaker on markets whose rows mark other assets runs on the reference engine"
+            breakers["breaker_market_asset"] = np.asarray(self.market_asset, np.int64)
         if self.stress_on:
-            return f"{self.ctx.id}: the stress margin (a circuit breaker) runs on the reference engine"
-        band: dict = {}
+            cb = self.breakers
+            breakers |= {"stress_multiplier": float(cb.stress_margin_multiplier), "stress_move": float(cb.stress_move),
+                         "stress_window_steps": self.window_steps(cb.stress_window_s)}
         if self.band_on:
             # the band halts a market's liquidations: a cross account with positions on two markets could be
             # liquidated on one only, which the perp kernel's settle of whole accounts does not mirror
@@ -238,10 +247,9 @@ class PerpVenue(VenueSimulator):
                 return (f"{self.ctx.id}: a price band with cross-margin accounts on several markets runs "
                         "on the reference engine")
             cb = self.breakers
-            band = {"band_move": float(cb.price_band_move),
-                    "band_window_steps": self.window_steps(cb.price_band_window_s),
-                    "band_halt_s": float(cb.price_band_halt_s),
-                    "band_market_asset": np.asarray(self.market_asset, np.int64)}
+            breakers |= {"band_move": float(cb.price_band_move),
+                         "band_window_steps": self.window_steps(cb.price_band_window_s),
+                         "band_halt_s": float(cb.price_band_halt_s)}
         if self.policy not in ("queue", "pro_rata"):
             return f"{self.ctx.id}: ADL policy {self.policy!r} has no kernel rule"
         if self.oracle_spec.collateral_side != "low" or self.oracle_spec.debt_side != "high":
@@ -250,7 +258,7 @@ class PerpVenue(VenueSimulator):
             return f"{self.ctx.id} routes orders to pools other than its assets' own"
         return PerpKernelSpec(rule, self.policy, self.mark_asset.astype(np.int64), self.pool.astype(np.int64),
                               self.rounds_per_step, self.cooldown_s, self.fees_to_fund,
-                              float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd), **band)
+                              float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd), **breakers)
 
     def initial_debt_usd(self, close0: np.ndarray) -> float:
         """The book's exposure at the start: its open notional, USD."""
