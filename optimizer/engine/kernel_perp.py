@@ -1440,11 +1440,11 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
     floor = np.full((n_rows, width), np.inf)
     rate = np.zeros((n_rows, width))
     ded = np.zeros((n_rows, width))
-    for r0, k in ((0, None), (max(n_tab, 1), 1)) if stress else ((0, None),):
+    for r0, stressed in ((0, False), (max(n_tab, 1), True)) if stress else ((0, False),):
         for (f, r, d), mult in zip(tables, mults, strict=True):
             floor[r0:r0 + f.shape[0], :f.shape[1]] = f
-            rate[r0:r0 + f.shape[0], :f.shape[1]] = r if k is None else r * mult
-            ded[r0:r0 + f.shape[0], :f.shape[1]] = d if k is None else d * mult
+            rate[r0:r0 + f.shape[0], :f.shape[1]] = r * mult if stressed else r
+            ded[r0:r0 + f.shape[0], :f.shape[1]] = d * mult if stressed else d
             r0 += f.shape[0]
     # lanes: isolated open rows per (venue, mark asset, side), by liquidation price (longs descending)
     lp = p["lp"].astype(f64)
