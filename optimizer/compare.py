@@ -120,13 +120,14 @@ def book_info(prepared: Prepared, bound) -> list[dict[str, Any]]:
     return out
 
 
-def scenario_info(prepared: Prepared, bound, engine: str) -> dict[str, Any]:
+def scenario_info(prepared: Prepared, bound, engine: str, engine_reason: str | None = None) -> dict[str, Any]:
     sc = prepared.scenario
     models = {a: dict(cfg.model) for a, cfg in sc.assets.items()}
     return {
         "name": sc.name, "file": display_path(sc.file), "description": sc.description, "seed": sc.seed,
         "paths": prepared.n_paths, "steps": prepared.n_steps, "step_s": sc.step_s,
         "horizon_h": prepared.n_steps * sc.step_s / 3600.0, "engine": engine,
+        **({"engine_reason": engine_reason} if engine_reason else {}),  # why auto ran the reference engine
         "assets": {a: {"model": m.get("model"), "price_usd": float(prepared.paths.close[0, 0, i]),
                        "shocks": [dict(s) for s in m.get("shocks", [])] if isinstance(m.get("shocks"), list) else [],
                        "liquidity": (dict(sc.assets[a].liquidity) if sc.assets[a].liquidity else None)}
@@ -329,7 +330,8 @@ class Comparison:
         cur_m, cand_m = self.current.metrics(), self.candidate.metrics()
         return {
             "kind": "comparison",
-            "scenario": scenario_info(self.prepared, self.current.bound, self.current.engine),
+            "scenario": scenario_info(self.prepared, self.current.bound, self.current.engine,
+                                      self.current.engine_reason),
             "changes": self.changes(),
             "current": {"params": _params(self.current), "metrics": cur_m,
                         "budget": budget_check(self.scenario, cur_m, self.prepared.n_paths)},

@@ -84,6 +84,8 @@ def render_simulation(result: dict[str, Any]) -> None:
             lo, hi = v["ci95"]
             t.add_row(name, f"{v['mean']:.3f} ± {v['stderr']:.3f} [{lo:.3f}, {hi:.3f}]", "", "", "", "", "")
     con.print(t)
+    if result.get("engine_reason"):  # auto fell back: say which venue rule the fast kernel does not mirror
+        con.print(f"reference engine: {result['engine_reason']}")
     ce = m["capital_efficiency"]
     for fam in ("lending", "perp"):  # each family's figures: a share of collateral and a leverage multiple
         fig = family_efficiency(ce, fam)

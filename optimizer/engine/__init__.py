@@ -37,6 +37,10 @@ def evaluate(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | Non
     bound = bind(prepared, params)
     raw, ev, used = run(bound, engine=engine, events=events, progress=progress, batches=batches)
     res = SimulationResult(bound, raw, used, 0.0, ev)
+    if engine == "auto" and used == "reference":  # say why: a search or a report on it is far slower
+        from .simulate import kernel_unsupported_reason
+
+        res.engine_reason = kernel_unsupported_reason(bound)
     if analyses:
         from .analysis import analyses as run_analyses
 

@@ -56,6 +56,8 @@ class SimulationResult:
     elapsed_s: float
     event_array: np.ndarray | None = None  # one EVENT_DTYPE record per liquidation, when asked for
     extra: dict[str, Any] = field(default_factory=dict)
+    #: why ``engine="auto"`` ran the reference engine (the declining venue's one-line reason); None on the kernel
+    engine_reason: str | None = None
 
     # ------------------------------------------------------------------ per-path series
     @property
@@ -154,6 +156,7 @@ class SimulationResult:
             "steps": self.raw.n_steps,
             "step_s": sc.step_s,
             "engine": self.engine,
+            **({"engine_reason": self.engine_reason} if self.engine_reason else {}),
             "params": {k: dict(v) for k, v in self.bound.params.items()},
             "metrics": self.metrics(),
             "primary_asset": self.bound.prepared.market.assets[self.primary_asset()],

@@ -215,7 +215,7 @@ def _jsonable(x: Any) -> Any:
 def _scenario_info(c: Comparison) -> dict[str, Any]:
     from ..compare import scenario_info
 
-    return scenario_info(c.prepared, c.current.bound, c.current.engine)
+    return scenario_info(c.prepared, c.current.bound, c.current.engine, c.current.engine_reason)
 
 
 def sensitivity_rows(sens: Mapping[str, Any]) -> list[dict[str, Any]]:

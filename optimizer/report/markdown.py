@@ -238,7 +238,8 @@ def _scenario_para(info: Mapping[str, Any]) -> str:
               for s in d.get("shocks", [])]
     return (f"**{info['name']}** (`{info['file']}`): {info['description']}. {info['paths']} paths x {info['steps']} "
             f"steps of {info['step_s'] / 60:g} min ({info['horizon_h']:g} h), seed {info['seed']}, "
-            f"{info['engine']} engine. Book: {books}."
+            f"{info['engine']} engine"
+            + (f" ({info['engine_reason']})" if info.get("engine_reason") else "") + f". Book: {books}."
             + (f" Scheduled shocks: {', '.join(shocks)}." if shocks else ""))
 
 
@@ -606,7 +607,9 @@ def render_simulation(data: Mapping[str, Any], manifest: Mapping[str, Any], figs
     m = data["metrics"]
     out = [f"# Simulation: {data['scenario']}", "",
            f"{data['paths']} paths x {data['steps']} steps of {data['step_s'] / 60:g} min, seed {data['seed']}, "
-           f"{data['engine']} engine; main collateral {data.get('primary_asset', '-')}.", "",
+           f"{data['engine']} engine"
+           + (f" ({data['engine_reason']})" if data.get("engine_reason") else "")
+           + f"; main collateral {data.get('primary_asset', '-')}.", "",
            "## Parameters", ""]
     prm = [[a, k, fmt_num(v)] for a, kv in (data.get("params") or {}).items() for k, v in kv.items()]
     out += [table(["protocol", "parameter", "value"], prm, "llr") if prm else

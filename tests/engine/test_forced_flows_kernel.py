@@ -109,7 +109,7 @@ def test_all_sources_next_to_a_lending_and_a_perp_venue_agree(tmp_path):
     assert ref.liquidations.sum() > 0
 
 
-def test_a_source_without_a_kernel_mirror_declines_and_auto_runs_the_reference_engine(tmp_path, monkeypatch):
+def test_a_source_without_a_kernel_mirror_declines_and_auto_runs_the_reference_engine(tmp_path, monkeypatch, capsys):
     class Unmirrored(DealerFlows):
         kernel_spec = FlowSource.kernel_spec
 
@@ -119,7 +119,18 @@ def test_a_source_without_a_kernel_mirror_declines_and_auto_runs_the_reference_e
     bound = bind(prepare(load_scenario(_write(tmp_path, flows, low=P0 * 0.98))))
     reason = kernel_unsupported_reason(bound)
     assert reason is not None and "the kernel mirrors no dealers model" in reason
-    assert evaluate(bound.prepared, engine="auto").engine == "reference"
+    res = evaluate(bound.prepared, engine="auto")
+    assert res.engine == "reference" and res.engine_reason == reason
+    out = res.to_json()
+    assert out["engine_reason"] == reason  # the result says why, and so does the terminal table
+    from optimizer.report_text import render_simulation
+
+    capsys.readouterr()
+    render_simulation(out)
+    assert f"reference engine: {reason}" in " ".join(capsys.readouterr().out.split())
+    monkeypatch.setitem(flows_mod.FLOW_SOURCES, "dealers", DealerFlows)  # mirrored again: the kernel, no reason
+    res = evaluate(bind(prepare(load_scenario(_write(tmp_path, flows, low=P0 * 0.98)))).prepared, engine="auto")
+    assert res.engine == "kernel" and res.engine_reason is None and "engine_reason" not in res.to_json()
 
 
 def test_two_perp_venues_with_forced_flows_decline(tmp_path):
