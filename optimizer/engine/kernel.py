@@ -75,6 +75,7 @@ from .kernel_perp import (
     PS_CNT,
     PS_GF,
     PS_LANE_LP,
+    PS_LFUND,
     PS_LN,
     PS_LTB,
     PS_VI,
@@ -85,6 +86,7 @@ from .kernel_perp import (
     perp_band,
     perp_end_path,
     perp_end_step,
+    perp_fund,
     perp_quiet,
     perp_round,
     perp_scratch,
@@ -400,6 +402,9 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     has_band = False
     for pvi in range(pv.band_w.shape[0]):
         has_band = has_band or pv.band_w[pvi] > 0
+    has_fund = False  # a perp venue with scenario funding
+    for pvi in range(pv.fund_interval_s.shape[0]):
+        has_fund = has_fund or pv.fund_interval_s[pvi] > 0.0
     if has_au:
         auction_start_path(au, aus)
     if has_perp:
@@ -412,6 +417,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     # what the per-step and per-round perp hooks read, as locals: perp_start_step written out and perp_quiet
     # given the few arrays it reads (a call binds each array it is given, a reference count each way)
     p_vi, p_ln, p_lp, p_cnt, p_gf, p_ltb = ps[PS_VI], ps[PS_LN], ps[PS_LANE_LP], ps[PS_CNT], ps[PS_GF], ps[PS_LTB]
+    p_lfund = ps[PS_LFUND]
     p_nx = ps[PS_XI].shape[0]
 
     for t in range(1, T + 1):
@@ -1234,7 +1240,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             # ---- perp venues at the round's starting market (their orders join the round's flows)
             if has_band:  # the perp venues' price bands trip (or not) at every round with a pass left
                 perp_band(t, t * m.step_s, pv, ps, mkt_low, mkt_high, hist)
-            if has_perp and not perp_quiet(t, p_ln, p_lp, p_vi, p_nx, p_cnt, mkt_low, mkt_high, hist, p_ltb) \
+            if has_perp and not perp_quiet(t, p_ln, p_lp, p_vi, p_nx, p_cnt, mkt_low, mkt_high, hist, p_ltb, p_lfund) \
                     and perp_round(path, k, t, t * m.step_s, ps, mkt_low, mkt_high, hist, low[path, t],
                                    high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
                 executed_any = True
@@ -1348,6 +1354,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
+        if has_fund:  # funding at the step's close, before its ADL (PerpVenue.end_step's order)
+            perp_fund(t, m.step_s, pv, ps, hist)
         if has_perp and perp_adl_due(p_gf, p_vi):
             perp_end_step(k, t, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at

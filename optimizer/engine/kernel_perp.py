@@ -78,6 +78,8 @@ class KPerpVenues(NamedTuple):
     band_w: np.ndarray  # int64 its window in completed steps (0: no band)
     band_halt: np.ndarray  # its halt, s
     band_nm: np.ndarray  # int64 (VP, n_assets): the venue's markets whose mark is that asset (each trips on its own)
+    fund_rate: np.ndarray  # scenario funding: the rate per interval
+    fund_interval_s: np.ndarray  # its interval, s (0: no funding)
 
 
 class KPerpPositions(NamedTuple):
@@ -145,6 +147,9 @@ class KPerpOut(NamedTuple):
     adl_steps: np.ndarray
     backstop_taken_base: np.ndarray  # base units the backstop vault took over (|size|)
     price_band_trips: np.ndarray
+    perp_funding_paid_usd: np.ndarray
+    perp_funding_received_usd: np.ndarray
+    perp_funding_external_usd: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,8 +266,8 @@ Q_SELL, Q_BUY = range(2)
 #: :func:`perp_flush` (every one of those ledger cells starts the path at 0 and only the perp hooks add to it,
 #: so 0 + (0 + a + b ...) is the same float as 0 + a + b ...)
 (O_LIQS, O_SEIZED, O_LONG, O_SHORT, O_SOLD, O_BOUGHT, O_REL, O_REAL, O_FEE, O_RET, O_TKO, O_DFC, O_TAKEN, O_INS,
- O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD, O_TRIPS) = range(22)
-_N_OA = 22
+ O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD, O_TRIPS, O_FPAID, O_FRECV, O_FEXT) = range(25)
+_N_OA = 25
 #: positions in the scratch tuple (:func:`perp_scratch`); ``PS_NID``: the scratch's row of each row of
 #: :class:`KPerpPositions`
 PS_RF, PS_RI, PS_LI, PS_LF, PS_LANE_LP, PS_LN, PS_LTB, PS_VI, PS_XI, PS_AF, PS_GF, PS_CNT = 0, 1, 2, 3, 5, 6, 7, 9, 10, 17, 18, 20
@@ -271,14 +276,19 @@ PS_WF, PS_WI, PS_WD = 23, 24, 25
 #: ``halt`` (VP, n_assets) float64: until when the price band halts liquidations on the venue's market of that mark
 #: asset (-inf: not halted)
 PS_HALT = 26
+#: ``lfund`` (L, 2) float64 per lane: ``LF_SHIFT`` how far funding can have moved an untouched row's liquidation
+#: price from its sorted ``lane_lp`` on this path (:func:`perp_fund`), ``LF_COEF`` the lane's price move per
+#: USD of funding per base unit
+PS_LFUND = 27
+LF_SHIFT, LF_COEF = 0, 1
 
 
 @njit(cache=True)
 def perp_scratch(pv, pp, n_assets):
     """Scratch state and packed inputs of one chunk of paths (reset per path by :func:`perp_start_path` and
     :func:`perp_end_path`): the tuple (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off,
-    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd, halt) (columns: the ``R_`` / ``I_`` / ...
-    constants).
+    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd, halt, lfund) (columns: the ``R_`` / ``I_`` /
+    ... constants).
 
     The scratch numbers the rows in lane order (lane by lane, each by liquidation price; then the rows in no
     lane, in book order): the round's pointer sweep reads consecutive rows, not rows scattered over the book.
@@ -343,6 +353,7 @@ def perp_scratch(pv, pp, n_assets):
         ri[i, I_CROSS] = 1 if pp.cross[o] else 0
     ln = np.zeros((n_l, 6), np.int64)
     ltb = np.empty(n_l)
+    lfund = np.zeros((n_l, 2))
     for lane in range(n_l):
         ln[lane, N_LO] = pp.lane_off[lane]
         ln[lane, N_HI] = pp.lane_off[lane + 1]
@@ -351,8 +362,18 @@ def perp_scratch(pv, pp, n_assets):
         ln[lane, N_LONG] = 1 if pp.lane_long[lane] else 0
         ln[lane, N_PTR] = pp.lane_off[lane]
         ltb[lane] = -np.inf if pp.lane_long[lane] else np.inf
+        # funding of u USD per base unit moves a row's liquidation price by at most u / (1 - largest rate) for a
+        # long, u / (1 + smallest rate) for a short, over the tiers its table can select (perp_fund)
+        r_ext = -np.inf if pp.lane_long[lane] else np.inf
         for p in range(pp.lane_off[lane], pp.lane_off[lane + 1]):
             ri[p, I_LANE] = lane
+            kt = pp.tier[pp.lane_pos[p]]
+            for c in range(pp.floor.shape[1]):
+                if c > 0 and pp.floor[kt, c] == np.inf:  # a padding column: never selected
+                    continue
+                r_ext = max(r_ext, pp.rate[kt, c]) if pp.lane_long[lane] else min(r_ext, pp.rate[kt, c])
+        den = 1.0 - r_ext if pp.lane_long[lane] else 1.0 + r_ext
+        lfund[lane, LF_COEF] = 1.0 / den if den > 0.0 else np.inf
     vf = np.zeros((n_v, 14))
     vi = np.zeros((n_v, 13), np.int64)
     for v in range(n_v):
@@ -387,7 +408,7 @@ def perp_scratch(pv, pp, n_assets):
     return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), np.arange(n_in), pp.lane_lp, ln, ltb, vf, vi, xi,
             nid[pp.x_rows], pp.w_off, nid[pp.w_pos], pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
             np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid, wf, wi, np.zeros(n, np.uint8),
-            np.full((n_v, n_assets), -np.inf))
+            np.full((n_v, n_assets), -np.inf), lfund)
 
 
 @njit(cache=True)
@@ -447,7 +468,8 @@ def touched_bounds(li, cnt, rf, ri, ln, ltb):
 def perp_start_path(ps):
     """Per-venue state, lane pointers and the path's sums back to the start (rows are reset by
     :func:`perp_end_path`)."""
-    ln, vf, cnt, oa, halt = ps[6], ps[8], ps[20], ps[21], ps[PS_HALT]
+    ln, vf, cnt, oa, halt, lfund = ps[6], ps[8], ps[20], ps[21], ps[PS_HALT], ps[PS_LFUND]
+    lfund[:, LF_SHIFT] = 0.0
     cnt[0] = 0
     cnt[1] = 0
     halt[:] = -np.inf
@@ -498,6 +520,9 @@ def perp_flush(k, po, ps):
         po.adl_steps[k, j] += oa[v, O_STEPS]
         po.realised_bad_debt_usd[k, j] += oa[v, O_RBAD]
         po.price_band_trips[k, j] += oa[v, O_TRIPS]
+        po.perp_funding_paid_usd[k, j] += oa[v, O_FPAID]
+        po.perp_funding_received_usd[k, j] += oa[v, O_FRECV]
+        po.perp_funding_external_usd[k, j] += oa[v, O_FEXT]
         for x in range(oa.shape[1]):
             oa[v, x] = 0.0
 
@@ -538,10 +563,11 @@ def perp_band(t, now_s, pv, ps, mkt_low, mkt_high, hist):
 
 
 @njit(cache=True)
-def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb):
+def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb, lfund):
     """True when :func:`perp_round` cannot liquidate anything this round: no cross accounts, no lane's mark
-    reached the liquidation price at its pointer (where the lane sweep would stop) nor the bound of its touched
-    rows (``ltb``, :func:`touched_bounds`; every touched row is still confirmed exactly by the round). O(lanes).
+    reached the liquidation price at its pointer (where the lane sweep would stop), widened by the lane's funding
+    shift (``lfund``), nor the bound of its touched rows (``ltb``, :func:`touched_bounds`; every touched row is
+    still confirmed exactly by the round). O(lanes).
 
     The cascade kernel asks this before each round with the few arrays it reads."""
     if cnt[2] > 0 or n_x > 0:
@@ -564,10 +590,11 @@ def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb):
         if p >= ln[lane, N_HI]:
             continue
         lp = lane_lp[p]
+        sh = lfund[lane, LF_SHIFT]
         if long_:
-            if lp > mk * (1.0 - LP_TOL):
+            if lp > mk * (1.0 - LP_TOL) - sh:
                 return False
-        elif lp < mk * (1.0 + LP_TOL):
+        elif lp < mk * (1.0 + LP_TOL) + sh:
             return False
     return True
 
@@ -578,7 +605,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
     """Every perp venue's liquidation pass at the round's starting market (``flow`` the pools' state at the
     round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
     (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, floor, rate, ded, af, gf, qf,
-     cnt, oa, _nid, _wf, _wi, wd, halt) = ps
+     cnt, oa, _nid, _wf, _wi, wd, halt, lfund) = ps
     n_x = xi.shape[0]
     n_pools = qf.shape[0]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
@@ -608,7 +635,9 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                 continue
             long_ = ln[lane, N_LONG] != 0
             mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
-            thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
+            # a row funding moved is still a candidate (its lane_lp within the lane's shift of the mark)
+            sh = lfund[lane, LF_SHIFT]
+            thr = mk * (1.0 - LP_TOL) - sh if long_ else mk * (1.0 + LP_TOL) + sh
             p = ln[lane, N_PTR]
             advance = True
             end = ln[lane, N_HI]
@@ -906,6 +935,71 @@ def _waterfall(v, nb, li, lf, ri, fees_in, vf, gf):
 
 
 @njit(cache=True)
+def perp_fund(t, step_s, pv, ps, hist):
+    """Scenario funding (``PerpVenue._fund``) at the end of step ``t``, before the step's ADL as the reference
+    runs it: at a funding time (the path's clock reached a multiple of the interval, ``times`` of them in this
+    step) every open row pays ``side * (rate * times) * size * close`` (``protocols.funding_payments_usd``, its
+    mark asset's market close) out of its isolated margin or its cross account's collateral (the account's
+    payments summed in book order, ``protocols.apply_funding``'s bincount), and every such row is marked dirty
+    (the ADL scan and the path's reset read its state from ``rf``).
+
+    Candidates stay complete without re-sorting a lane: an untouched row's liquidation price is the root of
+    equity - requirement, increasing in the mark with slope at least ``size * (1 - rate)`` (long; ``1 + rate``
+    for a short) on each tier's piece, so a margin ``u * size`` lower moves it by at most ``u * LF_COEF`` (the
+    lane's extreme tier rate), whatever its size; a receiver's only moves away. Each lane keeps the sum of
+    those moves (``LF_SHIFT``), and the lane sweep, :func:`perp_quiet` and the horizon widen their pointer's
+    comparison by it (every candidate is still confirmed by the exact comparison). Touched rows get their
+    :func:`row_bound` again."""
+    (rf, ri, li, _lf, _lane_pos, _lane_lp, ln, ltb, _vf, vi, xi, _x_rows, _w_off, _w_pos, floor, rate, ded, af, _gf,
+     _qf, cnt, oa, nid, _wf, _wi, wd, _halt, lfund) = ps
+    moved = False
+    for v in range(vi.shape[0]):
+        iv = pv.fund_interval_s[v]
+        r0 = pv.fund_rate[v]
+        if not iv > 0.0:
+            continue
+        times = int(np.floor(t * step_s / iv + 1e-9)) - int(np.floor((t - 1) * step_s / iv + 1e-9))
+        if times <= 0 or r0 == 0.0:
+            continue
+        moved = True
+        rt = r0 * times
+        paid = 0.0
+        got = 0.0
+        for o in range(vi[v, W_OFF_LO], vi[v, W_OFF_HI]):  # book order (the accounts' sums)
+            i = nid[o]
+            q_i = rf[i, R_SIZE]
+            if not q_i > 0.0:
+                continue
+            pay = rf[i, R_SIDE] * rt * q_i * hist[t, ri[i, I_MARK]]
+            paid += max(pay, 0.0)
+            got += max(-pay, 0.0)
+            if ri[i, I_CROSS] != 0:
+                af[ri[i, I_ACCOUNT], A_DELTA] += pay
+            else:
+                rf[i, R_MARGIN] = rf[i, R_MARGIN] - pay
+                if ri[i, I_TOUCHED] != 0 and ri[i, I_LANE] >= 0:
+                    rf[i, R_BOUND] = row_bound(rf[i, R_SIDE], q_i, rf[i, R_MARGIN], rf[i, R_ENTRY], floor, rate, ded,
+                                               ri[i, I_TIER])
+            _dirty(i, ri, li, cnt, wd)
+        for x in range(xi.shape[0]):
+            a = xi[x, X_ACC]
+            if xi[x, X_VEN] == v and af[a, A_DELTA] != 0.0:
+                af[a, A_COLL] = af[a, A_COLL] - af[a, A_DELTA]
+                af[a, A_DELTA] = 0.0
+        oa[v, O_FPAID] += paid
+        oa[v, O_FRECV] += got
+        oa[v, O_FEXT] += paid - got
+        for lane in range(ln.shape[0]):
+            if ln[lane, N_VENUE] != v:
+                continue
+            u = (rt if ln[lane, N_LONG] != 0 else -rt) * hist[t, ln[lane, N_MARK]]  # USD per base unit paid
+            if u > 0.0:
+                lfund[lane, LF_SHIFT] += u * lfund[lane, LF_COEF]
+    if moved:
+        touched_bounds(li, cnt, rf, ri, ln, ltb)
+
+
+@njit(cache=True)
 def perp_adl_due(gf, vi):
     """True when some perp venue has a deficit for :func:`perp_end_step`'s ADL; otherwise clears the groups'
     sub-threshold rests (as that function does) and the cascade kernel skips the call."""
@@ -1019,7 +1113,7 @@ def _dirty(i, ri, li, cnt, wd):
 def perp_end_step(k, t, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (rf, ri, li, lf, _lane_pos, _lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off, w_pos, floor, rate, ded, af, gf, _qf,
-     cnt, oa, nid, wf, wi, wd, _halt) = ps
+     cnt, oa, nid, wf, wi, wd, _halt, _lfund) = ps
     order = li[L_ORDER]
     score = lf[F_SCORE]
     gain = lf[F_C]  # a queue candidate's profit (the same float as the pop's)
@@ -1195,7 +1289,7 @@ def perp_end_path(k, po, ps, close_T, acct):
     final mark's slack."""
     perp_flush(k, po, ps)
     (rf, ri, li, _lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, _floor, _rate, _ded, af, _gf,
-     _qf, cnt, _oa, _nid, _wf, _wi, wd, _halt) = ps
+     _qf, cnt, _oa, _nid, _wf, _wi, wd, _halt, lfund) = ps
     n_d = cnt[1]
     for v in range(vi.shape[0]):
         j = vi[v, W_COL]
@@ -1214,7 +1308,8 @@ def perp_end_path(k, po, ps, close_T, acct):
                 continue
             mk = close_T[ln[lane, N_MARK]]
             long_ = ln[lane, N_LONG] != 0
-            thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
+            sh = lfund[lane, LF_SHIFT]
+            thr = mk * (1.0 - LP_TOL) - sh if long_ else mk * (1.0 + LP_TOL) + sh
             for p in range(ln[lane, N_PTR], ln[lane, N_HI]):
                 lp = lane_lp[p]
                 if (long_ and not lp > thr) or (not long_ and not lp < thr):
@@ -1305,6 +1400,8 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         ven["band_w"].append(spec.band_window_steps)
         ven["band_halt"].append(spec.band_halt_s)
         ma = np.asarray(spec.band_market_asset if spec.band_market_asset is not None else [], np.int64)
+        ven["fund_rate"].append(spec.funding_rate)
+        ven["fund_interval_s"].append(spec.funding_interval_s)
         ven["band_nm"].append(np.bincount(ma[ma >= 0], minlength=n_assets)[:n_assets] if spec.band_window_steps > 0
                               else np.zeros(n_assets, np.int64))
         side = book.side.astype(f64)
@@ -1381,7 +1478,8 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         backstop0=np.array(ven["backstop0"], f64), lag=np.array(ven["lag"], i64), rounds=np.array(ven["rounds"], i64),
         band_move=np.array(ven["band_move"], f64), band_w=np.array(ven["band_w"], i64),
         band_halt=np.array(ven["band_halt"], f64),
-        band_nm=np.array(ven["band_nm"], i64).reshape(len(ven["col"]), n_assets))
+        band_nm=np.array(ven["band_nm"], i64).reshape(len(ven["col"]), n_assets),
+        fund_rate=np.array(ven["fund_rate"], f64), fund_interval_s=np.array(ven["fund_interval_s"], f64))
     positions = KPerpPositions(
         row=p["row"].astype(i64), venue=p["venue"].astype(i64), side=p["side"].astype(f64),
         size0=p["size0"].astype(f64), entry=p["entry"].astype(f64), margin0=p["margin0"].astype(f64),

@@ -256,7 +256,7 @@ class PerpKernelSpec:
     its mark reads, the pool its orders trade in); ``rounds_per_step`` the passes per step;
     ``cooldown_s`` the partial-liquidation cooldown; ``fees_to_fund`` whether fees are the insurance fund's
     income; ``insurance_fund_usd`` / ``backstop_usd`` the balances at each path's start; ``band_*`` the price
-    band when it is on.
+    band when it is on; ``funding_*`` the scenario's funding when it is given.
     """
 
     rule: Any  # protocols.MarketOrderRule
@@ -275,6 +275,9 @@ class PerpKernelSpec:
     band_window_steps: int = 0
     band_halt_s: float = 0.0
     band_market_asset: np.ndarray | None = None
+    #: scenario funding (``funding``): the rate per interval and the interval, s (0: no funding)
+    funding_rate: float = 0.0
+    funding_interval_s: float = 0.0
 
 
 class VenueSimulator(abc.ABC):

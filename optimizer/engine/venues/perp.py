@@ -211,7 +211,7 @@ class PerpVenue(VenueSimulator):
 
     #: the scenario options (``ctx.options``) the perp kernel reproduces; any other one (a forced flow, a breaker
     #: wired in later) makes :meth:`kernel_spec` decline, so ``auto`` runs the reference engine
-    KERNEL_OPTIONS: ClassVar[frozenset[str]] = frozenset({"adl_policy", "mark_market"})
+    KERNEL_OPTIONS: ClassVar[frozenset[str]] = frozenset({"adl_policy", "mark_market", "funding"})
 
     def kernel_spec(self) -> PerpKernelSpec | str:
         """The perp kernel's terms (:mod:`optimizer.engine.kernel_perp`), or why it cannot run this venue."""
@@ -248,9 +248,11 @@ class PerpVenue(VenueSimulator):
             return f"{self.ctx.id} marks other bar sides than the kernel's (longs low, shorts high)"
         if not np.array_equal(self.pool, self.asset):
             return f"{self.ctx.id} routes orders to pools other than its assets' own"
+        fund = {"funding_rate": float(self.funding[0]), "funding_interval_s": float(self.funding[1])} \
+            if self.funding is not None else {}
         return PerpKernelSpec(rule, self.policy, self.mark_asset.astype(np.int64), self.pool.astype(np.int64),
                               self.rounds_per_step, self.cooldown_s, self.fees_to_fund,
-                              float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd), **band)
+                              float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd), **band, **fund)
 
     def initial_debt_usd(self, close0: np.ndarray) -> float:
         """The book's exposure at the start: its open notional, USD."""
