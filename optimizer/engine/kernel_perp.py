@@ -23,16 +23,19 @@ engine does with a perp venue whose adapter declares a :class:`protocols.MarketO
   backstop takeover, deficit), then the loss waterfall of the round in book order (margin, insurance fund
   with its fee income, backstop, the rest to ADL); nothing in a round reads the fund, so the waterfall
   runs after each round in the order the reference settles its rounds at the end of the step.
-* **End of step**: ADL of the opposite side at the step's close (queue by the adapter's score, or
-  pro-rata), the queue's overshoot to the insurance fund, what no winner covers to realised bad debt.
+* **End of step**: scenario funding at a funding time (:func:`perp_fund`: every open row pays through its
+  margin or cross collateral at the close; each lane widens its pointer's comparison by how far funding can
+  have moved its untouched rows' liquidation prices), then ADL of the opposite side at the step's close (queue
+  by the adapter's score, or pro-rata), the queue's overshoot to the insurance fund, what no winner covers to
+  realised bad debt.
 * **Horizon**: underwater margin pools at the final close, insurance-fund drawdown and depletion, the
   backstop's loss (deficits paid + the vault's positions marked at the final close).
 
 Inputs are NamedTuples of arrays (:class:`KPerpVenues`, :class:`KPerpPositions`, :class:`KPerpOut`); the
 cascade kernel (:mod:`optimizer.engine.kernel`) calls the hooks :func:`perp_start_path`,
 :func:`perp_start_step` (written out at its call site), :func:`perp_round` (in each round, next to the lending
-venues, at the round's starting market, unless :func:`perp_quiet`), :func:`perp_end_step` (when
-:func:`perp_adl_due`) and :func:`perp_end_path`.
+venues, at the round's starting market, unless :func:`perp_quiet`), :func:`perp_fund` (at each step's close,
+with funding), :func:`perp_end_step` (when :func:`perp_adl_due`) and :func:`perp_end_path`.
 """
 
 from __future__ import annotations
