@@ -56,6 +56,9 @@ ADL_POLICIES = {"queue": ADL_QUEUE, "pro_rata": ADL_PRO_RATA}
 SCORES = {"profit_leverage": SCORE_PROFIT_LEVERAGE, "leverage_pnl": SCORE_LEVERAGE_PNL}
 #: per-venue state columns (``KPerp`` scratch ``vs``)
 _FUND, _FUND_MIN, _BACKSTOP, _BACKSTOP_PAID, _TAKEOVER, _DEPLETED = 0, 1, 2, 3, 4, 5
+#: the backstop unwind's per-venue state: the vault's result realised at its unwind fills, 1 while it holds
+#: something to unwind, 1 when an unwind round is due in this step (set at the step's start)
+_VAULT_REAL, UNW_PENDING, UNW_DUE = 6, 7, 15
 
 
 class KPerpVenues(NamedTuple):
@@ -83,6 +86,7 @@ class KPerpVenues(NamedTuple):
     band_nm: np.ndarray  # int64 (VP, n_assets): the venue's markets whose mark is that asset (each trips on its own)
     fund_rate: np.ndarray  # scenario funding: the rate per interval
     fund_interval_s: np.ndarray  # its interval, s (0: no funding)
+    unwind_steps: np.ndarray  # int64 backstop_unwind_steps (0: the vault holds what it took over)
 
 
 class KPerpPositions(NamedTuple):
@@ -153,6 +157,7 @@ class KPerpOut(NamedTuple):
     perp_funding_paid_usd: np.ndarray
     perp_funding_received_usd: np.ndarray
     perp_funding_external_usd: np.ndarray
+    backstop_unwound_base: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,8 +259,8 @@ L_TLIST, L_BUF, L_ROUTE, L_ORDER, L_DLIST = range(5)
 F_MARK, F_C, F_EQ, F_REQ, F_SCORE = range(5)
 #: ``ln`` (L, 6) int64 per lane
 N_LO, N_HI, N_VENUE, N_MARK, N_LONG, N_PTR = range(6)
-#: ``vf`` (VP, 14) float64 per venue: state (:data:`_FUND` ...), then inputs
-V_BFRAC, V_PTHR, V_PFRAC, V_COOL, V_FUND0, V_BACK0 = range(8, 14)
+#: ``vf`` (VP, 16) float64 per venue: state (:data:`_FUND` ...), then inputs, then :data:`UNW_DUE`
+V_BFRAC, V_PTHR, V_PFRAC, V_COOL, V_FUND0, V_BACK0, V_UNW = range(8, 15)
 #: ``vi`` (VP, 13) int64 per venue
 (W_COL, W_LAG, W_ROUNDS0, W_ROUNDS, W_POLICY, W_SCORE, W_OFF_LO, W_OFF_HI, W_G_LO, W_G_HI, W_FLAG_EQ, W_OFFNEG,
  W_FEES_IN) = range(13)
@@ -269,8 +274,8 @@ Q_SELL, Q_BUY = range(2)
 #: :func:`perp_flush` (every one of those ledger cells starts the path at 0 and only the perp hooks add to it,
 #: so 0 + (0 + a + b ...) is the same float as 0 + a + b ...)
 (O_LIQS, O_SEIZED, O_LONG, O_SHORT, O_SOLD, O_BOUGHT, O_REL, O_REAL, O_FEE, O_RET, O_TKO, O_DFC, O_TAKEN, O_INS,
- O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD, O_TRIPS, O_FPAID, O_FRECV, O_FEXT) = range(25)
-_N_OA = 25
+ O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD, O_TRIPS, O_FPAID, O_FRECV, O_FEXT, O_UNW) = range(26)
+_N_OA = 26
 #: positions in the scratch tuple (:func:`perp_scratch`); ``PS_NID``: the scratch's row of each row of
 #: :class:`KPerpPositions`
 PS_RF, PS_RI, PS_LI, PS_LF, PS_LANE_LP, PS_LN, PS_LTB, PS_VI, PS_XI, PS_AF, PS_GF, PS_CNT = 0, 1, 2, 3, 5, 6, 7, 9, 10, 17, 18, 20
@@ -279,19 +284,23 @@ PS_WF, PS_WI, PS_WD = 23, 24, 25
 #: ``halt`` (VP, n_assets) float64: until when the price band halts liquidations on the venue's market of that mark
 #: asset (-inf: not halted)
 PS_HALT = 26
+PS_VF = 8
 #: ``lfund`` (L, 2) float64 per lane: ``LF_SHIFT`` how far funding can have moved an untouched row's liquidation
 #: price from its sorted ``lane_lp`` on this path (:func:`perp_fund`), ``LF_COEF`` the lane's price move per
 #: USD of funding per base unit
 PS_LFUND = 27
 LF_SHIFT, LF_COEF = 0, 1
+#: ``uf`` (n, 2) float64 per row: the backstop unwind's signed base still to trade back, and its slice per step
+PS_UNW = 28
+U_LEFT, U_RATE = 0, 1
 
 
 @njit(cache=True)
 def perp_scratch(pv, pp, n_assets):
     """Scratch state and packed inputs of one chunk of paths (reset per path by :func:`perp_start_path` and
     :func:`perp_end_path`): the tuple (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off,
-    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd, halt, lfund) (columns: the ``R_`` / ``I_`` /
-    ... constants).
+    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd, halt, lfund, uf) (columns: the ``R_`` /
+    ``I_`` / ... constants).
 
     The scratch numbers the rows in lane order (lane by lane, each by liquidation price; then the rows in no
     lane, in book order): the round's pointer sweep reads consecutive rows, not rows scattered over the book.
@@ -377,7 +386,7 @@ def perp_scratch(pv, pp, n_assets):
                 r_ext = max(r_ext, pp.rate[kt, c]) if pp.lane_long[lane] else min(r_ext, pp.rate[kt, c])
         den = 1.0 - r_ext if pp.lane_long[lane] else 1.0 + r_ext
         lfund[lane, LF_COEF] = 1.0 / den if den > 0.0 else np.inf
-    vf = np.zeros((n_v, 14))
+    vf = np.zeros((n_v, 16))
     vi = np.zeros((n_v, 13), np.int64)
     for v in range(n_v):
         vf[v, V_BFRAC] = pv.backstop_frac[v]
@@ -386,6 +395,7 @@ def perp_scratch(pv, pp, n_assets):
         vf[v, V_COOL] = pv.cooldown_s[v]
         vf[v, V_FUND0] = pv.fund0[v]
         vf[v, V_BACK0] = pv.backstop0[v]
+        vf[v, V_UNW] = pv.unwind_steps[v]
         vi[v, W_COL] = pv.col[v]
         vi[v, W_LAG] = pv.lag[v]
         vi[v, W_ROUNDS0] = pv.rounds[v]
@@ -411,7 +421,7 @@ def perp_scratch(pv, pp, n_assets):
     return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), np.arange(n_in), pp.lane_lp, ln, ltb, vf, vi, xi,
             nid[pp.x_rows], pp.w_off, nid[pp.w_pos], pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
             np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid, wf, wi, np.zeros(n, np.uint8),
-            np.full((n_v, n_assets), -np.inf), lfund)
+            np.full((n_v, n_assets), -np.inf), lfund, np.zeros((n, 2)))
 
 
 @njit(cache=True)
@@ -475,6 +485,7 @@ def perp_start_path(ps):
     lfund[:, LF_SHIFT] = 0.0
     cnt[0] = 0
     cnt[1] = 0
+    cnt[3] = 0
     halt[:] = -np.inf
     for v in range(vf.shape[0]):
         vf[v, _FUND] = vf[v, V_FUND0]
@@ -482,6 +493,7 @@ def perp_start_path(ps):
         vf[v, _BACKSTOP] = vf[v, V_BACK0]
         for x in range(3, 8):
             vf[v, x] = 0.0
+        vf[v, UNW_DUE] = 0.0
         for x in range(oa.shape[1]):
             oa[v, x] = 0.0
     for lane in range(ln.shape[0]):
@@ -526,6 +538,7 @@ def perp_flush(k, po, ps):
         po.perp_funding_paid_usd[k, j] += oa[v, O_FPAID]
         po.perp_funding_received_usd[k, j] += oa[v, O_FRECV]
         po.perp_funding_external_usd[k, j] += oa[v, O_FEXT]
+        po.backstop_unwound_base[k, j] += oa[v, O_UNW]
         for x in range(oa.shape[1]):
             oa[v, x] = 0.0
 
@@ -572,8 +585,9 @@ def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb, lfund
     shift (``lfund``), nor the bound of its touched rows (``ltb``, :func:`touched_bounds`; every touched row is
     still confirmed exactly by the round). O(lanes).
 
-    The cascade kernel asks this before each round with the few arrays it reads."""
-    if cnt[2] > 0 or n_x > 0:
+    The cascade kernel asks this before each round with the few arrays it reads; ``cnt[3]`` counts the venues
+    whose backstop unwind is due (never quiet then)."""
+    if cnt[2] > 0 or n_x > 0 or cnt[3] > 0:
         return False
     for lane in range(ln.shape[0]):
         v = ln[lane, N_VENUE]
@@ -606,9 +620,10 @@ def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb, lfund
 def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high, liq, flow, round_sales, ev, ev_n,
                ev_cap):
     """Every perp venue's liquidation pass at the round's starting market (``flow`` the pools' state at the
-    round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
+    round's start), or its backstop unwind (:func:`_unwind`) where one is due; adds the round's market orders to
+    ``round_sales``. Returns 2 when anything was liquidated, 1 when only an unwind traded, else 0."""
     (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, floor, rate, ded, af, gf, qf,
-     cnt, oa, _nid, _wf, _wi, wd, halt, lfund) = ps
+     cnt, oa, _nid, _wf, _wi, wd, halt, lfund, uf) = ps
     n_x = xi.shape[0]
     n_pools = qf.shape[0]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
@@ -622,7 +637,13 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
             ri[i, I_TOUCHED] = 0
     cnt[0] = keep
     any_liq = False
+    unwound = False
     for v in range(vi.shape[0]):
+        if vf[v, UNW_DUE] != 0.0:  # the step's first round is the vault's unwind, not a liquidation pass
+            vf[v, UNW_DUE] = 0.0
+            cnt[3] -= 1
+            unwound = _unwind(v, ps, flow, exo_low, exo_high, liq, round_sales) or unwound
+            continue
         if vi[v, W_ROUNDS] <= 0:
             continue
         j = vi[v, W_COL]
@@ -798,6 +819,10 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                 rf[i, R_VPX] = mk
                 s_vtko += tko
                 s_taken += c
+                if vf[v, V_UNW] > 0.0:  # the vault trades it back in V_UNW slices, from the next step
+                    uf[i, U_LEFT] += s_i * c
+                    uf[i, U_RATE] = uf[i, U_LEFT] / vf[v, V_UNW]
+                    vf[v, UNW_PENDING] = 1.0
             s_liqs += 1.0
             s_seized += rel
             if s_i > 0.0:
@@ -865,7 +890,66 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
         oa[v, O_FIN] += fee_sum
         oa[v, O_BPAID] += back_sum
     touched_bounds(li, cnt, rf, ri, ln, ltb)
-    return any_liq
+    return 2 if any_liq else (1 if unwound else 0)
+
+
+@njit(cache=True)
+def _unwind(v, ps, flow, exo_low, exo_high, liq, round_sales):
+    """``PerpVenue._unwind_round`` of venue ``v``: each row the vault holds trades back its slice (``U_RATE``, or
+    what is left when less) into its pool, every pool's sells and buys together at the average fill of the
+    aggregate order from the pool's state at the round's start; the vault's result realises at those fills.
+    The rows it holds are rows this path changed (a takeover liquidated them). True when anything traded."""
+    rf, ri, li, lf, vf, qf, cnt, oa, uf = ps[0], ps[1], ps[2], ps[3], ps[8], ps[19], ps[20], ps[21], ps[PS_UNW]
+    n_pools = qf.shape[0]
+    for a in range(n_pools):
+        qf[a, Q_SELL] = 0.0
+        qf[a, Q_BUY] = 0.0
+    nb = 0
+    for q in range(cnt[1]):
+        i = li[L_DLIST, q]
+        left = uf[i, U_LEFT]
+        if ri[i, I_VENUE] != v or left == 0.0:
+            continue
+        u_rate = uf[i, U_RATE]
+        amt = u_rate if abs(u_rate) < abs(left) else left
+        if amt == 0.0:
+            continue
+        li[L_BUF, nb] = i
+        lf[F_C, nb] = amt
+        nb += 1
+        if amt > 0.0:
+            qf[ri[i, I_POOL], Q_SELL] += amt
+        else:
+            qf[ri[i, I_POOL], Q_BUY] += -amt
+    if nb == 0:
+        vf[v, UNW_PENDING] = 0.0
+        return False
+    for a in range(n_pools):
+        qs = qf[a, Q_SELL]
+        if qs > 0.0:
+            qf[a, Q_SELL] = proceeds_usd(liq, a, flow[a], qs, exo_low[a]) / qs
+        qb = qf[a, Q_BUY]
+        if qb > 0.0:
+            qf[a, Q_BUY] = purchase_usd(liq, a, flow[a], qb, exo_high[a]) / qb
+    real = 0.0
+    moved = 0.0
+    pending = 0.0
+    for b in range(nb):
+        i = li[L_BUF, b]
+        amt = lf[F_C, b]
+        pool_i = ri[i, I_POOL]
+        fill = qf[pool_i, Q_SELL] if rf[i, R_SIDE] > 0.0 else qf[pool_i, Q_BUY]
+        uf[i, U_LEFT] = uf[i, U_LEFT] - amt
+        rf[i, R_VSIZE] = rf[i, R_VSIZE] - amt
+        real += amt * (fill - rf[i, R_VPX])
+        moved += abs(amt)
+        round_sales[pool_i] += amt
+        if uf[i, U_LEFT] != 0.0:
+            pending = 1.0
+    vf[v, _VAULT_REAL] += real
+    vf[v, UNW_PENDING] = pending
+    oa[v, O_UNW] += moved
+    return True
 
 
 @njit(cache=True)
@@ -954,7 +1038,7 @@ def perp_fund(t, step_s, pv, ps, hist):
     comparison by it (every candidate is still confirmed by the exact comparison). Touched rows get their
     :func:`row_bound` again."""
     (rf, ri, li, _lf, _lane_pos, _lane_lp, ln, ltb, _vf, vi, xi, _x_rows, _w_off, _w_pos, floor, rate, ded, af, _gf,
-     _qf, cnt, oa, nid, _wf, _wi, wd, _halt, lfund) = ps
+     _qf, cnt, oa, nid, _wf, _wi, wd, _halt, lfund, _uf) = ps
     moved = False
     for v in range(vi.shape[0]):
         iv = pv.fund_interval_s[v]
@@ -1116,7 +1200,7 @@ def _dirty(i, ri, li, cnt, wd):
 def perp_end_step(k, t, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (rf, ri, li, lf, _lane_pos, _lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off, w_pos, floor, rate, ded, af, gf, _qf,
-     cnt, oa, nid, wf, wi, wd, _halt, _lfund) = ps
+     cnt, oa, nid, wf, wi, wd, _halt, _lfund, _uf) = ps
     order = li[L_ORDER]
     score = lf[F_SCORE]
     gain = lf[F_C]  # a queue candidate's profit (the same float as the pop's)
@@ -1292,12 +1376,12 @@ def perp_end_path(k, po, ps, close_T, acct):
     final mark's slack."""
     perp_flush(k, po, ps)
     (rf, ri, li, _lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, _floor, _rate, _ded, af, _gf,
-     _qf, cnt, _oa, _nid, _wf, _wi, wd, _halt, lfund) = ps
+     _qf, cnt, _oa, _nid, _wf, _wi, wd, _halt, lfund, uf) = ps
     n_d = cnt[1]
     for v in range(vi.shape[0]):
         j = vi[v, W_COL]
         under = 0.0
-        vault = vf[v, _TAKEOVER]
+        vault = vf[v, _TAKEOVER] + vf[v, _VAULT_REAL]
         for q in range(n_d):  # rows this path changed
             i = li[L_DLIST, q]
             if ri[i, I_VENUE] != v:
@@ -1349,6 +1433,8 @@ def perp_end_path(k, po, ps, close_T, acct):
         rf[i, R_UNTIL] = -np.inf
         rf[i, R_VSIZE] = 0.0
         rf[i, R_VPX] = 0.0
+        uf[i, U_LEFT] = 0.0
+        uf[i, U_RATE] = 0.0
         ri[i, I_LIQ] = 0
         ri[i, I_TOUCHED] = 0
         ri[i, I_DIRTY] = 0
@@ -1405,6 +1491,7 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         ma = np.asarray(spec.band_market_asset if spec.band_market_asset is not None else [], np.int64)
         ven["fund_rate"].append(spec.funding_rate)
         ven["fund_interval_s"].append(spec.funding_interval_s)
+        ven["unwind_steps"].append(spec.unwind_steps)
         ven["band_nm"].append(np.bincount(ma[ma >= 0], minlength=n_assets)[:n_assets] if spec.band_window_steps > 0
                               else np.zeros(n_assets, np.int64))
         side = book.side.astype(f64)
@@ -1482,7 +1569,8 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         band_move=np.array(ven["band_move"], f64), band_w=np.array(ven["band_w"], i64),
         band_halt=np.array(ven["band_halt"], f64),
         band_nm=np.array(ven["band_nm"], i64).reshape(len(ven["col"]), n_assets),
-        fund_rate=np.array(ven["fund_rate"], f64), fund_interval_s=np.array(ven["fund_interval_s"], f64))
+        fund_rate=np.array(ven["fund_rate"], f64), fund_interval_s=np.array(ven["fund_interval_s"], f64),
+        unwind_steps=np.array(ven["unwind_steps"], i64))
     positions = KPerpPositions(
         row=p["row"].astype(i64), venue=p["venue"].astype(i64), side=p["side"].astype(f64),
         size0=p["size0"].astype(f64), entry=p["entry"].astype(f64), margin0=p["margin0"].astype(f64),

@@ -221,7 +221,7 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
     marks = book.adverse_marks(np.full(len(book.markets), low), np.full(len(book.markets), high))
     flagged = ad.liquidatable(book, marks)
     out = ad.liquidate(book, marks, flagged)
-    assert acted == bool(out.liquidated.any())
+    assert (acted == 2) == bool(out.liquidated.any())  # 2: liquidated (1: only a backstop unwind traded)
     event(f"liquidated {int(out.liquidated.sum())} of {book.n_positions}, cross {bool(book.is_cross.any())}")
     np.testing.assert_array_equal(ps[PS_RI][nid, I_LIQ] == 1, out.liquidated)
     _close(ps[PS_RF][nid, R_SIZE], out.book.size_base, "size after")
@@ -264,10 +264,12 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
         assert po.adl_steps[0, 0] == 0.0
 
 
-@pytest.mark.parametrize("extra,word", [("backstop_unwind_steps = 5", "backstop_unwind_steps")])
+@pytest.mark.parametrize("extra,word", [("backstop_unwind_steps = 5\nparams = { \"breakers.price_band_move\" = 0.05 }",
+                                         "backstop unwind")])
 def test_options_the_kernel_does_not_model_decline_only_when_they_are_on(tmp_path, extra, word):
-    """The backstop unwind runs on the reference engine; off (the default) it keeps the kernel (funding runs on
-    the kernel: tests/engine/test_perp_funding.py)."""
+    """A price band with the backstop unwind runs on the reference engine (the unwind round skips the band's
+    check); off (the default) the kernel runs. Funding and the unwind alone run on the kernel
+    (tests/engine/test_perp_funding.py, tests/engine/test_perp_backstop_unwind.py)."""
     src = (data_dir() / "scenarios" / "perp_hyperliquid_btc_2025-10-10.toml").read_text()
     assert kernel_unsupported_reason(_bound("perp_hyperliquid_btc_2025-10-10")) is None
     anchor = 'adapter = "hyperliquid"\n'

@@ -278,6 +278,8 @@ class PerpKernelSpec:
     #: scenario funding (``funding``): the rate per interval and the interval, s (0: no funding)
     funding_rate: float = 0.0
     funding_interval_s: float = 0.0
+    #: the backstop vault's unwind (``backstop_unwind_steps``; 0: it holds what it took over)
+    unwind_steps: int = 0
 
 
 class VenueSimulator(abc.ABC):

@@ -212,7 +212,8 @@ class PerpVenue(VenueSimulator):
 
     #: the scenario options (``ctx.options``) the perp kernel reproduces; any other one (a forced flow, a breaker
     #: wired in later) makes :meth:`kernel_spec` decline, so ``auto`` runs the reference engine
-    KERNEL_OPTIONS: ClassVar[frozenset[str]] = frozenset({"adl_policy", "mark_market", "funding"})
+    KERNEL_OPTIONS: ClassVar[frozenset[str]] = frozenset({"adl_policy", "mark_market", "funding",
+                                                                 "backstop_unwind_steps"})
 
     def kernel_spec(self) -> PerpKernelSpec | str:
         """The perp kernel's terms (:mod:`optimizer.engine.kernel_perp`), or why it cannot run this venue."""
@@ -228,6 +229,8 @@ class PerpVenue(VenueSimulator):
             return f"{self.ctx.id}: the perp kernel does not model {', '.join(extra)}"
         if self.stress_on:
             return f"{self.ctx.id}: the stress margin (a circuit breaker) runs on the reference engine"
+        if self.band_on and self.unwind_steps > 0:  # the unwind round skips the band's check: not mirrored
+            return f"{self.ctx.id}: a price band with the backstop unwind runs on the reference engine"
         band: dict = {}
         if self.band_on:
             # the band halts a market's liquidations: a cross account with positions on two markets could be
@@ -251,6 +254,7 @@ class PerpVenue(VenueSimulator):
             return f"{self.ctx.id} routes orders to pools other than its assets' own"
         fund = {"funding_rate": float(self.funding[0]), "funding_interval_s": float(self.funding[1])} \
             if self.funding is not None else {}
+        fund["unwind_steps"] = self.unwind_steps
         return PerpKernelSpec(rule, self.policy, self.mark_asset.astype(np.int64), self.pool.astype(np.int64),
                               self.rounds_per_step, self.cooldown_s, self.fees_to_fund,
                               float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd), **band, **fund)
