@@ -17,6 +17,8 @@ engine does with a perp venue whose adapter declares a :class:`protocols.MarketO
   Each lane also keeps a bound on its touched rows' liquidation prices (:func:`row_bound`), so a round whose
   marks reach neither a lane's pointer nor that bound is skipped without binding the structs
   (:func:`perp_quiet`).
+* **Backstop unwind** (``backstop_unwind_steps``): a step's first round is, for a venue whose vault holds
+  something, the vault's unwind instead of a liquidation pass (:func:`_unwind`).
 * **Fills**: each pool's sells and buys of the round execute together through the pool's impact law
   (:func:`optimizer.engine._market.proceeds_usd` / ``purchase_usd``) from its state at the round's start.
 * **Settle**: ``PerpAdapter._settle`` per closed row (margin released, realised PnL, fee, returned,

@@ -82,8 +82,8 @@ liquidations have that form: Hyperliquid, Binance) to the perp kernel (:mod:`opt
 which reproduces this loop; dYdX (fillable price), GMX (pool close with impact) and any scenario option the
 kernel does not model decline with a reason, and ``auto`` runs them here. The price band runs on the kernel
 (its trips per venue market, the halt of that market's lanes, touched rows and cross accounts), and so does
-scenario funding (``kernel_perp.perp_fund``); the stress margin, a band with cross accounts spanning several
-markets and the backstop unwind run here.
+scenario funding (``kernel_perp.perp_fund``) and the backstop unwind; the stress margin, a band with cross
+accounts spanning several markets, and a band with the backstop unwind run here.
 
 Events (``EVENT_DTYPE``): one per position closed in a round; ``collateral`` -1, ``debt_repaid_usd`` =
 the notional closed at the mark, ``collateral_seized_usd`` = the margin released, ``protocol_fee_usd`` =
