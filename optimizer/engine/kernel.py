@@ -76,16 +76,21 @@ from .kernel_perp import (
     PS_GF,
     PS_LANE_LP,
     PS_LCAP,
+    PS_LFUND,
     PS_LN,
     PS_LTB,
+    PS_VF,
     PS_VI,
     PS_XI,
+    UNW_DUE,
+    UNW_PENDING,
     W_ROUNDS,
     W_ROUNDS0,
     perp_adl_due,
     perp_band,
     perp_end_path,
     perp_end_step,
+    perp_fund,
     perp_quiet,
     perp_round,
     perp_scratch,
@@ -404,6 +409,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     for pvi in range(pv.band_w.shape[0]):
         has_band = has_band or pv.band_w[pvi] > 0
         has_stress = has_stress or pv.stress_w[pvi] > 0
+    has_fund = False  # a perp venue with scenario funding
+    has_unw = False  # a perp venue whose backstop vault unwinds
+    for pvi in range(pv.fund_interval_s.shape[0]):
+        has_fund = has_fund or pv.fund_interval_s[pvi] > 0.0
+        has_unw = has_unw or pv.unwind_steps[pvi] > 0
     if has_au:
         auction_start_path(au, aus)
     if has_perp:
@@ -417,6 +427,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     # given the few arrays it reads (a call binds each array it is given, a reference count each way)
     p_vi, p_ln, p_lp, p_cnt, p_gf, p_ltb = ps[PS_VI], ps[PS_LN], ps[PS_LANE_LP], ps[PS_CNT], ps[PS_GF], ps[PS_LTB]
     p_lcap = ps[PS_LCAP]
+    p_lfund, p_vf = ps[PS_LFUND], ps[PS_VF]
     p_nx = ps[PS_XI].shape[0]
 
     for t in range(1, T + 1):
@@ -429,6 +440,11 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
         if has_perp:  # perp_start_step
             for pvi in range(p_vi.shape[0]):
                 p_vi[pvi, W_ROUNDS] = p_vi[pvi, W_ROUNDS0]
+            if has_unw:  # an unwind round is due where the vault holds something to unwind
+                for pvi in range(p_vi.shape[0]):
+                    if p_vf[pvi, UNW_PENDING] != 0.0:
+                        p_vf[pvi, UNW_DUE] = 1.0
+                        p_cnt[3] += 1
         if has_ff:
             frounds[:] = 0
         tp = max(t - delay, 0)
@@ -1241,13 +1257,16 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
                 perp_stress(t, pv, ps, mkt_low, mkt_high, hist)
             if has_band:  # the perp venues' price bands trip (or not) at every round with a pass left
                 perp_band(t, t * m.step_s, pv, ps, mkt_low, mkt_high, hist)
-            if has_perp and not perp_quiet(t, p_ln, p_lp, p_vi, p_nx, p_cnt, mkt_low, mkt_high, hist, p_ltb, p_lcap) \
-                    and perp_round(path, k, t, t * m.step_s, ps, mkt_low, mkt_high, hist, low[path, t],
-                                   high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap):
-                executed_any = True
-                if first_step < 0:
-                    first_step = t
-                last_step = t
+            if has_perp and not perp_quiet(t, p_ln, p_lp, p_vi, p_nx, p_cnt, mkt_low, mkt_high, hist, p_ltb, p_lcap,
+                                           p_lfund):
+                acted = perp_round(path, k, t, t * m.step_s, ps, mkt_low, mkt_high, hist, low[path, t],
+                                   high[path, t], liq, sold, round_sales, ev, ev_n, ev_cap)
+                if acted > 0:  # 1: only a backstop unwind traded (not a liquidation)
+                    executed_any = True
+                if acted > 1:
+                    if first_step < 0:
+                        first_step = t
+                    last_step = t
             # ---- forced-flow sources: after the venues' liquidations, before the settle phase (the storefronts)
             if has_ff:
                 for a in range(n_assets):  # the auction and perp venues' flows (all sales / one perp venue)
@@ -1355,6 +1374,8 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             o_mlow[k, a] = min(o_mlow[k, a], r)
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
+        if has_fund:  # funding at the step's close, before its ADL (PerpVenue.end_step's order)
+            perp_fund(t, m.step_s, pv, ps, hist)
         if has_perp and perp_adl_due(p_gf, p_vi):
             perp_end_step(k, t, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at

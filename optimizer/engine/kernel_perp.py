@@ -24,22 +24,27 @@ engine does with a perp venue whose adapter declares a :class:`protocols.MarketO
   closed or touched are skipped by both), and touched rows skip their x1 bound. Where k x rate reaches 1 on a
   tier a long can reach (``lane_cap``: from there its margin outruns its equity and the order no longer bounds
   it), the lane is tested row by row.
+* **Backstop unwind** (``backstop_unwind_steps``): a step's first round is, for a venue whose vault holds
+  something, the vault's unwind instead of a liquidation pass (:func:`_unwind`).
 * **Fills**: each pool's sells and buys of the round execute together through the pool's impact law
   (:func:`optimizer.engine._market.proceeds_usd` / ``purchase_usd``) from its state at the round's start.
 * **Settle**: ``PerpAdapter._settle`` per closed row (margin released, realised PnL, fee, returned,
   backstop takeover, deficit), then the loss waterfall of the round in book order (margin, insurance fund
   with its fee income, backstop, the rest to ADL); nothing in a round reads the fund, so the waterfall
   runs after each round in the order the reference settles its rounds at the end of the step.
-* **End of step**: ADL of the opposite side at the step's close (queue by the adapter's score, or
-  pro-rata), the queue's overshoot to the insurance fund, what no winner covers to realised bad debt.
+* **End of step**: scenario funding at a funding time (:func:`perp_fund`: every open row pays through its
+  margin or cross collateral at the close; each lane widens its pointer's comparison by how far funding can
+  have moved its untouched rows' liquidation prices), then ADL of the opposite side at the step's close (queue
+  by the adapter's score, or pro-rata), the queue's overshoot to the insurance fund, what no winner covers to
+  realised bad debt.
 * **Horizon**: underwater margin pools at the final close, insurance-fund drawdown and depletion, the
   backstop's loss (deficits paid + the vault's positions marked at the final close).
 
 Inputs are NamedTuples of arrays (:class:`KPerpVenues`, :class:`KPerpPositions`, :class:`KPerpOut`); the
 cascade kernel (:mod:`optimizer.engine.kernel`) calls the hooks :func:`perp_start_path`,
 :func:`perp_start_step` (written out at its call site), :func:`perp_round` (in each round, next to the lending
-venues, at the round's starting market, unless :func:`perp_quiet`), :func:`perp_end_step` (when
-:func:`perp_adl_due`) and :func:`perp_end_path`.
+venues, at the round's starting market, unless :func:`perp_quiet`), :func:`perp_fund` (at each step's close,
+with funding), :func:`perp_end_step` (when :func:`perp_adl_due`) and :func:`perp_end_path`.
 """
 
 from __future__ import annotations
@@ -59,7 +64,11 @@ SCORE_PROFIT_LEVERAGE, SCORE_LEVERAGE_PNL = 0, 1
 ADL_POLICIES = {"queue": ADL_QUEUE, "pro_rata": ADL_PRO_RATA}
 SCORES = {"profit_leverage": SCORE_PROFIT_LEVERAGE, "leverage_pnl": SCORE_LEVERAGE_PNL}
 #: per-venue state columns (``KPerp`` scratch ``vs``)
-_FUND, _FUND_MIN, _BACKSTOP, _BACKSTOP_PAID, _TAKEOVER, _DEPLETED, _STRESS_STEP = 0, 1, 2, 3, 4, 5, 6
+_FUND, _FUND_MIN, _BACKSTOP, _BACKSTOP_PAID, _TAKEOVER, _DEPLETED = 0, 1, 2, 3, 4, 5
+#: the backstop unwind's per-venue state: the vault's result realised at its unwind fills, 1 while it holds
+#: something to unwind, 1 when an unwind round is due in this step (set at the step's start); ``_STRESS_STEP``
+#: the last step counted in ``stress_margin_steps`` (-1 at a path's start)
+_VAULT_REAL, UNW_PENDING, UNW_DUE, _STRESS_STEP = 6, 7, 15, 16
 
 
 class KPerpVenues(NamedTuple):
@@ -88,6 +97,9 @@ class KPerpVenues(NamedTuple):
     stress_move: np.ndarray  # stress margin: the move that holds its condition (fraction)
     stress_w: np.ndarray  # int64 its window in completed steps (0: no stress margin)
     stress_nm: np.ndarray  # int64 (VP, n_assets): as band_nm, for the stress condition
+    fund_rate: np.ndarray  # scenario funding: the rate per interval
+    fund_interval_s: np.ndarray  # its interval, s (0: no funding)
+    unwind_steps: np.ndarray  # int64 backstop_unwind_steps (0: the vault holds what it took over)
 
 
 class KPerpPositions(NamedTuple):
@@ -160,6 +172,10 @@ class KPerpOut(NamedTuple):
     backstop_taken_base: np.ndarray  # base units the backstop vault took over (|size|)
     price_band_trips: np.ndarray
     stress_margin_steps: np.ndarray
+    perp_funding_paid_usd: np.ndarray
+    perp_funding_received_usd: np.ndarray
+    perp_funding_external_usd: np.ndarray
+    backstop_unwound_base: np.ndarray
 
 
 # ---------------------------------------------------------------------------------------------
@@ -262,9 +278,9 @@ F_MARK, F_C, F_EQ, F_REQ, F_SCORE = range(5)
 #: ``ln`` (L, 10) int64 per lane; ``N_*_S``: its stressed order (``lane_pos`` / ``lane_lp`` after the x1 orders),
 #: ``N_STR`` 1 while its market is under stress
 N_LO, N_HI, N_VENUE, N_MARK, N_LONG, N_PTR, N_LO_S, N_HI_S, N_PTR_S, N_STR = range(10)
-#: ``vf`` (VP, 14) float64 per venue: state (:data:`_FUND` ...; ``_STRESS_STEP`` the last step counted in
-#: ``stress_margin_steps``), then inputs
-V_BFRAC, V_PTHR, V_PFRAC, V_COOL, V_FUND0, V_BACK0 = range(8, 14)
+#: ``vf`` (VP, 17) float64 per venue: state (:data:`_FUND` ...), then inputs, then :data:`UNW_DUE` and
+#: :data:`_STRESS_STEP`
+V_BFRAC, V_PTHR, V_PFRAC, V_COOL, V_FUND0, V_BACK0, V_UNW = range(8, 15)
 #: ``vi`` (VP, 13) int64 per venue
 (W_COL, W_LAG, W_ROUNDS0, W_ROUNDS, W_POLICY, W_SCORE, W_OFF_LO, W_OFF_HI, W_G_LO, W_G_HI, W_FLAG_EQ, W_OFFNEG,
  W_FEES_IN) = range(13)
@@ -278,8 +294,9 @@ Q_SELL, Q_BUY = range(2)
 #: :func:`perp_flush` (every one of those ledger cells starts the path at 0 and only the perp hooks add to it,
 #: so 0 + (0 + a + b ...) is the same float as 0 + a + b ...)
 (O_LIQS, O_SEIZED, O_LONG, O_SHORT, O_SOLD, O_BOUGHT, O_REL, O_REAL, O_FEE, O_RET, O_TKO, O_DFC, O_TAKEN, O_INS,
- O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD, O_TRIPS, O_STRESS) = range(23)
-_N_OA = 23
+ O_FIN, O_BPAID, O_CLOSED, O_ADLV, O_OVER, O_STEPS, O_RBAD, O_TRIPS, O_STRESS, O_FPAID, O_FRECV, O_FEXT,
+ O_UNW) = range(27)
+_N_OA = 27
 #: positions in the scratch tuple (:func:`perp_scratch`); ``PS_NID``: the scratch's row of each row of
 #: :class:`KPerpPositions`
 PS_RF, PS_RI, PS_LI, PS_LF, PS_LANE_LP, PS_LN, PS_LTB, PS_VI, PS_XI, PS_AF, PS_GF, PS_CNT = 0, 1, 2, 3, 5, 6, 7, 9, 10, 17, 18, 20
@@ -291,14 +308,24 @@ PS_HALT = 26
 #: ``soff`` (VP, n_assets) int64: the offset of the tier tables now in effect on the venue's market of that mark asset
 #: (0: x1, K: the stressed tables); ``lcap`` (L, 2): ``KPerpPositions.lane_cap``
 PS_SOFF, PS_LCAP = 27, 28
+PS_VF = 8
+#: ``lfund`` (L, 4) float64 per lane: ``LF_SHIFT`` how far funding can have moved an untouched row's liquidation
+#: price from its sorted ``lane_lp`` on this path (:func:`perp_fund`), ``LF_COEF`` the lane's price move per
+#: USD of funding per base unit; ``LF_SHIFT_S`` / ``LF_COEF_S`` the same for its stressed order (the stressed
+#: tier tables' rates)
+PS_LFUND = 29
+LF_SHIFT, LF_COEF, LF_SHIFT_S, LF_COEF_S = 0, 1, 2, 3
+#: ``uf`` (n, 2) float64 per row: the backstop unwind's signed base still to trade back, and its slice per step
+PS_UNW = 30
+U_LEFT, U_RATE = 0, 1
 
 
 @njit(cache=True)
 def perp_scratch(pv, pp, n_assets):
     """Scratch state and packed inputs of one chunk of paths (reset per path by :func:`perp_start_path` and
     :func:`perp_end_path`): the tuple (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off,
-    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd, halt, soff, lcap) (columns: the ``R_`` / ``I_``
-    / ... constants).
+    w_pos, floor, rate, ded, af, gf, qf, cnt, oa, nid, wf, wi, wd, halt, soff, lcap, lfund, uf) (columns: the
+    ``R_`` / ``I_`` / ... constants).
 
     The scratch numbers the rows in lane order (lane by lane, each by liquidation price; then the rows in no
     lane, in book order): the round's pointer sweep reads consecutive rows, not rows scattered over the book.
@@ -364,6 +391,8 @@ def perp_scratch(pv, pp, n_assets):
     ln = np.zeros((n_l, 10), np.int64)
     ltb = np.empty(n_l)
     n_s = pp.lane_pos_s.shape[0]  # the stressed orders follow the x1 ones in lane_pos / lane_lp
+    k_s = pp.floor.shape[0] // 2  # and the stressed tier tables the x1 ones
+    lfund = np.zeros((n_l, 4))
     for lane in range(n_l):
         ln[lane, N_LO] = pp.lane_off[lane]
         ln[lane, N_HI] = pp.lane_off[lane + 1]
@@ -376,9 +405,26 @@ def perp_scratch(pv, pp, n_assets):
             ln[lane, N_HI_S] = n_in + pp.lane_off[lane + 1]
             ln[lane, N_PTR_S] = n_in + pp.lane_off[lane]
         ltb[lane] = -np.inf if pp.lane_long[lane] else np.inf
+        # funding of u USD per base unit moves a row's liquidation price by at most u / (1 - largest rate) for a
+        # long, u / (1 + smallest rate) for a short, over the tiers its table can select (perp_fund)
+        # (LF_COEF_S: the same over the stressed tables, rows k_s.. of the tier tables)
+        r_ext = -np.inf if pp.lane_long[lane] else np.inf
+        r_ext_s = r_ext
         for p in range(pp.lane_off[lane], pp.lane_off[lane + 1]):
             ri[p, I_LANE] = lane
-    vf = np.zeros((n_v, 14))
+            kt = pp.tier[pp.lane_pos[p]]
+            for c in range(pp.floor.shape[1]):
+                if c > 0 and pp.floor[kt, c] == np.inf:  # a padding column: never selected
+                    continue
+                r_ext = max(r_ext, pp.rate[kt, c]) if pp.lane_long[lane] else min(r_ext, pp.rate[kt, c])
+                if n_s > 0:
+                    r_s = pp.rate[kt + k_s, c]
+                    r_ext_s = max(r_ext_s, r_s) if pp.lane_long[lane] else min(r_ext_s, r_s)
+        den = 1.0 - r_ext if pp.lane_long[lane] else 1.0 + r_ext
+        lfund[lane, LF_COEF] = 1.0 / den if den > 0.0 else np.inf
+        den = 1.0 - r_ext_s if pp.lane_long[lane] else 1.0 + r_ext_s
+        lfund[lane, LF_COEF_S] = 1.0 / den if den > 0.0 else np.inf
+    vf = np.zeros((n_v, 17))
     vi = np.zeros((n_v, 13), np.int64)
     for v in range(n_v):
         vf[v, V_BFRAC] = pv.backstop_frac[v]
@@ -387,6 +433,7 @@ def perp_scratch(pv, pp, n_assets):
         vf[v, V_COOL] = pv.cooldown_s[v]
         vf[v, V_FUND0] = pv.fund0[v]
         vf[v, V_BACK0] = pv.backstop0[v]
+        vf[v, V_UNW] = pv.unwind_steps[v]
         vi[v, W_COL] = pv.col[v]
         vi[v, W_LAG] = pv.lag[v]
         vi[v, W_ROUNDS0] = pv.rounds[v]
@@ -417,7 +464,7 @@ def perp_scratch(pv, pp, n_assets):
     return (rf, ri, np.zeros((5, n), np.int64), np.zeros((5, n)), lane_pos, lane_lp, ln, ltb, vf, vi, xi,
             nid[pp.x_rows], pp.w_off, nid[pp.w_pos], pp.floor, pp.rate, pp.ded, af, np.zeros((max(n_g, 1), 2)),
             np.zeros((n_assets, 2)), np.zeros(4, np.int64), np.zeros((n_v, _N_OA)), nid, wf, wi, np.zeros(n, np.uint8),
-            np.full((n_v, n_assets), -np.inf), np.zeros((n_v, n_assets), np.int64), pp.lane_cap)
+            np.full((n_v, n_assets), -np.inf), np.zeros((n_v, n_assets), np.int64), pp.lane_cap, lfund, np.zeros((n, 2)))
 
 
 @njit(cache=True)
@@ -477,9 +524,12 @@ def touched_bounds(li, cnt, rf, ri, ln, ltb):
 def perp_start_path(ps):
     """Per-venue state, lane pointers and the path's sums back to the start (rows are reset by
     :func:`perp_end_path`)."""
-    ln, vf, cnt, oa, halt, soff = ps[6], ps[8], ps[20], ps[21], ps[PS_HALT], ps[PS_SOFF]
+    ln, vf, cnt, oa, halt, soff, lfund = ps[6], ps[8], ps[20], ps[21], ps[PS_HALT], ps[PS_SOFF], ps[PS_LFUND]
+    lfund[:, LF_SHIFT] = 0.0
+    lfund[:, LF_SHIFT_S] = 0.0
     cnt[0] = 0
     cnt[1] = 0
+    cnt[3] = 0
     halt[:] = -np.inf
     soff[:] = 0
     for v in range(vf.shape[0]):
@@ -488,6 +538,8 @@ def perp_start_path(ps):
         vf[v, _BACKSTOP] = vf[v, V_BACK0]
         for x in range(3, 8):
             vf[v, x] = 0.0
+        vf[v, UNW_DUE] = 0.0
+        vf[v, _STRESS_STEP] = -1.0  # no step counted yet on this path
         for x in range(oa.shape[1]):
             oa[v, x] = 0.0
     for lane in range(ln.shape[0]):
@@ -532,6 +584,10 @@ def perp_flush(k, po, ps):
         po.realised_bad_debt_usd[k, j] += oa[v, O_RBAD]
         po.price_band_trips[k, j] += oa[v, O_TRIPS]
         po.stress_margin_steps[k, j] += oa[v, O_STRESS]
+        po.perp_funding_paid_usd[k, j] += oa[v, O_FPAID]
+        po.perp_funding_received_usd[k, j] += oa[v, O_FRECV]
+        po.perp_funding_external_usd[k, j] += oa[v, O_FEXT]
+        po.backstop_unwound_base[k, j] += oa[v, O_UNW]
         for x in range(oa.shape[1]):
             oa[v, x] = 0.0
 
@@ -609,15 +665,17 @@ def perp_stress(t, pv, ps, mkt_low, mkt_high, hist):
 
 
 @njit(cache=True)
-def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb, lcap):
+def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb, lcap, lfund):
     """True when :func:`perp_round` cannot liquidate anything this round: no cross accounts, no lane's mark
-    reached the liquidation price at its pointer (where the lane sweep would stop) nor the bound of its touched
-    rows (``ltb``, :func:`touched_bounds`; every touched row is still confirmed exactly by the round), nor its
-    ``lcap``. A lane under stress reads its stressed order and pointer; its touched rows have no bound at the
-    stressed margin (``ltb`` is at x1), so with touched rows such a round is not quiet. O(lanes).
+    reached the liquidation price at its pointer (where the lane sweep would stop), widened by the lane's funding
+    shift (``lfund``), nor the bound of its touched rows (``ltb``, :func:`touched_bounds`; every touched row is
+    still confirmed exactly by the round), nor its ``lcap``. A lane under stress reads its stressed order, pointer
+    and funding shift; its touched rows have no bound at the stressed margin (``ltb`` is at x1), so with touched
+    rows such a round is not quiet. O(lanes).
 
-    The cascade kernel asks this before each round with the few arrays it reads."""
-    if cnt[2] > 0 or n_x > 0:
+    The cascade kernel asks this before each round with the few arrays it reads; ``cnt[3]`` counts the venues
+    whose backstop unwind is due (never quiet then)."""
+    if cnt[2] > 0 or n_x > 0 or cnt[3] > 0:
         return False
     for lane in range(ln.shape[0]):
         v = ln[lane, N_VENUE]
@@ -645,10 +703,11 @@ def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb, lcap)
         if p >= end:
             continue
         lp = lane_lp[p]
+        sh = lfund[lane, LF_SHIFT_S if st != 0 else LF_SHIFT]
         if long_:
-            if lp > mk * (1.0 - LP_TOL):
+            if lp > mk * (1.0 - LP_TOL) - sh:
                 return False
-        elif lp < mk * (1.0 + LP_TOL):
+        elif lp < mk * (1.0 + LP_TOL) + sh:
             return False
     return True
 
@@ -657,9 +716,10 @@ def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb, lcap)
 def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high, liq, flow, round_sales, ev, ev_n,
                ev_cap):
     """Every perp venue's liquidation pass at the round's starting market (``flow`` the pools' state at the
-    round's start); adds the round's market orders to ``round_sales``. True when anything was liquidated."""
+    round's start), or its backstop unwind (:func:`_unwind`) where one is due; adds the round's market orders to
+    ``round_sales``. Returns 2 when anything was liquidated, 1 when only an unwind traded, else 0."""
     (rf, ri, li, lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, floor, rate, ded, af, gf, qf,
-     cnt, oa, _nid, _wf, _wi, wd, halt, soff, lcap) = ps
+     cnt, oa, _nid, _wf, _wi, wd, halt, soff, lcap, lfund, uf) = ps
     n_x = xi.shape[0]
     n_pools = qf.shape[0]
     # closed rows leave the touched list (a partial close is usually finished in the next round)
@@ -673,7 +733,13 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
             ri[i, I_TOUCHED] = 0
     cnt[0] = keep
     any_liq = False
+    unwound = False
     for v in range(vi.shape[0]):
+        if vf[v, UNW_DUE] != 0.0:  # the step's first round is the vault's unwind, not a liquidation pass
+            vf[v, UNW_DUE] = 0.0
+            cnt[3] -= 1
+            unwound = _unwind(v, ps, flow, exo_low, exo_high, liq, round_sales) or unwound
+            continue
         if vi[v, W_ROUNDS] <= 0:
             continue
         j = vi[v, W_COL]
@@ -689,10 +755,12 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                 continue
             long_ = ln[lane, N_LONG] != 0
             mk = hist[max(t - lag, 0), a] if lag > 0 else (mkt_low[a] if long_ else mkt_high[a])
-            thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
             st = ln[lane, N_STR]  # under stress: the stressed order, its pointer and tier tables
             c_ptr = N_PTR_S if st != 0 else N_PTR
             so = soff[v, a]
+            # a row funding moved is still a candidate (its lane_lp within the lane's shift of the mark)
+            sh = lfund[lane, LF_SHIFT_S if st != 0 else LF_SHIFT]
+            thr = mk * (1.0 - LP_TOL) - sh if long_ else mk * (1.0 + LP_TOL) + sh
             # a long mark that reaches a tier where the margin outruns equity: every row of the lane is tested
             full = long_ and mk >= lcap[lane, st] * (1.0 - LP_TOL)
             p = ln[lane, c_ptr]
@@ -852,6 +920,10 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                 rf[i, R_VPX] = mk
                 s_vtko += tko
                 s_taken += c
+                if vf[v, V_UNW] > 0.0:  # the vault trades it back in V_UNW slices, from the next step
+                    uf[i, U_LEFT] += s_i * c
+                    uf[i, U_RATE] = uf[i, U_LEFT] / vf[v, V_UNW]
+                    vf[v, UNW_PENDING] = 1.0
             s_liqs += 1.0
             s_seized += rel
             if s_i > 0.0:
@@ -919,7 +991,66 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
         oa[v, O_FIN] += fee_sum
         oa[v, O_BPAID] += back_sum
     touched_bounds(li, cnt, rf, ri, ln, ltb)
-    return any_liq
+    return 2 if any_liq else (1 if unwound else 0)
+
+
+@njit(cache=True)
+def _unwind(v, ps, flow, exo_low, exo_high, liq, round_sales):
+    """``PerpVenue._unwind_round`` of venue ``v``: each row the vault holds trades back its slice (``U_RATE``, or
+    what is left when less) into its pool, every pool's sells and buys together at the average fill of the
+    aggregate order from the pool's state at the round's start; the vault's result realises at those fills.
+    The rows it holds are rows this path changed (a takeover liquidated them). True when anything traded."""
+    rf, ri, li, lf, vf, qf, cnt, oa, uf = ps[0], ps[1], ps[2], ps[3], ps[8], ps[19], ps[20], ps[21], ps[PS_UNW]
+    n_pools = qf.shape[0]
+    for a in range(n_pools):
+        qf[a, Q_SELL] = 0.0
+        qf[a, Q_BUY] = 0.0
+    nb = 0
+    for q in range(cnt[1]):
+        i = li[L_DLIST, q]
+        left = uf[i, U_LEFT]
+        if ri[i, I_VENUE] != v or left == 0.0:
+            continue
+        u_rate = uf[i, U_RATE]
+        amt = u_rate if abs(u_rate) < abs(left) else left
+        if amt == 0.0:
+            continue
+        li[L_BUF, nb] = i
+        lf[F_C, nb] = amt
+        nb += 1
+        if amt > 0.0:
+            qf[ri[i, I_POOL], Q_SELL] += amt
+        else:
+            qf[ri[i, I_POOL], Q_BUY] += -amt
+    if nb == 0:
+        vf[v, UNW_PENDING] = 0.0
+        return False
+    for a in range(n_pools):
+        qs = qf[a, Q_SELL]
+        if qs > 0.0:
+            qf[a, Q_SELL] = proceeds_usd(liq, a, flow[a], qs, exo_low[a]) / qs
+        qb = qf[a, Q_BUY]
+        if qb > 0.0:
+            qf[a, Q_BUY] = purchase_usd(liq, a, flow[a], qb, exo_high[a]) / qb
+    real = 0.0
+    moved = 0.0
+    pending = 0.0
+    for b in range(nb):
+        i = li[L_BUF, b]
+        amt = lf[F_C, b]
+        pool_i = ri[i, I_POOL]
+        fill = qf[pool_i, Q_SELL] if rf[i, R_SIDE] > 0.0 else qf[pool_i, Q_BUY]
+        uf[i, U_LEFT] = uf[i, U_LEFT] - amt
+        rf[i, R_VSIZE] = rf[i, R_VSIZE] - amt
+        real += amt * (fill - rf[i, R_VPX])
+        moved += abs(amt)
+        round_sales[pool_i] += amt
+        if uf[i, U_LEFT] != 0.0:
+            pending = 1.0
+    vf[v, _VAULT_REAL] += real
+    vf[v, UNW_PENDING] = pending
+    oa[v, O_UNW] += moved
+    return True
 
 
 @njit(cache=True)
@@ -989,6 +1120,72 @@ def _waterfall(v, nb, li, lf, ri, fees_in, vf, gf):
 # ---------------------------------------------------------------------------------------------
 # end of step: ADL
 # ---------------------------------------------------------------------------------------------
+
+
+@njit(cache=True)
+def perp_fund(t, step_s, pv, ps, hist):
+    """Scenario funding (``PerpVenue._fund``) at the end of step ``t``, before the step's ADL as the reference
+    runs it: at a funding time (the path's clock reached a multiple of the interval, ``times`` of them in this
+    step) every open row pays ``side * (rate * times) * size * close`` (``protocols.funding_payments_usd``, its
+    mark asset's market close) out of its isolated margin or its cross account's collateral (the account's
+    payments summed in book order, ``protocols.apply_funding``'s bincount), and every such row is marked dirty
+    (the ADL scan and the path's reset read its state from ``rf``).
+
+    Candidates stay complete without re-sorting a lane: an untouched row's liquidation price is the root of
+    equity - requirement, increasing in the mark with slope at least ``size * (1 - rate)`` (long; ``1 + rate``
+    for a short) on each tier's piece, so a margin ``u * size`` lower moves it by at most ``u * LF_COEF`` (the
+    lane's extreme tier rate), whatever its size; a receiver's only moves away. Each lane keeps the sum of
+    those moves (``LF_SHIFT``), and the lane sweep, :func:`perp_quiet` and the horizon widen their pointer's
+    comparison by it (every candidate is still confirmed by the exact comparison). Touched rows get their
+    :func:`row_bound` again."""
+    (rf, ri, li, _lf, _lane_pos, _lane_lp, ln, ltb, _vf, vi, xi, _x_rows, _w_off, _w_pos, floor, rate, ded, af, _gf,
+     _qf, cnt, oa, nid, _wf, _wi, wd, _halt, _soff, _lcap, lfund, _uf) = ps
+    moved = False
+    for v in range(vi.shape[0]):
+        iv = pv.fund_interval_s[v]
+        r0 = pv.fund_rate[v]
+        if not iv > 0.0:
+            continue
+        times = int(np.floor(t * step_s / iv + 1e-9)) - int(np.floor((t - 1) * step_s / iv + 1e-9))
+        if times <= 0 or r0 == 0.0:
+            continue
+        moved = True
+        rt = r0 * times
+        paid = 0.0
+        got = 0.0
+        for o in range(vi[v, W_OFF_LO], vi[v, W_OFF_HI]):  # book order (the accounts' sums)
+            i = nid[o]
+            q_i = rf[i, R_SIZE]
+            if not q_i > 0.0:
+                continue
+            pay = rf[i, R_SIDE] * rt * q_i * hist[t, ri[i, I_MARK]]
+            paid += max(pay, 0.0)
+            got += max(-pay, 0.0)
+            if ri[i, I_CROSS] != 0:
+                af[ri[i, I_ACCOUNT], A_DELTA] += pay
+            else:
+                rf[i, R_MARGIN] = rf[i, R_MARGIN] - pay
+                if ri[i, I_TOUCHED] != 0 and ri[i, I_LANE] >= 0:
+                    rf[i, R_BOUND] = row_bound(rf[i, R_SIDE], q_i, rf[i, R_MARGIN], rf[i, R_ENTRY], floor, rate, ded,
+                                               ri[i, I_TIER])
+            _dirty(i, ri, li, cnt, wd)
+        for x in range(xi.shape[0]):
+            a = xi[x, X_ACC]
+            if xi[x, X_VEN] == v and af[a, A_DELTA] != 0.0:
+                af[a, A_COLL] = af[a, A_COLL] - af[a, A_DELTA]
+                af[a, A_DELTA] = 0.0
+        oa[v, O_FPAID] += paid
+        oa[v, O_FRECV] += got
+        oa[v, O_FEXT] += paid - got
+        for lane in range(ln.shape[0]):
+            if ln[lane, N_VENUE] != v:
+                continue
+            u = (rt if ln[lane, N_LONG] != 0 else -rt) * hist[t, ln[lane, N_MARK]]  # USD per base unit paid
+            if u > 0.0:
+                lfund[lane, LF_SHIFT] += u * lfund[lane, LF_COEF]
+                lfund[lane, LF_SHIFT_S] += u * lfund[lane, LF_COEF_S]
+    if moved:
+        touched_bounds(li, cnt, rf, ri, ln, ltb)
 
 
 @njit(cache=True)
@@ -1105,7 +1302,7 @@ def _dirty(i, ri, li, cnt, wd):
 def perp_end_step(k, t, ps, hist):
     """The step's ADL per perp venue, at the step's close of each row's pool asset."""
     (rf, ri, li, lf, _lane_pos, _lane_lp, ln, ltb, vf, vi, xi, x_rows, w_off, w_pos, floor, rate, ded, af, gf, _qf,
-     cnt, oa, nid, wf, wi, wd, _halt, _soff, _lcap) = ps
+     cnt, oa, nid, wf, wi, wd, _halt, _soff, _lcap, _lfund, _uf) = ps
     order = li[L_ORDER]
     score = lf[F_SCORE]
     gain = lf[F_C]  # a queue candidate's profit (the same float as the pop's)
@@ -1281,12 +1478,12 @@ def perp_end_path(k, po, ps, close_T, acct):
     final mark's slack."""
     perp_flush(k, po, ps)
     (rf, ri, li, _lf, lane_pos, lane_lp, ln, ltb, vf, vi, xi, x_rows, _w_off, _w_pos, _floor, _rate, _ded, af, _gf,
-     _qf, cnt, _oa, _nid, _wf, _wi, wd, _halt, _soff, _lcap) = ps
+     _qf, cnt, _oa, _nid, _wf, _wi, wd, _halt, _soff, _lcap, lfund, uf) = ps
     n_d = cnt[1]
     for v in range(vi.shape[0]):
         j = vi[v, W_COL]
         under = 0.0
-        vault = vf[v, _TAKEOVER]
+        vault = vf[v, _TAKEOVER] + vf[v, _VAULT_REAL]
         for q in range(n_d):  # rows this path changed
             i = li[L_DLIST, q]
             if ri[i, I_VENUE] != v:
@@ -1300,7 +1497,8 @@ def perp_end_path(k, po, ps, close_T, acct):
                 continue
             mk = close_T[ln[lane, N_MARK]]
             long_ = ln[lane, N_LONG] != 0
-            thr = mk * (1.0 - LP_TOL) if long_ else mk * (1.0 + LP_TOL)
+            sh = lfund[lane, LF_SHIFT]
+            thr = mk * (1.0 - LP_TOL) - sh if long_ else mk * (1.0 + LP_TOL) + sh
             for p in range(ln[lane, N_PTR], ln[lane, N_HI]):
                 lp = lane_lp[p]
                 if (long_ and not lp > thr) or (not long_ and not lp < thr):
@@ -1337,6 +1535,8 @@ def perp_end_path(k, po, ps, close_T, acct):
         rf[i, R_UNTIL] = -np.inf
         rf[i, R_VSIZE] = 0.0
         rf[i, R_VPX] = 0.0
+        uf[i, U_LEFT] = 0.0
+        uf[i, U_RATE] = 0.0
         ri[i, I_LIQ] = 0
         ri[i, I_TOUCHED] = 0
         ri[i, I_DIRTY] = 0
@@ -1398,6 +1598,9 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         nm = np.bincount(ma[ma >= 0], minlength=n_assets)[:n_assets]
         ven["band_nm"].append(nm if spec.band_window_steps > 0 else np.zeros(n_assets, np.int64))
         ven["stress_nm"].append(nm if spec.stress_window_steps > 0 else np.zeros(n_assets, np.int64))
+        ven["fund_rate"].append(spec.funding_rate)
+        ven["fund_interval_s"].append(spec.funding_interval_s)
+        ven["unwind_steps"].append(spec.unwind_steps)
         side = book.side.astype(f64)
         lp = np.full(n, np.nan)
         iso = ~book.is_cross & (book.size_base > 0)
@@ -1501,7 +1704,9 @@ def build_perp_inputs(sims: list, n_assets: int) -> tuple[KPerpVenues, KPerpPosi
         band_halt=np.array(ven["band_halt"], f64),
         band_nm=np.array(ven["band_nm"], i64).reshape(len(ven["col"]), n_assets),
         stress_move=np.array(ven["stress_move"], f64), stress_w=np.array(ven["stress_w"], i64),
-        stress_nm=np.array(ven["stress_nm"], i64).reshape(len(ven["col"]), n_assets))
+        stress_nm=np.array(ven["stress_nm"], i64).reshape(len(ven["col"]), n_assets),
+        fund_rate=np.array(ven["fund_rate"], f64), fund_interval_s=np.array(ven["fund_interval_s"], f64),
+        unwind_steps=np.array(ven["unwind_steps"], i64))
     positions = KPerpPositions(
         row=p["row"].astype(i64), venue=p["venue"].astype(i64), side=p["side"].astype(f64),
         size0=p["size0"].astype(f64), entry=p["entry"].astype(f64), margin0=p["margin0"].astype(f64),

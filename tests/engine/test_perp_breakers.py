@@ -104,6 +104,25 @@ def test_a_stress_margin_multiplier_liquidates_exactly_the_positions_below_k_tim
     assert 3 <= len(got[2.0]) - len(got[1.0]) and len(got[2.0]) < len(levs)  # the multiplier bites, not on all
 
 
+def test_the_stress_step_is_counted_on_every_path_of_a_chunk(tmp_path):
+    """A replay's paths are the same path: the stress condition holds at step 2 on each, and each path counts it
+    once (the kernel reuses its scratch from path to path; the step counted last on a path must not carry over
+    into the next one), on both engines."""
+    closes = [P0, 0.94 * P0, 0.94 * P0, 0.94 * P0]
+    params = ('"breakers.stress_move" = 0.05, "breakers.stress_window_s" = 60, '
+              '"breakers.stress_margin_multiplier" = 2')
+    path = _scenario(tmp_path, closes, [12.0, 14.0, 16.0], params)
+    path.write_text(path.read_text().replace("paths = 1", "paths = 3"))
+    bound = bind(prepare(load_scenario(path)))
+    assert kernel_unsupported_reason(bound) is None
+    ref = run_reference(bound)
+    for chunks in (1, 2):
+        led, _ = run_kernel(bound, n_chunks=chunks)
+        np.testing.assert_array_equal(led.stress_margin_steps[:, 0], [1.0, 1.0, 1.0])
+        assert_ledgers_match(led, ref)
+    np.testing.assert_array_equal(ref.stress_margin_steps[:, 0], [1.0, 1.0, 1.0])
+
+
 def test_breakers_are_tunable_parameters_with_bounds_on_every_perp_venue():
     for venue in ("binance_usdm", "dydx_v4", "gmx_v2", "hyperliquid"):
         ad = load_adapter(venue)

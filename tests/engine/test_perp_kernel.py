@@ -13,6 +13,7 @@ mixed Aave + Hyperliquid cases through the kernel too.
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import numpy as np
@@ -25,9 +26,11 @@ from optimizer.engine.kernel_perp import (
     A_COLL,
     G_D,
     I_LIQ,
+    LF_SHIFT,
     LP_TOL,
     PS_AF,
     PS_GF,
+    PS_LFUND,
     PS_NID,
     PS_RF,
     PS_RI,
@@ -39,6 +42,7 @@ from optimizer.engine.kernel_perp import (
     maintenance_usd,
     perp_end_step,
     perp_flush,
+    perp_fund,
     perp_round,
     perp_scratch,
     perp_start_path,
@@ -60,7 +64,9 @@ from protocols import (
     adl_pro_rata,
     adl_queue,
     apply_adl,
+    apply_funding,
     deficits_by_group,
+    funding_payments_usd,
     waterfall_of,
     winner_groups,
 )
@@ -219,7 +225,7 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
     marks = book.adverse_marks(np.full(len(book.markets), low), np.full(len(book.markets), high))
     flagged = ad.liquidatable(book, marks)
     out = ad.liquidate(book, marks, flagged)
-    assert acted == bool(out.liquidated.any())
+    assert (acted == 2) == bool(out.liquidated.any())  # 2: liquidated (1: only a backstop unwind traded)
     event(f"liquidated {int(out.liquidated.sum())} of {book.n_positions}, cross {bool(book.is_cross.any())}")
     np.testing.assert_array_equal(ps[PS_RI][nid, I_LIQ] == 1, out.liquidated)
     _close(ps[PS_RF][nid, R_SIZE], out.book.size_base, "size after")
@@ -262,10 +268,14 @@ def test_one_kernel_round_and_adl_step_equal_the_adapters_rules(case):
         assert po.adl_steps[0, 0] == 0.0
 
 
-@pytest.mark.parametrize("extra,word", [("funding = { rate_per_interval = 0.0001, interval_h = 1 }", "funding"),
-                                        ("backstop_unwind_steps = 5", "backstop_unwind_steps")])
+@pytest.mark.parametrize("extra,word", [("backstop_unwind_steps = 5\nparams = { \"breakers.price_band_move\" = 0.05 }",
+                                         "backstop unwind"),
+                                        ("backstop_unwind_steps = 5\nparams = { \"breakers.stress_margin_multiplier\" = 2 }",
+                                         "backstop unwind")])
 def test_options_the_kernel_does_not_model_decline_only_when_they_are_on(tmp_path, extra, word):
-    """Funding and the backstop unwind run on the reference engine; off (the default) they keep the kernel."""
+    """A price band or a stress margin with the backstop unwind runs on the reference engine (the unwind round
+    skips both breakers' checks); off (the default) the kernel runs. Funding and the unwind alone run on the kernel
+    (tests/engine/test_perp_funding.py, tests/engine/test_perp_backstop_unwind.py)."""
     src = (data_dir() / "scenarios" / "perp_hyperliquid_btc_2025-10-10.toml").read_text()
     assert kernel_unsupported_reason(_bound("perp_hyperliquid_btc_2025-10-10")) is None
     anchor = 'adapter = "hyperliquid"\n'
@@ -347,7 +357,7 @@ def test_one_kernel_round_under_a_stress_margin_equals_the_stressed_adapter_s_ru
     nid = ps[PS_NID]
     marks = book.adverse_marks(np.full(len(book.markets), low), np.full(len(book.markets), high))
     out = rules.liquidate(book, marks, rules.liquidatable(book, marks))
-    assert acted == bool(out.liquidated.any())
+    assert (acted == 2) == bool(out.liquidated.any())  # 2: liquidated (1: only a backstop unwind traded)
     np.testing.assert_array_equal(ps[PS_RI][nid, I_LIQ] == 1, out.liquidated)
     _close(ps[PS_RF][nid, R_SIZE], out.book.size_base, "size after")
     _close(ps[PS_RF][nid, R_MARGIN], out.book.margin_usd, "margin after")
@@ -356,3 +366,50 @@ def test_one_kernel_round_under_a_stress_margin_equals_the_stressed_adapter_s_ru
                     ("perp_margin_released_usd", out.margin_released_usd), ("perp_realized_pnl_usd", out.realized_pnl_usd),
                     ("perp_backstop_takeover_usd", out.backstop_takeover_usd)):
         _close(po._asdict()[name][0, 0], v.sum(), name)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(books(), st.sampled_from([1.0, -1.0]), st.floats(1e-4, 0.1), st.integers(1, 3), st.floats(-12.0, -3.0))
+def test_kernel_funding_equals_the_funding_rule_and_keeps_every_row_it_moved_a_candidate(case, sign, r, times,
+                                                                                        log_eps):
+    """perp_fund at a funding time (``times`` intervals in the step) moves the margins and cross collateral
+    exactly as ``funding_payments_usd`` + ``apply_funding``, and its lane shift keeps complete candidates: an
+    untouched isolated row that funding made liquidatable at some mark is within its lane's widened pointer
+    comparison there (lane_lp against the mark with LP_TOL and the shift), as the lane sweep reads it."""
+    ad, book, _low, _high, close, policy = case
+    rate = sign * r
+    sim = _Sim(ad, book, policy)
+    sim.spec = dataclasses.replace(sim.spec, funding_rate=rate, funding_interval_s=60.0 / times)
+    pv, pp = build_perp_inputs([sim], 1)
+    ps = perp_scratch(pv, pp, 1)
+    perp_start_path(ps)
+    hist = np.array([[P0], [close]])
+    perp_fund(1, 60.0, pv, ps, hist)
+    po = KPerpOut(*(np.zeros((1, 1)) for _ in KPerpOut._fields))
+    perp_flush(0, po, ps)
+    pay = funding_payments_usd(book, np.full(book.n_positions, close), np.full(len(book.markets), rate * times))
+    after = apply_funding(book, pay)
+    nid = ps[PS_NID]
+    np.testing.assert_array_equal(ps[PS_RF][nid, R_MARGIN], after.margin_usd)
+    np.testing.assert_array_equal(ps[PS_AF][:, A_COLL], after.cross_collateral_usd)
+    _close(po.perp_funding_paid_usd[0, 0], np.maximum(pay, 0.0).sum(), "paid")
+    _close(po.perp_funding_received_usd[0, 0], np.maximum(-pay, 0.0).sum(), "received")
+    _close(po.perp_funding_external_usd[0, 0], pay.sum(), "external")
+    eps = 10 ** log_eps
+    for lane in range(pp.lane_off.size - 1):
+        sh = ps[PS_LFUND][lane, LF_SHIFT]
+        long_ = bool(pp.lane_long[lane])
+        for p in range(pp.lane_off[lane], pp.lane_off[lane + 1]):
+            o = pp.lane_pos[p]
+            s, q, e, m, k = float(book.side[o]), book.size_base[o], book.entry_price_usd[o], after.margin_usd[o], pp.tier[o]
+            x_lp = ad.liquidation_price_usd(after, after.entry_price_usd)[o]
+            for x in (x_lp * (1.0 - eps) if long_ else x_lp * (1.0 + eps), close, P0 * 0.5, P0 * 2.0):
+                if not (np.isfinite(x) and x > 0.0):
+                    continue
+                eq = m + (s * q * (x - e) - 0.0)
+                if flagged(eq, maintenance_usd(pp.floor, pp.rate, pp.ded, k, q * x), bool(pv.flag_eq[0])):
+                    if long_:
+                        assert pp.lane_lp[p] > x * (1.0 - LP_TOL) - sh, (x, pp.lane_lp[p], sh)
+                    else:
+                        assert pp.lane_lp[p] < x * (1.0 + LP_TOL) + sh, (x, pp.lane_lp[p], sh)
+    event(f"{'longs' if rate > 0 else 'shorts'} pay x{times}, cross {bool(book.is_cross.any())}")

@@ -256,7 +256,7 @@ class PerpKernelSpec:
     its mark reads, the pool its orders trade in); ``rounds_per_step`` the passes per step;
     ``cooldown_s`` the partial-liquidation cooldown; ``fees_to_fund`` whether fees are the insurance fund's
     income; ``insurance_fund_usd`` / ``backstop_usd`` the balances at each path's start; ``band_*`` the price
-    band and ``stress_*`` the stress margin when they are on.
+    band and ``stress_*`` the stress margin when they are on; ``funding_*`` the scenario's funding when it is given.
     """
 
     rule: Any  # protocols.MarketOrderRule
@@ -280,6 +280,11 @@ class PerpKernelSpec:
     stress_window_steps: int = 0
     #: with a breaker on: the mark asset of each adapter market (-1: none), whose breakers act on their own
     breaker_market_asset: np.ndarray | None = None
+    #: scenario funding (``funding``): the rate per interval and the interval, s (0: no funding)
+    funding_rate: float = 0.0
+    funding_interval_s: float = 0.0
+    #: the backstop vault's unwind (``backstop_unwind_steps``; 0: it holds what it took over)
+    unwind_steps: int = 0
 
 
 class VenueSimulator(abc.ABC):

@@ -84,7 +84,8 @@ kernel does not model decline with a reason, and ``auto`` runs them here. The pr
 (its trips per venue market, the halt of that market's lanes, touched rows and cross accounts), and so does the
 stress margin (per venue market, the multiplied tier tables in that round: each lane of isolated positions walks
 a second order by its liquidation prices under stress, touched rows and cross accounts read each row's own
-market's tables); a band with cross accounts spanning several markets runs here.
+market's tables), scenario funding (``kernel_perp.perp_fund``) and the backstop unwind; a band with cross
+accounts spanning several markets, and a breaker with the backstop unwind, run here.
 
 Events (``EVENT_DTYPE``): one per position closed in a round; ``collateral`` -1, ``debt_repaid_usd`` =
 the notional closed at the mark, ``collateral_seized_usd`` = the margin released, ``protocol_fee_usd`` =
@@ -213,7 +214,8 @@ class PerpVenue(VenueSimulator):
 
     #: the scenario options (``ctx.options``) the perp kernel reproduces; any other one (a forced flow, a breaker
     #: wired in later) makes :meth:`kernel_spec` decline, so ``auto`` runs the reference engine
-    KERNEL_OPTIONS: ClassVar[frozenset[str]] = frozenset({"adl_policy", "mark_market"})
+    KERNEL_OPTIONS: ClassVar[frozenset[str]] = frozenset({"adl_policy", "mark_market", "funding",
+                                                                 "backstop_unwind_steps"})
 
     def kernel_spec(self) -> PerpKernelSpec | str:
         """The perp kernel's terms (:mod:`optimizer.engine.kernel_perp`), or why it cannot run this venue."""
@@ -237,6 +239,9 @@ class PerpVenue(VenueSimulator):
             cb = self.breakers
             breakers |= {"stress_multiplier": float(cb.stress_margin_multiplier), "stress_move": float(cb.stress_move),
                          "stress_window_steps": self.window_steps(cb.stress_window_s)}
+        if (self.band_on or self.stress_on) and self.unwind_steps > 0:  # the unwind round skips both breakers
+            return (f"{self.ctx.id}: a price band or stress margin with the backstop unwind runs on the reference "
+                    "engine")
         if self.band_on:
             # the band halts a market's liquidations: a cross account with positions on two markets could be
             # liquidated on one only, which the perp kernel's settle of whole accounts does not mirror
@@ -256,9 +261,13 @@ class PerpVenue(VenueSimulator):
             return f"{self.ctx.id} marks other bar sides than the kernel's (longs low, shorts high)"
         if not np.array_equal(self.pool, self.asset):
             return f"{self.ctx.id} routes orders to pools other than its assets' own"
+        fund = {"funding_rate": float(self.funding[0]), "funding_interval_s": float(self.funding[1])} \
+            if self.funding is not None else {}
+        fund["unwind_steps"] = self.unwind_steps
         return PerpKernelSpec(rule, self.policy, self.mark_asset.astype(np.int64), self.pool.astype(np.int64),
                               self.rounds_per_step, self.cooldown_s, self.fees_to_fund,
-                              float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd), **breakers)
+                              float(self.adapter.insurance_fund_usd), float(self.adapter.backstop_usd), **breakers,
+                              **fund)
 
     def initial_debt_usd(self, close0: np.ndarray) -> float:
         """The book's exposure at the start: its open notional, USD."""
