@@ -428,6 +428,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
     p_vi, p_ln, p_lp, p_cnt, p_gf, p_ltb = ps[PS_VI], ps[PS_LN], ps[PS_LANE_LP], ps[PS_CNT], ps[PS_GF], ps[PS_LTB]
     p_lcap = ps[PS_LCAP]
     p_lfund, p_vf = ps[PS_LFUND], ps[PS_VF]
+    p_frate, p_fint = pv.fund_rate, pv.fund_interval_s  # perp_fund reads these, not the whole struct
     p_nx = ps[PS_XI].shape[0]
 
     for t in range(1, T + 1):
@@ -1375,7 +1376,7 @@ def _run_path(path, k, m, pos, ven, grp, lq, out, acct,
             r = low[path, t, a] / close[path, 0, a]
             o_elow[k, a] = min(o_elow[k, a], r)
         if has_fund:  # funding at the step's close, before its ADL (PerpVenue.end_step's order)
-            perp_fund(t, m.step_s, pv, ps, hist)
+            perp_fund(t, m.step_s, p_frate, p_fint, ps, hist)
         if has_perp and perp_adl_due(p_gf, p_vi):
             perp_end_step(k, t, ps, hist)  # the perp venues' ADL at the step's close
     # ---- horizon: open underwater debt, the exposure of accounts left liquidatable and unsold inventory at

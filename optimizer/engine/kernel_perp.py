@@ -1123,7 +1123,7 @@ def _waterfall(v, nb, li, lf, ri, fees_in, vf, gf):
 
 
 @njit(cache=True)
-def perp_fund(t, step_s, pv, ps, hist):
+def perp_fund(t, step_s, fund_rate, fund_interval_s, ps, hist):
     """Scenario funding (``PerpVenue._fund``) at the end of step ``t``, before the step's ADL as the reference
     runs it: at a funding time (the path's clock reached a multiple of the interval, ``times`` of them in this
     step) every open row pays ``side * (rate * times) * size * close`` (``protocols.funding_payments_usd``, its
@@ -1142,8 +1142,8 @@ def perp_fund(t, step_s, pv, ps, hist):
      _qf, cnt, oa, nid, _wf, _wi, wd, _halt, _soff, _lcap, lfund, _uf) = ps
     moved = False
     for v in range(vi.shape[0]):
-        iv = pv.fund_interval_s[v]
-        r0 = pv.fund_rate[v]
+        iv = fund_interval_s[v]
+        r0 = fund_rate[v]
         if not iv > 0.0:
             continue
         times = int(np.floor(t * step_s / iv + 1e-9)) - int(np.floor((t - 1) * step_s / iv + 1e-9))

@@ -384,7 +384,7 @@ def test_kernel_funding_equals_the_funding_rule_and_keeps_every_row_it_moved_a_c
     ps = perp_scratch(pv, pp, 1)
     perp_start_path(ps)
     hist = np.array([[P0], [close]])
-    perp_fund(1, 60.0, pv, ps, hist)
+    perp_fund(1, 60.0, pv.fund_rate, pv.fund_interval_s, ps, hist)
     po = KPerpOut(*(np.zeros((1, 1)) for _ in KPerpOut._fields))
     perp_flush(0, po, ps)
     pay = funding_payments_usd(book, np.full(book.n_positions, close), np.full(len(book.markets), rate * times))
