@@ -712,6 +712,20 @@ def perp_quiet(t, ln, lane_lp, vi, n_x, cnt, mkt_low, mkt_high, hist, ltb, lcap,
     return True
 
 
+@njit(cache=True, inline="always")
+def pool_fills(qf, liq, flow, exo_low, exo_high):
+    """Each pool's aggregate sell and buy orders of the round (``qf`` base units, ``Q_SELL`` / ``Q_BUY``) become
+    their average fills, USD per base unit, through the pool's impact law from its state at the round's start
+    (``PerpVenue.fill_prices``): the liquidation orders and the backstop unwind trade through it."""
+    for a in range(qf.shape[0]):
+        qs = qf[a, Q_SELL]
+        if qs > 0.0:
+            qf[a, Q_SELL] = proceeds_usd(liq, a, flow[a], qs, exo_low[a]) / qs
+        qb = qf[a, Q_BUY]
+        if qb > 0.0:
+            qf[a, Q_BUY] = purchase_usd(liq, a, flow[a], qb, exo_high[a]) / qb
+
+
 @njit(cache=True)
 def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high, liq, flow, round_sales, ev, ev_n,
                ev_cap):
@@ -871,13 +885,7 @@ def perp_round(path, k, t, now_s, ps, mkt_low, mkt_high, hist, exo_low, exo_high
                     qf[ri[i, I_POOL], Q_SELL] += c
                 else:
                     qf[ri[i, I_POOL], Q_BUY] += c
-        for a in range(n_pools):
-            qs = qf[a, Q_SELL]
-            if qs > 0.0:
-                qf[a, Q_SELL] = proceeds_usd(liq, a, flow[a], qs, exo_low[a]) / qs
-            qb = qf[a, Q_BUY]
-            if qb > 0.0:
-                qf[a, Q_BUY] = purchase_usd(liq, a, flow[a], qb, exo_high[a]) / qb
+        pool_fills(qf, liq, flow, exo_low, exo_high)
         # ---- settle (every row against the book as it was at the round's start); the path's running sums in
         # locals, added in the same order as one += per row
         vi[v, W_ROUNDS] -= 1
@@ -1025,13 +1033,7 @@ def _unwind(v, ps, flow, exo_low, exo_high, liq, round_sales):
     if nb == 0:
         vf[v, UNW_PENDING] = 0.0
         return False
-    for a in range(n_pools):
-        qs = qf[a, Q_SELL]
-        if qs > 0.0:
-            qf[a, Q_SELL] = proceeds_usd(liq, a, flow[a], qs, exo_low[a]) / qs
-        qb = qf[a, Q_BUY]
-        if qb > 0.0:
-            qf[a, Q_BUY] = purchase_usd(liq, a, flow[a], qb, exo_high[a]) / qb
+    pool_fills(qf, liq, flow, exo_low, exo_high)
     real = 0.0
     moved = 0.0
     pending = 0.0
