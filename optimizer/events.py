@@ -48,7 +48,7 @@ def simulate_with_events(prepared: Any, params: Mapping[str, Mapping[str, float]
     from .engine import bind
     from .engine.ledger import Ledger
     from .engine.results import SimulationResult
-    from .engine.simulate import run
+    from .engine.simulate import fallback_reason, run
     from .io import CsvChunkWriter
 
     bound = bind(prepared, params)
@@ -69,7 +69,7 @@ def simulate_with_events(prepared: Any, params: Mapping[str, Mapping[str, float]
             if progress is not None:
                 progress(hi, n)
     raw = parts[0] if len(parts) == 1 else Ledger.concat(parts)
-    res = SimulationResult(bound, raw, used, 0.0, None)
+    res = SimulationResult(bound, raw, used, 0.0, None, engine_reason=fallback_reason(bound, engine, used))
     if analyses:
         from .engine.analysis import analyses as run_analyses
 

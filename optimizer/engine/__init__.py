@@ -25,7 +25,7 @@ from pathlib import Path
 from ..scenario.config import Scenario, load_scenario
 from .model import Bound, Prepared, bind, prepare
 from .results import SimulationResult
-from .simulate import run
+from .simulate import fallback_reason, run
 
 __all__ = ["Bound", "Prepared", "SimulationResult", "bind", "evaluate", "prepare", "simulate"]
 
@@ -36,11 +36,7 @@ def evaluate(prepared: Prepared, params: Mapping[str, Mapping[str, float]] | Non
     t0 = time.perf_counter()
     bound = bind(prepared, params)
     raw, ev, used = run(bound, engine=engine, events=events, progress=progress, batches=batches)
-    res = SimulationResult(bound, raw, used, 0.0, ev)
-    if engine == "auto" and used == "reference":  # say why: a search or a report on it is far slower
-        from .simulate import kernel_unsupported_reason
-
-        res.engine_reason = kernel_unsupported_reason(bound)
+    res = SimulationResult(bound, raw, used, 0.0, ev, engine_reason=fallback_reason(bound, engine, used))
     if analyses:
         from .analysis import analyses as run_analyses
 

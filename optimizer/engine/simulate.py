@@ -71,6 +71,13 @@ def kernel_unsupported_reason(bound: Bound) -> str | None:
     return specs if isinstance(specs, str) else None
 
 
+def fallback_reason(bound: Bound, engine: str, used: str) -> str | None:
+    """What a result says of its engine (``SimulationResult.engine_reason``): why ``engine="auto"`` ran the
+    reference engine (the declining venue's one-line reason), None when the kernel ran or the reference was
+    asked for."""
+    return kernel_unsupported_reason(bound) if engine == "auto" and used == "reference" else None
+
+
 @dataclass(frozen=True)
 class KernelInputs:
     """The kernel's structs for one candidate, reusable with other price paths (same initial prices)."""

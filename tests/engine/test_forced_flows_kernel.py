@@ -128,6 +128,10 @@ def test_a_source_without_a_kernel_mirror_declines_and_auto_runs_the_reference_e
     capsys.readouterr()
     render_simulation(out)
     assert f"reference engine: {reason}" in " ".join(capsys.readouterr().out.split())
+    from optimizer.events import simulate_with_events  # `cascade simulate --events` says the same
+
+    streamed = simulate_with_events(bound.prepared, None, events_path=tmp_path / "ev.csv", engine="auto")
+    assert streamed.engine == "reference" and streamed.engine_reason == reason
     monkeypatch.setitem(flows_mod.FLOW_SOURCES, "dealers", DealerFlows)  # mirrored again: the kernel, no reason
     res = evaluate(bind(prepare(load_scenario(_write(tmp_path, flows, low=P0 * 0.98)))).prepared, engine="auto")
     assert res.engine == "kernel" and res.engine_reason is None and "engine_reason" not in res.to_json()

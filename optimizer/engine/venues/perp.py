@@ -235,8 +235,8 @@ class PerpVenue(VenueSimulator):
             if not np.array_equal(self.market_asset[self.vm], self.mark_asset):
                 return f"{self.ctx.id}: a breaker on markets whose rows mark other assets runs on the reference engine"
             breakers["breaker_market_asset"] = np.asarray(self.market_asset, np.int64)
+        cb = self.breakers
         if self.stress_on:
-            cb = self.breakers
             breakers |= {"stress_multiplier": float(cb.stress_margin_multiplier), "stress_move": float(cb.stress_move),
                          "stress_window_steps": self.window_steps(cb.stress_window_s)}
         if (self.band_on or self.stress_on) and self.unwind_steps > 0:  # the unwind round skips both breakers
@@ -251,7 +251,6 @@ class PerpVenue(VenueSimulator):
             if np.unique(pairs[0]).size < pairs.shape[1]:
                 return (f"{self.ctx.id}: a price band with cross-margin accounts on several markets runs "
                         "on the reference engine")
-            cb = self.breakers
             breakers |= {"band_move": float(cb.price_band_move),
                          "band_window_steps": self.window_steps(cb.price_band_window_s),
                          "band_halt_s": float(cb.price_band_halt_s)}
